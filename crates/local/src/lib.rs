@@ -1,0 +1,10 @@
+//! The local supervisor: runs a whole topology (Redis nodes, Sentinels and,
+//! later, the proxy) as processes on one machine, each in its own directory
+//! under a state dir. It is the default way to run redis-ha and the harness
+//! every test, benchmark and drill uses.
+
+pub mod ports;
+pub mod process;
+pub mod topo;
+
+pub use topo::{NodeKind, Options, Topology};

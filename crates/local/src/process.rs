@@ -1,0 +1,123 @@
+//! Starting and signalling server processes.
+
+use anyhow::{bail, Context};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Finds a server binary on PATH, or says how to install it.
+pub fn require_binary(name: &str) -> anyhow::Result<std::path::PathBuf> {
+    if let Some(paths) = std::env::var_os("PATH") {
+        for dir in std::env::split_paths(&paths) {
+            let p = dir.join(name);
+            if p.is_file() {
+                return Ok(p);
+            }
+        }
+    }
+    bail!("`{name}` not found on PATH: install it (Debian: `apt-get install -y redis-server redis-sentinel`)")
+}
+
+/// Spawns `bin conf` in its own process group (so a terminal's Ctrl-C reaches
+/// only the supervisor, which then stops everything in order). With
+/// `die_with_parent`, the kernel kills it if the supervisor dies, so a crashed
+/// test or foreground `up` leaves nothing behind. Returns the pid.
+pub fn spawn(bin: &Path, conf: &Path, log: &Path, die_with_parent: bool) -> anyhow::Result<u32> {
+    let out = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .with_context(|| format!("cannot open log {}", log.display()))?;
+    let mut cmd = Command::new(bin);
+    cmd.arg(conf)
+        .stdin(Stdio::null())
+        .stdout(out.try_clone()?)
+        .stderr(out)
+        .process_group(0);
+    if die_with_parent {
+        // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    }
+    // The child is started from a thread that then waits on it: the thread
+    // lives exactly as long as the child, so PDEATHSIG (which follows the
+    // forking *thread*) fires only when the supervisor process dies, and the
+    // child is reaped so it never lingers as a zombie.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let what = bin.display().to_string();
+    std::thread::Builder::new()
+        .name(format!("reap-{}", conf.display()))
+        .spawn(move || match cmd.spawn() {
+            Ok(mut child) => {
+                let _ = tx.send(Ok(child.id()));
+                let _ = child.wait();
+            }
+            Err(e) => {
+                let _ = tx.send(Err(e));
+            }
+        })?;
+    let pid = rx
+        .recv()
+        .context("process spawner thread died")?
+        .with_context(|| format!("cannot start {what}"))?;
+    Ok(pid)
+}
+
+pub fn alive(pid: u32) -> bool {
+    kill(Pid::from_raw(pid as i32), None).is_ok() && !is_zombie(pid)
+}
+
+fn is_zombie(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit_once(')')
+                .map(|(_, rest)| rest.trim_start().starts_with('Z'))
+        })
+        .unwrap_or(false)
+}
+
+pub fn signal(pid: u32, sig: Signal) -> anyhow::Result<()> {
+    kill(Pid::from_raw(pid as i32), sig).with_context(|| format!("cannot send {sig} to pid {pid}"))
+}
+
+/// SIGTERM, then SIGKILL if still alive after `grace`. Waits for exit.
+pub fn terminate(pid: u32, grace: Duration) {
+    if !alive(pid) {
+        return;
+    }
+    // A stopped process cannot act on SIGTERM; wake it first.
+    let _ = signal(pid, Signal::SIGCONT);
+    let _ = signal(pid, Signal::SIGTERM);
+    if wait_exit(pid, grace) {
+        return;
+    }
+    let _ = signal(pid, Signal::SIGKILL);
+    wait_exit(pid, Duration::from_secs(5));
+}
+
+/// Polls until the process is gone; false on timeout.
+pub fn wait_exit(pid: u32, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if !alive(pid) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    !alive(pid)
+}
+
+/// Reads a pid file written by the supervisor.
+pub fn read_pid(path: &Path) -> Option<u32> {
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+}

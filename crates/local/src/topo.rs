@@ -1,0 +1,544 @@
+//! A topology on this machine: layout of the state dir, start, health, and
+//! the fault actions the drills use (kill, stop, cont, restart).
+
+use crate::{ports, process};
+use anyhow::{anyhow, bail, Context};
+use nix::sys::signal::Signal;
+use redis_ha_resp::conn::query;
+use redis_ha_topology::info::{parse_info, Role};
+use redis_ha_topology::render::{self, RedisNode, SentinelNode};
+use redis_ha_topology::role::{decide_boot, Boot};
+use redis_ha_topology::{addr, sentinel, split_addr, Addr, Spec};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+const IO_TIMEOUT: Duration = Duration::from_millis(1000);
+
+/// Everything needed to find and run a topology. Saved as
+/// `topology.json` in the state dir so later commands find the same layout.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Options {
+    pub spec: Spec,
+    /// Address every process binds to.
+    pub host: String,
+    pub redis_ports: Vec<u16>,
+    pub sentinel_ports: Vec<u16>,
+    pub state_dir: PathBuf,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NodeKind {
+    Redis(usize),
+    Sentinel(usize),
+}
+
+impl Options {
+    /// Defaults for `redis-ha up`: Redis nodes from 6381, sentinels from
+    /// 26380, so neither a system Redis (6379) nor a system Sentinel (26379)
+    /// collides, and the proxy can take 6379/6380/8404.
+    pub fn with_defaults(spec: Spec, state_dir: PathBuf) -> Options {
+        let host = "127.0.0.1".to_string();
+        let redis_ports = (0..spec.redis_nodes).map(|i| 6381 + i as u16).collect();
+        let sentinel_ports = (0..spec.sentinels).map(|i| 26380 + i as u16).collect();
+        Options {
+            spec,
+            host,
+            redis_ports,
+            sentinel_ports,
+            state_dir,
+        }
+    }
+
+    /// A test topology on free ports in `dir`, with fast failure detection.
+    pub fn for_test(dir: &Path, down_after_ms: u64) -> anyhow::Result<Options> {
+        let spec = Spec {
+            down_after_ms,
+            failover_timeout_ms: 10_000,
+            ..Spec::default()
+        };
+        let host = "127.0.0.1".to_string();
+        let ports = ports::free_ports(&host, spec.redis_nodes + spec.sentinels)?;
+        Ok(Options {
+            redis_ports: ports[..spec.redis_nodes].to_vec(),
+            sentinel_ports: ports[spec.redis_nodes..].to_vec(),
+            spec,
+            host,
+            state_dir: dir.to_path_buf(),
+        })
+    }
+
+    pub fn redis_addrs(&self) -> Vec<Addr> {
+        self.redis_ports
+            .iter()
+            .map(|p| addr(&self.host, *p))
+            .collect()
+    }
+
+    pub fn sentinel_addrs(&self) -> Vec<Addr> {
+        self.sentinel_ports
+            .iter()
+            .map(|p| addr(&self.host, *p))
+            .collect()
+    }
+
+    pub fn node_names(&self) -> Vec<String> {
+        (0..self.redis_ports.len())
+            .map(Spec::redis_name)
+            .chain((0..self.sentinel_ports.len()).map(Spec::sentinel_name))
+            .collect()
+    }
+
+    /// Parses `redis-N` / `sentinel-N`; the error lists the valid names.
+    pub fn node(&self, name: &str) -> anyhow::Result<NodeKind> {
+        let parse = |prefix: &str, n: usize| {
+            name.strip_prefix(prefix)
+                .and_then(|i| i.parse::<usize>().ok())
+                .filter(|i| *i < n)
+        };
+        if let Some(i) = parse("redis-", self.redis_ports.len()) {
+            return Ok(NodeKind::Redis(i));
+        }
+        if let Some(i) = parse("sentinel-", self.sentinel_ports.len()) {
+            return Ok(NodeKind::Sentinel(i));
+        }
+        bail!(
+            "unknown node {name:?}: expected one of {}",
+            self.node_names().join(", ")
+        )
+    }
+
+    pub fn node_dir(&self, name: &str) -> PathBuf {
+        self.state_dir.join(name)
+    }
+
+    pub fn pid_file(&self, name: &str) -> PathBuf {
+        self.node_dir(name).join("pid")
+    }
+
+    pub fn node_addr(&self, kind: NodeKind) -> Addr {
+        match kind {
+            NodeKind::Redis(i) => addr(&self.host, self.redis_ports[i]),
+            NodeKind::Sentinel(i) => addr(&self.host, self.sentinel_ports[i]),
+        }
+    }
+
+    fn kind_name(kind: NodeKind) -> String {
+        match kind {
+            NodeKind::Redis(i) => Spec::redis_name(i),
+            NodeKind::Sentinel(i) => Spec::sentinel_name(i),
+        }
+    }
+
+    pub fn manifest_path(&self) -> PathBuf {
+        self.state_dir.join("topology.json")
+    }
+
+    pub fn save(&self) -> anyhow::Result<()> {
+        std::fs::create_dir_all(&self.state_dir)
+            .with_context(|| format!("cannot create state dir {}", self.state_dir.display()))?;
+        std::fs::write(self.manifest_path(), serde_json::to_string_pretty(self)?)?;
+        Ok(())
+    }
+
+    /// Loads the options saved in a state dir.
+    pub fn load(state_dir: &Path) -> anyhow::Result<Options> {
+        let p = state_dir.join("topology.json");
+        let text = std::fs::read_to_string(&p).with_context(|| {
+            format!(
+                "no topology in {} (missing {}): start one with `redis-ha up`",
+                state_dir.display(),
+                p.display()
+            )
+        })?;
+        serde_json::from_str(&text)
+            .with_context(|| format!("{} is not a redis-ha topology file", p.display()))
+    }
+}
+
+/// A topology started by this process. With `attached`, dropping it kills
+/// every process (tests, foreground `up`); detached ones keep running.
+pub struct Topology {
+    pub opts: Options,
+    attached: bool,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+impl Topology {
+    /// Starts a fresh test topology in a temporary directory on free ports.
+    pub async fn start_test(down_after_ms: u64) -> anyhow::Result<Topology> {
+        let tmp = tempfile::Builder::new()
+            .prefix("redis-ha-test-")
+            .tempdir()?;
+        let opts = Options::for_test(tmp.path(), down_after_ms)?;
+        let mut t = Topology::start(opts, true).await?;
+        t._tmp = Some(tmp);
+        Ok(t)
+    }
+
+    /// Starts every node not already running, then waits until healthy.
+    pub async fn start(opts: Options, attached: bool) -> anyhow::Result<Topology> {
+        opts.spec.validate()?;
+        let redis_bin = process::require_binary("redis-server")?;
+        let sentinel_bin = process::require_binary("redis-sentinel")?;
+        for (name, port) in opts
+            .node_names()
+            .iter()
+            .zip(opts.redis_ports.iter().chain(&opts.sentinel_ports))
+        {
+            if ports::in_use(&opts.host, *port) {
+                bail!(
+                    "port {port} for {name} is already in use on {}: stop what uses it, or choose other ports",
+                    opts.host
+                );
+            }
+        }
+        opts.save()?;
+        let t = Topology {
+            opts,
+            attached,
+            _tmp: None,
+        };
+        let result = async {
+            for i in 0..t.opts.redis_ports.len() {
+                t.start_redis(i, &redis_bin).await?;
+            }
+            for i in 0..t.opts.sentinel_ports.len() {
+                t.start_sentinel(i, &sentinel_bin).await?;
+            }
+            t.wait_healthy(Duration::from_secs(60)).await
+        }
+        .await;
+        if let Err(e) = result {
+            // Nothing is left half-started.
+            t.stop_all();
+            return Err(e);
+        }
+        Ok(t)
+    }
+
+    /// Adopts a running detached topology (for `down`, `node`, `status`).
+    pub fn open(state_dir: &Path) -> anyhow::Result<Topology> {
+        Ok(Topology {
+            opts: Options::load(state_dir)?,
+            attached: false,
+            _tmp: None,
+        })
+    }
+
+    pub fn detach(&mut self) {
+        self.attached = false;
+    }
+
+    pub fn redis_addrs(&self) -> Vec<Addr> {
+        self.opts.redis_addrs()
+    }
+
+    pub fn sentinel_addrs(&self) -> Vec<Addr> {
+        self.opts.sentinel_addrs()
+    }
+
+    /// The pid of a node if its process is alive.
+    pub fn pid(&self, name: &str) -> Option<u32> {
+        process::read_pid(&self.opts.pid_file(name)).filter(|p| process::alive(*p))
+    }
+
+    /// Names of nodes whose processes are alive.
+    pub fn running(&self) -> Vec<String> {
+        self.opts
+            .node_names()
+            .into_iter()
+            .filter(|n| self.pid(n).is_some())
+            .collect()
+    }
+
+    async fn start_redis(&self, i: usize, bin: &Path) -> anyhow::Result<()> {
+        let o = &self.opts;
+        let name = Spec::redis_name(i);
+        let dir = o.node_dir(&name);
+        std::fs::create_dir_all(dir.join("data"))?;
+        let me = addr(&o.host, o.redis_ports[i]);
+        let first = addr(&o.host, o.redis_ports[0]);
+        let boot = decide_boot(
+            &o.sentinel_addrs(),
+            &o.spec.master_name,
+            &me,
+            &first,
+            IO_TIMEOUT,
+        )
+        .await;
+        let replica_of = match boot {
+            Boot::Master => None,
+            Boot::ReplicaOf(m) => split_addr(&m),
+        };
+        let node = RedisNode {
+            bind: o.host.clone(),
+            port: o.redis_ports[i],
+            dir: dir.join("data").display().to_string(),
+            replica_of,
+            announce: None,
+            logfile: None,
+            pidfile: None,
+        };
+        let conf = dir.join("redis.conf");
+        std::fs::write(&conf, render::redis_conf(&o.spec, &node))?;
+        let pid = process::spawn(bin, &conf, &dir.join("redis.log"), self.attached)?;
+        std::fs::write(o.pid_file(&name), pid.to_string())?;
+        wait_ping(&me, pid, &dir.join("redis.log")).await
+    }
+
+    async fn start_sentinel(&self, i: usize, bin: &Path) -> anyhow::Result<()> {
+        let o = &self.opts;
+        let name = Spec::sentinel_name(i);
+        let dir = o.node_dir(&name);
+        std::fs::create_dir_all(&dir)?;
+        let conf = dir.join("sentinel.conf");
+        // Sentinel rewrites its file with what it learns (current master,
+        // epochs, peers); only a first start gets a freshly rendered one.
+        if !conf.exists() {
+            let first = addr(&o.host, o.redis_ports[0]);
+            let known = sentinel::most_common(
+                sentinel::ask_master_all(&o.sentinel_addrs(), &o.spec.master_name, IO_TIMEOUT)
+                    .await
+                    .into_iter()
+                    .filter_map(|(_, v)| v.ok().flatten()),
+            );
+            let master = split_addr(known.as_deref().unwrap_or(&first))
+                .ok_or_else(|| anyhow!("bad master address"))?;
+            let node = SentinelNode {
+                bind: o.host.clone(),
+                port: o.sentinel_ports[i],
+                dir: dir.display().to_string(),
+                master,
+                hostnames: false,
+                announce: None,
+                logfile: None,
+                pidfile: None,
+            };
+            std::fs::write(&conf, render::sentinel_conf(&o.spec, &node))?;
+        }
+        let pid = process::spawn(bin, &conf, &dir.join("sentinel.log"), self.attached)?;
+        std::fs::write(o.pid_file(&name), pid.to_string())?;
+        wait_ping(
+            &addr(&o.host, o.sentinel_ports[i]),
+            pid,
+            &dir.join("sentinel.log"),
+        )
+        .await
+    }
+
+    /// Polls until one master, all replicas linked, and every sentinel sees
+    /// the master, all replicas and all other sentinels.
+    pub async fn wait_healthy(&self, timeout: Duration) -> anyhow::Result<()> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let why = match self.health().await {
+                Ok(()) => return Ok(()),
+                Err(e) => e,
+            };
+            if Instant::now() >= deadline {
+                bail!("topology not healthy after {timeout:?}: {why}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// `Ok` when healthy, else the first reason it is not.
+    pub async fn health(&self) -> anyhow::Result<()> {
+        let o = &self.opts;
+        let mut masters = Vec::new();
+        for a in o.redis_addrs() {
+            let f = query(&a, &["ROLE"], IO_TIMEOUT)
+                .await
+                .with_context(|| format!("{a} does not answer"))?;
+            if let Some(Role::Master { .. }) = Role::from_frame(&f) {
+                masters.push(a.clone());
+            }
+        }
+        let [master] = masters.as_slice() else {
+            bail!("expected exactly one master, found {masters:?}");
+        };
+        for a in o.redis_addrs().iter().filter(|a| *a != master) {
+            let f = query(a, &["INFO", "replication"], IO_TIMEOUT).await?;
+            let info = parse_info(&f.as_text().unwrap_or_default());
+            let link = info
+                .get("master_link_status")
+                .map(String::as_str)
+                .unwrap_or("?");
+            let follows = info.get("master_port").and_then(|p| p.parse::<u16>().ok());
+            if link != "up" || follows != split_addr(master).map(|m| m.1) {
+                bail!("{a}: link to master {master} is {link}");
+            }
+        }
+        let n_rep = o.redis_ports.len() - 1;
+        let n_sen = o.sentinel_ports.len() - 1;
+        for s in o.sentinel_addrs() {
+            let m = sentinel::master_info(&s, &o.spec.master_name, IO_TIMEOUT).await?;
+            let get = |k: &str| m.get(k).cloned().unwrap_or_default();
+            let seen = addr(&get("ip"), get("port").parse().unwrap_or(0));
+            if seen != *master || get("flags") != "master" {
+                bail!(
+                    "sentinel {s} sees master {seen} with flags {}",
+                    get("flags")
+                );
+            }
+            if get("num-slaves").parse() != Ok(n_rep)
+                || get("num-other-sentinels").parse() != Ok(n_sen)
+            {
+                bail!(
+                    "sentinel {s} sees {} replicas and {} other sentinels (want {n_rep} and {n_sen})",
+                    get("num-slaves"),
+                    get("num-other-sentinels")
+                );
+            }
+            // A replica the sentinel still flags as down is not yet usable.
+            let reps = sentinel::replicas(&s, &o.spec.master_name, IO_TIMEOUT).await?;
+            if let Some(r) = reps.iter().find(|r| sentinel::entry_flags(r) != ["slave"]) {
+                bail!(
+                    "sentinel {s} flags replica {:?} as {:?}",
+                    sentinel::entry_addr(r),
+                    r.get("flags")
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// The master as most sentinels report it.
+    pub async fn master(&self) -> anyhow::Result<Addr> {
+        let views = sentinel::ask_master_all(
+            &self.sentinel_addrs(),
+            &self.opts.spec.master_name,
+            IO_TIMEOUT,
+        )
+        .await;
+        sentinel::most_common(views.into_iter().filter_map(|(_, v)| v.ok().flatten()))
+            .ok_or_else(|| anyhow!("no sentinel knows the master"))
+    }
+
+    /// The node name (`redis-N`) of an address.
+    pub fn name_of(&self, a: &str) -> Option<String> {
+        self.redis_addrs()
+            .iter()
+            .position(|x| x == a)
+            .map(Spec::redis_name)
+    }
+
+    /// Polls the sentinels until they report a master other than `old`.
+    pub async fn wait_new_master(&self, old: &str, timeout: Duration) -> anyhow::Result<Addr> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(m) = self.master().await {
+                if m != old {
+                    return Ok(m);
+                }
+            }
+            if Instant::now() >= deadline {
+                bail!("no new master within {timeout:?} (still {old})");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    fn signal_node(&self, name: &str, sig: Signal) -> anyhow::Result<u32> {
+        self.opts.node(name)?;
+        let pid = self.pid(name).ok_or_else(|| {
+            anyhow!("{name} is not running: `redis-ha node restart {name}` starts it")
+        })?;
+        process::signal(pid, sig)?;
+        Ok(pid)
+    }
+
+    /// SIGKILL: the node dies without a goodbye.
+    pub fn kill(&self, name: &str) -> anyhow::Result<()> {
+        let pid = self.signal_node(name, Signal::SIGKILL)?;
+        process::wait_exit(pid, Duration::from_secs(5));
+        Ok(())
+    }
+
+    /// SIGSTOP: the node hangs (a frozen VM, a long GC pause).
+    pub fn stop(&self, name: &str) -> anyhow::Result<()> {
+        self.signal_node(name, Signal::SIGSTOP).map(drop)
+    }
+
+    /// SIGCONT after `stop`.
+    pub fn cont(&self, name: &str) -> anyhow::Result<()> {
+        self.signal_node(name, Signal::SIGCONT).map(drop)
+    }
+
+    /// Stops the node if running, then starts it again; a Redis node rejoins
+    /// as a replica of the current master (see `role::decide_boot`).
+    pub async fn restart(&self, name: &str) -> anyhow::Result<()> {
+        let kind = self.opts.node(name)?;
+        if let Some(pid) = self.pid(name) {
+            process::terminate(pid, Duration::from_secs(5));
+        }
+        match kind {
+            NodeKind::Redis(i) => {
+                self.start_redis(i, &process::require_binary("redis-server")?)
+                    .await
+            }
+            NodeKind::Sentinel(i) => {
+                self.start_sentinel(i, &process::require_binary("redis-sentinel")?)
+                    .await
+            }
+        }
+    }
+
+    /// Stops every node (SIGTERM, then SIGKILL after a grace period).
+    pub fn stop_all(&self) {
+        for name in self.opts.node_names().iter().rev() {
+            if let Some(pid) = self.pid(name) {
+                process::terminate(pid, Duration::from_secs(5));
+            }
+            let _ = std::fs::remove_file(self.opts.pid_file(name));
+        }
+    }
+
+    pub fn addr_of(&self, name: &str) -> anyhow::Result<Addr> {
+        Ok(self.opts.node_addr(self.opts.node(name)?))
+    }
+
+    pub fn name_of_kind(kind: NodeKind) -> String {
+        Options::kind_name(kind)
+    }
+}
+
+impl Drop for Topology {
+    fn drop(&mut self) {
+        if self.attached {
+            for name in self.opts.node_names() {
+                if let Some(pid) = self.pid(&name) {
+                    let _ = process::signal(pid, Signal::SIGKILL);
+                }
+            }
+        }
+    }
+}
+
+/// Waits until a freshly started server answers PING; if the process dies
+/// first, the error carries the end of its log.
+async fn wait_ping(a: &str, pid: u32, log: &Path) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if query(a, &["PING"], IO_TIMEOUT).await.is_ok() {
+            return Ok(());
+        }
+        if !process::alive(pid) || Instant::now() >= deadline {
+            let tail: Vec<String> = std::fs::read_to_string(log)
+                .unwrap_or_default()
+                .lines()
+                .rev()
+                .take(5)
+                .map(str::to_string)
+                .collect();
+            let tail: Vec<&str> = tail.iter().rev().map(String::as_str).collect();
+            bail!(
+                "{a} did not start (see {}):\n{}",
+                log.display(),
+                tail.join("\n")
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

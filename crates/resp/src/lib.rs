@@ -1,0 +1,15 @@
+//! RESP2/RESP3 wire protocol: frames, an incremental parser, an encoder and a
+//! small async connection for control-plane use.
+//!
+//! Kept apart as in mini-redis: [`frame`] is the data model, [`parse`] turns
+//! bytes into frames (or just measures them, for zero-copy forwarding),
+//! [`encode`] turns frames back into bytes, and [`conn`] moves them over TCP.
+
+pub mod conn;
+pub mod encode;
+pub mod frame;
+pub mod parse;
+
+pub use conn::{ConnError, Connection};
+pub use frame::Frame;
+pub use parse::{Command, Limits, ProtocolError};

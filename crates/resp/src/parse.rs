@@ -1,0 +1,595 @@
+//! Incremental RESP parsing.
+//!
+//! Two entry points with different jobs:
+//! - [`parse_command`] reads a client request (RESP multibulk or an inline
+//!   command, as Redis accepts both) and keeps its raw bytes for forwarding.
+//! - [`frame_len`] measures one complete reply without building it, so the
+//!   proxy can forward replies as opaque byte ranges. It is iterative (a
+//!   counter of frames still owed), so hostile nesting cannot blow the stack.
+
+use crate::frame::Frame;
+use bytes::{Bytes, BytesMut};
+use std::ops::Range;
+
+/// Errors use Redis's own wording, so `-ERR Protocol error: {e}` reads like Redis.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProtocolError {
+    #[error("invalid multibulk length")]
+    InvalidMultibulkLength,
+    #[error("invalid bulk length")]
+    InvalidBulkLength,
+    #[error("expected '$', got '{0}'")]
+    ExpectedBulk(char),
+    #[error("too big inline request")]
+    TooBigInline,
+    #[error("too big mbulk count string")]
+    TooBigCount,
+    #[error("too big bulk count string")]
+    TooBigBulkCount,
+    #[error("unbalanced quotes in request")]
+    UnbalancedQuotes,
+    #[error("invalid reply: {0}")]
+    InvalidReply(String),
+}
+
+/// Size limits, defaulting to Redis's own (`proto-max-bulk-len` 512 MB,
+/// 64 KB inline requests).
+#[derive(Clone, Debug)]
+pub struct Limits {
+    pub max_bulk_len: usize,
+    pub max_multibulk_len: usize,
+    pub max_inline_len: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_bulk_len: 512 * 1024 * 1024,
+            max_multibulk_len: i32::MAX as usize,
+            max_inline_len: 64 * 1024,
+        }
+    }
+}
+
+/// A client request: the raw RESP bytes (forwarded untouched) and its arguments
+/// as cheap slices of those bytes.
+#[derive(Clone, Debug)]
+pub struct Command {
+    pub raw: Bytes,
+    pub args: Vec<Bytes>,
+}
+
+impl Command {
+    /// Builds a command from arguments, encoding it as a RESP array.
+    pub fn from_args<A: AsRef<[u8]>>(args: &[A]) -> Command {
+        let mut out = BytesMut::new();
+        crate::encode::command(args, &mut out);
+        let raw = out.freeze();
+        let mut buf = BytesMut::from(&raw[..]);
+        // Re-parse so `args` are slices of `raw`; this is never on a hot path.
+        parse_command(&mut buf, &Limits::default())
+            .ok()
+            .flatten()
+            .unwrap_or(Command { raw, args: vec![] })
+    }
+
+    /// The command name as sent (any case).
+    pub fn name(&self) -> &[u8] {
+        self.args.first().map(|b| &b[..]).unwrap_or(b"")
+    }
+
+    /// Case-insensitive check of the command name.
+    pub fn is(&self, name: &str) -> bool {
+        self.name().eq_ignore_ascii_case(name.as_bytes())
+    }
+
+    /// Case-insensitive check of argument `i`.
+    pub fn arg_is(&self, i: usize, s: &str) -> bool {
+        self.args
+            .get(i)
+            .is_some_and(|a| a.eq_ignore_ascii_case(s.as_bytes()))
+    }
+
+    pub fn name_upper(&self) -> String {
+        String::from_utf8_lossy(self.name()).to_ascii_uppercase()
+    }
+}
+
+fn find_crlf(buf: &[u8], from: usize) -> Option<usize> {
+    let mut at = from;
+    loop {
+        let i = memchr::memchr(b'\r', buf.get(at..)?)? + at;
+        if buf.get(i + 1) == Some(&b'\n') {
+            return Some(i);
+        }
+        if i + 1 >= buf.len() {
+            return None;
+        }
+        at = i + 1;
+    }
+}
+
+fn parse_int(s: &[u8]) -> Option<i64> {
+    if s.is_empty() || s.len() > 20 {
+        return None;
+    }
+    std::str::from_utf8(s).ok()?.parse().ok()
+}
+
+/// Parses one request from the front of `buf`, consuming it when complete.
+///
+/// `Ok(None)`: more bytes are needed. Empty requests (`*0`, blank inline
+/// lines) are skipped, as Redis does.
+pub fn parse_command(
+    buf: &mut BytesMut,
+    limits: &Limits,
+) -> Result<Option<Command>, ProtocolError> {
+    loop {
+        if buf.is_empty() {
+            return Ok(None);
+        }
+        let parsed = if buf[0] == b'*' {
+            parse_multibulk(buf, limits)?
+        } else {
+            parse_inline(buf, limits)?
+        };
+        match parsed {
+            Parsed::Incomplete => return Ok(None),
+            Parsed::Empty(n) => {
+                let _ = buf.split_to(n);
+            }
+            Parsed::Multibulk(n, ranges) => {
+                let raw = buf.split_to(n).freeze();
+                let args = ranges.into_iter().map(|r| raw.slice(r)).collect();
+                return Ok(Some(Command { raw, args }));
+            }
+            Parsed::Inline(n, args) => {
+                let _ = buf.split_to(n);
+                let mut out = BytesMut::new();
+                crate::encode::command(&args, &mut out);
+                let raw = out.freeze();
+                let mut again = BytesMut::from(&raw[..]);
+                if let Some(cmd) = parse_command(&mut again, limits)? {
+                    return Ok(Some(cmd));
+                }
+            }
+        }
+    }
+}
+
+enum Parsed {
+    Incomplete,
+    Empty(usize),
+    Multibulk(usize, Vec<Range<usize>>),
+    Inline(usize, Vec<Vec<u8>>),
+}
+
+fn parse_multibulk(buf: &[u8], limits: &Limits) -> Result<Parsed, ProtocolError> {
+    let Some(end) = find_crlf(buf, 1) else {
+        return if buf.len() > limits.max_inline_len {
+            Err(ProtocolError::TooBigCount)
+        } else {
+            Ok(Parsed::Incomplete)
+        };
+    };
+    let count = parse_int(&buf[1..end]).ok_or(ProtocolError::InvalidMultibulkLength)?;
+    if count > limits.max_multibulk_len as i64 {
+        return Err(ProtocolError::InvalidMultibulkLength);
+    }
+    let mut pos = end + 2;
+    if count <= 0 {
+        return Ok(Parsed::Empty(pos));
+    }
+    let mut ranges = Vec::with_capacity((count as usize).min(64));
+    for _ in 0..count {
+        let Some(&first) = buf.get(pos) else {
+            return Ok(Parsed::Incomplete);
+        };
+        if first != b'$' {
+            return Err(ProtocolError::ExpectedBulk(first as char));
+        }
+        let Some(end) = find_crlf(buf, pos + 1) else {
+            return if buf.len() - pos > limits.max_inline_len {
+                Err(ProtocolError::TooBigBulkCount)
+            } else {
+                Ok(Parsed::Incomplete)
+            };
+        };
+        let len = parse_int(&buf[pos + 1..end]).ok_or(ProtocolError::InvalidBulkLength)?;
+        if len < 0 || len as u64 > limits.max_bulk_len as u64 {
+            return Err(ProtocolError::InvalidBulkLength);
+        }
+        let start = end + 2;
+        let stop = start + len as usize;
+        if buf.len() < stop + 2 {
+            return Ok(Parsed::Incomplete);
+        }
+        ranges.push(start..stop);
+        pos = stop + 2;
+    }
+    Ok(Parsed::Multibulk(pos, ranges))
+}
+
+fn parse_inline(buf: &[u8], limits: &Limits) -> Result<Parsed, ProtocolError> {
+    let Some(nl) = memchr::memchr(b'\n', buf) else {
+        return if buf.len() > limits.max_inline_len {
+            Err(ProtocolError::TooBigInline)
+        } else {
+            Ok(Parsed::Incomplete)
+        };
+    };
+    if nl > limits.max_inline_len {
+        return Err(ProtocolError::TooBigInline);
+    }
+    let mut line = &buf[..nl];
+    if line.last() == Some(&b'\r') {
+        line = &line[..line.len() - 1];
+    }
+    let args = split_args(line)?;
+    if args.is_empty() {
+        return Ok(Parsed::Empty(nl + 1));
+    }
+    Ok(Parsed::Inline(nl + 1, args))
+}
+
+/// Splits an inline command line like Redis's `sdssplitargs`: whitespace
+/// separated, with "double quotes" (C escapes, \xHH) and 'single quotes'.
+pub fn split_args(line: &[u8]) -> Result<Vec<Vec<u8>>, ProtocolError> {
+    let mut args = Vec::new();
+    let mut i = 0;
+    let n = line.len();
+    loop {
+        while i < n && line[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        if i >= n {
+            return Ok(args);
+        }
+        let mut cur = Vec::new();
+        let mut inq = false; // double quotes
+        let mut insq = false; // single quotes
+        loop {
+            if inq {
+                if i >= n {
+                    return Err(ProtocolError::UnbalancedQuotes);
+                }
+                let c = line[i];
+                if c == b'\\' && i + 3 < n && line[i + 1] == b'x' {
+                    let hex = |b: u8| (b as char).to_digit(16);
+                    if let (Some(h), Some(l)) = (hex(line[i + 2]), hex(line[i + 3])) {
+                        cur.push((h * 16 + l) as u8);
+                        i += 4;
+                        continue;
+                    }
+                }
+                if c == b'\\' && i + 1 < n {
+                    cur.push(match line[i + 1] {
+                        b'n' => b'\n',
+                        b'r' => b'\r',
+                        b't' => b'\t',
+                        b'b' => 8,
+                        b'a' => 7,
+                        o => o,
+                    });
+                    i += 2;
+                    continue;
+                }
+                if c == b'"' {
+                    // A closing quote must be followed by a space or the end.
+                    if i + 1 < n && !line[i + 1].is_ascii_whitespace() {
+                        return Err(ProtocolError::UnbalancedQuotes);
+                    }
+                    i += 1;
+                    break;
+                }
+                cur.push(c);
+                i += 1;
+            } else if insq {
+                if i >= n {
+                    return Err(ProtocolError::UnbalancedQuotes);
+                }
+                let c = line[i];
+                if c == b'\\' && i + 1 < n && line[i + 1] == b'\'' {
+                    cur.push(b'\'');
+                    i += 2;
+                    continue;
+                }
+                if c == b'\'' {
+                    if i + 1 < n && !line[i + 1].is_ascii_whitespace() {
+                        return Err(ProtocolError::UnbalancedQuotes);
+                    }
+                    i += 1;
+                    break;
+                }
+                cur.push(c);
+                i += 1;
+            } else {
+                if i >= n {
+                    break;
+                }
+                match line[i] {
+                    c if c.is_ascii_whitespace() => break,
+                    b'"' => inq = true,
+                    b'\'' => insq = true,
+                    c => cur.push(c),
+                }
+                i += 1;
+            }
+        }
+        args.push(cur);
+    }
+}
+
+/// Length in bytes of the first complete reply frame in `buf` (RESP2 or
+/// RESP3), or `None` if more bytes are needed. Builds nothing.
+pub fn frame_len(buf: &[u8]) -> Result<Option<usize>, ProtocolError> {
+    let mut pos = 0usize;
+    let mut owed: u64 = 1;
+    while owed > 0 {
+        let Some(&kind) = buf.get(pos) else {
+            return Ok(None);
+        };
+        let Some(end) = find_crlf(buf, pos + 1) else {
+            return Ok(None);
+        };
+        owed -= 1;
+        let head = &buf[pos + 1..end];
+        let next = end + 2;
+        let count = |mult: u64, extra: u64| -> Result<u64, ProtocolError> {
+            match parse_int(head) {
+                Some(-1) => Ok(0),
+                Some(n) if n >= 0 => Ok(n as u64 * mult + extra),
+                _ => Err(ProtocolError::InvalidReply(format!(
+                    "bad aggregate length {:?}",
+                    String::from_utf8_lossy(head)
+                ))),
+            }
+        };
+        match kind {
+            b'+' | b'-' | b':' | b',' | b'#' | b'_' | b'(' => pos = next,
+            b'$' | b'!' | b'=' => match parse_int(head) {
+                Some(-1) if kind == b'$' => pos = next,
+                Some(n) if n >= 0 => {
+                    let stop = next + n as usize + 2;
+                    if buf.len() < stop {
+                        return Ok(None);
+                    }
+                    pos = stop;
+                }
+                _ => {
+                    return Err(ProtocolError::InvalidReply(format!(
+                        "bad bulk length {:?}",
+                        String::from_utf8_lossy(head)
+                    )))
+                }
+            },
+            b'*' | b'~' | b'>' => {
+                owed += count(1, 0)?;
+                pos = next;
+            }
+            b'%' => {
+                owed += count(2, 0)?;
+                pos = next;
+            }
+            // An attribute map decorates the frame that follows it.
+            b'|' => {
+                owed += count(2, 1)?;
+                pos = next;
+            }
+            other => {
+                return Err(ProtocolError::InvalidReply(format!(
+                    "unknown type byte {:?}",
+                    other as char
+                )))
+            }
+        }
+    }
+    Ok(Some(pos))
+}
+
+/// Parses one complete reply from the front of `buf`, consuming it.
+pub fn parse_frame(buf: &mut BytesMut) -> Result<Option<Frame>, ProtocolError> {
+    let Some(n) = frame_len(buf)? else {
+        return Ok(None);
+    };
+    let bytes = buf.split_to(n).freeze();
+    let mut pos = 0;
+    let frame = decode(&bytes, &mut pos)?;
+    Ok(Some(frame))
+}
+
+/// Decodes a frame already known complete (checked by [`frame_len`]).
+/// Recursion is fine here: control-plane replies come from Redis, and their
+/// nesting depth is small.
+fn decode(b: &Bytes, pos: &mut usize) -> Result<Frame, ProtocolError> {
+    let kind = b[*pos];
+    let end =
+        find_crlf(b, *pos + 1).ok_or_else(|| ProtocolError::InvalidReply("truncated".into()))?;
+    let head = b.slice(*pos + 1..end);
+    *pos = end + 2;
+    let int =
+        |h: &Bytes| parse_int(h).ok_or_else(|| ProtocolError::InvalidReply("bad integer".into()));
+    Ok(match kind {
+        b'+' => Frame::Simple(head),
+        b'-' => Frame::Error(head),
+        b':' => Frame::Integer(int(&head)?),
+        b'_' => Frame::Null,
+        b',' | b'#' | b'(' => Frame::Other(kind, head),
+        b'$' | b'!' | b'=' => {
+            let n = int(&head)?;
+            if n < 0 {
+                Frame::Null
+            } else {
+                let data = b.slice(*pos..*pos + n as usize);
+                *pos += n as usize + 2;
+                if kind == b'!' {
+                    Frame::Error(data)
+                } else {
+                    Frame::Bulk(data)
+                }
+            }
+        }
+        b'*' | b'~' | b'>' => {
+            let n = int(&head)?;
+            if n < 0 {
+                Frame::Null
+            } else {
+                let mut v = Vec::with_capacity(n as usize);
+                for _ in 0..n {
+                    v.push(decode(b, pos)?);
+                }
+                if kind == b'>' {
+                    Frame::Push(v)
+                } else {
+                    Frame::Array(v)
+                }
+            }
+        }
+        b'%' | b'|' => {
+            let n = int(&head)?;
+            let mut kv = Vec::with_capacity(n.max(0) as usize);
+            for _ in 0..n.max(0) {
+                let k = decode(b, pos)?;
+                let v = decode(b, pos)?;
+                kv.push((k, v));
+            }
+            if kind == b'|' {
+                // Attributes carry metadata; the reply is the frame after them.
+                return decode(b, pos);
+            }
+            Frame::Map(kv)
+        }
+        other => {
+            return Err(ProtocolError::InvalidReply(format!(
+                "unknown type byte {:?}",
+                other as char
+            )))
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cmd(s: &[u8]) -> Result<Option<Command>, ProtocolError> {
+        parse_command(&mut BytesMut::from(s), &Limits::default())
+    }
+
+    #[test]
+    fn multibulk_and_partial() {
+        let full = b"*2\r\n$3\r\nGET\r\n$3\r\nfoo\r\n";
+        for cut in 0..full.len() {
+            assert!(cmd(&full[..cut]).unwrap().is_none(), "cut {cut}");
+        }
+        let c = cmd(full).unwrap().unwrap();
+        assert!(c.is("get"));
+        assert_eq!(&c.args[1][..], b"foo");
+        assert_eq!(&c.raw[..], &full[..]);
+    }
+
+    #[test]
+    fn pipelined_requests_consume_one_at_a_time() {
+        let mut buf = BytesMut::from(&b"*1\r\n$4\r\nPING\r\n*1\r\n$4\r\nPING\r\n*1\r\n"[..]);
+        let l = Limits::default();
+        assert!(parse_command(&mut buf, &l).unwrap().is_some());
+        assert!(parse_command(&mut buf, &l).unwrap().is_some());
+        assert!(parse_command(&mut buf, &l).unwrap().is_none());
+        assert_eq!(&buf[..], b"*1\r\n");
+    }
+
+    #[test]
+    fn inline_commands_with_quotes() {
+        let c = cmd(b"set k \"a b\\x41\\n\" 'it\\'s'\r\n").unwrap().unwrap();
+        assert_eq!(c.args.len(), 4);
+        assert_eq!(&c.args[2][..], b"a bA\n");
+        assert_eq!(&c.args[3][..], b"it's");
+        assert_eq!(&c.raw[..4], b"*4\r\n");
+        assert_eq!(
+            cmd(b"set \"k\r\n").unwrap_err(),
+            ProtocolError::UnbalancedQuotes
+        );
+        assert!(cmd(b"\r\n").unwrap().is_none());
+    }
+
+    #[test]
+    fn malformed_requests_have_redis_wording() {
+        assert_eq!(
+            cmd(b"*x\r\n").unwrap_err().to_string(),
+            "invalid multibulk length"
+        );
+        assert_eq!(
+            cmd(b"*1\r\n+foo\r\n").unwrap_err().to_string(),
+            "expected '$', got '+'"
+        );
+        assert_eq!(
+            cmd(b"*1\r\n$-5\r\n").unwrap_err(),
+            ProtocolError::InvalidBulkLength
+        );
+        assert_eq!(
+            cmd(b"*1\r\n$999999999999\r\n").unwrap_err(),
+            ProtocolError::InvalidBulkLength
+        );
+        let big = vec![b'a'; 70 * 1024];
+        assert_eq!(cmd(&big).unwrap_err(), ProtocolError::TooBigInline);
+        let mut star = vec![b'*'];
+        star.extend(vec![b'1'; 70 * 1024]);
+        assert_eq!(cmd(&star).unwrap_err(), ProtocolError::TooBigCount);
+    }
+
+    #[test]
+    fn frame_len_resp2_and_resp3() {
+        let cases: &[&[u8]] = &[
+            b"+OK\r\n",
+            b"-ERR x\r\n",
+            b":12\r\n",
+            b"$-1\r\n",
+            b"$3\r\nfoo\r\n",
+            b"*-1\r\n",
+            b"*2\r\n$1\r\na\r\n*1\r\n:1\r\n",
+            b"%1\r\n+k\r\n$1\r\nv\r\n",
+            b"_\r\n",
+            b",1.5\r\n",
+            b"#t\r\n",
+            b">3\r\n+message\r\n+ch\r\n$2\r\nhi\r\n",
+            b"|1\r\n+ttl\r\n:3\r\n+OK\r\n",
+            b"=8\r\ntxt:abcd\r\n",
+        ];
+        for c in cases {
+            let mut v = c.to_vec();
+            v.extend_from_slice(b"+NEXT\r\n");
+            assert_eq!(
+                frame_len(&v).unwrap(),
+                Some(c.len()),
+                "{}",
+                String::from_utf8_lossy(c)
+            );
+            for cut in 0..c.len() {
+                assert_eq!(frame_len(&c[..cut]).unwrap(), None);
+            }
+        }
+        assert!(frame_len(b"?x\r\n").is_err());
+    }
+
+    #[test]
+    fn deep_nesting_does_not_overflow() {
+        let mut v = Vec::new();
+        for _ in 0..1_000_000 {
+            v.extend_from_slice(b"*1\r\n");
+        }
+        assert_eq!(frame_len(&v).unwrap(), None);
+        v.extend_from_slice(b":1\r\n");
+        assert_eq!(frame_len(&v).unwrap(), Some(v.len()));
+    }
+
+    #[test]
+    fn parse_frame_builds_values() {
+        let mut b = BytesMut::from(&b"*3\r\n$1\r\na\r\n:5\r\n$-1\r\n"[..]);
+        let f = parse_frame(&mut b).unwrap().unwrap();
+        assert_eq!(
+            f,
+            Frame::Array(vec![Frame::bulk("a"), Frame::Integer(5), Frame::Null])
+        );
+        assert!(b.is_empty());
+    }
+}

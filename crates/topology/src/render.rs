@@ -1,0 +1,170 @@
+//! Renders `redis.conf` and `sentinel.conf` from a [`Spec`]. The local
+//! supervisor writes these files; the Kubernetes ConfigMaps embed the same
+//! text, so both deployments run identical settings.
+
+use crate::spec::Spec;
+use std::fmt::Write;
+
+/// Where and how one Redis node runs.
+#[derive(Clone, Debug)]
+pub struct RedisNode {
+    pub bind: String,
+    pub port: u16,
+    /// Data directory (AOF, RDB).
+    pub dir: String,
+    /// `None` to run as master.
+    pub replica_of: Option<(String, u16)>,
+    /// Address announced to the master/sentinels (hostname on Kubernetes).
+    pub announce: Option<(String, u16)>,
+    pub logfile: Option<String>,
+    pub pidfile: Option<String>,
+}
+
+pub fn redis_conf(spec: &Spec, node: &RedisNode) -> String {
+    let mut s = String::new();
+    let w = &mut s;
+    let _ = writeln!(
+        w,
+        "# Rendered by redis-ha from its topology spec; edits are overwritten."
+    );
+    let _ = writeln!(w, "bind {}", node.bind);
+    let _ = writeln!(w, "port {}", node.port);
+    let _ = writeln!(w, "protected-mode no");
+    let _ = writeln!(w, "daemonize no");
+    let _ = writeln!(w, "dir {}", node.dir);
+    if let Some(l) = &node.logfile {
+        let _ = writeln!(w, "logfile {l}");
+    }
+    if let Some(p) = &node.pidfile {
+        let _ = writeln!(w, "pidfile {p}");
+    }
+    let _ = writeln!(w, "maxmemory {}", spec.maxmemory);
+    let _ = writeln!(w, "maxmemory-policy {}", spec.maxmemory_policy);
+    let _ = writeln!(
+        w,
+        "appendonly {}",
+        if spec.appendonly { "yes" } else { "no" }
+    );
+    let _ = writeln!(w, "appendfsync {}", spec.appendfsync);
+    let _ = writeln!(w, "replica-read-only yes");
+    // Replicas serve reads during a resync only when explicitly allowed; the
+    // proxy routes around them instead, so stale data is never served silently.
+    let _ = writeln!(w, "replica-serve-stale-data yes");
+    let _ = writeln!(w, "repl-diskless-sync yes");
+    if let Some(pw) = &spec.password {
+        let _ = writeln!(w, "requirepass {pw}");
+        let _ = writeln!(w, "masterauth {pw}");
+    }
+    if let Some((h, p)) = &node.announce {
+        let _ = writeln!(w, "replica-announce-ip {h}");
+        let _ = writeln!(w, "replica-announce-port {p}");
+    }
+    if let Some((h, p)) = &node.replica_of {
+        let _ = writeln!(w, "replicaof {h} {p}");
+    }
+    s
+}
+
+/// Where and how one Sentinel runs.
+#[derive(Clone, Debug)]
+pub struct SentinelNode {
+    pub bind: String,
+    pub port: u16,
+    pub dir: String,
+    /// The master to monitor at first start (Sentinel rewrites its own file
+    /// afterwards with what it learns).
+    pub master: (String, u16),
+    /// Announce/resolve hostnames (Kubernetes DNS names).
+    pub hostnames: bool,
+    pub announce: Option<(String, u16)>,
+    pub logfile: Option<String>,
+    pub pidfile: Option<String>,
+}
+
+pub fn sentinel_conf(spec: &Spec, node: &SentinelNode) -> String {
+    let m = &spec.master_name;
+    let mut s = String::new();
+    let w = &mut s;
+    let _ = writeln!(
+        w,
+        "# Rendered by redis-ha; Sentinel rewrites this file with its own state."
+    );
+    let _ = writeln!(w, "bind {}", node.bind);
+    let _ = writeln!(w, "port {}", node.port);
+    let _ = writeln!(w, "protected-mode no");
+    let _ = writeln!(w, "daemonize no");
+    let _ = writeln!(w, "dir {}", node.dir);
+    if let Some(l) = &node.logfile {
+        let _ = writeln!(w, "logfile {l}");
+    }
+    if let Some(p) = &node.pidfile {
+        let _ = writeln!(w, "pidfile {p}");
+    }
+    if node.hostnames {
+        let _ = writeln!(w, "sentinel resolve-hostnames yes");
+        let _ = writeln!(w, "sentinel announce-hostnames yes");
+    }
+    if let Some((h, p)) = &node.announce {
+        let _ = writeln!(w, "sentinel announce-ip {h}");
+        let _ = writeln!(w, "sentinel announce-port {p}");
+    }
+    let (mh, mp) = &node.master;
+    let _ = writeln!(w, "sentinel monitor {m} {mh} {mp} {}", spec.quorum);
+    let _ = writeln!(
+        w,
+        "sentinel down-after-milliseconds {m} {}",
+        spec.down_after_ms
+    );
+    let _ = writeln!(
+        w,
+        "sentinel failover-timeout {m} {}",
+        spec.failover_timeout_ms
+    );
+    let _ = writeln!(w, "sentinel parallel-syncs {m} {}", spec.parallel_syncs);
+    if let Some(pw) = &spec.password {
+        let _ = writeln!(w, "sentinel auth-pass {m} {pw}");
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn original_settings_are_the_defaults() {
+        let spec = Spec::default();
+        let s = sentinel_conf(
+            &spec,
+            &SentinelNode {
+                bind: "127.0.0.1".into(),
+                port: 26379,
+                dir: "/tmp".into(),
+                master: ("127.0.0.1".into(), 7000),
+                hostnames: false,
+                announce: None,
+                logfile: None,
+                pidfile: None,
+            },
+        );
+        assert!(s.contains("sentinel monitor mymaster 127.0.0.1 7000 2\n"));
+        assert!(s.contains("down-after-milliseconds mymaster 5000\n"));
+        assert!(s.contains("failover-timeout mymaster 180000\n"));
+        assert!(s.contains("parallel-syncs mymaster 1\n"));
+        let r = redis_conf(
+            &spec,
+            &RedisNode {
+                bind: "127.0.0.1".into(),
+                port: 7001,
+                dir: "/tmp".into(),
+                replica_of: Some(("127.0.0.1".into(), 7000)),
+                announce: None,
+                logfile: None,
+                pidfile: None,
+            },
+        );
+        assert!(r.contains("maxmemory 256mb\n"));
+        assert!(r.contains("appendonly yes\nappendfsync everysec\n"));
+        assert!(r.contains("replicaof 127.0.0.1 7000\n"));
+    }
+}

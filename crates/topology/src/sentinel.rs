@@ -1,0 +1,117 @@
+//! Sentinel queries used by the control plane: who is master, what each
+//! sentinel sees, and quorum checks.
+
+use crate::Addr;
+use redis_ha_resp::conn::query;
+use redis_ha_resp::{ConnError, Frame};
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// `SENTINEL GET-MASTER-ADDR-BY-NAME`; `Ok(None)` when the sentinel does not
+/// know the master.
+pub async fn master_addr(
+    sentinel: &str,
+    name: &str,
+    timeout: Duration,
+) -> Result<Option<Addr>, ConnError> {
+    let f = query(
+        sentinel,
+        &["SENTINEL", "GET-MASTER-ADDR-BY-NAME", name],
+        timeout,
+    )
+    .await?;
+    Ok(parse_master_addr(&f))
+}
+
+pub fn parse_master_addr(f: &Frame) -> Option<Addr> {
+    let v = f.as_array()?;
+    Some(crate::addr(
+        &v.first()?.as_text()?,
+        v.get(1)?.as_int()? as u16,
+    ))
+}
+
+/// Every sentinel's answer, in the order given, asked concurrently.
+pub async fn ask_master_all(
+    sentinels: &[Addr],
+    name: &str,
+    timeout: Duration,
+) -> Vec<(Addr, Result<Option<Addr>, ConnError>)> {
+    let futs = sentinels
+        .iter()
+        .map(|s| async move { (s.clone(), master_addr(s, name, timeout).await) });
+    futures::future::join_all(futs).await
+}
+
+/// The most frequent value (ties: first seen).
+pub fn most_common(items: impl Iterator<Item = Addr>) -> Option<Addr> {
+    let mut counts: Vec<(Addr, usize)> = Vec::new();
+    for i in items {
+        match counts.iter_mut().find(|(a, _)| *a == i) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((i, 1)),
+        }
+    }
+    let best = counts.iter().map(|(_, n)| *n).max()?;
+    counts.into_iter().find(|(_, n)| *n == best).map(|(a, _)| a)
+}
+
+/// `SENTINEL MASTER name` as a field map (flags, num-slaves, quorum...).
+pub async fn master_info(
+    sentinel: &str,
+    name: &str,
+    timeout: Duration,
+) -> Result<HashMap<String, String>, ConnError> {
+    let f = query(sentinel, &["SENTINEL", "MASTER", name], timeout).await?;
+    Ok(f.into_pairs().into_iter().collect())
+}
+
+/// `SENTINEL REPLICAS name`, one field map per replica.
+pub async fn replicas(
+    sentinel: &str,
+    name: &str,
+    timeout: Duration,
+) -> Result<Vec<HashMap<String, String>>, ConnError> {
+    list(sentinel, "REPLICAS", name, timeout).await
+}
+
+/// `SENTINEL SENTINELS name`: the *other* sentinels this one knows.
+pub async fn sentinels(
+    sentinel: &str,
+    name: &str,
+    timeout: Duration,
+) -> Result<Vec<HashMap<String, String>>, ConnError> {
+    list(sentinel, "SENTINELS", name, timeout).await
+}
+
+async fn list(
+    sentinel: &str,
+    what: &str,
+    name: &str,
+    timeout: Duration,
+) -> Result<Vec<HashMap<String, String>>, ConnError> {
+    let f = query(sentinel, &["SENTINEL", what, name], timeout).await?;
+    Ok(f.into_array()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|e| e.into_pairs().into_iter().collect())
+        .collect())
+}
+
+/// `SENTINEL CKQUORUM name`: `Ok(message)` when failover is possible.
+pub async fn ckquorum(sentinel: &str, name: &str, timeout: Duration) -> Result<String, ConnError> {
+    let f = query(sentinel, &["SENTINEL", "CKQUORUM", name], timeout).await?;
+    Ok(f.as_text().unwrap_or_default())
+}
+
+/// The `ip:port` of an entry from SENTINEL REPLICAS/SENTINELS.
+pub fn entry_addr(e: &HashMap<String, String>) -> Option<Addr> {
+    Some(crate::addr(e.get("ip")?, e.get("port")?.parse().ok()?))
+}
+
+/// Flags such as `s_down`, `o_down`, `disconnected`, `master`, `slave`.
+pub fn entry_flags(e: &HashMap<String, String>) -> Vec<String> {
+    e.get("flags")
+        .map(|f| f.split(',').map(str::to_string).collect())
+        .unwrap_or_default()
+}

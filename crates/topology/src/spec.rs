@@ -1,0 +1,86 @@
+//! The single source of truth for a topology's settings. Defaults are the
+//! original system's (quorum 2, down-after 5 s, failover-timeout 3 min,
+//! maxmemory 256mb, AOF everysec); a TOML file or flags override them.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Spec {
+    /// Sentinel's name for the monitored master.
+    pub master_name: String,
+    /// Number of Redis nodes (`redis-0` is the first-boot master).
+    pub redis_nodes: usize,
+    /// Number of Sentinel processes.
+    pub sentinels: usize,
+    pub quorum: usize,
+    pub down_after_ms: u64,
+    pub failover_timeout_ms: u64,
+    pub parallel_syncs: u32,
+    pub maxmemory: String,
+    pub maxmemory_policy: String,
+    pub appendonly: bool,
+    pub appendfsync: String,
+    /// Optional password (`requirepass`/`masterauth`/`sentinel auth-pass`).
+    pub password: Option<String>,
+}
+
+impl Default for Spec {
+    fn default() -> Self {
+        Spec {
+            master_name: "mymaster".into(),
+            redis_nodes: 3,
+            sentinels: 3,
+            quorum: 2,
+            down_after_ms: 5000,
+            failover_timeout_ms: 180_000,
+            parallel_syncs: 1,
+            maxmemory: "256mb".into(),
+            maxmemory_policy: "noeviction".into(),
+            appendonly: true,
+            appendfsync: "everysec".into(),
+            password: None,
+        }
+    }
+}
+
+impl Spec {
+    /// Checks the values make a working topology; errors say what to change.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(self.redis_nodes >= 1, "redis_nodes must be at least 1");
+        anyhow::ensure!(self.sentinels >= 1, "sentinels must be at least 1");
+        anyhow::ensure!(
+            self.quorum >= 1 && self.quorum <= self.sentinels,
+            "quorum {} must be between 1 and the number of sentinels ({})",
+            self.quorum,
+            self.sentinels
+        );
+        anyhow::ensure!(
+            self.down_after_ms >= 100,
+            "down_after_ms must be at least 100"
+        );
+        anyhow::ensure!(
+            !self.master_name.is_empty()
+                && self
+                    .master_name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)),
+            "master_name {:?} must be non-empty and use only letters, digits, '-', '_' or '.'",
+            self.master_name
+        );
+        anyhow::ensure!(
+            ["always", "everysec", "no"].contains(&self.appendfsync.as_str()),
+            "appendfsync must be always, everysec or no (got {:?})",
+            self.appendfsync
+        );
+        Ok(())
+    }
+
+    pub fn redis_name(i: usize) -> String {
+        format!("redis-{i}")
+    }
+
+    pub fn sentinel_name(i: usize) -> String {
+        format!("sentinel-{i}")
+    }
+}

@@ -1,1 +1,76 @@
-fn main() {}
+//! `redis-ha`: one binary for a Redis + Sentinel high-availability setup:
+//! run the topology locally, route clients through a Sentinel-aware proxy,
+//! load it, and drill failovers. Each subcommand lives in its own crate;
+//! this file only parses the command line and dispatches.
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "redis-ha",
+    version,
+    about = "Redis high availability on one binary: topology, Sentinel-aware proxy, benchmarks",
+    long_about = "Redis high availability on one binary.\n\n\
+        Typical session:\n  \
+        redis-ha up --detach        # 3 redis-server + 3 redis-sentinel + proxy on this machine\n  \
+        redis-ha status             # roles, replication lag, sentinel agreement, split-brain check\n  \
+        redis-ha bench --scenario seed --test-time 10\n  \
+        redis-ha node kill redis-0  # kill -9 the master and watch the failover\n  \
+        redis-ha down",
+    propagate_version = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Start the whole topology on this machine (3 Redis, 3 Sentinels, proxy)
+    Up(redis_ha_local::cli::UpArgs),
+    /// Stop a topology started with `up --detach`
+    Down(redis_ha_local::cli::DownArgs),
+    /// Health of a topology: roles, lag, sentinel views, quorum, split brain
+    Status(redis_ha_local::cli::StatusArgs),
+    /// Fault injection on one node: kill, stop, cont, restart
+    Node(redis_ha_local::cli::NodeArgs),
+    /// Run the Sentinel-aware proxy (write, read and admin endpoints)
+    Proxy(redis_ha_proxy::cli::ProxyArgs),
+    /// memtier-style load generator that keeps going through failovers
+    Bench(Box<redis_ha_bench::cli::BenchArgs>),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("REDIS_HA_LOG").unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let result = rt.block_on(async move {
+        match cli.cmd {
+            Cmd::Up(a) => redis_ha_local::cli::up(a).await,
+            Cmd::Down(a) => redis_ha_local::cli::down(a).await,
+            Cmd::Status(a) => redis_ha_local::cli::status(a).await,
+            Cmd::Node(a) => redis_ha_local::cli::node(a).await,
+            Cmd::Proxy(a) => redis_ha_proxy::cli::run(a).await,
+            Cmd::Bench(a) => redis_ha_bench::cli::run(*a).await,
+        }
+    });
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,74 @@
+//! Proxy settings (built from the command line by [`crate::cli`]).
+
+use redis_ha_topology::Addr;
+use std::time::Duration;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReadFallback {
+    /// With no healthy replica, reads go to the master.
+    Master,
+    /// With no healthy replica, reads fail with a clear error.
+    Error,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReadBalance {
+    RoundRobin,
+    LeastOutstanding,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConnMode {
+    /// One backend connection per client connection.
+    Dedicated,
+    /// Stateless commands of many clients share pipelined backend connections.
+    Multiplex,
+}
+
+#[derive(Clone, Debug)]
+pub struct ProxyConfig {
+    pub sentinels: Vec<Addr>,
+    pub master_name: String,
+    /// Password for the Redis nodes (AUTH on backend connections), if any.
+    pub password: Option<String>,
+    pub sentinel_password: Option<String>,
+    /// `host:port` to listen on; port 0 picks a free port (tests).
+    pub write_listen: String,
+    pub read_listen: String,
+    pub admin_listen: String,
+    pub failover_hold: Duration,
+    pub max_replica_lag: Duration,
+    pub read_fallback: ReadFallback,
+    pub read_balance: ReadBalance,
+    pub quorum_timeout: Duration,
+    /// Fallback polling interval (events are the primary signal).
+    pub poll_interval: Duration,
+    pub connect_timeout: Duration,
+    pub mode: ConnMode,
+}
+
+impl ProxyConfig {
+    /// Settings for tests: free ports on loopback, defaults otherwise.
+    pub fn for_test(sentinels: Vec<Addr>, master_name: &str) -> ProxyConfig {
+        ProxyConfig {
+            sentinels,
+            master_name: master_name.to_string(),
+            password: None,
+            sentinel_password: None,
+            write_listen: "127.0.0.1:0".into(),
+            read_listen: "127.0.0.1:0".into(),
+            admin_listen: "127.0.0.1:0".into(),
+            failover_hold: Duration::from_secs(10),
+            max_replica_lag: Duration::from_secs(10),
+            read_fallback: ReadFallback::Master,
+            read_balance: ReadBalance::RoundRobin,
+            quorum_timeout: Duration::from_secs(5),
+            poll_interval: Duration::from_secs(1),
+            connect_timeout: Duration::from_secs(1),
+            mode: ConnMode::Dedicated,
+        }
+    }
+}

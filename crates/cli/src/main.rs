@@ -16,7 +16,8 @@ use std::process::ExitCode;
         redis-ha up --detach        # 3 redis-server + 3 redis-sentinel + proxy on this machine\n  \
         redis-ha status             # roles, replication lag, sentinel agreement, split-brain check\n  \
         redis-ha bench --scenario seed --test-time 10\n  \
-        redis-ha node kill redis-0  # kill -9 the master and watch the failover\n  \
+        redis-ha drill              # kill -9 the master under load: outage, errors, lost writes\n  \
+        redis-ha node kill redis-0  # or inject faults by hand\n  \
         redis-ha down",
     propagate_version = true
 )]
@@ -39,6 +40,8 @@ enum Cmd {
     Proxy(redis_ha_proxy::cli::ProxyArgs),
     /// memtier-style load generator that keeps going through failovers
     Bench(Box<redis_ha_bench::cli::BenchArgs>),
+    /// Failover drill under load: outage, client errors, lost writes
+    Drill(redis_ha_drill::cli::DrillArgs),
 }
 
 fn main() -> ExitCode {
@@ -64,6 +67,7 @@ fn main() -> ExitCode {
             Cmd::Node(a) => redis_ha_local::cli::node(a).await,
             Cmd::Proxy(a) => redis_ha_proxy::cli::run(a).await,
             Cmd::Bench(a) => redis_ha_bench::cli::run(*a).await,
+            Cmd::Drill(a) => redis_ha_drill::cli::run(a).await,
         }
     });
     match result {

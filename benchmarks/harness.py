@@ -1,0 +1,187 @@
+"""Shared plumbing for the benchmark scripts: build redis-ha, bring up a local
+topology on free ports, start HAProxy (configured like the original) and the
+redis-ha proxy beside it, and tear everything down at exit."""
+
+import atexit
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BIN = os.path.join(ROOT, "target", "release", "redis-ha")
+HOST = "127.0.0.1"
+_children = []
+_cleanups = []
+
+
+def log(msg):
+    print(f"[bench] {msg}", file=sys.stderr, flush=True)
+
+
+def need(binary, package):
+    if shutil.which(binary) is None:
+        sys.exit(f"{binary} not found: install it (apt-get install -y {package}) or run scripts/install-deps.sh --bench")
+
+
+def build():
+    log("building redis-ha (release)")
+    subprocess.run(["cargo", "build", "--release", "-q", "-p", "redis-ha"], cwd=ROOT, check=True)
+
+
+def free_ports(n):
+    socks = [socket.socket() for _ in range(n)]
+    for s in socks:
+        s.bind((HOST, 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
+def wait_until(what, fn, timeout=60.0):
+    deadline = time.time() + timeout
+    last = None
+    while time.time() < deadline:
+        try:
+            if fn():
+                return
+        except Exception as e:  # noqa: BLE001 - keep polling until the deadline
+            last = e
+        time.sleep(0.1)
+    sys.exit(f"timed out waiting for {what} ({last})")
+
+
+def redis_cli(port, *args, timeout=5):
+    out = subprocess.run(["redis-cli", "-h", HOST, "-p", str(port), *args],
+                         capture_output=True, text=True, timeout=timeout)
+    return out.stdout.strip()
+
+
+def _cleanup():
+    for fn in reversed(_cleanups):
+        try:
+            fn()
+        except Exception:  # noqa: BLE001
+            pass
+    for p in _children:
+        if p.poll() is None:
+            p.terminate()
+            try:
+                p.wait(5)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+atexit.register(_cleanup)
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
+
+
+class Topology:
+    """`redis-ha up --detach --no-proxy` in a temp state dir, on free ports."""
+
+    def __init__(self, down_after_ms=5000):
+        self.dir = tempfile.mkdtemp(prefix="redis-ha-bench-")
+        ports = free_ports(6)
+        self.redis_ports, self.sentinel_ports = ports[:3], ports[3:]
+        cmd = [BIN, "up", "--detach", "--no-proxy", "--state-dir", self.dir,
+               "--redis-ports", ",".join(map(str, self.redis_ports)),
+               "--sentinel-ports", ",".join(map(str, self.sentinel_ports)),
+               "--down-after-ms", str(down_after_ms)]
+        log("starting topology: " + " ".join(cmd[1:]))
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+        _cleanups.append(self.down)
+        self.sentinels = [f"{HOST}:{p}" for p in self.sentinel_ports]
+
+    def down(self):
+        subprocess.run([BIN, "down", "--state-dir", self.dir], stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def master_port(self):
+        out = redis_cli(self.sentinel_ports[0], "SENTINEL", "GET-MASTER-ADDR-BY-NAME", "mymaster").split()
+        return int(out[1])
+
+    def replica_ports(self):
+        m = self.master_port()
+        return [p for p in self.redis_ports if p != m]
+
+
+def start_haproxy(topo):
+    need("haproxy", "haproxy")
+    write, read, stats = free_ports(3)
+    servers = lambda: "\n".join(  # noqa: E731
+        f"    server redis-{i} {HOST}:{p} check inter 1s" for i, p in enumerate(topo.redis_ports))
+    text = open(os.path.join(ROOT, "benchmarks", "haproxy.cfg.in")).read()
+    text = (text.replace("@HOST@", HOST).replace("@WRITE_PORT@", str(write))
+            .replace("@READ_PORT@", str(read)).replace("@STATS_PORT@", str(stats))
+            .replace("@MASTER_SERVERS@", servers()).replace("@REPLICA_SERVERS@", servers()))
+    cfg = os.path.join(topo.dir, "haproxy.cfg")
+    open(cfg, "w").write(text)
+    p = subprocess.Popen(["haproxy", "-db", "-f", cfg], stdout=subprocess.DEVNULL,
+                         stderr=open(os.path.join(topo.dir, "haproxy.log"), "w"))
+    _children.append(p)
+    # Ready when both frontends reach the right role (health checks run every 1 s).
+    wait_until("haproxy write backend", lambda: "role:master" in redis_cli(write, "INFO", "replication"))
+    wait_until("haproxy read backend", lambda: "role:slave" in redis_cli(read, "INFO", "replication"))
+    return {"write": write, "read": read, "stats": stats, "pid": p.pid}
+
+
+def start_proxy(topo, mode="dedicated", extra=()):
+    write, read, admin = free_ports(3)
+    cmd = [BIN, "proxy", "--bind", HOST, "--port", str(write), "--read-port", str(read),
+           "--admin-port", str(admin), "--mode", mode, *extra]
+    for s in topo.sentinels:
+        cmd += ["--sentinel", s]
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL,
+                         stderr=open(os.path.join(topo.dir, f"proxy-{mode}.log"), "w"))
+    _children.append(p)
+    wait_until("redis-ha proxy write endpoint", lambda: "role:master" in redis_cli(write, "INFO", "replication"))
+    wait_until("redis-ha proxy read endpoint", lambda: "role:slave" in redis_cli(read, "INFO", "replication"))
+    return {"write": write, "read": read, "admin": admin, "pid": p.pid, "proc": p}
+
+
+def machine():
+    cpu = "unknown"
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    ver = lambda cmd: subprocess.run(cmd, capture_output=True, text=True).stdout.strip().splitlines()[0]  # noqa: E731
+    rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    return {
+        "cores": os.cpu_count(),
+        "cpu": cpu,
+        "kernel": platform.release(),
+        "redis": ver(["redis-server", "--version"]),
+        "haproxy": ver(["haproxy", "-v"]) if shutil.which("haproxy") else "absent",
+        "redis-ha": f"git {rev}",
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    }
+
+
+def rss_kib(pid):
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def cpu_seconds(pid):
+    """user+sys CPU seconds of a running process."""
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def dump_json(path, obj):
+    with open(path, "w") as f:
+        json.dump(obj, f, indent=2)

@@ -1,0 +1,210 @@
+#!/usr/bin/env python3
+"""Throughput, side by side in one run: direct to Redis vs HAProxy (configured
+like the original) vs redis-ha proxy, with redis-benchmark; plus redis-ha bench
+vs redis-benchmark (and memtier_benchmark if installed) against direct Redis.
+
+    benchmarks/throughput.py            # full run, writes benchmarks/RESULTS.md
+    benchmarks/throughput.py --quick    # smaller counts, for a smoke run
+
+Ratios compare paths measured in the same round, so machine noise mostly
+cancels; two rounds are interleaved and both ratios are shown (min-max)."""
+
+import argparse
+import csv
+import io
+import json
+import os
+import resource
+import socket
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness as h  # noqa: E402
+
+
+def redis_benchmark(port, cmd, clients, pipeline, n, threads=None):
+    args = ["redis-benchmark", "-h", h.HOST, "-p", str(port), "-c", str(clients), "-n", str(n),
+            "-P", str(pipeline), "-d", "256", "-t", cmd, "-r", "100000", "--csv"]
+    if threads:
+        args += ["--threads", str(threads)]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    out = subprocess.run(args, capture_output=True, text=True, timeout=600)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    rows = [r for r in csv.reader(io.StringIO(out.stdout)) if r and r[0] != "test"]
+    if not rows:
+        raise RuntimeError(f"redis-benchmark printed no result: {out.stderr.strip()[:300]}")
+    r = rows[0]
+    return {"rps": float(r[1]), "avg_ms": float(r[2]), "p50_ms": float(r[4]), "p99_ms": float(r[6]),
+            "cpu_s": (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)}
+
+
+def idle_conn_memory(pid, port, n=1000):
+    """RSS growth per client connection: connected only, then after one PING each."""
+    base = h.rss_kib(pid)
+    socks = []
+    for _ in range(n):
+        s = socket.create_connection((h.HOST, port))
+        socks.append(s)
+    time.sleep(0.5)  # let the proxy accept them all; we measure, not synchronise
+    connected = h.rss_kib(pid)
+    for s in socks:
+        s.sendall(b"PING\r\n")
+    for s in socks:
+        s.recv(64)
+    pinged = h.rss_kib(pid)
+    for s in socks:
+        s.close()
+    return {"connected_bytes": (connected - base) * 1024 / n, "after_ping_bytes": (pinged - base) * 1024 / n}
+
+
+def bench_efficiency(master_port, seconds):
+    """redis-ha bench vs redis-benchmark (and memtier if present), SET 256 B, 2 threads x 25 clients."""
+    res = {}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    out_json = os.path.join("/tmp", f"redis-ha-bench-{os.getpid()}.json")
+    subprocess.run([h.BIN, "bench", "-s", h.HOST, "-p", str(master_port), "-t", "2", "-c", "25",
+                    "--ratio", "1:0", "-d", "256", "--test-time", str(seconds), "--hide-histogram",
+                    "--json-out-file", out_json], check=True, stdout=subprocess.DEVNULL, timeout=seconds + 120)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    rep = json.load(open(out_json))
+    res["redis-ha bench"] = {"rps": find_ops(rep),
+                             "cpu_s": (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime),
+                             "seconds": seconds}
+    # redis-benchmark with the same shape: 50 connections, 2 threads, SET 256 B, ~same duration.
+    n = int(res["redis-ha bench"]["rps"] * seconds) or 100000
+    rb = redis_benchmark(master_port, "set", 50, 1, n, threads=2)
+    rb["seconds"] = n / rb["rps"]
+    res["redis-benchmark"] = rb
+    if h.shutil.which("memtier_benchmark"):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        mj = f"/tmp/memtier-{os.getpid()}.json"
+        subprocess.run(["memtier_benchmark", "-s", h.HOST, "-p", str(master_port), "-t", "2", "-c", "25",
+                        "--ratio", "1:0", "-d", "256", "--test-time", str(seconds), "--hide-histogram",
+                        "--json-out-file", mj], check=True, stdout=subprocess.DEVNULL, timeout=seconds + 120)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        m = json.load(open(mj))
+        res["memtier_benchmark"] = {"rps": m["ALL STATS"]["Totals"]["Ops/sec"],
+                                    "cpu_s": (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime),
+                                    "seconds": seconds}
+    return res
+
+
+def find_ops(rep):
+    """Total ops/s from redis-ha bench's JSON (memtier-like layout)."""
+    for path in (("ALL STATS", "Totals", "Ops/sec"), ("totals", "ops_per_sec"), ("ops_per_sec",)):
+        cur = rep
+        try:
+            for k in path:
+                cur = cur[k]
+            return float(cur)
+        except (KeyError, TypeError):
+            continue
+    raise RuntimeError("cannot find total ops/s in redis-ha bench JSON")
+
+
+def fmt_ratio(vals):
+    lo, hi = min(vals), max(vals)
+    return f"{lo:.2f}×" if abs(hi - lo) < 0.005 else f"{lo:.2f}–{hi:.2f}×"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="small counts (smoke run, noisy numbers)")
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--modes", default="dedicated,multiplex", help="redis-ha proxy modes to measure")
+    ap.add_argument("--conns", default="50,500")
+    ap.add_argument("--out", default=os.path.join(h.ROOT, "benchmarks", "RESULTS.md"))
+    a = ap.parse_args()
+    for b, p in (("redis-benchmark", "redis-tools"), ("redis-server", "redis-server"), ("haproxy", "haproxy")):
+        h.need(b, p)
+    h.build()
+    scale = 0.25 if a.quick else 1.0
+    topo = h.Topology()
+    hap = h.start_haproxy(topo)
+    proxies = {}
+    for mode in a.modes.split(","):
+        try:
+            proxies[mode] = h.start_proxy(topo, mode)
+        except SystemExit as e:
+            h.log(f"redis-ha proxy --mode {mode} did not start ({e}); skipped")
+    master, replica = topo.master_port(), topo.replica_ports()[0]
+    paths = {"direct": (master, replica), "haproxy": (hap["write"], hap["read"])}
+    for mode, p in proxies.items():
+        paths[f"redis-ha ({mode})"] = (p["write"], p["read"])
+    cells = []
+    for conns in [int(c) for c in a.conns.split(",")]:
+        for cmd in ("set", "get"):
+            for pipe in (1, 16):
+                n = int((200_000 if pipe == 1 else 1_500_000) * scale)
+                cells.append((cmd, pipe, conns, n))
+    results = {}
+    for rnd in range(a.rounds):
+        for cmd, pipe, conns, n in cells:
+            for name, (wport, rport) in paths.items():
+                port = wport if cmd == "set" else rport
+                r = redis_benchmark(port, cmd, conns, pipe, n)
+                results.setdefault((cmd, pipe, conns), {}).setdefault(name, []).append(r)
+                h.log(f"round {rnd + 1} {cmd.upper()} P{pipe} c{conns} {name}: {r['rps']:.0f} ops/s p99 {r['p99_ms']} ms")
+    mem = {}
+    for mode, p in proxies.items():
+        mem[mode] = idle_conn_memory(p["pid"], p["write"])
+    eff = bench_efficiency(master, 3 if a.quick else 10)
+    write_report(a, results, paths, mem, eff)
+
+
+def write_report(a, results, paths, mem, eff):
+    m = h.machine()
+    lines = ["# Benchmark results", "",
+             f"Produced by `benchmarks/throughput.py{' --quick' if a.quick else ''}` in one run on one machine.", "",
+             "| machine | |", "|---|---|"]
+    lines += [f"| {k} | {v} |" for k, v in m.items()]
+    lines += ["", "Direct = redis-benchmark straight to the master (SET) or a replica (GET). HAProxy = Debian's",
+              "haproxy with the original's dual-backend config (benchmarks/haproxy.cfg.in: tcp-check role:master /",
+              "role:slave, check inter 1s). redis-ha = `redis-ha proxy` write (SET) and read (GET) endpoints.",
+              "redis-benchmark, 256-byte values, random keys over 100k. Ratio = ops/s ÷ direct ops/s in the same",
+              f"round ({a.rounds} rounds interleaved; min–max shown).", ""]
+    names = list(paths)
+    for conns in sorted({k[2] for k in results}):
+        lines += [f"## {conns} connections", "",
+                  "| path | " + " | ".join(f"{c.upper()} P{p}" for c, p, n in sorted(k for k in results if k[2] == conns)) + " |",
+                  "|---|" + "---|" * len([k for k in results if k[2] == conns])]
+        keys = sorted(k for k in results if k[2] == conns)
+        for name in names:
+            row = []
+            for k in keys:
+                runs = results[k][name]
+                direct = results[k]["direct"]
+                ops = sum(r["rps"] for r in runs) / len(runs)
+                p99 = max(r["p99_ms"] for r in runs)
+                if name == "direct":
+                    row.append(f"{ops / 1000:.0f}k ops/s, p99 {p99:.2f} ms")
+                else:
+                    ratios = [r["rps"] / d["rps"] for r, d in zip(runs, direct)]
+                    row.append(f"{fmt_ratio(ratios)} ({ops / 1000:.0f}k, p99 {p99:.2f} ms)")
+            lines.append(f"| {name} | " + " | ".join(row) + " |")
+        lines.append("")
+    if mem:
+        lines += ["## Memory per client connection (redis-ha proxy RSS growth, 1000 connections)", "",
+                  "| mode | connected, idle | after one PING |", "|---|---|---|"]
+        for mode, v in mem.items():
+            lines.append(f"| {mode} | {v['connected_bytes'] / 1024:.1f} KiB | {v['after_ping_bytes'] / 1024:.1f} KiB |")
+        lines.append("")
+    lines += ["## Load generator efficiency (direct to the master, SET 256 B, 2 threads × 25 clients)", "",
+              "| tool | ops/s | CPU seconds per 100k ops | ratio to redis-benchmark |", "|---|---|---|---|"]
+    base = eff["redis-benchmark"]["rps"]
+    for tool, v in eff.items():
+        per = v["cpu_s"] / max(v["rps"] * v["seconds"], 1) * 100_000
+        lines.append(f"| {tool} | {v['rps']:.0f} | {per:.2f} | {v['rps'] / base:.2f}× |")
+    lines.append("")
+    text = "\n".join(lines)
+    open(a.out, "w").write(text)
+    h.dump_json(os.path.splitext(a.out)[0] + ".json",
+                {"machine": m, "results": {f"{c}-P{p}-c{n}": v for (c, p, n), v in results.items()},
+                 "memory": mem, "bench_efficiency": eff})
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

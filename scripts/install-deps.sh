@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs the system packages redis-ha needs, once and quietly.
+#   scripts/install-deps.sh          # runtime: redis-server, redis-sentinel, redis-tools
+#   scripts/install-deps.sh --test   # plus what the tests use: chromium (dashboard test), redis-py
+#   scripts/install-deps.sh --bench  # plus haproxy (benchmarks/ compares against it)
+set -euo pipefail
+want=(redis-server redis-sentinel redis-tools)
+py=0
+for a in "$@"; do
+  case "$a" in
+    --test) want+=(chromium python3-pip); py=1 ;;
+    --bench) want+=(haproxy) ;;
+    *) echo "unknown option $a" >&2; exit 2 ;;
+  esac
+done
+missing=()
+for p in "${want[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  if command -v apt-get >/dev/null 2>&1; then
+    sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    echo "installing: ${missing[*]}" >&2
+    $sudo apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  else
+    echo "please install: ${missing[*]} (no apt-get here)" >&2
+    exit 1
+  fi
+fi
+# Debian may start system services on install; redis-ha runs its own processes.
+for svc in redis-server redis-sentinel haproxy; do
+  if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet "$svc" 2>/dev/null; then
+    systemctl stop "$svc" || true
+  fi
+done
+if [ "$py" = 1 ] && ! python3 -c 'import redis' 2>/dev/null; then
+  echo "installing: redis-py (pip)" >&2
+  python3 -m pip install -q redis 2>/dev/null || python3 -m pip install -q --break-system-packages redis
+fi

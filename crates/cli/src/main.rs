@@ -36,10 +36,6 @@ enum Cmd {
     Status(redis_ha_local::cli::StatusArgs),
     /// Fault injection on one node: kill, stop, cont, restart
     Node(redis_ha_local::cli::NodeArgs),
-    /// Run the Sentinel-aware proxy (write, read and admin endpoints)
-    Proxy(redis_ha_proxy::cli::ProxyArgs),
-    /// memtier-style load generator that keeps going through failovers
-    Bench(Box<redis_ha_bench::cli::BenchArgs>),
     /// Failover drill under load: outage, client errors, lost writes
     Drill(redis_ha_drill::cli::DrillArgs),
 }
@@ -48,7 +44,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("REDIS_HA_LOG").unwrap_or_else(|_| "warn".into()),
+            tracing_subscriber::EnvFilter::try_from_env("REDIS_HA_LOG")
+                .unwrap_or_else(|_| "warn".into()),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -65,8 +62,6 @@ fn main() -> ExitCode {
             Cmd::Down(a) => redis_ha_local::cli::down(a).await,
             Cmd::Status(a) => redis_ha_local::cli::status(a).await,
             Cmd::Node(a) => redis_ha_local::cli::node(a).await,
-            Cmd::Proxy(a) => redis_ha_proxy::cli::run(a).await,
-            Cmd::Bench(a) => redis_ha_bench::cli::run(*a).await,
             Cmd::Drill(a) => redis_ha_drill::cli::run(a).await,
         }
     });

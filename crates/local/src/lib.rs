@@ -3,6 +3,7 @@
 //! under a state dir. It is the default way to run redis-ha and the harness
 //! every test, benchmark and drill uses.
 
+pub mod cli;
 pub mod ports;
 pub mod process;
 pub mod topo;

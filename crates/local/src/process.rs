@@ -26,13 +26,23 @@ pub fn require_binary(name: &str) -> anyhow::Result<std::path::PathBuf> {
 /// `die_with_parent`, the kernel kills it if the supervisor dies, so a crashed
 /// test or foreground `up` leaves nothing behind. Returns the pid.
 pub fn spawn(bin: &Path, conf: &Path, log: &Path, die_with_parent: bool) -> anyhow::Result<u32> {
+    spawn_args(bin, &[conf.display().to_string()], log, die_with_parent)
+}
+
+/// Like [`spawn`] with an argument list.
+pub fn spawn_args(
+    bin: &Path,
+    args: &[String],
+    log: &Path,
+    die_with_parent: bool,
+) -> anyhow::Result<u32> {
     let out = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(log)
         .with_context(|| format!("cannot open log {}", log.display()))?;
     let mut cmd = Command::new(bin);
-    cmd.arg(conf)
+    cmd.args(args)
         .stdin(Stdio::null())
         .stdout(out.try_clone()?)
         .stderr(out)
@@ -55,7 +65,10 @@ pub fn spawn(bin: &Path, conf: &Path, log: &Path, die_with_parent: bool) -> anyh
     let (tx, rx) = std::sync::mpsc::channel();
     let what = bin.display().to_string();
     std::thread::Builder::new()
-        .name(format!("reap-{}", conf.display()))
+        .name(format!(
+            "reap-{}",
+            args.first().map(String::as_str).unwrap_or("")
+        ))
         .spawn(move || match cmd.spawn() {
             Ok(mut child) => {
                 let _ = tx.send(Ok(child.id()));

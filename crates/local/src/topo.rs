@@ -7,7 +7,7 @@ use nix::sys::signal::Signal;
 use redis_ha_resp::conn::query;
 use redis_ha_topology::info::{parse_info, Role};
 use redis_ha_topology::render::{self, RedisNode, SentinelNode};
-use redis_ha_topology::role::{decide_boot, Boot};
+use redis_ha_topology::role::{boot_role, Boot};
 use redis_ha_topology::{addr, sentinel, split_addr, Addr, Spec};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -25,12 +25,27 @@ pub struct Options {
     pub redis_ports: Vec<u16>,
     pub sentinel_ports: Vec<u16>,
     pub state_dir: PathBuf,
+    /// The proxy's endpoints, when the supervisor runs one.
+    #[serde(default)]
+    pub proxy: Option<ProxyPorts>,
+}
+
+/// Where the supervised `redis-ha proxy` listens.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ProxyPorts {
+    pub write: u16,
+    pub read: u16,
+    pub admin: u16,
+    /// Extra `redis-ha proxy` flags (e.g. `--mode multiplex`).
+    #[serde(default)]
+    pub args: Vec<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum NodeKind {
     Redis(usize),
     Sentinel(usize),
+    Proxy,
 }
 
 impl Options {
@@ -47,6 +62,12 @@ impl Options {
             redis_ports,
             sentinel_ports,
             state_dir,
+            proxy: Some(ProxyPorts {
+                write: 6379,
+                read: 6380,
+                admin: 8404,
+                args: vec![],
+            }),
         }
     }
 
@@ -65,6 +86,7 @@ impl Options {
             spec,
             host,
             state_dir: dir.to_path_buf(),
+            proxy: None,
         })
     }
 
@@ -86,6 +108,7 @@ impl Options {
         (0..self.redis_ports.len())
             .map(Spec::redis_name)
             .chain((0..self.sentinel_ports.len()).map(Spec::sentinel_name))
+            .chain(self.proxy.as_ref().map(|_| "proxy".to_string()))
             .collect()
     }
 
@@ -101,6 +124,9 @@ impl Options {
         }
         if let Some(i) = parse("sentinel-", self.sentinel_ports.len()) {
             return Ok(NodeKind::Sentinel(i));
+        }
+        if name == "proxy" && self.proxy.is_some() {
+            return Ok(NodeKind::Proxy);
         }
         bail!(
             "unknown node {name:?}: expected one of {}",
@@ -120,6 +146,10 @@ impl Options {
         match kind {
             NodeKind::Redis(i) => addr(&self.host, self.redis_ports[i]),
             NodeKind::Sentinel(i) => addr(&self.host, self.sentinel_ports[i]),
+            NodeKind::Proxy => addr(
+                &self.host,
+                self.proxy.as_ref().map(|p| p.write).unwrap_or(0),
+            ),
         }
     }
 
@@ -127,6 +157,7 @@ impl Options {
         match kind {
             NodeKind::Redis(i) => Spec::redis_name(i),
             NodeKind::Sentinel(i) => Spec::sentinel_name(i),
+            NodeKind::Proxy => "proxy".to_string(),
         }
     }
 
@@ -181,14 +212,21 @@ impl Topology {
         opts.spec.validate()?;
         let redis_bin = process::require_binary("redis-server")?;
         let sentinel_bin = process::require_binary("redis-sentinel")?;
-        for (name, port) in opts
+        let node_ports = opts
             .node_names()
-            .iter()
-            .zip(opts.redis_ports.iter().chain(&opts.sentinel_ports))
-        {
-            if ports::in_use(&opts.host, *port) {
+            .into_iter()
+            .zip(opts.redis_ports.iter().chain(&opts.sentinel_ports).copied());
+        let proxy_ports = opts.proxy.iter().flat_map(|p| {
+            [
+                ("proxy write endpoint".to_string(), p.write),
+                ("proxy read endpoint".to_string(), p.read),
+                ("proxy admin".to_string(), p.admin),
+            ]
+        });
+        for (name, port) in node_ports.chain(proxy_ports) {
+            if ports::in_use(&opts.host, port) {
                 bail!(
-                    "port {port} for {name} is already in use on {}: stop what uses it, or choose other ports",
+                    "port {port} for {name} is already in use on {}: stop what uses it, or choose other ports (see `redis-ha up --help`)",
                     opts.host
                 );
             }
@@ -206,7 +244,11 @@ impl Topology {
             for i in 0..t.opts.sentinel_ports.len() {
                 t.start_sentinel(i, &sentinel_bin).await?;
             }
-            t.wait_healthy(Duration::from_secs(60)).await
+            t.wait_healthy(Duration::from_secs(60)).await?;
+            if t.opts.proxy.is_some() {
+                t.start_proxy().await?;
+            }
+            Ok(())
         }
         .await;
         if let Err(e) = result {
@@ -259,14 +301,15 @@ impl Topology {
         std::fs::create_dir_all(dir.join("data"))?;
         let me = addr(&o.host, o.redis_ports[i]);
         let first = addr(&o.host, o.redis_ports[0]);
-        let boot = decide_boot(
-            &o.sentinel_addrs(),
-            &o.spec.master_name,
-            &me,
-            &first,
-            IO_TIMEOUT,
-        )
-        .await;
+        // Live sentinels know best; when none answers (the whole topology is
+        // starting again) the master they last recorded in their own config
+        // files is used, so a full restart after a failover does not resync
+        // the newer master from stale redis-0.
+        let views =
+            sentinel::ask_master_all(&o.sentinel_addrs(), &o.spec.master_name, IO_TIMEOUT).await;
+        let known = sentinel::most_common(views.into_iter().filter_map(|(_, v)| v.ok().flatten()))
+            .or_else(|| self.recorded_master());
+        let boot = boot_role(&me, known.as_deref(), &first);
         let replica_of = match boot {
             Boot::Master => None,
             Boot::ReplicaOf(m) => split_addr(&m),
@@ -325,6 +368,27 @@ impl Topology {
             &dir.join("sentinel.log"),
         )
         .await
+    }
+
+    /// The master most sentinel config files name (Sentinel rewrites its
+    /// `sentinel monitor` line after each failover).
+    pub fn recorded_master(&self) -> Option<Addr> {
+        let o = &self.opts;
+        let recorded = (0..o.sentinel_ports.len()).filter_map(|i| {
+            let conf =
+                std::fs::read_to_string(o.node_dir(&Spec::sentinel_name(i)).join("sentinel.conf"))
+                    .ok()?;
+            conf.lines().find_map(|l| {
+                let w: Vec<&str> = l.split_whitespace().collect();
+                match w.as_slice() {
+                    ["sentinel", "monitor", name, host, port, _] if *name == o.spec.master_name => {
+                        Some(addr(host, port.parse().ok()?))
+                    }
+                    _ => None,
+                }
+            })
+        });
+        sentinel::most_common(recorded)
     }
 
     /// Polls until one master, all replicas linked, and every sentinel sees
@@ -482,11 +546,51 @@ impl Topology {
                 self.start_sentinel(i, &process::require_binary("redis-sentinel")?)
                     .await
             }
+            NodeKind::Proxy => self.start_proxy().await,
         }
+    }
+
+    /// Runs this same binary as `redis-ha proxy` against the sentinels, and
+    /// waits until its write endpoint answers PING. `REDIS_HA_BIN` overrides
+    /// the binary (tests that embed the supervisor in another executable).
+    async fn start_proxy(&self) -> anyhow::Result<()> {
+        let o = &self.opts;
+        let p = o
+            .proxy
+            .as_ref()
+            .ok_or_else(|| anyhow!("this topology has no proxy"))?;
+        let dir = o.node_dir("proxy");
+        std::fs::create_dir_all(&dir)?;
+        let bin = match std::env::var_os("REDIS_HA_BIN") {
+            Some(b) => PathBuf::from(b),
+            None => std::env::current_exe().context("cannot find the redis-ha binary")?,
+        };
+        let mut args: Vec<String> = vec!["proxy".into()];
+        for s in o.sentinel_addrs() {
+            args.extend(["--sentinel".into(), s]);
+        }
+        args.extend([
+            "--master-name".into(),
+            o.spec.master_name.clone(),
+            "--bind".into(),
+            o.host.clone(),
+            "--port".into(),
+            p.write.to_string(),
+            "--read-port".into(),
+            p.read.to_string(),
+            "--admin-port".into(),
+            p.admin.to_string(),
+        ]);
+        args.extend(p.args.iter().cloned());
+        let log = dir.join("proxy.log");
+        let pid = process::spawn_args(&bin, &args, &log, self.attached)?;
+        std::fs::write(o.pid_file("proxy"), pid.to_string())?;
+        wait_ping(&addr(&o.host, p.write), pid, &log).await
     }
 
     /// Stops every node (SIGTERM, then SIGKILL after a grace period).
     pub fn stop_all(&self) {
+        // Reverse order: the proxy first, so clients see it go before Redis.
         for name in self.opts.node_names().iter().rev() {
             if let Some(pid) = self.pid(name) {
                 process::terminate(pid, Duration::from_secs(5));

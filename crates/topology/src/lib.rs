@@ -9,6 +9,7 @@ pub mod render;
 pub mod role;
 pub mod sentinel;
 pub mod spec;
+pub mod status;
 
 pub use spec::Spec;
 

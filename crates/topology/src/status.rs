@@ -1,0 +1,277 @@
+//! Observation of a running topology: each node's role and replication,
+//! each sentinel's view, quorum, and the split-brain verdict. Works on any
+//! sentinel list; the CLI only renders the [`Report`].
+
+use crate::info::{parse_info, Role};
+use crate::{addr, sentinel, Addr};
+use redis_ha_resp::conn::query;
+use serde::Serialize;
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+#[derive(Clone, Debug, Serialize)]
+pub struct NodeStatus {
+    pub name: String,
+    pub addr: Addr,
+    /// `master`, `replica`, or `down`.
+    pub role: String,
+    pub offset: Option<i64>,
+    /// For replicas: the master they follow and the link state.
+    pub master: Option<Addr>,
+    pub link: Option<String>,
+    pub lag_bytes: Option<i64>,
+    pub lag_seconds: Option<i64>,
+    pub error: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct SentinelStatus {
+    pub name: String,
+    pub addr: Addr,
+    pub role: String,
+    /// The master this sentinel names, if reachable.
+    pub master: Option<Addr>,
+    pub master_flags: Option<String>,
+    pub replicas: Option<usize>,
+    pub other_sentinels: Option<usize>,
+    pub ckquorum: Option<String>,
+    pub quorum_ok: bool,
+    pub error: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    pub master_name: String,
+    pub master: Option<Addr>,
+    pub nodes: Vec<NodeStatus>,
+    pub sentinels: Vec<SentinelStatus>,
+    pub sentinels_agree: bool,
+    pub split_brain: bool,
+    pub healthy: bool,
+    /// Why it is not healthy, most important first.
+    pub problems: Vec<String>,
+}
+
+/// Collects a report. `nodes` are (name, addr) of the Redis nodes; when empty
+/// they are discovered from the sentinels (master + SENTINEL REPLICAS).
+pub async fn collect(
+    sentinels: &[(String, Addr)],
+    nodes: &[(String, Addr)],
+    master_name: &str,
+    timeout: Duration,
+) -> Report {
+    let mut sstat = Vec::new();
+    for (name, a) in sentinels {
+        sstat.push(sentinel_status(name, a, master_name, timeout).await);
+    }
+    let views: Vec<Addr> = sstat.iter().filter_map(|s| s.master.clone()).collect();
+    let distinct: BTreeSet<&Addr> = views.iter().collect();
+    let master = sentinel::most_common(views.iter().cloned());
+    let mut node_list: Vec<(String, Addr)> = nodes.to_vec();
+    if node_list.is_empty() {
+        if let Some(m) = &master {
+            node_list.push((m.clone(), m.clone()));
+        }
+        for (_, s) in sentinels {
+            if let Ok(reps) = sentinel::replicas(s, master_name, timeout).await {
+                for r in reps.iter().filter_map(sentinel::entry_addr) {
+                    if !node_list.iter().any(|(_, a)| *a == r) {
+                        node_list.push((r.clone(), r));
+                    }
+                }
+                break;
+            }
+        }
+    }
+    let mut nstat = Vec::new();
+    for (name, a) in &node_list {
+        nstat.push(node_status(name, a, timeout).await);
+    }
+    // Lag in bytes against the master's offset.
+    let master_offset = nstat
+        .iter()
+        .find(|n| n.role == "master" && Some(&n.addr) == master.as_ref())
+        .and_then(|n| n.offset);
+    for n in nstat.iter_mut().filter(|n| n.role == "replica") {
+        if let (Some(mo), Some(o)) = (master_offset, n.offset) {
+            n.lag_bytes = Some((mo - o).max(0));
+        }
+    }
+    let masters: Vec<&NodeStatus> = nstat.iter().filter(|n| n.role == "master").collect();
+    let reachable_sentinels = sstat.iter().filter(|s| s.error.is_none()).count();
+    let sentinels_agree = distinct.len() == 1 && views.len() == sentinels.len();
+    let split_brain = masters.len() > 1 || distinct.len() > 1;
+    let mut problems = Vec::new();
+    if masters.len() > 1 {
+        problems.push(format!(
+            "SPLIT BRAIN: {} nodes claim to be master: {}",
+            masters.len(),
+            masters
+                .iter()
+                .map(|n| format!("{} ({})", n.name, n.addr))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    if distinct.len() > 1 {
+        problems.push(format!(
+            "SPLIT BRAIN: sentinels disagree on the master: {}",
+            distinct
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(" vs ")
+        ));
+    }
+    match &master {
+        None => problems.push("no sentinel knows a master".into()),
+        Some(m) => {
+            if !masters.iter().any(|n| &n.addr == m) {
+                problems.push(format!(
+                    "the sentinels' master {m} does not report role master"
+                ));
+            }
+        }
+    }
+    for n in &nstat {
+        if let Some(e) = &n.error {
+            problems.push(format!("{} ({}) is down: {e}", n.name, n.addr));
+        } else if n.role == "replica" {
+            if n.link.as_deref() != Some("up") {
+                problems.push(format!(
+                    "{} replication link is {}",
+                    n.name,
+                    n.link.as_deref().unwrap_or("unknown")
+                ));
+            } else if n.master.is_some() && n.master != master {
+                problems.push(format!(
+                    "{} follows {} instead of {}",
+                    n.name,
+                    n.master.as_deref().unwrap_or("?"),
+                    master.as_deref().unwrap_or("?")
+                ));
+            }
+        }
+    }
+    for s in &sstat {
+        if let Some(e) = &s.error {
+            problems.push(format!("{} ({}) unreachable: {e}", s.name, s.addr));
+        } else if !s.quorum_ok {
+            problems.push(format!(
+                "{}: CKQUORUM fails: {}",
+                s.name,
+                s.ckquorum.as_deref().unwrap_or("?")
+            ));
+        } else if s.master_flags.as_deref().is_some_and(|f| f != "master") {
+            problems.push(format!(
+                "{} flags the master as {}",
+                s.name,
+                s.master_flags.as_deref().unwrap_or("?")
+            ));
+        }
+    }
+    if reachable_sentinels * 2 <= sentinels.len() {
+        problems.push(format!(
+            "only {reachable_sentinels} of {} sentinels reachable: no majority",
+            sentinels.len()
+        ));
+    }
+    Report {
+        master_name: master_name.to_string(),
+        master,
+        healthy: problems.is_empty(),
+        nodes: nstat,
+        sentinels: sstat,
+        sentinels_agree,
+        split_brain,
+        problems,
+    }
+}
+
+async fn node_status(name: &str, a: &str, timeout: Duration) -> NodeStatus {
+    let mut n = NodeStatus {
+        name: name.to_string(),
+        addr: a.to_string(),
+        role: "down".into(),
+        offset: None,
+        master: None,
+        link: None,
+        lag_bytes: None,
+        lag_seconds: None,
+        error: None,
+    };
+    let role = match query(a, &["ROLE"], timeout).await {
+        Ok(f) => Role::from_frame(&f),
+        Err(e) => {
+            n.error = Some(e.to_string());
+            return n;
+        }
+    };
+    let info = query(a, &["INFO", "replication"], timeout)
+        .await
+        .ok()
+        .and_then(|f| f.as_text())
+        .map(|t| parse_info(&t))
+        .unwrap_or_default();
+    match role {
+        Some(Role::Master { offset, .. }) => {
+            n.role = "master".into();
+            n.offset = Some(offset);
+        }
+        Some(Role::Replica { master, offset, .. }) => {
+            n.role = "replica".into();
+            n.offset = Some(offset);
+            n.master = Some(master);
+            n.link = info.get("master_link_status").cloned();
+            n.lag_seconds = info
+                .get("master_last_io_seconds_ago")
+                .and_then(|v| v.parse().ok());
+        }
+        other => n.error = Some(format!("unexpected ROLE reply {other:?}")),
+    }
+    n
+}
+
+async fn sentinel_status(
+    name: &str,
+    a: &str,
+    master_name: &str,
+    timeout: Duration,
+) -> SentinelStatus {
+    let mut s = SentinelStatus {
+        name: name.to_string(),
+        addr: a.to_string(),
+        role: "sentinel".into(),
+        master: None,
+        master_flags: None,
+        replicas: None,
+        other_sentinels: None,
+        ckquorum: None,
+        quorum_ok: false,
+        error: None,
+    };
+    match sentinel::master_info(a, master_name, timeout).await {
+        Ok(m) => {
+            if let (Some(ip), Some(port)) =
+                (m.get("ip"), m.get("port").and_then(|p| p.parse().ok()))
+            {
+                s.master = Some(addr(ip, port));
+            }
+            s.master_flags = m.get("flags").cloned();
+            s.replicas = m.get("num-slaves").and_then(|v| v.parse().ok());
+            s.other_sentinels = m.get("num-other-sentinels").and_then(|v| v.parse().ok());
+        }
+        Err(e) => {
+            s.error = Some(e.to_string());
+            return s;
+        }
+    }
+    match sentinel::ckquorum(a, master_name, timeout).await {
+        Ok(msg) => {
+            s.quorum_ok = true;
+            s.ckquorum = Some(msg);
+        }
+        Err(e) => s.ckquorum = Some(e.to_string()),
+    }
+    s
+}

@@ -36,6 +36,8 @@ enum Cmd {
     Status(redis_ha_local::cli::StatusArgs),
     /// Fault injection on one node: kill, stop, cont, restart
     Node(redis_ha_local::cli::NodeArgs),
+    /// Run the Sentinel-aware proxy (write, read and admin endpoints)
+    Proxy(redis_ha_proxy::cli::ProxyArgs),
     /// Failover drill under load: outage, client errors, lost writes
     Drill(redis_ha_drill::cli::DrillArgs),
 }
@@ -62,6 +64,7 @@ fn main() -> ExitCode {
             Cmd::Down(a) => redis_ha_local::cli::down(a).await,
             Cmd::Status(a) => redis_ha_local::cli::status(a).await,
             Cmd::Node(a) => redis_ha_local::cli::node(a).await,
+            Cmd::Proxy(a) => redis_ha_proxy::cli::run(a).await,
             Cmd::Drill(a) => redis_ha_drill::cli::run(a).await,
         }
     });

@@ -17,3 +17,4 @@ pub mod control;
 pub mod data;
 pub mod metrics;
 pub mod route;
+pub mod server;

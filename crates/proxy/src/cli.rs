@@ -1,0 +1,115 @@
+//! `redis-ha proxy` command line.
+
+use crate::config::{ConnMode, ProxyConfig, ReadBalance, ReadFallback};
+use redis_ha_topology::addr;
+use std::time::Duration;
+
+/// Sentinel-aware RESP proxy: clients connect to one address and never need to
+/// know a failover happened.
+///
+/// Writes (port 6379) go to the master the sentinels agree on, verified with
+/// ROLE; reads (port 6380) go to healthy replicas. During a failover commands
+/// are held (up to --failover-hold) instead of failing, and re-sent to the new
+/// master. Admin page, /metrics, /api/status, /healthz, /readyz on port 8404.
+///
+/// Example:
+///   redis-ha proxy --sentinel 127.0.0.1:26380 --sentinel 127.0.0.1:26381 --sentinel 127.0.0.1:26382
+#[derive(clap::Args, Debug, Clone)]
+pub struct ProxyArgs {
+    /// Sentinel address (repeatable; more are discovered from the first ones).
+    #[arg(long = "sentinel", value_name = "HOST:PORT", required = true)]
+    pub sentinels: Vec<String>,
+    /// Sentinel's name for the master.
+    #[arg(long, default_value = "mymaster")]
+    pub master_name: String,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub bind: String,
+    /// Write endpoint port (every command goes to the master).
+    #[arg(long, default_value_t = 6379)]
+    pub port: u16,
+    /// Read endpoint port (commands go to healthy replicas).
+    #[arg(long, default_value_t = 6380)]
+    pub read_port: u16,
+    /// Admin HTTP port (dashboard, /metrics, /api/status, /healthz, /readyz).
+    #[arg(long, default_value_t = 8404)]
+    pub admin_port: u16,
+    /// How long commands wait for a master during a failover before failing
+    /// with TRYAGAIN (0 disables holding).
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub failover_hold: Duration,
+    /// Replicas acknowledging replication less often than this leave the read rotation.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub max_replica_lag: Duration,
+    /// With no healthy replica: read from the master, or refuse with an error.
+    #[arg(long, value_enum, default_value = "master")]
+    pub read_fallback: ReadFallback,
+    /// How read connections are spread over replicas.
+    #[arg(long, value_enum, default_value = "round-robin")]
+    pub read_balance: ReadBalance,
+    /// Without a sentinel majority and a reachable master for this long, stop
+    /// routing writes (fail closed) instead of guessing.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    pub quorum_timeout: Duration,
+    /// Backend connection handling.
+    #[arg(long, value_enum, default_value = "dedicated")]
+    pub mode: ConnMode,
+    /// Password for the Redis nodes.
+    #[arg(long, env = "REDIS_HA_PASSWORD", hide_env_values = true)]
+    pub password: Option<String>,
+    /// Password for the sentinels, if they require one.
+    #[arg(long, env = "REDIS_HA_SENTINEL_PASSWORD", hide_env_values = true)]
+    pub sentinel_password: Option<String>,
+}
+
+impl ProxyArgs {
+    pub fn config(&self) -> anyhow::Result<ProxyConfig> {
+        for s in &self.sentinels {
+            anyhow::ensure!(
+                redis_ha_topology::split_addr(s).is_some(),
+                "--sentinel {s:?} is not HOST:PORT (e.g. 127.0.0.1:26379)"
+            );
+        }
+        anyhow::ensure!(
+            self.sentinel_password.is_none(),
+            "--sentinel-password is not supported yet: run the sentinels without requirepass"
+        );
+        Ok(ProxyConfig {
+            sentinels: self.sentinels.clone(),
+            master_name: self.master_name.clone(),
+            password: self.password.clone(),
+            sentinel_password: self.sentinel_password.clone(),
+            write_listen: addr(&self.bind, self.port),
+            read_listen: addr(&self.bind, self.read_port),
+            admin_listen: addr(&self.bind, self.admin_port),
+            failover_hold: self.failover_hold,
+            max_replica_lag: self.max_replica_lag,
+            read_fallback: self.read_fallback,
+            read_balance: self.read_balance,
+            quorum_timeout: self.quorum_timeout,
+            poll_interval: Duration::from_secs(1),
+            connect_timeout: Duration::from_secs(1),
+            mode: self.mode,
+        })
+    }
+}
+
+pub async fn run(a: ProxyArgs) -> anyhow::Result<u8> {
+    let cfg = a.config()?;
+    let mut h = crate::server::start(cfg).await?;
+    eprintln!(
+        "redis-ha proxy: write {}  read {}  admin http://{}/",
+        h.write_addr, h.read_addr, h.admin_addr
+    );
+    match h.wait_master(Duration::from_secs(5)).await {
+        Ok(m) => eprintln!("master {m}"),
+        Err(e) => eprintln!("warning: {e:#}; commands are held until one is known"),
+    }
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    h.shutdown();
+    Ok(0)
+}

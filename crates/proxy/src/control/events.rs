@@ -1,0 +1,117 @@
+//! Sentinel event subscriptions: one task per sentinel, `PSUBSCRIBE *`,
+//! reconnecting with backoff, forwarding every event to the controller.
+
+use redis_ha_resp::Connection;
+use redis_ha_topology::{addr, Addr};
+use std::time::Duration;
+use tokio::sync::mpsc::UnboundedSender;
+
+#[derive(Debug)]
+pub enum Event {
+    /// A subscription to this sentinel is (or is no longer) live.
+    Connected(Addr, bool),
+    /// `+switch-master`, `+sdown`... with its payload.
+    Sentinel {
+        from: Addr,
+        channel: String,
+        payload: String,
+    },
+    /// The replica chosen by a failover now answers ROLE as master.
+    Promoted(Addr),
+    /// The promotion watch gave up (failover aborted or too slow).
+    PromotionGaveUp(Addr),
+}
+
+pub async fn subscribe(sentinel: Addr, tx: UnboundedSender<Event>) {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        if tx.is_closed() {
+            return;
+        }
+        match listen(&sentinel, &tx).await {
+            Ok(()) => return,
+            Err(e) => {
+                tracing::debug!(%sentinel, error = %e, "sentinel subscription lost");
+                let _ = tx.send(Event::Connected(sentinel.clone(), false));
+            }
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(1));
+    }
+}
+
+/// Returns Ok only when the controller is gone.
+async fn listen(sentinel: &str, tx: &UnboundedSender<Event>) -> anyhow::Result<()> {
+    let mut c = Connection::connect(sentinel, Duration::from_secs(1)).await?;
+    c.send(&["PSUBSCRIBE", "*"]).await?;
+    let first = tokio::time::timeout(Duration::from_secs(2), c.read_frame()).await??;
+    anyhow::ensure!(
+        !first.is_error(),
+        "PSUBSCRIBE refused: {:?}",
+        first.error_message()
+    );
+    if tx
+        .send(Event::Connected(sentinel.to_string(), true))
+        .is_err()
+    {
+        return Ok(());
+    }
+    loop {
+        let f = c.read_frame().await?;
+        let Some(v) = f.as_array() else { continue };
+        // pmessage <pattern> <channel> <payload>
+        if v.len() == 4 && v[0].as_text().as_deref() == Some("pmessage") {
+            let ev = Event::Sentinel {
+                from: sentinel.to_string(),
+                channel: v[2].as_text().unwrap_or_default(),
+                payload: v[3].as_text().unwrap_or_default(),
+            };
+            if tx.send(ev).is_err() {
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// The instance an event is about, if it belongs to `master_name`.
+/// Formats: `master <name> <ip> <port>` and
+/// `<type> <name> <ip> <port> @ <master-name> <master-ip> <master-port>`.
+pub fn instance_addr(payload: &str, master_name: &str) -> Option<Addr> {
+    let w: Vec<&str> = payload.split_whitespace().collect();
+    let port: u16 = w.get(3)?.parse().ok()?;
+    let ours = if w[0] == "master" {
+        w.get(1) == Some(&master_name)
+    } else {
+        w.get(4) == Some(&"@") && w.get(5) == Some(&master_name)
+    };
+    ours.then(|| addr(w[2], port))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payloads() {
+        assert_eq!(
+            instance_addr(
+                "slave 127.0.0.1:7001 127.0.0.1 7001 @ mymaster 127.0.0.1 7000",
+                "mymaster"
+            ),
+            Some("127.0.0.1:7001".into())
+        );
+        assert_eq!(
+            instance_addr("master mymaster 127.0.0.1 7000", "mymaster"),
+            Some("127.0.0.1:7000".into())
+        );
+        assert_eq!(
+            instance_addr("master other 127.0.0.1 7000", "mymaster"),
+            None
+        );
+        assert_eq!(
+            instance_addr("slave redis-1.redis-headless:6379 redis-1.redis-headless 6379 @ mymaster redis-0.redis-headless 6379", "mymaster"),
+            Some("redis-1.redis-headless:6379".into())
+        );
+        assert_eq!(instance_addr("garbage", "mymaster"), None);
+    }
+}

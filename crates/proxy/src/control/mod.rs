@@ -1,0 +1,361 @@
+//! The control plane: watches Sentinel and the nodes, decides where traffic
+//! goes, and publishes it as a [`Routes`] table. Events (pushed by every
+//! sentinel) drive it; a ~1 s poll is only the fallback.
+//!
+//! Decisions, in order of precedence:
+//! - A master is adopted only after its own `ROLE` says master, and only if a
+//!   majority of the answering sentinels name it, or it carries a higher
+//!   `config-epoch` than the majority's view. Sentinel obtains a new epoch
+//!   only by winning a majority vote (or by a planned `SENTINEL FAILOVER`), so
+//!   the failover leader's fresh view is majority-backed even before the other
+//!   sentinels learn it from hello messages (up to ~2 s later).
+//! - When a failover starts (`+selected-slave`...), writes are held
+//!   (`master: None`) so nothing reaches a master that is about to be demoted,
+//!   and the chosen replica's `ROLE` is polled every few ms: it is adopted the
+//!   moment it accepts writes, long before `+switch-master` (sent at the end).
+//! - An unreachable master means hold, never guess; losing the sentinel
+//!   majority for longer than `quorum_timeout` as well means fail closed.
+
+mod events;
+mod probe;
+mod state;
+
+pub use state::{ControlState, FailoverRecord, ReplicaView, SentinelView, StatusSnapshot};
+
+use crate::config::ProxyConfig;
+use crate::metrics::Metrics;
+use crate::route::{Refresh, RouteHandle, Routes};
+use events::Event;
+use redis_ha_topology::Addr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, watch};
+
+/// A failover that produces no ending event stops guarding after this long.
+const FAILOVER_GUARD: Duration = Duration::from_secs(60);
+
+/// Starts the control plane on the current runtime; returns at once.
+pub fn spawn(cfg: &ProxyConfig, metrics: Arc<Metrics>) -> (RouteHandle, Arc<ControlState>) {
+    let (routes_tx, routes_rx) = watch::channel(Arc::new(Routes::default()));
+    let (refresh_tx, refresh_rx) = mpsc::unbounded_channel();
+    let (event_tx, event_rx) = mpsc::unbounded_channel();
+    let state = Arc::new(ControlState::new(cfg));
+    let c = Controller {
+        cfg: cfg.clone(),
+        metrics,
+        state: state.clone(),
+        routes_tx,
+        event_tx: event_tx.clone(),
+        sentinels: cfg.sentinels.clone(),
+        subscribed: Vec::new(),
+        routes: Routes::default(),
+        majority_lost_since: None,
+        watching_promotion: None,
+        failover: None,
+    };
+    state.set_task(tokio::spawn(c.run(event_rx, refresh_rx)));
+    (
+        RouteHandle {
+            routes: routes_rx,
+            refresh: refresh_tx,
+        },
+        state,
+    )
+}
+
+struct Controller {
+    cfg: ProxyConfig,
+    metrics: Arc<Metrics>,
+    state: Arc<ControlState>,
+    routes_tx: watch::Sender<Arc<Routes>>,
+    event_tx: mpsc::UnboundedSender<Event>,
+    /// Configured plus discovered sentinels.
+    sentinels: Vec<Addr>,
+    subscribed: Vec<Addr>,
+    routes: Routes,
+    majority_lost_since: Option<Instant>,
+    /// Replica whose promotion is being polled.
+    watching_promotion: Option<Addr>,
+    /// The failover in progress, for the history.
+    failover: Option<FailoverRecord>,
+}
+
+impl Controller {
+    async fn run(
+        mut self,
+        mut events: mpsc::UnboundedReceiver<Event>,
+        mut refresh: mpsc::UnboundedReceiver<Refresh>,
+    ) {
+        self.subscribe_new();
+        self.refresh().await;
+        let mut tick = tokio::time::interval(self.cfg.poll_interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                Some(ev) = events.recv() => {
+                    self.on_event(ev).await;
+                    self.sync_failover();
+                }
+                Some(r) = refresh.recv() => {
+                    tracing::debug!(?r, "refresh requested by the data path");
+                    // Coalesce a burst of requests (many sessions see the same drop).
+                    while refresh.try_recv().is_ok() {}
+                    self.refresh().await;
+                }
+                _ = tick.tick() => {
+                    self.subscribe_new();
+                    self.refresh().await;
+                }
+            }
+        }
+    }
+
+    fn subscribe_new(&mut self) {
+        for s in self.sentinels.clone() {
+            if !self.subscribed.contains(&s) {
+                self.subscribed.push(s.clone());
+                tokio::spawn(events::subscribe(s, self.event_tx.clone()));
+            }
+        }
+    }
+
+    fn publish(&mut self, mut next: Routes) {
+        if next.master.is_some() && next.master != self.routes.master {
+            next.epoch = self.routes.epoch + 1;
+            if self.routes.epoch > 0 || self.routes.master.is_some() {
+                self.metrics.failovers_total.inc();
+            }
+        } else {
+            next.epoch = self.routes.epoch;
+        }
+        self.metrics.master_known.set(next.master.is_some() as i64);
+        self.metrics
+            .healthy_replicas
+            .set(next.replicas.len() as i64);
+        if next != self.routes {
+            tracing::info!(master = ?next.master, replicas = ?next.replicas, epoch = next.epoch, closed = ?next.closed, "routes");
+            self.routes = next.clone();
+            self.state.set_routes(&next);
+            let _ = self.routes_tx.send(Arc::new(next));
+        }
+    }
+
+    async fn on_event(&mut self, ev: Event) {
+        let name = &self.cfg.master_name;
+        match ev {
+            Event::Connected(s, up) => self.state.set_sentinel_subscribed(&s, up),
+            Event::Sentinel {
+                channel,
+                payload,
+                from,
+            } => {
+                tracing::debug!(%from, %channel, %payload, "sentinel event");
+                self.state.push_event(&channel, &payload);
+                match channel.as_str() {
+                    "+selected-slave"
+                    | "+failover-state-send-slaveof-noone"
+                    | "+failover-state-wait-promotion"
+                    | "+promoted-slave" => {
+                        if let Some(replica) = events::instance_addr(&payload, name) {
+                            self.failover_started(&channel);
+                            // Hold writes: the old master is about to be demoted.
+                            let mut next = self.routes.clone();
+                            if next.master.as_deref() != Some(replica.as_str()) {
+                                next.master = None;
+                                self.publish(next);
+                            }
+                            if self.watching_promotion.as_deref() != Some(replica.as_str()) {
+                                self.watching_promotion = Some(replica.clone());
+                                tokio::spawn(probe::watch_promotion(
+                                    replica,
+                                    self.event_tx.clone(),
+                                ));
+                            }
+                        }
+                    }
+                    "+switch-master" => {
+                        // `<name> <old-ip> <old-port> <new-ip> <new-port>`
+                        let w: Vec<&str> = payload.split_whitespace().collect();
+                        if w.first() == Some(&name.as_str()) && w.len() >= 5 {
+                            if let Ok(p) = w[4].parse() {
+                                let new = redis_ha_topology::addr(w[3], p);
+                                self.try_adopt(&new, true).await;
+                                if let Some(f) = self.failover.as_mut() {
+                                    f.switch_master_ms
+                                        .get_or_insert(f.started.elapsed().as_secs_f64() * 1000.0);
+                                }
+                                if self.routes.master.as_deref() == Some(new.as_str()) {
+                                    self.end_failover("+switch-master");
+                                }
+                            }
+                        }
+                        self.refresh().await;
+                    }
+                    "+sdown" | "+odown" if payload.starts_with("master ") => {
+                        if events::instance_addr(&payload, name).is_some() {
+                            self.failover_started(&channel);
+                            self.refresh().await;
+                        }
+                    }
+                    "+failover-end"
+                    | "-failover-abort-not-elected"
+                    | "+failover-end-for-timeout"
+                    | "-failover-abort-no-good-slave" => {
+                        self.end_failover(&channel);
+                        self.refresh().await;
+                    }
+                    "-sdown" | "-odown" if payload.starts_with("master ") => {
+                        // The master came back before anything was promoted.
+                        let promoting = self.watching_promotion.is_some()
+                            || self
+                                .failover
+                                .as_ref()
+                                .is_some_and(|f| f.new_master.is_some());
+                        if events::instance_addr(&payload, name).is_some() && !promoting {
+                            self.end_failover("recovered without failover");
+                        }
+                        self.refresh().await;
+                    }
+                    "+sdown" | "-sdown" | "+odown" | "-odown" | "+slave" | "+convert-to-slave"
+                    | "+reboot" | "+slave-reconf-done" | "+sentinel" | "-dup-sentinel" => {
+                        self.refresh().await
+                    }
+                    _ => {}
+                }
+            }
+            Event::PromotionGaveUp(addr) => {
+                if self.watching_promotion.as_deref() == Some(addr.as_str()) {
+                    self.watching_promotion = None;
+                    self.refresh().await;
+                }
+            }
+            Event::Promoted(addr) => {
+                if self.watching_promotion.as_deref() == Some(addr.as_str()) {
+                    self.watching_promotion = None;
+                }
+                // The replica was chosen by the epoch leader and says master.
+                self.try_adopt(&addr, true).await;
+            }
+        }
+    }
+
+    fn failover_started(&mut self, channel: &str) {
+        if self.failover.is_none() {
+            self.failover = Some(FailoverRecord::start(self.routes.master.clone(), channel));
+        }
+    }
+
+    fn failover_in_progress(&self) -> bool {
+        self.failover
+            .as_ref()
+            .is_some_and(|f| f.started.elapsed() < FAILOVER_GUARD)
+    }
+
+    fn end_failover(&mut self, outcome: &str) {
+        self.watching_promotion = None;
+        if let Some(mut f) = self.failover.take() {
+            f.ended_ms = Some(f.started.elapsed().as_secs_f64() * 1000.0);
+            f.outcome = outcome.to_string();
+            self.state.push_failover(f);
+        }
+    }
+
+    fn sync_failover(&self) {
+        self.state.set_current_failover(self.failover.clone());
+    }
+
+    /// Adopts `new` as master if its ROLE says master and the sentinel views
+    /// back it (see the module comment). `leader_backed`: it comes from a
+    /// failover event, i.e. from the epoch leader.
+    async fn try_adopt(&mut self, new: &str, leader_backed: bool) {
+        if self.routes.master.as_deref() == Some(new) {
+            return;
+        }
+        if !probe::is_master(new, self.cfg.connect_timeout).await {
+            return;
+        }
+        if !leader_backed {
+            return;
+        }
+        let mut next = self.routes.clone();
+        next.master = Some(new.to_string());
+        next.closed = None;
+        next.replicas.retain(|r| r != new);
+        self.publish(next);
+        if let Some(f) = self.failover.as_mut() {
+            f.new_master = Some(new.to_string());
+            f.adopted_ms
+                .get_or_insert(f.started.elapsed().as_secs_f64() * 1000.0);
+        }
+    }
+
+    /// Full look: every sentinel's view, the master's ROLE, replica health.
+    async fn refresh(&mut self) {
+        let t = self.cfg.connect_timeout;
+        let name = self.cfg.master_name.clone();
+        let views = probe::sentinel_views(&self.sentinels, &name, t).await;
+        let reachable = views.iter().filter(|v| v.error.is_none()).count();
+        self.metrics.sentinels_reachable.set(reachable as i64);
+        // Discover further sentinels.
+        for v in &views {
+            for s in &v.peers {
+                if !self.sentinels.contains(s) {
+                    tracing::info!(sentinel = %s, "discovered sentinel");
+                    self.sentinels.push(s.clone());
+                }
+            }
+        }
+        let majority = self.sentinels.len() / 2 + 1;
+        if reachable >= majority {
+            self.majority_lost_since = None;
+        } else {
+            self.majority_lost_since.get_or_insert_with(Instant::now);
+        }
+        let candidate = probe::choose_master(&views);
+        let mut next = self.routes.clone();
+        let master_ok = match &candidate {
+            Some(c) => probe::is_master(c, t).await,
+            None => false,
+        };
+        if master_ok {
+            // While a failover runs, only its events (promotion, switch) move
+            // the master. Polling would be wrong here: between the promotion
+            // and +switch-master the leader reports the *old* address with the
+            // *new* epoch, and the old master still says role:master until
+            // Sentinel demotes it; writes sent there would be lost.
+            if !self.failover_in_progress() || candidate == self.routes.master {
+                next.master = candidate.clone();
+                next.closed = None;
+            }
+        } else {
+            // Unreachable or demoted: hold writes.
+            next.master = None;
+            let lost_for = self
+                .majority_lost_since
+                .map(|s| s.elapsed())
+                .unwrap_or(Duration::ZERO);
+            if self.majority_lost_since.is_some() && lost_for >= self.cfg.quorum_timeout {
+                next.closed = Some(format!(
+                    "failing closed: only {reachable} of {} sentinels reachable for {:.0?} and no reachable master",
+                    self.sentinels.len(),
+                    lost_for
+                ));
+            }
+        }
+        let replicas = probe::replica_health(&views, next.master.as_deref(), &self.cfg).await;
+        next.replicas = replicas
+            .iter()
+            .filter(|r| r.healthy)
+            .map(|r| r.addr.clone())
+            .collect();
+        self.state.set_views(views, replicas);
+        if next.master.is_some() && next.master != self.routes.master {
+            if let Some(f) = self.failover.as_mut() {
+                f.new_master = next.master.clone();
+                f.adopted_ms
+                    .get_or_insert(f.started.elapsed().as_secs_f64() * 1000.0);
+            }
+        }
+        self.publish(next);
+    }
+}

@@ -1,0 +1,105 @@
+//! The data path: accepts clients on an endpoint and runs one [`Session`]
+//! per connection. It reads the routing table and reports trouble back
+//! through [`RouteHandle::refresh`]; it never talks to Sentinel.
+
+mod commands;
+mod session;
+
+pub use commands::{classify, Kind};
+pub use session::Session;
+
+use crate::config::{ProxyConfig, ReadBalance};
+use crate::metrics::{Endpoint, Metrics};
+use crate::route::RouteHandle;
+use redis_ha_resp::Limits;
+use redis_ha_topology::Addr;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::net::TcpListener;
+
+/// What every session of a proxy shares.
+pub struct Shared {
+    pub routes: RouteHandle,
+    pub metrics: Arc<Metrics>,
+    pub cfg: Arc<ProxyConfig>,
+    pub limits: Limits,
+    pub balancer: Balancer,
+}
+
+/// Spreads read sessions over the healthy replicas.
+pub struct Balancer {
+    mode: ReadBalance,
+    next: AtomicUsize,
+    bound: Mutex<HashMap<Addr, usize>>,
+}
+
+impl Balancer {
+    pub fn new(mode: ReadBalance) -> Balancer {
+        Balancer {
+            mode,
+            next: AtomicUsize::new(0),
+            bound: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn pick(&self, replicas: &[Addr]) -> Option<Addr> {
+        if replicas.is_empty() {
+            return None;
+        }
+        match self.mode {
+            ReadBalance::RoundRobin => {
+                let i = self.next.fetch_add(1, Ordering::Relaxed) % replicas.len();
+                Some(replicas[i].clone())
+            }
+            ReadBalance::LeastOutstanding => {
+                let bound = self.bound.lock().unwrap_or_else(|e| e.into_inner());
+                replicas
+                    .iter()
+                    .min_by_key(|r| bound.get(*r).copied().unwrap_or(0))
+                    .cloned()
+            }
+        }
+    }
+
+    pub fn bind(&self, addr: &str) {
+        *self
+            .bound
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(addr.to_string())
+            .or_default() += 1;
+    }
+
+    pub fn release(&self, addr: &str) {
+        if let Some(n) = self
+            .bound
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_mut(addr)
+        {
+            *n = n.saturating_sub(1);
+        }
+    }
+}
+
+/// Accepts clients until the listener fails.
+pub async fn serve(
+    listener: TcpListener,
+    endpoint: Endpoint,
+    shared: Arc<Shared>,
+) -> std::io::Result<()> {
+    loop {
+        let (sock, _) = match listener.accept().await {
+            Ok(s) => s,
+            Err(e) => {
+                // Out of file descriptors and the like: log, back off, go on.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = sock.set_nodelay(true);
+        tokio::spawn(Session::new(sock, endpoint, shared.clone()).run());
+    }
+}

@@ -1,0 +1,696 @@
+//! One client connection and its dedicated backend connection.
+//!
+//! Requests are forwarded in batches (everything parsed from one read goes
+//! out in one write); replies are forwarded as byte ranges measured by
+//! `frame_len`, never rebuilt. Replies reach the client strictly in request
+//! order, including the proxy's own (QUIT, protocol errors, hold timeouts):
+//! every request gets a slot in `inflight`, answered either by the backend or
+//! locally.
+//!
+//! Failover: with no master the requests wait in `queue` (the hold); after a
+//! switch or a dropped backend the requests still unanswered are re-sent to
+//! the new master (at-least-once for requests in flight when a master dies;
+//! an acknowledged write is never dropped by the proxy). A request refused
+//! with READONLY (the node was demoted) is re-sent the same way. Sessions
+//! whose server-side state cannot move (MULTI/WATCH, pub/sub, MONITOR,
+//! blocked commands) get an error and are closed, as if the server restarted.
+
+use super::commands::{classify, Kind};
+use super::Shared;
+use crate::metrics::Endpoint;
+use crate::route::{Refresh, Routes};
+use bytes::{Bytes, BytesMut};
+use redis_ha_resp::parse::{frame_len, parse_command};
+use redis_ha_resp::{encode, Command};
+use redis_ha_topology::Addr;
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+
+/// How often a held session retries when nothing else wakes it.
+const RETRY: Duration = Duration::from_millis(50);
+
+/// Session state that must follow the client to a new backend connection.
+#[derive(Default, Clone)]
+struct State {
+    hello: Option<Command>,
+    auth: Option<Command>,
+    name: Option<Command>,
+    select: Option<Command>,
+    multi: bool,
+    watching: bool,
+    /// Replies no longer pair with requests (pub/sub, MONITOR, CLIENT REPLY).
+    passthrough: bool,
+}
+
+struct Pending {
+    /// The request, kept for re-sending after a switch.
+    cmd: Command,
+    kind: Kind,
+    /// A reply the proxy gives itself (no backend involved).
+    local: Option<Bytes>,
+    /// Close the connection once this reply is written.
+    close_after: bool,
+}
+
+struct Backend {
+    addr: Addr,
+    epoch: u64,
+    r: OwnedReadHalf,
+    w: OwnedWriteHalf,
+    buf: BytesMut,
+}
+
+pub struct Session {
+    endpoint: Endpoint,
+    shared: Arc<Shared>,
+    cr: OwnedReadHalf,
+    cw: OwnedWriteHalf,
+    cbuf: BytesMut,
+    out: BytesMut,
+    backend: Option<Backend>,
+    /// Accepted, not yet sent (held while there is no usable backend).
+    queue: VecDeque<Pending>,
+    /// Sent (or answered locally), reply not yet written to the client.
+    inflight: VecDeque<Pending>,
+    state: State,
+    hold_since: Option<Instant>,
+    /// Do not send to this node at this epoch: it answered READONLY.
+    avoid: Option<(Addr, u64)>,
+    retry_at: Option<Instant>,
+    reading: bool,
+    closing: bool,
+}
+
+enum Wake {
+    Client(std::io::Result<usize>),
+    Backend(std::io::Result<usize>),
+    Routes,
+    Timer,
+}
+
+impl Session {
+    pub fn new(sock: TcpStream, endpoint: Endpoint, shared: Arc<Shared>) -> Session {
+        let (cr, cw) = sock.into_split();
+        Session {
+            endpoint,
+            shared,
+            cr,
+            cw,
+            cbuf: BytesMut::with_capacity(16 * 1024),
+            out: BytesMut::with_capacity(16 * 1024),
+            backend: None,
+            queue: VecDeque::new(),
+            inflight: VecDeque::new(),
+            state: State::default(),
+            hold_since: None,
+            avoid: None,
+            retry_at: None,
+            reading: true,
+            closing: false,
+        }
+    }
+
+    pub async fn run(mut self) {
+        let labels = self.shared.metrics.endpoint(self.endpoint);
+        self.shared
+            .metrics
+            .client_connections
+            .get_or_create(&labels)
+            .inc();
+        self.shared
+            .metrics
+            .client_connections_total
+            .get_or_create(&labels)
+            .inc();
+        if let Err(e) = self.serve().await {
+            tracing::debug!(error = %e, "client session ended");
+        }
+        self.drop_backend();
+        self.shared
+            .metrics
+            .client_connections
+            .get_or_create(&labels)
+            .dec();
+    }
+
+    async fn serve(&mut self) -> std::io::Result<()> {
+        let mut routes = self.shared.routes.routes.clone();
+        loop {
+            self.dispatch().await;
+            self.flush_local();
+            if !self.out.is_empty() {
+                self.cw.write_all(&self.out).await?;
+                self.out.clear();
+            }
+            if self.closing {
+                return Ok(());
+            }
+            let timer = self.next_timer();
+            let wake = {
+                let cr = &mut self.cr;
+                let cbuf = &mut self.cbuf;
+                let reading = self.reading;
+                let backend = &mut self.backend;
+                tokio::select! {
+                    r = async { cbuf.reserve(16 * 1024); cr.read_buf(cbuf).await }, if reading => Wake::Client(r),
+                    r = async {
+                        match backend.as_mut() {
+                            Some(b) => { b.buf.reserve(16 * 1024); b.r.read_buf(&mut b.buf).await }
+                            None => std::future::pending().await,
+                        }
+                    } => Wake::Backend(r),
+                    r = routes.changed() => {
+                        if r.is_err() {
+                            return Ok(()); // the proxy is shutting down
+                        }
+                        Wake::Routes
+                    }
+                    _ = async {
+                        match timer {
+                            Some(t) => tokio::time::sleep_until(t.into()).await,
+                            None => std::future::pending().await,
+                        }
+                    } => Wake::Timer,
+                }
+            };
+            match wake {
+                Wake::Client(Ok(0)) | Wake::Client(Err(_)) => return Ok(()),
+                Wake::Client(Ok(_)) => self.on_client_data(),
+                Wake::Backend(Ok(0)) => self.backend_lost("closed the connection"),
+                Wake::Backend(Err(e)) => self.backend_lost(&e.to_string()),
+                Wake::Backend(Ok(_)) => self.on_backend_data(),
+                Wake::Routes => self.on_routes(),
+                Wake::Timer => self.on_timer(),
+            }
+        }
+    }
+
+    fn next_timer(&self) -> Option<Instant> {
+        let hold_end = self.hold_since.map(|s| s + self.shared.cfg.failover_hold);
+        match (hold_end, self.retry_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn on_client_data(&mut self) {
+        let shared = self.shared.clone();
+        let limits = &shared.limits;
+        let mut n = 0u64;
+        loop {
+            match parse_command(&mut self.cbuf, limits) {
+                Ok(Some(cmd)) => {
+                    n += 1;
+                    self.accept(cmd);
+                    if !self.reading {
+                        break;
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    self.error_kind("protocol");
+                    self.local(
+                        Command::from_args(&["QUIT"]),
+                        format!("ERR Protocol error: {e}"),
+                        true,
+                    );
+                    self.reading = false;
+                    break;
+                }
+            }
+        }
+        if n > 0 {
+            self.shared
+                .metrics
+                .commands_total
+                .get_or_create(&self.shared.metrics.endpoint(self.endpoint))
+                .inc_by(n);
+        }
+    }
+
+    fn accept(&mut self, cmd: Command) {
+        let kind = classify(&cmd);
+        if kind == Kind::Quit {
+            let mut out = BytesMut::new();
+            encode::simple("OK", &mut out);
+            self.queue.push_back(Pending {
+                cmd,
+                kind,
+                local: Some(out.freeze()),
+                close_after: true,
+            });
+            self.reading = false;
+            return;
+        }
+        self.queue.push_back(Pending {
+            cmd,
+            kind,
+            local: None,
+            close_after: false,
+        });
+    }
+
+    /// Queues a locally generated error reply.
+    fn local(&mut self, cmd: Command, err: String, close_after: bool) {
+        let mut out = BytesMut::new();
+        encode::error(&err, &mut out);
+        self.queue.push_back(Pending {
+            cmd,
+            kind: Kind::Normal,
+            local: Some(out.freeze()),
+            close_after,
+        });
+    }
+
+    fn error_kind(&self, kind: &str) {
+        let m = &self.shared.metrics;
+        m.errors_total
+            .get_or_create(&crate::metrics::ErrorLabels {
+                endpoint: self.endpoint,
+                kind: kind.to_string(),
+            })
+            .inc();
+    }
+
+    /// Writes replies the proxy produced itself once everything before them
+    /// has been answered.
+    fn flush_local(&mut self) {
+        while let Some(p) = self.inflight.front() {
+            let Some(reply) = &p.local else { break };
+            self.out.extend_from_slice(reply);
+            if p.close_after {
+                self.closing = true;
+            }
+            self.inflight.pop_front();
+        }
+    }
+
+    /// Where requests should go now, or why they must wait / fail.
+    fn target(&self, routes: &Routes) -> Result<Option<Addr>, String> {
+        match self.endpoint {
+            Endpoint::write => {
+                let m = routes.master.clone();
+                if let (Some(m), Some((a, e))) = (&m, &self.avoid) {
+                    if m == a && routes.epoch == *e {
+                        return Ok(None);
+                    }
+                }
+                Ok(m)
+            }
+            Endpoint::read => {
+                if let Some(b) = &self.backend {
+                    if routes.replicas.contains(&b.addr)
+                        || (routes.replicas.is_empty() && routes.master.as_ref() == Some(&b.addr))
+                    {
+                        return Ok(Some(b.addr.clone()));
+                    }
+                }
+                if let Some(r) = self.shared.balancer.pick(&routes.replicas) {
+                    return Ok(Some(r));
+                }
+                match self.shared.cfg.read_fallback {
+                    crate::config::ReadFallback::Master => Ok(routes.master.clone()),
+                    crate::config::ReadFallback::Error => Err(
+                        "NOREPLICAS redis-ha: no healthy replica for the read endpoint (--read-fallback error); retry, or read from the write endpoint".into(),
+                    ),
+                }
+            }
+        }
+    }
+
+    /// Sends queued requests if a backend is usable; otherwise holds them.
+    async fn dispatch(&mut self) {
+        self.retry_at = None;
+        // Local replies queued behind nothing can move straight on.
+        while self.queue.front().is_some_and(|p| p.local.is_some()) {
+            let p = self.queue.pop_front().expect("checked");
+            self.inflight.push_back(p);
+        }
+        if self.queue.is_empty() {
+            self.hold_since = None;
+            return;
+        }
+        let routes = self.shared.routes.current();
+        let target = match self.target(&routes) {
+            Ok(t) => t,
+            Err(msg) => {
+                self.error_kind("no_replica");
+                self.fail_queue(&msg);
+                return;
+            }
+        };
+        // A backend that is no longer the target is replaced between requests.
+        if let (Some(b), Some(t)) = (&self.backend, &target) {
+            if &b.addr != t && self.inflight.iter().all(|p| p.local.is_some()) {
+                self.drop_backend();
+            }
+        }
+        if self.backend.is_none() {
+            let Some(t) = target else {
+                return self.hold(&routes);
+            };
+            match self.connect(&t, routes.epoch).await {
+                Ok(b) => {
+                    self.shared
+                        .metrics
+                        .backend_connections
+                        .get_or_create(&self.shared.metrics.endpoint(self.endpoint))
+                        .inc();
+                    if self.endpoint == Endpoint::read {
+                        self.shared.balancer.bind(&b.addr);
+                    }
+                    self.backend = Some(b);
+                }
+                Err(e) => {
+                    tracing::debug!(backend = %t, error = %e, "backend connect failed");
+                    self.shared.routes.refresh(Refresh::BackendDown(t));
+                    return self.hold(&routes);
+                }
+            }
+        }
+        if let Some(since) = self.hold_since.take() {
+            self.shared
+                .metrics
+                .hold_seconds
+                .observe(since.elapsed().as_secs_f64());
+        }
+        let mut batch = BytesMut::new();
+        while let Some(p) = self.queue.pop_front() {
+            if p.local.is_none() {
+                batch.extend_from_slice(&p.cmd.raw);
+                self.note_sent(&p);
+            }
+            self.inflight.push_back(p);
+        }
+        if batch.is_empty() {
+            return;
+        }
+        let b = self.backend.as_mut().expect("connected above");
+        if let Err(e) = b.w.write_all(&batch).await {
+            self.backend_lost(&e.to_string());
+        }
+    }
+
+    /// Tracks transaction state as requests go out (a MULTI is in progress
+    /// from the moment it is sent).
+    fn note_sent(&mut self, p: &Pending) {
+        match p.kind {
+            Kind::Multi => self.state.multi = true,
+            Kind::Watch => self.state.watching = true,
+            Kind::PassThrough => self.state.passthrough = true,
+            _ => {}
+        }
+    }
+
+    fn hold(&mut self, routes: &Routes) {
+        let hold = self.shared.cfg.failover_hold;
+        let since = *self.hold_since.get_or_insert_with(|| {
+            self.shared
+                .metrics
+                .commands_held_total
+                .get_or_create(&self.shared.metrics.endpoint(self.endpoint))
+                .inc_by(self.queue.len() as u64);
+            Instant::now()
+        });
+        if since.elapsed() >= hold {
+            let why = routes.closed.clone().unwrap_or_else(|| {
+                format!("no master available after waiting {hold:?} (failover in progress?)")
+            });
+            self.error_kind("hold_timeout");
+            self.fail_queue(&format!("TRYAGAIN redis-ha: {why}; retry later"));
+            self.hold_since = None;
+            return;
+        }
+        self.retry_at = Some(Instant::now() + RETRY);
+    }
+
+    fn fail_queue(&mut self, msg: &str) {
+        let mut out = BytesMut::new();
+        encode::error(msg, &mut out);
+        let reply = out.freeze();
+        while let Some(mut p) = self.queue.pop_front() {
+            if p.local.is_none() {
+                p.local = Some(reply.clone());
+            }
+            self.inflight.push_back(p);
+        }
+    }
+
+    async fn connect(&self, addr: &str, epoch: u64) -> std::io::Result<Backend> {
+        let t = self.shared.cfg.connect_timeout;
+        let sock = tokio::time::timeout(t, TcpStream::connect(addr))
+            .await
+            .map_err(|_| {
+                std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out")
+            })??;
+        sock.set_nodelay(true)?;
+        let (r, w) = sock.into_split();
+        let mut b = Backend {
+            addr: addr.to_string(),
+            epoch,
+            r,
+            w,
+            buf: BytesMut::with_capacity(16 * 1024),
+        };
+        // Replay the session's state so the client cannot tell the difference.
+        let mut replay = BytesMut::new();
+        let mut n = 0;
+        if let Some(pw) = &self.shared.cfg.password {
+            if self.state.auth.is_none() && self.state.hello.is_none() {
+                encode::command(&["AUTH", pw.as_str()], &mut replay);
+                n += 1;
+            }
+        }
+        for c in [
+            &self.state.hello,
+            &self.state.auth,
+            &self.state.name,
+            &self.state.select,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            replay.extend_from_slice(&c.raw);
+            n += 1;
+        }
+        if n > 0 {
+            b.w.write_all(&replay).await?;
+            let deadline = Instant::now() + t;
+            let mut got = 0;
+            while got < n {
+                while let Some(len) = frame_len(&b.buf).map_err(std::io::Error::other)? {
+                    let reply = b.buf.split_to(len);
+                    if reply.first() == Some(&b'-') {
+                        return Err(std::io::Error::other(format!(
+                            "replaying session state on {addr} failed: {}",
+                            String::from_utf8_lossy(&reply).trim_end()
+                        )));
+                    }
+                    got += 1;
+                }
+                if got >= n {
+                    break;
+                }
+                let read = tokio::time::timeout_at(deadline.into(), b.r.read_buf(&mut b.buf))
+                    .await
+                    .map_err(|_| {
+                        std::io::Error::new(std::io::ErrorKind::TimedOut, "state replay timed out")
+                    })??;
+                if read == 0 {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        "closed during state replay",
+                    ));
+                }
+            }
+        }
+        Ok(b)
+    }
+
+    fn drop_backend(&mut self) {
+        if let Some(b) = self.backend.take() {
+            if self.endpoint == Endpoint::read {
+                self.shared.balancer.release(&b.addr);
+            }
+            self.shared
+                .metrics
+                .backend_connections
+                .get_or_create(&self.shared.metrics.endpoint(self.endpoint))
+                .dec();
+        }
+    }
+
+    fn on_backend_data(&mut self) {
+        loop {
+            let Some(b) = self.backend.as_mut() else {
+                return;
+            };
+            let len = match frame_len(&b.buf) {
+                Ok(Some(len)) => len,
+                Ok(None) => return,
+                Err(e) => return self.backend_lost(&format!("protocol error from backend: {e}")),
+            };
+            let is_push = b.buf[0] == b'>';
+            if self.state.passthrough || is_push {
+                let frame = b.buf.split_to(len);
+                self.out.extend_from_slice(&frame);
+                continue;
+            }
+            if self.endpoint == Endpoint::write
+                && !self.state.multi
+                && b.buf[..len].starts_with(b"-READONLY")
+            {
+                // The node was demoted under us: re-send to the new master.
+                let addr = b.addr.clone();
+                let epoch = b.epoch;
+                tracing::info!(backend = %addr, "READONLY from the master: re-sending to the new one");
+                self.avoid = Some((addr.clone(), epoch));
+                self.shared.routes.refresh(Refresh::ReadOnly(addr));
+                return self.requeue_inflight();
+            }
+            let frame = b.buf.split_to(len);
+            let Some(p) = self.inflight.front() else {
+                // A reply nobody asked for: forward it rather than lose it.
+                self.out.extend_from_slice(&frame);
+                continue;
+            };
+            if p.local.is_some() {
+                // Cannot happen: local replies ahead of remote ones are flushed first.
+                self.out.extend_from_slice(&frame);
+                continue;
+            }
+            let p = self.inflight.pop_front().expect("checked");
+            self.on_reply(&p, &frame);
+            self.out.extend_from_slice(&frame);
+            self.flush_local();
+        }
+    }
+
+    /// Updates session state from a reply.
+    fn on_reply(&mut self, p: &Pending, reply: &[u8]) {
+        let ok = reply.first() != Some(&b'-') && reply.first() != Some(&b'!');
+        match p.kind {
+            Kind::Multi if !ok => self.state.multi = false,
+            Kind::EndMulti => {
+                self.state.multi = false;
+                self.state.watching = false;
+            }
+            Kind::Unwatch => self.state.watching = false,
+            Kind::Select if ok => self.state.select = Some(p.cmd.clone()),
+            Kind::Auth if ok => self.state.auth = Some(p.cmd.clone()),
+            Kind::Hello if ok => self.state.hello = Some(p.cmd.clone()),
+            Kind::SetName if ok => self.state.name = Some(p.cmd.clone()),
+            Kind::Reset if ok => self.state = State::default(),
+            _ => {}
+        }
+    }
+
+    /// Session state a new backend cannot take over.
+    fn pinned(&self) -> Option<&'static str> {
+        if self.state.passthrough {
+            Some("subscribed / MONITOR / CLIENT REPLY")
+        } else if self.state.multi {
+            Some("MULTI")
+        } else if self.state.watching {
+            Some("WATCH")
+        } else if self
+            .inflight
+            .iter()
+            .any(|p| p.kind == Kind::Blocking && p.local.is_none())
+        {
+            Some("a blocking command")
+        } else {
+            None
+        }
+    }
+
+    /// Moves requests still waiting for a backend reply back to the front
+    /// of the queue (they go to the next backend), dropping the backend.
+    fn requeue_inflight(&mut self) {
+        if let Some(why) = self.pinned() {
+            return self.break_session(why);
+        }
+        let mut n = 0;
+        while let Some(p) = self.inflight.pop_back() {
+            if p.local.is_none() {
+                n += 1;
+            }
+            self.queue.push_front(p);
+        }
+        if n > 0 {
+            self.shared
+                .metrics
+                .commands_retried_total
+                .get_or_create(&self.shared.metrics.endpoint(self.endpoint))
+                .inc_by(n);
+        }
+        self.drop_backend();
+    }
+
+    fn break_session(&mut self, why: &str) {
+        let addr = self
+            .backend
+            .as_ref()
+            .map(|b| b.addr.clone())
+            .unwrap_or_default();
+        tracing::info!(backend = %addr, "closing a client session pinned to the old backend ({why})");
+        self.error_kind("session_broken");
+        self.drop_backend();
+        self.inflight.retain(|p| p.local.is_some());
+        self.queue.clear();
+        let mut out = BytesMut::new();
+        encode::error(
+            &format!("ERR redis-ha: the backend changed (failover) while this connection was in {why}; reconnect and retry"),
+            &mut out,
+        );
+        self.inflight.push_back(Pending {
+            cmd: Command::from_args(&["QUIT"]),
+            kind: Kind::Quit,
+            local: Some(out.freeze()),
+            close_after: true,
+        });
+        self.reading = false;
+    }
+
+    fn backend_lost(&mut self, why: &str) {
+        let Some(b) = &self.backend else { return };
+        tracing::debug!(backend = %b.addr, why, "backend connection lost");
+        self.shared
+            .routes
+            .refresh(Refresh::BackendDown(b.addr.clone()));
+        self.requeue_inflight();
+    }
+
+    fn on_routes(&mut self) {
+        let routes = self.shared.routes.current();
+        let Some(b) = &self.backend else { return };
+        let stale = match self.endpoint {
+            // Fencing: nothing more goes to a master that is no longer adopted.
+            Endpoint::write => routes.master.as_deref() != Some(b.addr.as_str()),
+            Endpoint::read => {
+                !routes.replicas.contains(&b.addr)
+                    && !(routes.replicas.is_empty()
+                        && routes.master.as_deref() == Some(b.addr.as_str()))
+            }
+        };
+        if stale {
+            if self.endpoint == Endpoint::write
+                && routes.master.is_none()
+                && self.pinned().is_some()
+            {
+                // Hold: a pinned session keeps its connection until a new
+                // master is adopted (or the old one comes back).
+                return;
+            }
+            self.requeue_inflight();
+        }
+    }
+
+    fn on_timer(&mut self) {
+        // dispatch() at the top of the loop retries or fails held requests.
+    }
+}

@@ -1,0 +1,150 @@
+//! Prometheus metrics (`redis_ha_*`). The data path clones the counters it
+//! needs once per connection, so a command costs a few atomic adds, never a
+//! label lookup.
+
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue, serde::Serialize)]
+#[allow(non_camel_case_types)]
+pub enum Endpoint {
+    write,
+    read,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EndpointLabels {
+    pub endpoint: Endpoint,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ErrorLabels {
+    pub endpoint: Endpoint,
+    /// `hold_timeout`, `backend`, `protocol`, `session_broken`, `no_replica`...
+    pub kind: String,
+}
+
+pub struct Metrics {
+    pub registry: Registry,
+    pub client_connections: Family<EndpointLabels, Gauge>,
+    pub client_connections_total: Family<EndpointLabels, Counter>,
+    pub commands_total: Family<EndpointLabels, Counter>,
+    /// Errors the proxy itself returned to clients (not Redis's own replies).
+    pub errors_total: Family<ErrorLabels, Counter>,
+    /// Commands re-sent to a new master after `-READONLY` or a dropped backend.
+    pub commands_retried_total: Family<EndpointLabels, Counter>,
+    /// Commands that waited for a master during a failover.
+    pub commands_held_total: Family<EndpointLabels, Counter>,
+    pub hold_seconds: Histogram,
+    pub backend_connections: Family<EndpointLabels, Gauge>,
+    /// Master switches the proxy adopted.
+    pub failovers_total: Counter,
+    /// Sentinels currently reachable.
+    pub sentinels_reachable: Gauge,
+    /// 1 while a verified master is known.
+    pub master_known: Gauge,
+    pub healthy_replicas: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("redis_ha");
+        let m = Metrics {
+            client_connections: Family::default(),
+            client_connections_total: Family::default(),
+            commands_total: Family::default(),
+            errors_total: Family::default(),
+            commands_retried_total: Family::default(),
+            commands_held_total: Family::default(),
+            hold_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
+            backend_connections: Family::default(),
+            failovers_total: Counter::default(),
+            sentinels_reachable: Gauge::default(),
+            master_known: Gauge::default(),
+            healthy_replicas: Gauge::default(),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "client_connections",
+            "Open client connections",
+            m.client_connections.clone(),
+        );
+        registry.register(
+            "client_connections",
+            "Client connections accepted",
+            m.client_connections_total.clone(),
+        );
+        registry.register(
+            "commands",
+            "Commands received from clients",
+            m.commands_total.clone(),
+        );
+        registry.register(
+            "errors",
+            "Errors the proxy returned to clients",
+            m.errors_total.clone(),
+        );
+        registry.register(
+            "commands_retried",
+            "Commands re-sent to a new master after READONLY or a dropped backend",
+            m.commands_retried_total.clone(),
+        );
+        registry.register(
+            "commands_held",
+            "Commands that waited for a master during a failover",
+            m.commands_held_total.clone(),
+        );
+        registry.register(
+            "hold_seconds",
+            "Time commands waited for a master",
+            m.hold_seconds.clone(),
+        );
+        registry.register(
+            "backend_connections",
+            "Open backend connections",
+            m.backend_connections.clone(),
+        );
+        registry.register(
+            "failovers",
+            "Master switches adopted",
+            m.failovers_total.clone(),
+        );
+        registry.register(
+            "sentinels_reachable",
+            "Sentinels currently reachable",
+            m.sentinels_reachable.clone(),
+        );
+        registry.register(
+            "master_known",
+            "1 while a verified master is known",
+            m.master_known.clone(),
+        );
+        registry.register(
+            "healthy_replicas",
+            "Replicas in the read rotation",
+            m.healthy_replicas.clone(),
+        );
+        Metrics { registry, ..m }
+    }
+
+    /// Prometheus text exposition.
+    pub fn encode(&self) -> String {
+        let mut s = String::new();
+        let _ = prometheus_client::encoding::text::encode(&mut s, &self.registry);
+        s
+    }
+
+    pub fn endpoint(&self, e: Endpoint) -> EndpointLabels {
+        EndpointLabels { endpoint: e }
+    }
+}

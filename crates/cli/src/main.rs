@@ -38,6 +38,8 @@ enum Cmd {
     Node(redis_ha_local::cli::NodeArgs),
     /// Run the Sentinel-aware proxy (write, read and admin endpoints)
     Proxy(redis_ha_proxy::cli::ProxyArgs),
+    /// memtier-style load generator that keeps going through failovers
+    Bench(Box<redis_ha_bench::cli::BenchArgs>),
     /// Failover drill under load: outage, client errors, lost writes
     Drill(redis_ha_drill::cli::DrillArgs),
 }
@@ -64,6 +66,7 @@ fn main() -> ExitCode {
             Cmd::Down(a) => redis_ha_local::cli::down(a).await,
             Cmd::Status(a) => redis_ha_local::cli::status(a).await,
             Cmd::Node(a) => redis_ha_local::cli::node(a).await,
+            Cmd::Bench(a) => redis_ha_bench::cli::run(*a).await,
             Cmd::Proxy(a) => redis_ha_proxy::cli::run(a).await,
             Cmd::Drill(a) => redis_ha_drill::cli::run(a).await,
         }

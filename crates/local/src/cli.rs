@@ -251,7 +251,8 @@ pub async fn up(a: UpArgs) -> anyhow::Result<u8> {
         "starting 3 redis-server and 3 redis-sentinel in {}",
         a.state_dir.display()
     ));
-    let mut t = Topology::start(opts, !a.detach).await?;
+    let step = |m: &str| bar.set_message(m.to_string());
+    let mut t = Topology::start_with(opts, !a.detach, &step).await?;
     bar.finish_and_clear();
     println!(
         "topology {} is up ({})",
@@ -330,7 +331,13 @@ async fn report(a: &StatusArgs) -> anyhow::Result<Report> {
         .map(Spec::redis_name)
         .zip(o.redis_addrs())
         .collect();
-    Ok(collect(&s, &n, &o.spec.master_name, timeout).await)
+    let mut r = collect(&s, &n, &o.spec.master_name, timeout).await;
+    if let Some(p) = &o.proxy {
+        let at = |port| redis_ha_topology::addr(&o.host, port);
+        r.add_proxy(at(p.write), at(p.read), at(p.admin), timeout)
+            .await;
+    }
+    Ok(r)
 }
 
 pub fn render(r: &Report, color: bool) -> String {
@@ -352,7 +359,7 @@ pub fn render(r: &Report, color: bool) -> String {
             "down" => paint(Cell::new("DOWN"), Color::Red),
             other => Cell::new(other),
         };
-        let lag = match (n.lag_bytes, n.lag_seconds) {
+        let lag = match (n.lag_bytes, n.lag_seconds.or(n.last_io_seconds)) {
             (Some(b), Some(s)) => format!("{b} B, {s} s"),
             (Some(b), None) => format!("{b} B"),
             _ => String::new(),
@@ -412,6 +419,24 @@ pub fn render(r: &Report, color: bool) -> String {
     }
     out.push_str(&t.to_string());
     out.push('\n');
+    if let Some(p) = &r.proxy {
+        let state = match &p.error {
+            None => paint(Cell::new("up"), Color::Green),
+            Some(e) => paint(Cell::new(format!("DOWN: {e}")), Color::Red),
+        };
+        let mut t = Table::new();
+        t.load_preset(UTF8_FULL_CONDENSED);
+        t.set_header(vec!["proxy", "write", "read", "dashboard", "state"]);
+        t.add_row(vec![
+            Cell::new(&p.name),
+            Cell::new(&p.addr),
+            Cell::new(&p.read_addr),
+            Cell::new(format!("http://{}/", p.admin_addr)),
+            state,
+        ]);
+        out.push_str(&t.to_string());
+        out.push('\n');
+    }
     if r.split_brain {
         out.push_str("\n!!! SPLIT BRAIN !!!\n");
     }

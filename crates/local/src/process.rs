@@ -130,6 +130,13 @@ pub fn wait_exit(pid: u32, timeout: Duration) -> bool {
     !alive(pid)
 }
 
+/// The process's command line, arguments joined by spaces ("" if gone).
+pub fn cmdline(pid: u32) -> String {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|b| String::from_utf8_lossy(&b).replace('\0', " "))
+        .unwrap_or_default()
+}
+
 /// Reads a pid file written by the supervisor.
 pub fn read_pid(path: &Path) -> Option<u32> {
     std::fs::read_to_string(path).ok()?.trim().parse().ok()

@@ -207,8 +207,18 @@ impl Topology {
         Ok(t)
     }
 
-    /// Starts every node not already running, then waits until healthy.
+    /// Starts every node, then waits until healthy.
     pub async fn start(opts: Options, attached: bool) -> anyhow::Result<Topology> {
+        Topology::start_with(opts, attached, &|_| {}).await
+    }
+
+    /// [`Topology::start`], reporting each step ("starting redis-0", "waiting
+    /// for replication", ...) to `step` for a progress display.
+    pub async fn start_with(
+        opts: Options,
+        attached: bool,
+        step: &(dyn Fn(&str) + Send + Sync),
+    ) -> anyhow::Result<Topology> {
         opts.spec.validate()?;
         let redis_bin = process::require_binary("redis-server")?;
         let sentinel_bin = process::require_binary("redis-sentinel")?;
@@ -238,14 +248,25 @@ impl Topology {
             _tmp: None,
         };
         let result = async {
-            for i in 0..t.opts.redis_ports.len() {
+            let o = &t.opts;
+            for (i, a) in o.redis_addrs().iter().enumerate() {
+                step(&format!("starting {} on {a}", Spec::redis_name(i)));
                 t.start_redis(i, &redis_bin).await?;
             }
-            for i in 0..t.opts.sentinel_ports.len() {
+            for (i, a) in o.sentinel_addrs().iter().enumerate() {
+                step(&format!("starting {} on {a}", Spec::sentinel_name(i)));
                 t.start_sentinel(i, &sentinel_bin).await?;
             }
-            t.wait_healthy(Duration::from_secs(60)).await?;
-            if t.opts.proxy.is_some() {
+            let deadline = Instant::now() + Duration::from_secs(60);
+            step("waiting for replication (master_link_status:up on every replica)");
+            poll_until(deadline, || t.replication_health()).await?;
+            step("waiting for sentinels to agree (master, replicas, other sentinels)");
+            poll_until(deadline, || t.health()).await?;
+            if let Some(p) = &o.proxy {
+                step(&format!(
+                    "starting proxy on {} (waiting for PING)",
+                    addr(&o.host, p.write)
+                ));
                 t.start_proxy().await?;
             }
             Ok(())
@@ -280,9 +301,20 @@ impl Topology {
         self.opts.sentinel_addrs()
     }
 
-    /// The pid of a node if its process is alive.
+    /// The pid of a node if its process is alive. A stale pid file whose
+    /// number now belongs to an unrelated process does not count: the
+    /// process must carry the node's port on its command line (Redis and
+    /// Sentinel set their title to `host:port`; the proxy has `--port N`).
     pub fn pid(&self, name: &str) -> Option<u32> {
-        process::read_pid(&self.opts.pid_file(name)).filter(|p| process::alive(*p))
+        let port = self.opts.node_addr(self.opts.node(name).ok()?);
+        let port = split_addr(&port)?.1.to_string();
+        process::read_pid(&self.opts.pid_file(name))
+            .filter(|p| process::alive(*p))
+            .filter(|p| {
+                process::cmdline(*p)
+                    .split(|c: char| c == ':' || c.is_whitespace())
+                    .any(|w| w == port)
+            })
     }
 
     /// Names of nodes whose processes are alive.
@@ -394,21 +426,17 @@ impl Topology {
     /// Polls until one master, all replicas linked, and every sentinel sees
     /// the master, all replicas and all other sentinels.
     pub async fn wait_healthy(&self, timeout: Duration) -> anyhow::Result<()> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let why = match self.health().await {
-                Ok(()) => return Ok(()),
-                Err(e) => e,
-            };
-            if Instant::now() >= deadline {
-                bail!("topology not healthy after {timeout:?}: {why}");
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        poll_until(Instant::now() + timeout, || self.health()).await
     }
 
     /// `Ok` when healthy, else the first reason it is not.
     pub async fn health(&self) -> anyhow::Result<()> {
+        let master = self.replication_health().await?;
+        self.sentinel_health(&master).await
+    }
+
+    /// Exactly one master and every replica linked to it; returns the master.
+    pub async fn replication_health(&self) -> anyhow::Result<Addr> {
         let o = &self.opts;
         let mut masters = Vec::new();
         for a in o.redis_addrs() {
@@ -434,13 +462,19 @@ impl Topology {
                 bail!("{a}: link to master {master} is {link}");
             }
         }
+        Ok(master.clone())
+    }
+
+    /// Every sentinel sees `master`, all replicas and all other sentinels.
+    async fn sentinel_health(&self, master: &str) -> anyhow::Result<()> {
+        let o = &self.opts;
         let n_rep = o.redis_ports.len() - 1;
         let n_sen = o.sentinel_ports.len() - 1;
         for s in o.sentinel_addrs() {
             let m = sentinel::master_info(&s, &o.spec.master_name, IO_TIMEOUT).await?;
             let get = |k: &str| m.get(k).cloned().unwrap_or_default();
             let seen = addr(&get("ip"), get("port").parse().unwrap_or(0));
-            if seen != *master || get("flags") != "master" {
+            if seen != master || get("flags") != "master" {
                 bail!(
                     "sentinel {s} sees master {seen} with flags {}",
                     get("flags")
@@ -616,6 +650,27 @@ impl Drop for Topology {
                     let _ = process::signal(pid, Signal::SIGKILL);
                 }
             }
+        }
+    }
+}
+
+/// Polls `check` until it passes; past `deadline`, its last error.
+async fn poll_until<T, F, Fut>(deadline: Instant, check: F) -> anyhow::Result<T>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<T>>,
+{
+    let start = Instant::now();
+    loop {
+        match check().await {
+            Ok(v) => return Ok(v),
+            Err(why) if Instant::now() >= deadline => {
+                bail!(
+                    "topology not healthy after {}s: {why}",
+                    start.elapsed().as_secs()
+                )
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
         }
     }
 }

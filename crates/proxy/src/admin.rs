@@ -63,25 +63,26 @@ fn counters(app: &App) -> Counters {
         })
         .sum();
     let r = app.rates.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    // One statement per read: a Family guard held while get_or_create
+    // inserts another label set would deadlock on the family's lock.
+    let clients = |ep| m.client_connections.get_or_create(&e(ep)).get();
+    let commands = |ep| m.commands_total.get_or_create(&e(ep)).get();
+    let retried = |ep| m.commands_retried_total.get_or_create(&e(ep)).get();
+    let held = |ep| m.commands_held_total.get_or_create(&e(ep)).get();
+    let (write_clients, read_clients) = (clients(Endpoint::write), clients(Endpoint::read));
+    let (write_commands, read_commands) = (commands(Endpoint::write), commands(Endpoint::read));
+    let retried = retried(Endpoint::write) + retried(Endpoint::read);
+    let held = held(Endpoint::write) + held(Endpoint::read);
     Counters {
-        write_clients: m
-            .client_connections
-            .get_or_create(&e(Endpoint::write))
-            .get(),
-        read_clients: m.client_connections.get_or_create(&e(Endpoint::read)).get(),
-        write_commands: m.commands_total.get_or_create(&e(Endpoint::write)).get(),
-        read_commands: m.commands_total.get_or_create(&e(Endpoint::read)).get(),
+        write_clients,
+        read_clients,
+        write_commands,
+        read_commands,
         write_ops_per_sec: r.write_ops_per_sec,
         read_ops_per_sec: r.read_ops_per_sec,
         errors,
-        retried: [Endpoint::write, Endpoint::read]
-            .iter()
-            .map(|ep| m.commands_retried_total.get_or_create(&e(*ep)).get())
-            .sum(),
-        held: [Endpoint::write, Endpoint::read]
-            .iter()
-            .map(|ep| m.commands_held_total.get_or_create(&e(*ep)).get())
-            .sum(),
+        retried,
+        held,
         failovers: m.failovers_total.get(),
     }
 }

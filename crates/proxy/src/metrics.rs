@@ -134,6 +134,24 @@ impl Metrics {
             "Replicas in the read rotation",
             m.healthy_replicas.clone(),
         );
+        // Every label set exists from the start: series show up as 0 before
+        // the first event, and readers never have to insert (a Family guard
+        // held across an insert would deadlock).
+        for ep in [Endpoint::write, Endpoint::read] {
+            let l = m.endpoint(ep);
+            let _ = m.client_connections.get_or_create(&l);
+            let _ = m.client_connections_total.get_or_create(&l);
+            let _ = m.commands_total.get_or_create(&l);
+            let _ = m.commands_retried_total.get_or_create(&l);
+            let _ = m.commands_held_total.get_or_create(&l);
+            let _ = m.backend_connections.get_or_create(&l);
+            for kind in ["hold_timeout", "protocol", "session_broken", "no_replica"] {
+                let _ = m.errors_total.get_or_create(&ErrorLabels {
+                    endpoint: ep,
+                    kind: kind.to_string(),
+                });
+            }
+        }
         Metrics { registry, ..m }
     }
 

@@ -6,7 +6,7 @@ use crate::info::{parse_info, Role};
 use crate::{addr, sentinel, Addr};
 use redis_ha_resp::conn::query;
 use serde::Serialize;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
 #[derive(Clone, Debug, Serialize)]
@@ -19,9 +19,18 @@ pub struct NodeStatus {
     /// For replicas: the master they follow and the link state.
     pub master: Option<Addr>,
     pub link: Option<String>,
+    /// The master's `master_repl_offset` minus this replica's offset.
     pub lag_bytes: Option<i64>,
+    /// Seconds since the master last heard from this replica (the master's
+    /// `slaveN:...,lag=` field).
     pub lag_seconds: Option<i64>,
+    /// Seconds since this replica last heard from its master
+    /// (`master_last_io_seconds_ago`).
+    pub last_io_seconds: Option<i64>,
     pub error: Option<String>,
+    /// For a master: its connected replicas as (addr, lag seconds).
+    #[serde(skip)]
+    seen_replicas: Vec<(Addr, i64)>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -45,11 +54,50 @@ pub struct Report {
     pub master: Option<Addr>,
     pub nodes: Vec<NodeStatus>,
     pub sentinels: Vec<SentinelStatus>,
+    /// The supervised proxy, for a local topology that runs one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proxy: Option<ProxyStatus>,
     pub sentinels_agree: bool,
     pub split_brain: bool,
     pub healthy: bool,
     /// Why it is not healthy, most important first.
     pub problems: Vec<String>,
+}
+
+/// The proxy's endpoints and whether its write endpoint answers PING.
+#[derive(Clone, Debug, Serialize)]
+pub struct ProxyStatus {
+    pub name: String,
+    /// The write endpoint (clients' master).
+    pub addr: Addr,
+    pub role: String,
+    pub read_addr: Addr,
+    pub admin_addr: Addr,
+    pub error: Option<String>,
+}
+
+impl Report {
+    /// Adds the proxy's status; a proxy that does not answer is a problem.
+    pub async fn add_proxy(&mut self, write: Addr, read: Addr, admin: Addr, timeout: Duration) {
+        let error = match query(&write, &["PING"], timeout).await {
+            Ok(f) if f.as_text().as_deref() == Some("PONG") => None,
+            Ok(f) => Some(format!("PING answered {f:?}")),
+            Err(e) => Some(e.to_string()),
+        };
+        if let Some(e) = &error {
+            self.problems
+                .push(format!("proxy ({write}) does not answer: {e}"));
+            self.healthy = false;
+        }
+        self.proxy = Some(ProxyStatus {
+            name: "proxy".into(),
+            addr: write,
+            role: "proxy".into(),
+            read_addr: read,
+            admin_addr: admin,
+            error,
+        });
+    }
 }
 
 /// Collects a report. `nodes` are (name, addr) of the Redis nodes; when empty
@@ -87,15 +135,17 @@ pub async fn collect(
     for (name, a) in &node_list {
         nstat.push(node_status(name, a, timeout).await);
     }
-    // Lag in bytes against the master's offset.
-    let master_offset = nstat
+    // Lag against the master's offset and as the master sees each replica.
+    let (master_offset, seen) = nstat
         .iter()
         .find(|n| n.role == "master" && Some(&n.addr) == master.as_ref())
-        .and_then(|n| n.offset);
+        .map(|n| (n.offset, n.seen_replicas.clone()))
+        .unwrap_or_default();
     for n in nstat.iter_mut().filter(|n| n.role == "replica") {
         if let (Some(mo), Some(o)) = (master_offset, n.offset) {
             n.lag_bytes = Some((mo - o).max(0));
         }
+        n.lag_seconds = seen.iter().find(|(a, _)| *a == n.addr).map(|(_, l)| *l);
     }
     let masters: Vec<&NodeStatus> = nstat.iter().filter(|n| n.role == "master").collect();
     let reachable_sentinels = sstat.iter().filter(|s| s.error.is_none()).count();
@@ -179,6 +229,7 @@ pub async fn collect(
     Report {
         master_name: master_name.to_string(),
         master,
+        proxy: None,
         healthy: problems.is_empty(),
         nodes: nstat,
         sentinels: sstat,
@@ -198,7 +249,9 @@ async fn node_status(name: &str, a: &str, timeout: Duration) -> NodeStatus {
         link: None,
         lag_bytes: None,
         lag_seconds: None,
+        last_io_seconds: None,
         error: None,
+        seen_replicas: Vec::new(),
     };
     let role = match query(a, &["ROLE"], timeout).await {
         Ok(f) => Role::from_frame(&f),
@@ -217,19 +270,38 @@ async fn node_status(name: &str, a: &str, timeout: Duration) -> NodeStatus {
         Some(Role::Master { offset, .. }) => {
             n.role = "master".into();
             n.offset = Some(offset);
+            n.seen_replicas = master_replica_lags(&info);
         }
         Some(Role::Replica { master, offset, .. }) => {
             n.role = "replica".into();
             n.offset = Some(offset);
             n.master = Some(master);
             n.link = info.get("master_link_status").cloned();
-            n.lag_seconds = info
+            n.last_io_seconds = info
                 .get("master_last_io_seconds_ago")
                 .and_then(|v| v.parse().ok());
         }
         other => n.error = Some(format!("unexpected ROLE reply {other:?}")),
     }
     n
+}
+
+/// The master's `slaveN:ip=..,port=..,state=..,offset=..,lag=..` lines as
+/// (addr, lag seconds).
+fn master_replica_lags(info: &HashMap<String, String>) -> Vec<(Addr, i64)> {
+    info.iter()
+        .filter(|(k, _)| {
+            k.strip_prefix("slave")
+                .is_some_and(|i| i.parse::<u32>().is_ok())
+        })
+        .filter_map(|(_, v)| {
+            let f: HashMap<&str, &str> = v.split(',').filter_map(|kv| kv.split_once('=')).collect();
+            Some((
+                addr(f.get("ip")?, f.get("port")?.parse().ok()?),
+                f.get("lag")?.parse().ok()?,
+            ))
+        })
+        .collect()
 }
 
 async fn sentinel_status(
@@ -274,4 +346,25 @@ async fn sentinel_status(
         Err(e) => s.ckquorum = Some(e.to_string()),
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn master_sees_replica_lag() {
+        let info = parse_info(
+            "# Replication\r\nrole:master\r\nconnected_slaves:2\r\n\
+             slave0:ip=127.0.0.1,port=6382,state=online,offset=877,lag=0\r\n\
+             slave1:ip=127.0.0.1,port=6383,state=online,offset=800,lag=3\r\n\
+             master_repl_offset:877\r\n",
+        );
+        let mut l = master_replica_lags(&info);
+        l.sort();
+        assert_eq!(
+            l,
+            vec![("127.0.0.1:6382".into(), 0), ("127.0.0.1:6383".into(), 3)]
+        );
+    }
 }

@@ -191,11 +191,12 @@ impl Controller {
                         }
                         self.refresh().await;
                     }
-                    "+sdown" | "+odown" if payload.starts_with("master ") => {
-                        if events::instance_addr(&payload, name).is_some() {
-                            self.failover_started(&channel);
-                            self.refresh().await;
-                        }
+                    "+sdown" | "+odown"
+                        if payload.starts_with("master ")
+                            && events::instance_addr(&payload, name).is_some() =>
+                    {
+                        self.failover_started(&channel);
+                        self.refresh().await;
                     }
                     "+failover-end"
                     | "-failover-abort-not-elected"

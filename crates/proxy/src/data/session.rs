@@ -672,9 +672,10 @@ impl Session {
             // Fencing: nothing more goes to a master that is no longer adopted.
             Endpoint::write => routes.master.as_deref() != Some(b.addr.as_str()),
             Endpoint::read => {
-                !routes.replicas.contains(&b.addr)
-                    && !(routes.replicas.is_empty()
-                        && routes.master.as_deref() == Some(b.addr.as_str()))
+                // Still a replica, or the master serving reads as fallback.
+                let fallback =
+                    routes.replicas.is_empty() && routes.master.as_deref() == Some(b.addr.as_str());
+                !(routes.replicas.contains(&b.addr) || fallback)
             }
         };
         if stale {

@@ -1,0 +1,85 @@
+//! Shared set-up for the proxy tests: a real topology and a proxy on free
+//! ports, plus small client helpers.
+
+#![allow(dead_code)]
+
+use redis_ha_local::Topology;
+use redis_ha_proxy::config::ProxyConfig;
+use redis_ha_proxy::server::{start, ProxyHandle};
+use redis_ha_resp::{Connection, Frame};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+pub async fn setup(tweak: impl FnOnce(&mut ProxyConfig)) -> (Topology, ProxyHandle) {
+    let t = Topology::start_test(1000).await.expect("topology");
+    let mut cfg = ProxyConfig::for_test(t.sentinel_addrs(), &t.opts.spec.master_name);
+    tweak(&mut cfg);
+    let p = start(cfg).await.expect("proxy");
+    p.wait_master(Duration::from_secs(10))
+        .await
+        .expect("master known");
+    // Replicas join the read rotation after the first health check.
+    poll("replicas in rotation", Duration::from_secs(10), || async {
+        (p.routes.current().replicas.len() == 2).then_some(())
+    })
+    .await;
+    (t, p)
+}
+
+pub async fn poll<T, F, Fut>(what: &str, timeout: Duration, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+pub async fn conn(addr: impl ToString) -> Connection {
+    let mut c = Connection::connect(&addr.to_string(), Duration::from_secs(2))
+        .await
+        .expect("connect");
+    c.timeout = Duration::from_secs(15);
+    c
+}
+
+pub async fn cmd(c: &mut Connection, args: &[&str]) -> Frame {
+    c.request(args)
+        .await
+        .unwrap_or_else(|e| panic!("{args:?}: {e}"))
+}
+
+pub fn text(f: &Frame) -> String {
+    f.as_text().unwrap_or_else(|| format!("{f:?}"))
+}
+
+/// Minimal HTTP/1.0 GET: (status, headers+body text).
+pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+    let mut s = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("connect admin");
+    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut buf = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut buf))
+        .await
+        .expect("http timeout")
+        .unwrap();
+    let t = String::from_utf8_lossy(&buf).into_owned();
+    let code = t
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (code, t)
+}

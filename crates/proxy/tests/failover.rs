@@ -1,0 +1,164 @@
+//! What clients see across a switch: state follows them, sessions that
+//! cannot move are closed cleanly, and the old master is fenced.
+
+mod common;
+use common::*;
+use redis_ha_resp::conn::query;
+use std::time::Duration;
+
+/// Connections from clients other than Sentinel and replication on `node`.
+async fn client_connections(node: &str) -> Vec<String> {
+    let f = query(node, &["CLIENT", "LIST"], Duration::from_secs(2))
+        .await
+        .unwrap();
+    text(&f)
+        .lines()
+        .filter(|l| {
+            l.contains("flags=N") && !l.contains("name=sentinel-") && !l.contains("cmd=client|list")
+        })
+        .map(str::to_string)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn planned_failover_moves_state_fences_old_master_and_closes_pinned_sessions() {
+    let (t, p) = setup(|_| {}).await;
+    let old = t.master().await.unwrap();
+    let epoch0 = p.routes.current().epoch;
+
+    // A session with state that must survive the switch.
+    let mut s = conn(p.write_addr).await;
+    assert_eq!(text(&cmd(&mut s, &["SELECT", "3"]).await), "OK");
+    assert_eq!(
+        text(&cmd(&mut s, &["CLIENT", "SETNAME", "keeper"]).await),
+        "OK"
+    );
+    assert_eq!(text(&cmd(&mut s, &["SET", "before", "1"]).await), "OK");
+    // A session in the middle of a transaction cannot move.
+    let mut m = conn(p.write_addr).await;
+    assert_eq!(text(&cmd(&mut m, &["MULTI"]).await), "OK");
+    assert_eq!(text(&cmd(&mut m, &["SET", "tx", "1"]).await), "QUEUED");
+    // A plain idle session must just keep working.
+    let mut idle = conn(p.write_addr).await;
+    assert_eq!(text(&cmd(&mut idle, &["PING"]).await), "PONG");
+    assert!(
+        !client_connections(&old).await.is_empty(),
+        "the proxy should be connected to the master"
+    );
+
+    let f = query(
+        &t.sentinel_addrs()[0],
+        &["SENTINEL", "FAILOVER", &t.opts.spec.master_name],
+        Duration::from_secs(2),
+    )
+    .await
+    .unwrap();
+    assert!(!f.is_error(), "{f:?}");
+    let new = poll(
+        "the proxy to adopt a new master",
+        Duration::from_secs(30),
+        || async {
+            let r = p.routes.current();
+            (r.epoch > epoch0 && r.master.is_some()).then(|| r.master.clone().unwrap())
+        },
+    )
+    .await;
+    assert_ne!(new, old);
+
+    // State replayed: same db, same name, on the new master.
+    assert_eq!(text(&cmd(&mut s, &["SET", "after", "2"]).await), "OK");
+    assert_eq!(text(&cmd(&mut s, &["CLIENT", "GETNAME"]).await), "keeper");
+    let on_new = query(&new, &["SELECT", "3"], Duration::from_secs(2))
+        .await
+        .unwrap();
+    assert_eq!(text(&on_new), "OK");
+    let mut direct = redis_ha_resp::Connection::connect(&new, Duration::from_secs(2))
+        .await
+        .unwrap();
+    cmd(&mut direct, &["SELECT", "3"]).await;
+    assert_eq!(
+        text(&cmd(&mut direct, &["GET", "after"]).await),
+        "2",
+        "write must land in db 3 of the new master"
+    );
+
+    // The transaction's session gets a clear error and is closed.
+    let r = m.request(&["EXEC"]).await;
+    match r {
+        Ok(f) => {
+            let e = f.error_message().unwrap_or_default();
+            assert!(e.contains("redis-ha") && e.contains("MULTI"), "{f:?}");
+            assert!(
+                m.read_frame().await.is_err(),
+                "pinned session must be closed"
+            );
+        }
+        Err(e) => panic!("expected an error reply before the close, got {e}"),
+    }
+    // Other sessions are untouched.
+    assert_eq!(text(&cmd(&mut idle, &["PING"]).await), "PONG");
+
+    // Fencing: no proxy connection is left on the old master.
+    poll(
+        "no proxy connection on the old master",
+        Duration::from_secs(10),
+        || async {
+            let left = client_connections(&old).await;
+            left.is_empty().then_some(())
+        },
+    )
+    .await;
+    // Writes keep flowing to the new master only.
+    for i in 0..50 {
+        assert_eq!(
+            text(&cmd(&mut idle, &["SET", &format!("f{i}"), "x"]).await),
+            "OK"
+        );
+    }
+    assert!(
+        client_connections(&old).await.is_empty(),
+        "a command reached the old master"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_are_held_through_a_kill_and_resume_on_the_same_connection() {
+    let (t, p) = setup(|_| {}).await;
+    let old = t.master().await.unwrap();
+    let mut c = conn(p.write_addr).await;
+    assert_eq!(text(&cmd(&mut c, &["SET", "a", "1"]).await), "OK");
+    t.kill(&t.name_of(&old).unwrap()).unwrap();
+    // Sent while there is no master: held, then answered by the new one.
+    let started = std::time::Instant::now();
+    let r = cmd(&mut c, &["INCR", "n"]).await;
+    assert_eq!(r.as_int(), Some(1), "{r:?}");
+    eprintln!("held write answered after {:?}", started.elapsed());
+    // The proxy followed the failover leader; the other sentinels catch up.
+    let new = t
+        .wait_new_master(&old, Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(p.routes.current().master.as_deref(), Some(new.as_str()));
+    assert!(
+        p.metrics
+            .commands_held_total
+            .get_or_create(&p.metrics.endpoint(redis_ha_proxy::metrics::Endpoint::write))
+            .get()
+            >= 1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hold_expires_with_a_clear_error() {
+    let (t, p) = setup(|c| c.failover_hold = Duration::from_millis(500)).await;
+    let old = t.master().await.unwrap();
+    let mut c = conn(p.write_addr).await;
+    t.stop(&t.name_of(&old).unwrap()).unwrap();
+    // The hold (0.5 s) is far shorter than the failover: TRYAGAIN.
+    let r = cmd(&mut c, &["SET", "x", "1"]).await;
+    let e = r
+        .error_message()
+        .unwrap_or_else(|| panic!("expected an error, got {r:?}"));
+    assert!(e.starts_with("TRYAGAIN") && e.contains("redis-ha"), "{e}");
+    t.cont(&t.name_of(&old).unwrap()).unwrap();
+}

@@ -113,7 +113,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="small counts (smoke run, noisy numbers)")
     ap.add_argument("--rounds", type=int, default=2)
-    ap.add_argument("--modes", default="dedicated,multiplex", help="redis-ha proxy modes to measure")
+    ap.add_argument("--modes", default="dedicated", help="redis-ha proxy modes to measure")
     ap.add_argument("--conns", default="50,500")
     ap.add_argument("--out", default=os.path.join(h.ROOT, "benchmarks", "RESULTS.md"))
     a = ap.parse_args()

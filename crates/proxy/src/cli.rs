@@ -51,7 +51,9 @@ pub struct ProxyArgs {
     /// routing writes (fail closed) instead of guessing.
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
     pub quorum_timeout: Duration,
-    /// Backend connection handling.
+    /// Backend connection handling: dedicated = one backend connection per
+    /// client connection. (multiplex, sharing pipelined backend connections,
+    /// is planned and refused for now.)
     #[arg(long, value_enum, default_value = "dedicated")]
     pub mode: ConnMode,
     /// Password for the Redis nodes.

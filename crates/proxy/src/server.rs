@@ -64,6 +64,10 @@ pub async fn start(cfg: ProxyConfig) -> anyhow::Result<ProxyHandle> {
         !cfg.sentinels.is_empty(),
         "at least one --sentinel HOST:PORT is required"
     );
+    anyhow::ensure!(
+        cfg.mode == crate::config::ConnMode::Dedicated,
+        "--mode multiplex is not implemented yet: use --mode dedicated (the default)"
+    );
     let write = bind("write endpoint", &cfg.write_listen).await?;
     let read = bind("read endpoint", &cfg.read_listen).await?;
     let admin_l = bind("admin endpoint", &cfg.admin_listen).await?;

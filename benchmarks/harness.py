@@ -79,6 +79,17 @@ def _cleanup():
                 p.kill()
 
 
+def stop_child(path):
+    """Stops a process started by start_haproxy / start_proxy."""
+    for p in _children:
+        if p.pid == path["pid"] and p.poll() is None:
+            p.terminate()
+            try:
+                p.wait(5)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
 atexit.register(_cleanup)
 signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
 
@@ -128,6 +139,9 @@ def start_haproxy(topo):
                          stderr=open(os.path.join(topo.dir, "haproxy.log"), "w"))
     _children.append(p)
     # Ready when both frontends reach the right role (health checks run every 1 s).
+    time.sleep(0.5)
+    if p.poll() is not None:
+        sys.exit("haproxy exited: " + open(os.path.join(topo.dir, "haproxy.log")).read()[-500:])
     wait_until("haproxy write backend", lambda: "role:master" in redis_cli(write, "INFO", "replication"))
     wait_until("haproxy read backend", lambda: "role:slave" in redis_cli(read, "INFO", "replication"))
     return {"write": write, "read": read, "stats": stats, "pid": p.pid}

@@ -40,7 +40,8 @@ rc=0
 echo "== redis-ha drill: planned failover (SENTINEL FAILOVER) under load"
 "$B" drill --fault failover || rc=$?
 
-echo "== redis-ha status after the drills"
+echo "== redis-ha status after the drills (once Sentinel has demoted the old master; up to 60 s)"
+for _ in $(seq 60); do "$B" status >/dev/null 2>&1 && break; sleep 1; done
 "$B" status || true
 echo "reports: $OUT/seed.json $OUT/seed.svg"
 exit $rc

@@ -142,7 +142,8 @@ pub async fn collect(
         .map(|n| (n.offset, n.seen_replicas.clone()))
         .unwrap_or_default();
     for n in nstat.iter_mut().filter(|n| n.role == "replica") {
-        if let (Some(mo), Some(o)) = (master_offset, n.offset) {
+        // A replica still syncing reports offset -1: no meaningful lag yet.
+        if let (Some(mo), Some(o)) = (master_offset, n.offset.filter(|o| *o >= 0)) {
             n.lag_bytes = Some((mo - o).max(0));
         }
         n.lag_seconds = seen.iter().find(|(a, _)| *a == n.addr).map(|(_, l)| *l);

@@ -4,16 +4,14 @@
 
 use crate::report::Report;
 use crate::stats::{Shared, TypeStats, KINDS};
-use crate::worker::{self, ConnConfig, Totals};
+use crate::worker::{self, auth_args, ConnConfig, Totals};
 use crate::workload::{Generator, Workload};
 use anyhow::{bail, Context};
-use bytes::BytesMut;
 use indicatif::{ProgressBar, ProgressStyle};
-use redis_ha_resp::parse::frame_len;
+use redis_ha_resp::{ConnError, Connection, Frame};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 #[derive(Clone, Debug)]
 pub struct RunOptions {
@@ -164,51 +162,26 @@ fn progress_bar(o: &RunOptions, conns: usize) -> ProgressBar {
 /// password is one clear error instead of a run full of failures.
 async fn preflight(c: &ConnConfig) -> anyhow::Result<()> {
     let hint = "check -s/--server and -p/--port (is the server running? `redis-ha status` shows the local topology)";
-    let mut s = tokio::time::timeout(c.connect_timeout, tokio::net::TcpStream::connect(&c.addr))
+    let mut conn = Connection::connect(&c.addr, c.connect_timeout)
         .await
-        .map_err(|_| anyhow::anyhow!("cannot reach {}: connect timed out; {hint}", c.addr))?
         .map_err(|e| anyhow::anyhow!("cannot reach {}: {e}; {hint}", c.addr))?;
-    let mut req = BytesMut::new();
-    if let Some(a) = &c.auth {
-        match a.split_once(':') {
-            Some((u, p)) => redis_ha_resp::encode::command(&["AUTH", u, p], &mut req),
-            None => redis_ha_resp::encode::command(&["AUTH", a], &mut req),
-        }
-    }
-    redis_ha_resp::encode::command(&["PING"], &mut req);
-    let replies = async {
-        s.write_all(&req).await?;
-        let mut buf = BytesMut::new();
-        let mut out = Vec::new();
-        let want = if c.auth.is_some() { 2 } else { 1 };
-        while out.len() < want {
-            match frame_len(&buf) {
-                Ok(Some(n)) => out.push(buf.split_to(n)),
-                Ok(None) => {
-                    if s.read_buf(&mut buf).await? == 0 {
-                        return Err(std::io::Error::new(
-                            std::io::ErrorKind::UnexpectedEof,
-                            "connection closed",
-                        ));
-                    }
-                }
-                Err(e) => {
-                    return Err(std::io::Error::new(
-                        std::io::ErrorKind::InvalidData,
-                        format!("not a Redis server? ({e})"),
-                    ))
-                }
-            }
-        }
-        Ok(out)
+    conn.timeout = Duration::from_secs(5);
+    let fail = |e: ConnError| match e {
+        ConnError::Timeout(_) => anyhow::anyhow!(
+            "{} accepted the connection but did not answer within 5 s: is it a Redis server?",
+            c.addr
+        ),
+        ConnError::Protocol(p) => anyhow::anyhow!("{}: not a Redis server? ({p})", c.addr),
+        e => anyhow::anyhow!("{}: {e}; {hint}", c.addr),
     };
-    let out = tokio::time::timeout(Duration::from_secs(5), replies)
-        .await
-        .map_err(|_| anyhow::anyhow!("{} accepted the connection but did not answer PING within 5 s: is it a Redis server?", c.addr))?
-        .map_err(|e| anyhow::anyhow!("{}: {e}; {hint}", c.addr))?;
-    for r in out {
-        if r.starts_with(b"-") {
-            let msg = String::from_utf8_lossy(&r[1..]).trim_end().to_string();
+    let mut replies = Vec::new();
+    if let Some(a) = &c.auth {
+        replies.push(conn.request(&auth_args(a)).await.map_err(fail)?);
+    }
+    replies.push(conn.request(&["PING"]).await.map_err(fail)?);
+    for r in replies {
+        if let Frame::Error(e) = r {
+            let msg = String::from_utf8_lossy(&e);
             if msg.starts_with("NOAUTH") || msg.starts_with("WRONGPASS") || msg.contains("AUTH") {
                 bail!("{}: {msg}; give the password with -a/--authenticate PASSWORD (or USER:PASSWORD)", c.addr);
             }

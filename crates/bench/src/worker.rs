@@ -6,6 +6,7 @@ use crate::stats::{ErrorKind, Second, Shared, TypeStats, KINDS};
 use crate::workload::Generator;
 use bytes::{Buf, BytesMut};
 use redis_ha_resp::parse::frame_len;
+use redis_ha_resp::{ConnError, Connection, Frame};
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -65,6 +66,14 @@ enum Broken {
     Done,
     /// `--reconnect-interval` reached.
     Reconnect,
+}
+
+/// `AUTH PASSWORD` or, for `USER:PASSWORD`, `AUTH USER PASSWORD`.
+pub fn auth_args(auth: &str) -> Vec<&str> {
+    match auth.split_once(':') {
+        Some((u, p)) => vec!["AUTH", u, p],
+        None => vec!["AUTH", auth],
+    }
 }
 
 /// Runs connection `id` until the run stops or its requests are sent.
@@ -164,46 +173,27 @@ impl Worker {
     }
 
     async fn connect(&mut self) -> Result<TcpStream, (ErrorKind, String)> {
-        let c = tokio::time::timeout(self.cfg.connect_timeout, TcpStream::connect(&self.cfg.addr))
-            .await;
-        let mut s = match c {
-            Err(_) => return Err((ErrorKind::Timeout, "connect timed out".into())),
-            Ok(Err(e)) => return Err((ErrorKind::Connection, e.to_string())),
-            Ok(Ok(s)) => s,
+        let kind = |e: &ConnError| match e {
+            ConnError::Timeout(_) => ErrorKind::Timeout,
+            _ => ErrorKind::Connection,
         };
-        let _ = s.set_nodelay(true);
+        let mut c = Connection::connect(&self.cfg.addr, self.cfg.connect_timeout)
+            .await
+            .map_err(|e| (kind(&e), e.to_string()))?;
+        c.timeout = self.cfg.request_timeout;
         if let Some(auth) = &self.cfg.auth {
-            let args: Vec<&str> = match auth.split_once(':') {
-                Some((u, p)) => vec!["AUTH", u, p],
-                None => vec!["AUTH", auth.as_str()],
-            };
-            let mut req = BytesMut::new();
-            redis_ha_resp::encode::command(&args, &mut req);
-            let reply = async {
-                s.write_all(&req).await?;
-                let mut buf = BytesMut::new();
-                loop {
-                    if let Ok(Some(n)) = frame_len(&buf) {
-                        return Ok::<_, std::io::Error>(buf.split_to(n));
-                    }
-                    if s.read_buf(&mut buf).await? == 0 {
-                        return Err(std::io::ErrorKind::UnexpectedEof.into());
-                    }
-                }
-            };
-            match tokio::time::timeout(self.cfg.request_timeout, reply).await {
-                Ok(Ok(r)) if r.starts_with(b"-") => {
-                    let msg = String::from_utf8_lossy(&r[1..]).trim_end().to_string();
+            match c.request(&auth_args(auth)).await {
+                Ok(Frame::Error(e)) => {
+                    let msg = String::from_utf8_lossy(&e).into_owned();
                     self.shared
                         .fail(format!("{}: AUTH refused: {msg}", self.cfg.addr));
                     return Err((ErrorKind::Other, msg));
                 }
-                Ok(Ok(_)) => {}
-                Ok(Err(e)) => return Err((ErrorKind::Connection, e.to_string())),
-                Err(_) => return Err((ErrorKind::Timeout, "AUTH timed out".into())),
+                Ok(_) => {}
+                Err(e) => return Err((kind(&e), e.to_string())),
             }
         }
-        Ok(s)
+        Ok(c.into_stream())
     }
 
     async fn session(&mut self, mut s: TcpStream, backoff: &mut Duration) -> Broken {

@@ -1,22 +1,9 @@
 //! `redis-ha bench` as a user runs it: the seed scenario on a `redis-ha up`
 //! topology (with its proxy), and bad input through the binary.
 
+mod common;
+use common::{run, text};
 use redis_ha_local::ports::free_ports;
-use std::process::{Command, Output};
-
-const BIN: &str = env!("CARGO_BIN_EXE_redis-ha");
-
-fn run(args: &[&str]) -> Output {
-    Command::new(BIN).args(args).output().expect("run redis-ha")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
 
 /// `down` on drop, so a failing test leaves nothing running.
 struct Down(String);

@@ -2,25 +2,13 @@
 //! them: the real binary, real redis-server and redis-sentinel processes, a
 //! temporary state dir and free ports.
 
+mod common;
+use common::{run, text, BIN};
 use redis_ha_local::ports::free_ports;
 use redis_ha_resp::conn::query;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
-
-const BIN: &str = env!("CARGO_BIN_EXE_redis-ha");
-
-fn run(args: &[&str]) -> Output {
-    Command::new(BIN).args(args).output().expect("run redis-ha")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
 
 /// A detached topology in a temp dir; `down` on drop so nothing outlives a
 /// failing test.

@@ -2,7 +2,6 @@
 
 use crate::run::{run_drill, DrillConfig, DrillReport, Fault};
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
-use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -51,18 +50,6 @@ pub struct DrillArgs {
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
-}
-
-pub(crate) fn spinner(on: bool) -> ProgressBar {
-    if !on {
-        return ProgressBar::hidden();
-    }
-    let b = ProgressBar::new_spinner();
-    b.set_style(
-        ProgressStyle::with_template("{spinner} {elapsed:>3} {msg}").expect("static template"),
-    );
-    b.enable_steady_tick(Duration::from_millis(100));
-    b
 }
 
 pub async fn run(a: DrillArgs) -> anyhow::Result<u8> {

@@ -252,7 +252,7 @@ pub async fn run_drill(cfg: DrillConfig) -> anyhow::Result<DrillReport> {
         .await
         .with_context(|| format!("target {} does not answer PING", cfg.target))?;
 
-    let bar = crate::cli::spinner(cfg.progress);
+    let bar = redis_ha_local::cli::spinner(cfg.progress);
     let cfg = Arc::new(cfg);
     let start = Instant::now();
     let prefix: Arc<str> = format!(

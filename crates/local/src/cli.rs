@@ -140,7 +140,9 @@ pub struct NodeArgs {
     pub state_dir: PathBuf,
 }
 
-fn progress(on: bool) -> ProgressBar {
+/// A spinner with elapsed time for long steps; hidden when `on` is false
+/// (not a terminal, or JSON output).
+pub fn spinner(on: bool) -> ProgressBar {
     if !on {
         return ProgressBar::hidden();
     }
@@ -246,7 +248,7 @@ pub async fn up(a: UpArgs) -> anyhow::Result<u8> {
         }
     }
     let tty = std::io::stderr().is_terminal();
-    let bar = progress(tty);
+    let bar = spinner(tty);
     bar.set_message(format!(
         "starting 3 redis-server and 3 redis-sentinel in {}",
         a.state_dir.display()

@@ -4,7 +4,7 @@
 
 use crate::config::ProxyConfig;
 use crate::control::ControlState;
-use crate::metrics::{Endpoint, ErrorLabels, Metrics};
+use crate::metrics::{Endpoint, Metrics};
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
@@ -49,40 +49,18 @@ struct Counters {
 
 fn counters(app: &App) -> Counters {
     let m = &app.s.metrics;
-    let e = |ep| m.endpoint(ep);
-    let errors: u64 = ["hold_timeout", "protocol", "session_broken", "no_replica"]
-        .iter()
-        .flat_map(|k| [Endpoint::write, Endpoint::read].map(|ep| (k, ep)))
-        .map(|(k, ep)| {
-            m.errors_total
-                .get_or_create(&ErrorLabels {
-                    endpoint: ep,
-                    kind: k.to_string(),
-                })
-                .get()
-        })
-        .sum();
-    let r = app.rates.lock().unwrap_or_else(|e| e.into_inner()).clone();
-    // One statement per read: a Family guard held while get_or_create
-    // inserts another label set would deadlock on the family's lock.
-    let clients = |ep| m.client_connections.get_or_create(&e(ep)).get();
-    let commands = |ep| m.commands_total.get_or_create(&e(ep)).get();
-    let retried = |ep| m.commands_retried_total.get_or_create(&e(ep)).get();
-    let held = |ep| m.commands_held_total.get_or_create(&e(ep)).get();
-    let (write_clients, read_clients) = (clients(Endpoint::write), clients(Endpoint::read));
-    let (write_commands, read_commands) = (commands(Endpoint::write), commands(Endpoint::read));
-    let retried = retried(Endpoint::write) + retried(Endpoint::read);
-    let held = held(Endpoint::write) + held(Endpoint::read);
+    let (w, r) = (m.ep(Endpoint::write), m.ep(Endpoint::read));
+    let rates = app.rates.lock().unwrap_or_else(|e| e.into_inner()).clone();
     Counters {
-        write_clients,
-        read_clients,
-        write_commands,
-        read_commands,
-        write_ops_per_sec: r.write_ops_per_sec,
-        read_ops_per_sec: r.read_ops_per_sec,
-        errors,
-        retried,
-        held,
+        write_clients: w.client_connections.get(),
+        read_clients: r.client_connections.get(),
+        write_commands: w.commands.get(),
+        read_commands: r.commands.get(),
+        write_ops_per_sec: rates.write_ops_per_sec,
+        read_ops_per_sec: rates.read_ops_per_sec,
+        errors: w.errors_total() + r.errors_total(),
+        retried: w.retried.get() + r.retried.get(),
+        held: w.held.get() + r.held.get(),
         failovers: m.failovers_total.get(),
     }
 }
@@ -97,7 +75,7 @@ pub async fn serve(listener: tokio::net::TcpListener, state: AdminState) -> std:
         let app = app.clone();
         tokio::spawn(async move {
             let m = app.s.metrics.clone();
-            let get = |ep| m.commands_total.get_or_create(&m.endpoint(ep)).get();
+            let get = |ep| m.ep(ep).commands.get();
             let (mut w0, mut r0) = (get(Endpoint::write), get(Endpoint::read));
             let mut tick = tokio::time::interval(Duration::from_secs(1));
             loop {

@@ -1,6 +1,6 @@
-//! Prometheus metrics (`redis_ha_*`). The data path clones the counters it
-//! needs once per connection, so a command costs a few atomic adds, never a
-//! label lookup.
+//! Prometheus metrics (`redis_ha_*`). Each endpoint's series are resolved
+//! once, at start ([`EndpointMetrics`]), so the data path pays an atomic add
+//! per update, never a label lookup or a lock.
 
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
 use prometheus_client::metrics::counter::Counter;
@@ -48,6 +48,39 @@ pub struct Metrics {
     /// 1 while a verified master is known.
     pub master_known: Gauge,
     pub healthy_replicas: Gauge,
+    write: EndpointMetrics,
+    read: EndpointMetrics,
+}
+
+/// The kinds of error the proxy itself returns (the `kind` label).
+pub const ERROR_KINDS: [&str; 4] = ["hold_timeout", "protocol", "session_broken", "no_replica"];
+
+/// One endpoint's series, taken from the families once. Clones share the
+/// values with the registered families.
+#[derive(Clone, Default)]
+pub struct EndpointMetrics {
+    pub client_connections: Gauge,
+    pub client_connections_total: Counter,
+    pub commands: Counter,
+    pub retried: Counter,
+    pub held: Counter,
+    pub backend_connections: Gauge,
+    errors: [Counter; ERROR_KINDS.len()],
+}
+
+impl EndpointMetrics {
+    /// The counter of an [`ERROR_KINDS`] entry.
+    pub fn error(&self, kind: &str) -> &Counter {
+        let i = ERROR_KINDS
+            .iter()
+            .position(|k| *k == kind)
+            .expect("kind listed in ERROR_KINDS");
+        &self.errors[i]
+    }
+
+    pub fn errors_total(&self) -> u64 {
+        self.errors.iter().map(Counter::get).sum()
+    }
 }
 
 impl Default for Metrics {
@@ -73,6 +106,9 @@ impl Metrics {
             master_known: Gauge::default(),
             healthy_replicas: Gauge::default(),
             registry: Registry::default(),
+            // Resolved below, once the families exist.
+            write: EndpointMetrics::default(),
+            read: EndpointMetrics::default(),
         };
         registry.register(
             "client_connections",
@@ -134,25 +170,33 @@ impl Metrics {
             "Replicas in the read rotation",
             m.healthy_replicas.clone(),
         );
-        // Every label set exists from the start: series show up as 0 before
-        // the first event, and readers never have to insert (a Family guard
-        // held across an insert would deadlock).
-        for ep in [Endpoint::write, Endpoint::read] {
-            let l = m.endpoint(ep);
-            let _ = m.client_connections.get_or_create(&l);
-            let _ = m.client_connections_total.get_or_create(&l);
-            let _ = m.commands_total.get_or_create(&l);
-            let _ = m.commands_retried_total.get_or_create(&l);
-            let _ = m.commands_held_total.get_or_create(&l);
-            let _ = m.backend_connections.get_or_create(&l);
-            for kind in ["hold_timeout", "protocol", "session_broken", "no_replica"] {
-                let _ = m.errors_total.get_or_create(&ErrorLabels {
-                    endpoint: ep,
-                    kind: kind.to_string(),
-                });
+        // Every series exists from the start (0 before the first event).
+        let resolve = |ep| {
+            let l = EndpointLabels { endpoint: ep };
+            EndpointMetrics {
+                client_connections: m.client_connections.get_or_create(&l).clone(),
+                client_connections_total: m.client_connections_total.get_or_create(&l).clone(),
+                commands: m.commands_total.get_or_create(&l).clone(),
+                retried: m.commands_retried_total.get_or_create(&l).clone(),
+                held: m.commands_held_total.get_or_create(&l).clone(),
+                backend_connections: m.backend_connections.get_or_create(&l).clone(),
+                errors: ERROR_KINDS.map(|kind| {
+                    m.errors_total
+                        .get_or_create(&ErrorLabels {
+                            endpoint: ep,
+                            kind: kind.to_string(),
+                        })
+                        .clone()
+                }),
             }
+        };
+        let (write, read) = (resolve(Endpoint::write), resolve(Endpoint::read));
+        Metrics {
+            registry,
+            write,
+            read,
+            ..m
         }
-        Metrics { registry, ..m }
     }
 
     /// Prometheus text exposition.
@@ -162,7 +206,11 @@ impl Metrics {
         s
     }
 
-    pub fn endpoint(&self, e: Endpoint) -> EndpointLabels {
-        EndpointLabels { endpoint: e }
+    /// An endpoint's series.
+    pub fn ep(&self, e: Endpoint) -> &EndpointMetrics {
+        match e {
+            Endpoint::write => &self.write,
+            Endpoint::read => &self.read,
+        }
     }
 }

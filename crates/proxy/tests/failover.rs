@@ -141,8 +141,8 @@ async fn writes_are_held_through_a_kill_and_resume_on_the_same_connection() {
     assert_eq!(p.routes.current().master.as_deref(), Some(new.as_str()));
     assert!(
         p.metrics
-            .commands_held_total
-            .get_or_create(&p.metrics.endpoint(redis_ha_proxy::metrics::Endpoint::write))
+            .ep(redis_ha_proxy::metrics::Endpoint::write)
+            .held
             .get()
             >= 1
     );

@@ -63,6 +63,14 @@ impl Connection {
         &self.addr
     }
 
+    /// The socket, for a caller that did its handshake (AUTH, HELLO) here and
+    /// drives the protocol itself from now on. Replies not yet read are lost,
+    /// so call it only after every request has had its reply.
+    pub fn into_stream(self) -> TcpStream {
+        debug_assert!(self.rbuf.is_empty(), "unread replies");
+        self.stream
+    }
+
     /// Sends a command without waiting for a reply (pipelining, SUBSCRIBE).
     pub async fn send<A: AsRef<[u8]>>(&mut self, args: &[A]) -> Result<(), ConnError> {
         self.wbuf.clear();

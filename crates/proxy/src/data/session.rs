@@ -115,26 +115,14 @@ impl Session {
     }
 
     pub async fn run(mut self) {
-        let labels = self.shared.metrics.endpoint(self.endpoint);
-        self.shared
-            .metrics
-            .client_connections
-            .get_or_create(&labels)
-            .inc();
-        self.shared
-            .metrics
-            .client_connections_total
-            .get_or_create(&labels)
-            .inc();
+        let m = self.shared.metrics.ep(self.endpoint).clone();
+        m.client_connections.inc();
+        m.client_connections_total.inc();
         if let Err(e) = self.serve().await {
             tracing::debug!(error = %e, "client session ended");
         }
         self.drop_backend();
-        self.shared
-            .metrics
-            .client_connections
-            .get_or_create(&labels)
-            .dec();
+        m.client_connections.dec();
     }
 
     async fn serve(&mut self) -> std::io::Result<()> {
@@ -224,11 +212,7 @@ impl Session {
             }
         }
         if n > 0 {
-            self.shared
-                .metrics
-                .commands_total
-                .get_or_create(&self.shared.metrics.endpoint(self.endpoint))
-                .inc_by(n);
+            self.shared.metrics.ep(self.endpoint).commands.inc_by(n);
         }
     }
 
@@ -268,12 +252,7 @@ impl Session {
 
     fn error_kind(&self, kind: &str) {
         let m = &self.shared.metrics;
-        m.errors_total
-            .get_or_create(&crate::metrics::ErrorLabels {
-                endpoint: self.endpoint,
-                kind: kind.to_string(),
-            })
-            .inc();
+        m.ep(self.endpoint).error(kind).inc();
     }
 
     /// Writes replies the proxy produced itself once everything before them
@@ -357,8 +336,8 @@ impl Session {
                 Ok(b) => {
                     self.shared
                         .metrics
+                        .ep(self.endpoint)
                         .backend_connections
-                        .get_or_create(&self.shared.metrics.endpoint(self.endpoint))
                         .inc();
                     if self.endpoint == Endpoint::read {
                         self.shared.balancer.bind(&b.addr);
@@ -411,8 +390,8 @@ impl Session {
         let since = *self.hold_since.get_or_insert_with(|| {
             self.shared
                 .metrics
-                .commands_held_total
-                .get_or_create(&self.shared.metrics.endpoint(self.endpoint))
+                .ep(self.endpoint)
+                .held
                 .inc_by(self.queue.len() as u64);
             Instant::now()
         });
@@ -518,8 +497,8 @@ impl Session {
             }
             self.shared
                 .metrics
+                .ep(self.endpoint)
                 .backend_connections
-                .get_or_create(&self.shared.metrics.endpoint(self.endpoint))
                 .dec();
         }
     }
@@ -622,11 +601,7 @@ impl Session {
             self.queue.push_front(p);
         }
         if n > 0 {
-            self.shared
-                .metrics
-                .commands_retried_total
-                .get_or_create(&self.shared.metrics.endpoint(self.endpoint))
-                .inc_by(n);
+            self.shared.metrics.ep(self.endpoint).retried.inc_by(n);
         }
         self.drop_backend();
     }

@@ -51,11 +51,16 @@ pub struct ProxyArgs {
     /// routing writes (fail closed) instead of guessing.
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
     pub quorum_timeout: Duration,
-    /// Backend connection handling: dedicated = one backend connection per
-    /// client connection. (multiplex, sharing pipelined backend connections,
-    /// is planned and refused for now.)
-    #[arg(long, value_enum, default_value = "dedicated")]
+    /// Backend connections. multiplex: stateless commands of all clients
+    /// share a few pipelined connections per node (fewer connections and
+    /// syscalls on Redis); a client that goes stateful (MULTI, WATCH, SELECT,
+    /// SUBSCRIBE, blocking commands, AUTH, HELLO, CLIENT ...) moves to its
+    /// own connection. dedicated: one backend connection per client.
+    #[arg(long, value_enum, default_value = "multiplex")]
     pub mode: ConnMode,
+    /// Shared connections per Redis node in multiplex mode.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub mux_connections: u16,
     /// Password for the Redis nodes.
     #[arg(long, env = "REDIS_HA_PASSWORD", hide_env_values = true)]
     pub password: Option<String>,
@@ -92,6 +97,7 @@ impl ProxyArgs {
             poll_interval: Duration::from_secs(1),
             connect_timeout: Duration::from_secs(1),
             mode: self.mode,
+            mux_connections: self.mux_connections.into(),
         })
     }
 }

@@ -48,6 +48,8 @@ pub struct ProxyConfig {
     pub poll_interval: Duration,
     pub connect_timeout: Duration,
     pub mode: ConnMode,
+    /// Shared connections per node in multiplex mode.
+    pub mux_connections: usize,
 }
 
 impl ProxyConfig {
@@ -69,6 +71,7 @@ impl ProxyConfig {
             poll_interval: Duration::from_secs(1),
             connect_timeout: Duration::from_secs(1),
             mode: ConnMode::Dedicated,
+            mux_connections: 2,
         }
     }
 }

@@ -41,6 +41,8 @@ pub struct Metrics {
     pub commands_held_total: Family<EndpointLabels, Counter>,
     pub hold_seconds: Histogram,
     pub backend_connections: Family<EndpointLabels, Gauge>,
+    /// Multiplexed backend connections, shared by both endpoints.
+    pub shared_backend_connections: Gauge,
     /// Master switches the proxy adopted.
     pub failovers_total: Counter,
     /// Sentinels currently reachable.
@@ -101,6 +103,7 @@ impl Metrics {
             commands_held_total: Family::default(),
             hold_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
             backend_connections: Family::default(),
+            shared_backend_connections: Gauge::default(),
             failovers_total: Counter::default(),
             sentinels_reachable: Gauge::default(),
             master_known: Gauge::default(),
@@ -147,8 +150,13 @@ impl Metrics {
         );
         registry.register(
             "backend_connections",
-            "Open backend connections",
+            "Open dedicated backend connections (one per client session)",
             m.backend_connections.clone(),
+        );
+        registry.register(
+            "shared_backend_connections",
+            "Open multiplexed backend connections (--mode multiplex)",
+            m.shared_backend_connections.clone(),
         );
         registry.register(
             "failovers",

@@ -64,22 +64,26 @@ pub async fn start(cfg: ProxyConfig) -> anyhow::Result<ProxyHandle> {
         !cfg.sentinels.is_empty(),
         "at least one --sentinel HOST:PORT is required"
     );
-    anyhow::ensure!(
-        cfg.mode == crate::config::ConnMode::Dedicated,
-        "--mode multiplex is not implemented yet: use --mode dedicated (the default)"
-    );
     let write = bind("write endpoint", &cfg.write_listen).await?;
     let read = bind("read endpoint", &cfg.read_listen).await?;
     let admin_l = bind("admin endpoint", &cfg.admin_listen).await?;
     let metrics = Arc::new(Metrics::new());
     let (routes, control) = control::spawn(&cfg, metrics.clone());
+    let pool = Arc::new(data::mux::Pool::new(
+        cfg.mux_connections,
+        cfg.password.clone(),
+        cfg.connect_timeout,
+        metrics.shared_backend_connections.clone(),
+    ));
     let shared = Arc::new(Shared {
         routes: routes.clone(),
         metrics: metrics.clone(),
         balancer: Balancer::new(cfg.read_balance),
+        pool: pool.clone(),
         cfg: Arc::new(cfg.clone()),
         limits: Default::default(),
     });
+    let fence = tokio::spawn(pool.watch(routes.routes.clone()));
     let h = ProxyHandle {
         write_addr: write.local_addr()?,
         read_addr: read.local_addr()?,
@@ -88,6 +92,7 @@ pub async fn start(cfg: ProxyConfig) -> anyhow::Result<ProxyHandle> {
         routes,
         control: control.clone(),
         tasks: vec![
+            fence,
             tokio::spawn(log_err(
                 "write endpoint",
                 data::serve(write, Endpoint::write, shared.clone()),

@@ -83,3 +83,27 @@ pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
         .unwrap_or(0);
     (code, t)
 }
+
+/// Runs each named `async fn(ConnMode)` as two tests, `dedicated::NAME` and
+/// `multiplex::NAME`: the proxy's behaviour must not depend on the mode.
+#[allow(unused_macros)]
+macro_rules! in_both_modes {
+    ($($name:ident),* $(,)?) => {
+        mod dedicated {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(redis_ha_proxy::config::ConnMode::Dedicated).await
+                }
+            )*
+        }
+        mod multiplex {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(redis_ha_proxy::config::ConnMode::Multiplex).await
+                }
+            )*
+        }
+    };
+}

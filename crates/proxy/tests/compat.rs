@@ -1,15 +1,16 @@
 //! Client compatibility through both endpoints, with real clients.
 
+#[macro_use]
 mod common;
 use common::*;
 use redis::AsyncCommands;
+use redis_ha_proxy::config::ConnMode;
 use redis_ha_resp::Frame;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn clients_work_through_both_endpoints() {
-    let (_t, p) = setup(|_| {}).await;
+async fn clients_work_through_both_endpoints(mode: ConnMode) {
+    let (_t, p) = setup(|c| c.mode = mode).await;
     let w = p.write_addr;
     let r = p.read_addr;
 
@@ -106,9 +107,8 @@ async fn clients_work_through_both_endpoints() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn resp3_pubsub_big_values_quit_and_garbage() {
-    let (_t, p) = setup(|_| {}).await;
+async fn resp3_pubsub_big_values_quit_and_garbage(mode: ConnMode) {
+    let (_t, p) = setup(|c| c.mode = mode).await;
     let w = p.write_addr;
 
     // HELLO 3: RESP3 replies (a map), then normal commands.
@@ -200,3 +200,8 @@ async fn resp3_pubsub_big_values_quit_and_garbage() {
     let mut c = conn(w).await;
     assert_eq!(text(&cmd(&mut c, &["PING"]).await), "PONG");
 }
+
+in_both_modes!(
+    clients_work_through_both_endpoints,
+    resp3_pubsub_big_values_quit_and_garbage
+);

@@ -1,8 +1,10 @@
 //! What clients see across a switch: state follows them, sessions that
 //! cannot move are closed cleanly, and the old master is fenced.
 
+#[macro_use]
 mod common;
 use common::*;
+use redis_ha_proxy::config::ConnMode;
 use redis_ha_resp::conn::query;
 use std::time::Duration;
 
@@ -20,9 +22,8 @@ async fn client_connections(node: &str) -> Vec<String> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn planned_failover_moves_state_fences_old_master_and_closes_pinned_sessions() {
-    let (t, p) = setup(|_| {}).await;
+async fn planned_failover_moves_state_fences_old_master_and_closes_pinned_sessions(mode: ConnMode) {
+    let (t, p) = setup(|c| c.mode = mode).await;
     let old = t.master().await.unwrap();
     let epoch0 = p.routes.current().epoch;
 
@@ -121,9 +122,8 @@ async fn planned_failover_moves_state_fences_old_master_and_closes_pinned_sessio
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn writes_are_held_through_a_kill_and_resume_on_the_same_connection() {
-    let (t, p) = setup(|_| {}).await;
+async fn writes_are_held_through_a_kill_and_resume_on_the_same_connection(mode: ConnMode) {
+    let (t, p) = setup(|c| c.mode = mode).await;
     let old = t.master().await.unwrap();
     let mut c = conn(p.write_addr).await;
     assert_eq!(text(&cmd(&mut c, &["SET", "a", "1"]).await), "OK");
@@ -148,9 +148,12 @@ async fn writes_are_held_through_a_kill_and_resume_on_the_same_connection() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn hold_expires_with_a_clear_error() {
-    let (t, p) = setup(|c| c.failover_hold = Duration::from_millis(500)).await;
+async fn hold_expires_with_a_clear_error(mode: ConnMode) {
+    let (t, p) = setup(|c| {
+        c.mode = mode;
+        c.failover_hold = Duration::from_millis(500);
+    })
+    .await;
     let old = t.master().await.unwrap();
     let mut c = conn(p.write_addr).await;
     t.stop(&t.name_of(&old).unwrap()).unwrap();
@@ -162,3 +165,9 @@ async fn hold_expires_with_a_clear_error() {
     assert!(e.starts_with("TRYAGAIN") && e.contains("redis-ha"), "{e}");
     t.cont(&t.name_of(&old).unwrap()).unwrap();
 }
+
+in_both_modes!(
+    planned_failover_moves_state_fences_old_master_and_closes_pinned_sessions,
+    writes_are_held_through_a_kill_and_resume_on_the_same_connection,
+    hold_expires_with_a_clear_error
+);

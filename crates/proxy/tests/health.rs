@@ -1,13 +1,18 @@
 //! Read rotation health and failing closed.
 
+#[macro_use]
 mod common;
 use common::*;
+use redis_ha_proxy::config::ConnMode;
 use redis_ha_proxy::config::ReadFallback;
 use std::time::Duration;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn stopped_or_dead_replicas_leave_the_rotation_and_come_back() {
-    let (t, p) = setup(|c| c.read_fallback = ReadFallback::Error).await;
+async fn stopped_or_dead_replicas_leave_the_rotation_and_come_back(mode: ConnMode) {
+    let (t, p) = setup(|c| {
+        c.mode = mode;
+        c.read_fallback = ReadFallback::Error;
+    })
+    .await;
     let master = t.master().await.unwrap();
     let reps: Vec<String> = t
         .redis_addrs()
@@ -52,9 +57,9 @@ async fn stopped_or_dead_replicas_leave_the_rotation_and_come_back() {
     assert!(!cmd(&mut r, &["GET", "k"]).await.is_error());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn without_sentinels_and_master_the_proxy_fails_closed() {
+async fn without_sentinels_and_master_the_proxy_fails_closed(mode: ConnMode) {
     let (t, p) = setup(|c| {
+        c.mode = mode;
         c.quorum_timeout = Duration::from_secs(2);
         c.failover_hold = Duration::from_secs(1);
     })
@@ -88,3 +93,8 @@ async fn without_sentinels_and_master_the_proxy_fails_closed() {
     let mut c = conn(p.write_addr).await;
     assert_eq!(text(&cmd(&mut c, &["SET", "x", "1"]).await), "OK");
 }
+
+in_both_modes!(
+    stopped_or_dead_replicas_leave_the_rotation_and_come_back,
+    without_sentinels_and_master_the_proxy_fails_closed
+);

@@ -51,12 +51,15 @@ impl Default for Limits {
     }
 }
 
-/// A client request: the raw RESP bytes (forwarded untouched) and its arguments
-/// as cheap slices of those bytes.
+/// A client request: the raw RESP bytes (forwarded untouched) and where its
+/// name and first argument sit in them. Building one allocates nothing: the
+/// proxy only needs the head to classify a command; the other arguments are
+/// found by re-scanning on demand ([`Command::args`]), which few commands need.
 #[derive(Clone, Debug)]
 pub struct Command {
     pub raw: Bytes,
-    pub args: Vec<Bytes>,
+    argc: usize,
+    head: [Range<usize>; 2],
 }
 
 impl Command {
@@ -64,18 +67,43 @@ impl Command {
     pub fn from_args<A: AsRef<[u8]>>(args: &[A]) -> Command {
         let mut out = BytesMut::new();
         crate::encode::command(args, &mut out);
-        let raw = out.freeze();
-        let mut buf = BytesMut::from(&raw[..]);
-        // Re-parse so `args` are slices of `raw`; this is never on a hot path.
-        parse_command(&mut buf, &Limits::default())
+        parse_command(&mut out, &Limits::default())
             .ok()
             .flatten()
-            .unwrap_or(Command { raw, args: vec![] })
+            .unwrap_or(Command {
+                raw: Bytes::new(),
+                argc: 0,
+                head: [0..0, 0..0],
+            })
+    }
+
+    /// Number of arguments, the name included.
+    pub fn argc(&self) -> usize {
+        self.argc
     }
 
     /// The command name as sent (any case).
     pub fn name(&self) -> &[u8] {
-        self.args.first().map(|b| &b[..]).unwrap_or(b"")
+        &self.raw[self.head[0].clone()]
+    }
+
+    /// Argument `i` (0 is the name).
+    pub fn arg(&self, i: usize) -> Option<&[u8]> {
+        match i {
+            _ if i >= self.argc => None,
+            0 | 1 => Some(&self.raw[self.head[i].clone()]),
+            _ => self.args().nth(i),
+        }
+    }
+
+    /// All arguments, the name first (re-scans `raw`).
+    pub fn args(&self) -> Args<'_> {
+        let start = find_crlf(&self.raw, 1).map_or(self.raw.len(), |e| e + 2);
+        Args {
+            raw: &self.raw,
+            pos: start,
+            left: self.argc,
+        }
     }
 
     /// Case-insensitive check of the command name.
@@ -85,13 +113,36 @@ impl Command {
 
     /// Case-insensitive check of argument `i`.
     pub fn arg_is(&self, i: usize, s: &str) -> bool {
-        self.args
-            .get(i)
+        self.arg(i)
             .is_some_and(|a| a.eq_ignore_ascii_case(s.as_bytes()))
     }
 
     pub fn name_upper(&self) -> String {
         String::from_utf8_lossy(self.name()).to_ascii_uppercase()
+    }
+}
+
+/// Iterator over a parsed command's arguments.
+pub struct Args<'a> {
+    raw: &'a [u8],
+    pos: usize,
+    left: usize,
+}
+
+impl<'a> Iterator for Args<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        if self.left == 0 {
+            return None;
+        }
+        // `raw` was validated by the parser: `$len\r\n data \r\n` per argument.
+        let end = find_crlf(self.raw, self.pos + 1)?;
+        let len = parse_int(&self.raw[self.pos + 1..end])? as usize;
+        let start = end + 2;
+        self.pos = start + len + 2;
+        self.left -= 1;
+        self.raw.get(start..start + len)
     }
 }
 
@@ -110,10 +161,21 @@ fn find_crlf(buf: &[u8], from: usize) -> Option<usize> {
 }
 
 fn parse_int(s: &[u8]) -> Option<i64> {
-    if s.is_empty() || s.len() > 20 {
+    let (neg, digits) = match s {
+        [b'-', rest @ ..] => (true, rest),
+        _ => (false, s),
+    };
+    if digits.is_empty() || digits.len() > 18 {
         return None;
     }
-    std::str::from_utf8(s).ok()?.parse().ok()
+    let mut n: i64 = 0;
+    for &d in digits {
+        if !d.is_ascii_digit() {
+            return None;
+        }
+        n = n * 10 + (d - b'0') as i64;
+    }
+    Some(if neg { -n } else { n })
 }
 
 /// Parses one request from the front of `buf`, consuming it when complete.
@@ -138,18 +200,15 @@ pub fn parse_command(
             Parsed::Empty(n) => {
                 let _ = buf.split_to(n);
             }
-            Parsed::Multibulk(n, ranges) => {
+            Parsed::Multibulk(n, argc, head) => {
                 let raw = buf.split_to(n).freeze();
-                let args = ranges.into_iter().map(|r| raw.slice(r)).collect();
-                return Ok(Some(Command { raw, args }));
+                return Ok(Some(Command { raw, argc, head }));
             }
             Parsed::Inline(n, args) => {
                 let _ = buf.split_to(n);
                 let mut out = BytesMut::new();
                 crate::encode::command(&args, &mut out);
-                let raw = out.freeze();
-                let mut again = BytesMut::from(&raw[..]);
-                if let Some(cmd) = parse_command(&mut again, limits)? {
+                if let Some(cmd) = parse_command(&mut out, limits)? {
                     return Ok(Some(cmd));
                 }
             }
@@ -160,7 +219,7 @@ pub fn parse_command(
 enum Parsed {
     Incomplete,
     Empty(usize),
-    Multibulk(usize, Vec<Range<usize>>),
+    Multibulk(usize, usize, [Range<usize>; 2]),
     Inline(usize, Vec<Vec<u8>>),
 }
 
@@ -180,8 +239,8 @@ fn parse_multibulk(buf: &[u8], limits: &Limits) -> Result<Parsed, ProtocolError>
     if count <= 0 {
         return Ok(Parsed::Empty(pos));
     }
-    let mut ranges = Vec::with_capacity((count as usize).min(64));
-    for _ in 0..count {
+    let mut head = [0..0, 0..0];
+    for i in 0..count as usize {
         let Some(&first) = buf.get(pos) else {
             return Ok(Parsed::Incomplete);
         };
@@ -204,10 +263,12 @@ fn parse_multibulk(buf: &[u8], limits: &Limits) -> Result<Parsed, ProtocolError>
         if buf.len() < stop + 2 {
             return Ok(Parsed::Incomplete);
         }
-        ranges.push(start..stop);
+        if let Some(h) = head.get_mut(i) {
+            *h = start..stop;
+        }
         pos = stop + 2;
     }
-    Ok(Parsed::Multibulk(pos, ranges))
+    Ok(Parsed::Multibulk(pos, count as usize, head))
 }
 
 fn parse_inline(buf: &[u8], limits: &Limits) -> Result<Parsed, ProtocolError> {
@@ -484,7 +545,9 @@ mod tests {
         }
         let c = cmd(full).unwrap().unwrap();
         assert!(c.is("get"));
-        assert_eq!(&c.args[1][..], b"foo");
+        assert_eq!(c.arg(1), Some(&b"foo"[..]));
+        assert_eq!(c.argc(), 2);
+        assert_eq!(c.args().collect::<Vec<_>>(), [&b"GET"[..], b"foo"]);
         assert_eq!(&c.raw[..], &full[..]);
     }
 
@@ -501,9 +564,10 @@ mod tests {
     #[test]
     fn inline_commands_with_quotes() {
         let c = cmd(b"set k \"a b\\x41\\n\" 'it\\'s'\r\n").unwrap().unwrap();
-        assert_eq!(c.args.len(), 4);
-        assert_eq!(&c.args[2][..], b"a bA\n");
-        assert_eq!(&c.args[3][..], b"it's");
+        assert_eq!(c.argc(), 4);
+        assert_eq!(c.arg(2), Some(&b"a bA\n"[..]));
+        assert_eq!(c.arg(3), Some(&b"it's"[..]));
+        assert_eq!(c.arg(4), None);
         assert_eq!(&c.raw[..4], b"*4\r\n");
         assert_eq!(
             cmd(b"set \"k\r\n").unwrap_err(),

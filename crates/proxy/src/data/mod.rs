@@ -1,11 +1,14 @@
 //! The data path: accepts clients on an endpoint and runs one [`Session`]
-//! per connection. It reads the routing table and reports trouble back
+//! per connection, over a dedicated or a shared ([`mux`]) backend connection. It reads the routing table and reports trouble back
 //! through [`RouteHandle::refresh`]; it never talks to Sentinel.
 
 mod commands;
+pub mod mux;
+#[rustfmt::skip]
+pub mod table;
 mod session;
 
-pub use commands::{classify, Kind};
+pub use commands::{classify, lookup, Class, Kind};
 pub use session::Session;
 
 use crate::config::{ProxyConfig, ReadBalance};
@@ -25,6 +28,8 @@ pub struct Shared {
     pub cfg: Arc<ProxyConfig>,
     pub limits: Limits,
     pub balancer: Balancer,
+    /// Shared backend connections (used in multiplex mode only).
+    pub pool: Arc<mux::Pool>,
 }
 
 /// Spreads read sessions over the healthy replicas.

@@ -1,4 +1,7 @@
-//! One client connection and its dedicated backend connection.
+//! One client connection and its backend: a dedicated connection, or in
+//! multiplex mode a shared one ([`super::mux`]) until the client does
+//! something stateful (MULTI, SELECT, SUBSCRIBE, a blocking command...),
+//! after which it gets a dedicated connection for the rest of its life.
 //!
 //! Requests are forwarded in batches (everything parsed from one read goes
 //! out in one write); replies are forwarded as byte ranges measured by
@@ -16,7 +19,9 @@
 //! blocked commands) get an error and are closed, as if the server restarted.
 
 use super::commands::{classify, Kind};
+use super::mux::{Inbox, MuxConn, Reply};
 use super::Shared;
+use crate::config::ConnMode;
 use crate::metrics::Endpoint;
 use crate::route::{Refresh, Routes};
 use bytes::{Bytes, BytesMut};
@@ -50,6 +55,8 @@ struct Pending {
     /// The request, kept for re-sending after a switch.
     cmd: Command,
     kind: Kind,
+    /// May use a shared backend connection (multiplex mode).
+    shared: bool,
     /// A reply the proxy gives itself (no backend involved).
     local: Option<Bytes>,
     /// Close the connection once this reply is written.
@@ -64,6 +71,32 @@ struct Backend {
     buf: BytesMut,
 }
 
+/// The session's way to its backend node.
+enum Link {
+    Dedicated(Backend),
+    /// A shared connection; `epoch` is the routing epoch it was chosen in.
+    Mux {
+        conn: Arc<MuxConn>,
+        epoch: u64,
+    },
+}
+
+impl Link {
+    fn addr(&self) -> &Addr {
+        match self {
+            Link::Dedicated(b) => &b.addr,
+            Link::Mux { conn, .. } => &conn.addr,
+        }
+    }
+
+    fn epoch(&self) -> u64 {
+        match self {
+            Link::Dedicated(b) => b.epoch,
+            Link::Mux { epoch, .. } => *epoch,
+        }
+    }
+}
+
 pub struct Session {
     endpoint: Endpoint,
     shared: Arc<Shared>,
@@ -71,7 +104,16 @@ pub struct Session {
     cw: OwnedWriteHalf,
     cbuf: BytesMut,
     out: BytesMut,
-    backend: Option<Backend>,
+    backend: Option<Link>,
+    /// Multiplex mode until the first stateful command.
+    mux: bool,
+    inbox: Option<Arc<Inbox>>,
+    /// Bumped whenever in-flight requests are abandoned (re-sent elsewhere),
+    /// so late replies to them from a shared connection are ignored.
+    gen: u64,
+    replies: VecDeque<(u64, Reply)>,
+    /// Reused buffer for batching requests to a dedicated backend.
+    batch: BytesMut,
     /// Accepted, not yet sent (held while there is no usable backend).
     queue: VecDeque<Pending>,
     /// Sent (or answered locally), reply not yet written to the client.
@@ -88,6 +130,7 @@ pub struct Session {
 enum Wake {
     Client(std::io::Result<usize>),
     Backend(std::io::Result<usize>),
+    Mux,
     Routes,
     Timer,
 }
@@ -95,6 +138,7 @@ enum Wake {
 impl Session {
     pub fn new(sock: TcpStream, endpoint: Endpoint, shared: Arc<Shared>) -> Session {
         let (cr, cw) = sock.into_split();
+        let mux = shared.cfg.mode == ConnMode::Multiplex;
         Session {
             endpoint,
             shared,
@@ -103,6 +147,11 @@ impl Session {
             cbuf: BytesMut::with_capacity(16 * 1024),
             out: BytesMut::with_capacity(16 * 1024),
             backend: None,
+            mux,
+            inbox: None,
+            gen: 0,
+            replies: VecDeque::new(),
+            batch: BytesMut::new(),
             queue: VecDeque::new(),
             inflight: VecDeque::new(),
             state: State::default(),
@@ -143,14 +192,21 @@ impl Session {
                 let cbuf = &mut self.cbuf;
                 let reading = self.reading;
                 let backend = &mut self.backend;
+                let inbox = &self.inbox;
                 tokio::select! {
                     r = async { cbuf.reserve(16 * 1024); cr.read_buf(cbuf).await }, if reading => Wake::Client(r),
                     r = async {
                         match backend.as_mut() {
-                            Some(b) => { b.buf.reserve(16 * 1024); b.r.read_buf(&mut b.buf).await }
-                            None => std::future::pending().await,
+                            Some(Link::Dedicated(b)) => { b.buf.reserve(16 * 1024); b.r.read_buf(&mut b.buf).await }
+                            _ => std::future::pending().await,
                         }
                     } => Wake::Backend(r),
+                    _ = async {
+                        match inbox {
+                            Some(i) => i.notify.notified().await,
+                            None => std::future::pending().await,
+                        }
+                    } => Wake::Mux,
                     r = routes.changed() => {
                         if r.is_err() {
                             return Ok(()); // the proxy is shutting down
@@ -171,6 +227,7 @@ impl Session {
                 Wake::Backend(Ok(0)) => self.backend_lost("closed the connection"),
                 Wake::Backend(Err(e)) => self.backend_lost(&e.to_string()),
                 Wake::Backend(Ok(_)) => self.on_backend_data(),
+                Wake::Mux => self.on_mux_replies(),
                 Wake::Routes => self.on_routes(),
                 Wake::Timer => self.on_timer(),
             }
@@ -217,13 +274,15 @@ impl Session {
     }
 
     fn accept(&mut self, cmd: Command) {
-        let kind = classify(&cmd);
+        let class = classify(&cmd);
+        let (kind, shared) = (class.kind, class.shared);
         if kind == Kind::Quit {
             let mut out = BytesMut::new();
             encode::simple("OK", &mut out);
             self.queue.push_back(Pending {
                 cmd,
                 kind,
+                shared,
                 local: Some(out.freeze()),
                 close_after: true,
             });
@@ -233,6 +292,7 @@ impl Session {
         self.queue.push_back(Pending {
             cmd,
             kind,
+            shared,
             local: None,
             close_after: false,
         });
@@ -245,6 +305,7 @@ impl Session {
         self.queue.push_back(Pending {
             cmd,
             kind: Kind::Normal,
+            shared: true,
             local: Some(out.freeze()),
             close_after,
         });
@@ -282,10 +343,11 @@ impl Session {
             }
             Endpoint::read => {
                 if let Some(b) = &self.backend {
-                    if routes.replicas.contains(&b.addr)
-                        || (routes.replicas.is_empty() && routes.master.as_ref() == Some(&b.addr))
+                    let a = b.addr();
+                    if routes.replicas.contains(a)
+                        || (routes.replicas.is_empty() && routes.master.as_ref() == Some(a))
                     {
-                        return Ok(Some(b.addr.clone()));
+                        return Ok(Some(a.clone()));
                     }
                 }
                 if let Some(r) = self.shared.balancer.pick(&routes.replicas) {
@@ -313,6 +375,16 @@ impl Session {
             self.hold_since = None;
             return;
         }
+        if self.mux && self.queue.front().is_some_and(|p| !p.shared) {
+            // A stateful command: leave the shared connection once everything
+            // sent over it has been answered (replies stay in order).
+            if self.remote_inflight() {
+                return;
+            }
+            tracing::debug!("session leaves the shared connection for a dedicated one");
+            self.drop_backend();
+            self.mux = false;
+        }
         let routes = self.shared.routes.current();
         let target = match self.target(&routes) {
             Ok(t) => t,
@@ -324,7 +396,7 @@ impl Session {
         };
         // A backend that is no longer the target is replaced between requests.
         if let (Some(b), Some(t)) = (&self.backend, &target) {
-            if &b.addr != t && self.inflight.iter().all(|p| p.local.is_some()) {
+            if b.addr() != t && !self.remote_inflight() {
                 self.drop_backend();
             }
         }
@@ -332,17 +404,27 @@ impl Session {
             let Some(t) = target else {
                 return self.hold(&routes);
             };
-            match self.connect(&t, routes.epoch).await {
-                Ok(b) => {
+            let link = if self.mux {
+                self.shared.pool.get(&t).await.map(|conn| Link::Mux {
+                    conn,
+                    epoch: routes.epoch,
+                })
+            } else {
+                self.connect(&t, routes.epoch).await.map(|b| {
                     self.shared
                         .metrics
                         .ep(self.endpoint)
                         .backend_connections
                         .inc();
+                    Link::Dedicated(b)
+                })
+            };
+            match link {
+                Ok(l) => {
                     if self.endpoint == Endpoint::read {
-                        self.shared.balancer.bind(&b.addr);
+                        self.shared.balancer.bind(l.addr());
                     }
-                    self.backend = Some(b);
+                    self.backend = Some(l);
                 }
                 Err(e) => {
                     tracing::debug!(backend = %t, error = %e, "backend connect failed");
@@ -357,7 +439,10 @@ impl Session {
                 .hold_seconds
                 .observe(since.elapsed().as_secs_f64());
         }
-        let mut batch = BytesMut::new();
+        if self.mux {
+            return self.send_shared();
+        }
+        let mut batch = std::mem::take(&mut self.batch);
         while let Some(p) = self.queue.pop_front() {
             if p.local.is_none() {
                 batch.extend_from_slice(&p.cmd.raw);
@@ -365,13 +450,44 @@ impl Session {
             }
             self.inflight.push_back(p);
         }
-        if batch.is_empty() {
-            return;
+        if !batch.is_empty() {
+            let Some(Link::Dedicated(b)) = self.backend.as_mut() else {
+                unreachable!("dedicated mode has a dedicated link here");
+            };
+            if let Err(e) = b.w.write_all(&batch).await {
+                self.backend_lost(&e.to_string());
+            }
         }
-        let b = self.backend.as_mut().expect("connected above");
-        if let Err(e) = b.w.write_all(&batch).await {
-            self.backend_lost(&e.to_string());
+        batch.clear();
+        self.batch = batch;
+    }
+
+    /// Multiplex mode: queues the shareable requests at the front of the
+    /// queue on the shared connection (stopping at a stateful one).
+    fn send_shared(&mut self) {
+        let Some(Link::Mux { conn, .. }) = &self.backend else {
+            unreachable!("multiplex mode has a shared link here");
+        };
+        let conn = conn.clone();
+        let inbox = self.inbox.get_or_insert_with(Default::default).clone();
+        let Some(mut tx) = conn.sender(&inbox, self.gen) else {
+            return self.backend_lost("shared connection failed");
+        };
+        while let Some(p) = self.queue.front() {
+            if p.local.is_none() {
+                if !p.shared {
+                    break;
+                }
+                tx.push(&p.cmd.raw);
+            }
+            let p = self.queue.pop_front().expect("checked");
+            self.inflight.push_back(p);
         }
+    }
+
+    /// Requests sent to the backend and not answered yet.
+    fn remote_inflight(&self) -> bool {
+        self.inflight.iter().any(|p| p.local.is_none())
     }
 
     /// Tracks transaction state as requests go out (a MULTI is in progress
@@ -491,10 +607,15 @@ impl Session {
     }
 
     fn drop_backend(&mut self) {
-        if let Some(b) = self.backend.take() {
-            if self.endpoint == Endpoint::read {
-                self.shared.balancer.release(&b.addr);
-            }
+        let Some(link) = self.backend.take() else {
+            return;
+        };
+        // Anything still owed on this link is abandoned (re-sent elsewhere).
+        self.gen += 1;
+        if self.endpoint == Endpoint::read {
+            self.shared.balancer.release(link.addr());
+        }
+        if let Link::Dedicated(_) = link {
             self.shared
                 .metrics
                 .ep(self.endpoint)
@@ -505,7 +626,7 @@ impl Session {
 
     fn on_backend_data(&mut self) {
         loop {
-            let Some(b) = self.backend.as_mut() else {
+            let Some(Link::Dedicated(b)) = self.backend.as_mut() else {
                 return;
             };
             let len = match frame_len(&b.buf) {
@@ -513,40 +634,68 @@ impl Session {
                 Ok(None) => return,
                 Err(e) => return self.backend_lost(&format!("protocol error from backend: {e}")),
             };
-            let is_push = b.buf[0] == b'>';
-            if self.state.passthrough || is_push {
-                let frame = b.buf.split_to(len);
-                self.out.extend_from_slice(&frame);
-                continue;
-            }
-            if self.endpoint == Endpoint::write
-                && !self.state.multi
-                && b.buf[..len].starts_with(b"-READONLY")
-            {
-                // The node was demoted under us: re-send to the new master.
-                let addr = b.addr.clone();
-                let epoch = b.epoch;
-                tracing::info!(backend = %addr, "READONLY from the master: re-sending to the new one");
-                self.avoid = Some((addr.clone(), epoch));
-                self.shared.routes.refresh(Refresh::ReadOnly(addr));
-                return self.requeue_inflight();
-            }
             let frame = b.buf.split_to(len);
-            let Some(p) = self.inflight.front() else {
-                // A reply nobody asked for: forward it rather than lose it.
-                self.out.extend_from_slice(&frame);
-                continue;
-            };
-            if p.local.is_some() {
-                // Cannot happen: local replies ahead of remote ones are flushed first.
-                self.out.extend_from_slice(&frame);
-                continue;
+            if !self.on_frame(&frame) {
+                return;
             }
-            let p = self.inflight.pop_front().expect("checked");
-            self.on_reply(&p, &frame);
-            self.out.extend_from_slice(&frame);
-            self.flush_local();
         }
+    }
+
+    /// Replies that arrived over the shared connection.
+    fn on_mux_replies(&mut self) {
+        let Some(inbox) = &self.inbox else { return };
+        let mut replies = std::mem::take(&mut self.replies);
+        inbox.take(&mut replies);
+        for (gen, r) in replies.drain(..) {
+            if gen != self.gen {
+                continue; // abandoned: its requests were re-sent
+            }
+            let go_on = match r {
+                Reply::Frame(f) => self.on_frame(&f),
+                Reply::Lost => {
+                    self.backend_lost("shared connection failed");
+                    false
+                }
+            };
+            if !go_on {
+                break;
+            }
+        }
+        replies.clear();
+        self.replies = replies;
+    }
+
+    /// Handles one reply from the backend; false when the rest of what this
+    /// backend sends no longer matters (its requests are being re-sent).
+    fn on_frame(&mut self, frame: &[u8]) -> bool {
+        if self.state.passthrough || frame.first() == Some(&b'>') {
+            self.out.extend_from_slice(frame);
+            return true;
+        }
+        if self.endpoint == Endpoint::write && !self.state.multi && frame.starts_with(b"-READONLY")
+        {
+            // The node was demoted under us: re-send to the new master.
+            let Some(b) = &self.backend else { return false };
+            let (addr, epoch) = (b.addr().clone(), b.epoch());
+            tracing::info!(backend = %addr, "READONLY from the master: re-sending to the new one");
+            self.avoid = Some((addr.clone(), epoch));
+            self.shared.routes.refresh(Refresh::ReadOnly(addr));
+            self.requeue_inflight();
+            return false;
+        }
+        match self.inflight.front() {
+            // A reply nobody asked for: forward it rather than lose it.
+            None => self.out.extend_from_slice(frame),
+            // Cannot happen: local replies ahead of remote ones are flushed first.
+            Some(p) if p.local.is_some() => self.out.extend_from_slice(frame),
+            Some(_) => {
+                let p = self.inflight.pop_front().expect("checked");
+                self.on_reply(&p, frame);
+                self.out.extend_from_slice(frame);
+                self.flush_local();
+            }
+        }
+        true
     }
 
     /// Updates session state from a reply.
@@ -610,7 +759,7 @@ impl Session {
         let addr = self
             .backend
             .as_ref()
-            .map(|b| b.addr.clone())
+            .map(|b| b.addr().clone())
             .unwrap_or_default();
         tracing::info!(backend = %addr, "closing a client session pinned to the old backend ({why})");
         self.error_kind("session_broken");
@@ -625,6 +774,7 @@ impl Session {
         self.inflight.push_back(Pending {
             cmd: Command::from_args(&["QUIT"]),
             kind: Kind::Quit,
+            shared: true,
             local: Some(out.freeze()),
             close_after: true,
         });
@@ -633,24 +783,27 @@ impl Session {
 
     fn backend_lost(&mut self, why: &str) {
         let Some(b) = &self.backend else { return };
-        tracing::debug!(backend = %b.addr, why, "backend connection lost");
+        tracing::debug!(backend = %b.addr(), why, "backend connection lost");
         self.shared
             .routes
-            .refresh(Refresh::BackendDown(b.addr.clone()));
+            .refresh(Refresh::BackendDown(b.addr().clone()));
         self.requeue_inflight();
+        // Lost while sending (inside dispatch): nothing else may wake the
+        // session, so retry at once.
+        self.retry_at = Some(Instant::now());
     }
 
     fn on_routes(&mut self) {
         let routes = self.shared.routes.current();
         let Some(b) = &self.backend else { return };
+        let addr = b.addr();
         let stale = match self.endpoint {
             // Fencing: nothing more goes to a master that is no longer adopted.
-            Endpoint::write => routes.master.as_deref() != Some(b.addr.as_str()),
+            Endpoint::write => routes.master.as_ref() != Some(addr),
             Endpoint::read => {
                 // Still a replica, or the master serving reads as fallback.
-                let fallback =
-                    routes.replicas.is_empty() && routes.master.as_deref() == Some(b.addr.as_str());
-                !(routes.replicas.contains(&b.addr) || fallback)
+                let fallback = routes.replicas.is_empty() && routes.master.as_ref() == Some(addr);
+                !(routes.replicas.contains(addr) || fallback)
             }
         };
         if stale {

@@ -1,0 +1,378 @@
+//! Shared backend connections for `--mode multiplex`: the stateless commands
+//! of many client sessions go over a few pipelined connections per node.
+//!
+//! A session appends its requests' bytes to a connection's outgoing buffer
+//! and its [`Inbox`] to the line of waiters under one lock, so wire order and
+//! reply order agree. A writer task flushes whatever has accumulated in one
+//! write: when woken it yields once, so every session that is ready to run
+//! adds to the batch (flush on what is ready, never on a timer). A reader
+//! task measures replies with `frame_len` and hands each one, a slice of its
+//! read buffer, to the waiter at the head of the line. A connection that
+//! fails tells every waiter; sessions re-send unanswered requests elsewhere,
+//! exactly as they do when a dedicated connection fails.
+
+use crate::route::Routes;
+use bytes::{Bytes, BytesMut};
+use prometheus_client::metrics::gauge::Gauge;
+use redis_ha_resp::encode;
+use redis_ha_resp::parse::frame_len;
+use redis_ha_topology::Addr;
+use std::collections::{HashMap, VecDeque};
+use std::io;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+use tokio::sync::{watch, Notify};
+use tokio::task::AbortHandle;
+
+/// What a shared connection hands back to a session.
+pub enum Reply {
+    Frame(Bytes),
+    /// The connection failed before this request was answered.
+    Lost,
+}
+
+/// Where a session's replies arrive, tagged with the session generation
+/// they were sent in (replies to an abandoned generation are dropped).
+#[derive(Default)]
+pub struct Inbox {
+    q: Mutex<VecDeque<(u64, Reply)>>,
+    pub notify: Notify,
+}
+
+impl Inbox {
+    fn push(&self, gen: u64, r: Reply) {
+        lock(&self.q).push_back((gen, r));
+        self.notify.notify_one();
+    }
+
+    /// Moves everything received so far into `into` (which must be empty),
+    /// swapping buffers so neither side allocates in steady state.
+    pub fn take(&self, into: &mut VecDeque<(u64, Reply)>) {
+        std::mem::swap(&mut *lock(&self.q), into);
+    }
+}
+
+struct Waiter {
+    inbox: Arc<Inbox>,
+    gen: u64,
+}
+
+#[derive(Default)]
+struct Outgoing {
+    buf: BytesMut,
+    waiting: VecDeque<Waiter>,
+    dead: bool,
+}
+
+/// One shared, pipelined connection to a node.
+pub struct MuxConn {
+    pub addr: Addr,
+    out: Mutex<Outgoing>,
+    wake: Notify,
+    reader: Mutex<Option<AbortHandle>>,
+    open: Gauge,
+}
+
+/// Queues requests on a shared connection; the writer is woken when the
+/// sender is dropped.
+pub struct Sender<'a> {
+    g: Option<MutexGuard<'a, Outgoing>>,
+    conn: &'a MuxConn,
+    inbox: &'a Arc<Inbox>,
+    gen: u64,
+    was_empty: bool,
+}
+
+impl Sender<'_> {
+    pub fn push(&mut self, raw: &[u8]) {
+        let g = self.g.as_mut().expect("live until drop");
+        g.buf.extend_from_slice(raw);
+        g.waiting.push_back(Waiter {
+            inbox: self.inbox.clone(),
+            gen: self.gen,
+        });
+    }
+}
+
+impl Drop for Sender<'_> {
+    fn drop(&mut self) {
+        let sent = self.g.take().is_some_and(|g| !g.buf.is_empty());
+        if sent && self.was_empty {
+            self.conn.wake.notify_one();
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl MuxConn {
+    /// Starts queuing requests, or `None` if the connection has failed.
+    pub fn sender<'a>(&'a self, inbox: &'a Arc<Inbox>, gen: u64) -> Option<Sender<'a>> {
+        let g = lock(&self.out);
+        if g.dead {
+            return None;
+        }
+        let was_empty = g.buf.is_empty();
+        Some(Sender {
+            g: Some(g),
+            conn: self,
+            inbox,
+            gen,
+            was_empty,
+        })
+    }
+
+    pub fn is_dead(&self) -> bool {
+        lock(&self.out).dead
+    }
+
+    /// Marks the connection failed and tells every waiter.
+    fn fail(&self, why: &str) {
+        let waiting = {
+            let mut g = lock(&self.out);
+            if g.dead {
+                return;
+            }
+            g.dead = true;
+            g.buf = BytesMut::new();
+            std::mem::take(&mut g.waiting)
+        };
+        tracing::debug!(backend = %self.addr, why, waiting = waiting.len(), "shared backend connection lost");
+        self.open.dec();
+        for w in waiting {
+            w.inbox.push(w.gen, Reply::Lost);
+        }
+        self.wake.notify_one();
+        if let Some(r) = lock(&self.reader).take() {
+            r.abort();
+        }
+    }
+}
+
+async fn writer(conn: Arc<MuxConn>, mut w: OwnedWriteHalf) {
+    let mut buf = BytesMut::with_capacity(64 * 1024);
+    loop {
+        conn.wake.notified().await;
+        // Let every session that is ready add to this batch first.
+        tokio::task::yield_now().await;
+        loop {
+            {
+                let mut g = lock(&conn.out);
+                if g.dead {
+                    return;
+                }
+                if g.buf.is_empty() {
+                    break;
+                }
+                std::mem::swap(&mut g.buf, &mut buf);
+            }
+            if let Err(e) = w.write_all(&buf).await {
+                return conn.fail(&format!("write failed: {e}"));
+            }
+            buf.clear();
+            if buf.capacity() > 4 << 20 {
+                // Do not keep a huge buffer around after one big value.
+                buf = BytesMut::with_capacity(64 * 1024);
+            }
+        }
+    }
+}
+
+async fn reader(conn: Arc<MuxConn>, mut r: OwnedReadHalf, mut buf: BytesMut) {
+    let mut lens: Vec<usize> = Vec::new();
+    let mut ready: Vec<Waiter> = Vec::new();
+    loop {
+        // Complete replies first (some may have arrived with the handshake).
+        let mut at = 0;
+        loop {
+            match frame_len(&buf[at..]) {
+                Ok(Some(n)) => {
+                    lens.push(n);
+                    at += n;
+                }
+                Ok(None) => break,
+                Err(e) => return conn.fail(&format!("protocol error from backend: {e}")),
+            }
+        }
+        if !lens.is_empty() {
+            {
+                let mut g = lock(&conn.out);
+                if g.waiting.len() < lens.len() {
+                    drop(g);
+                    return conn.fail("a reply nobody asked for");
+                }
+                ready.extend(g.waiting.drain(..lens.len()));
+            }
+            for (w, n) in ready.drain(..).zip(lens.drain(..)) {
+                let frame = buf.split_to(n).freeze();
+                w.inbox.push(w.gen, Reply::Frame(frame));
+            }
+        }
+        if buf.capacity() - buf.len() < 16 * 1024 {
+            buf.reserve(64 * 1024);
+        }
+        match r.read_buf(&mut buf).await {
+            Ok(0) => return conn.fail("closed by the server"),
+            Ok(_) => {}
+            Err(e) => return conn.fail(&format!("read failed: {e}")),
+        }
+    }
+}
+
+/// The shared connections, a few per node.
+pub struct Pool {
+    per_node: usize,
+    password: Option<String>,
+    connect_timeout: Duration,
+    nodes: Mutex<HashMap<Addr, Arc<Node>>>,
+    /// Shared connections currently open (a metric).
+    pub open: Gauge,
+}
+
+#[derive(Default)]
+struct Node {
+    conns: Mutex<Vec<Arc<MuxConn>>>,
+    connecting: tokio::sync::Mutex<()>,
+    next: AtomicUsize,
+}
+
+impl Pool {
+    pub fn new(
+        per_node: usize,
+        password: Option<String>,
+        connect_timeout: Duration,
+        open: Gauge,
+    ) -> Pool {
+        Pool {
+            per_node: per_node.max(1),
+            password,
+            connect_timeout,
+            nodes: Mutex::new(HashMap::new()),
+            open,
+        }
+    }
+
+    /// A live shared connection to `addr`, spreading sessions over up to
+    /// `per_node` connections; opens one if needed.
+    pub async fn get(&self, addr: &str) -> io::Result<Arc<MuxConn>> {
+        let node = lock(&self.nodes)
+            .entry(addr.to_string())
+            .or_default()
+            .clone();
+        let slot = node.next.fetch_add(1, Ordering::Relaxed) % self.per_node;
+        if let Some(c) = self.pick(&node, slot) {
+            return Ok(c);
+        }
+        // One connect at a time per node: a burst of new sessions shares it.
+        let _g = node.connecting.lock().await;
+        if let Some(c) = self.pick(&node, slot) {
+            return Ok(c);
+        }
+        let c = self.connect(addr).await?;
+        lock(&node.conns).push(c.clone());
+        Ok(c)
+    }
+
+    /// Closes shared connections to nodes that no longer serve (neither the
+    /// master nor a replica in rotation): nothing more may reach a fenced
+    /// master, and sessions waiting on them re-send elsewhere.
+    pub fn fence(&self, routes: &Routes) {
+        let nodes = lock(&self.nodes);
+        for (addr, node) in nodes.iter() {
+            if routes.master.as_ref() == Some(addr) || routes.replicas.contains(addr) {
+                continue;
+            }
+            for c in lock(&node.conns).drain(..) {
+                c.fail("fenced: the node left the routing table");
+            }
+        }
+    }
+
+    /// Fences on every routing change, until the proxy stops.
+    pub async fn watch(self: Arc<Self>, mut rx: watch::Receiver<Arc<Routes>>) {
+        loop {
+            let routes = rx.borrow_and_update().clone();
+            self.fence(&routes);
+            if rx.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+
+    fn pick(&self, node: &Node, slot: usize) -> Option<Arc<MuxConn>> {
+        let mut conns = lock(&node.conns);
+        conns.retain(|c| !c.is_dead());
+        if conns.len() < self.per_node {
+            return None;
+        }
+        Some(conns[slot % conns.len()].clone())
+    }
+
+    async fn connect(&self, addr: &str) -> io::Result<Arc<MuxConn>> {
+        let t = self.connect_timeout;
+        let deadline = Instant::now() + t;
+        let timed_out =
+            |what: &str| io::Error::new(io::ErrorKind::TimedOut, format!("{what} timed out"));
+        let sock = tokio::time::timeout_at(deadline.into(), TcpStream::connect(addr))
+            .await
+            .map_err(|_| timed_out("connect"))??;
+        sock.set_nodelay(true)?;
+        let (mut r, mut w) = sock.into_split();
+        let mut hello = BytesMut::new();
+        let mut n = 0;
+        if let Some(pw) = &self.password {
+            encode::command(&["AUTH", pw.as_str()], &mut hello);
+            n += 1;
+        }
+        // Named, so `CLIENT LIST` on the node shows what these are.
+        encode::command(&["CLIENT", "SETNAME", "redis-ha-mux"], &mut hello);
+        n += 1;
+        w.write_all(&hello).await?;
+        let mut buf = BytesMut::with_capacity(64 * 1024);
+        while n > 0 {
+            while n > 0 {
+                let Some(len) = frame_len(&buf).map_err(io::Error::other)? else {
+                    break;
+                };
+                let reply = buf.split_to(len);
+                if reply.first() == Some(&b'-') {
+                    return Err(io::Error::other(format!(
+                        "setting up a shared connection to {addr} failed: {}",
+                        String::from_utf8_lossy(&reply).trim_end()
+                    )));
+                }
+                n -= 1;
+            }
+            if n > 0 {
+                let read = tokio::time::timeout_at(deadline.into(), r.read_buf(&mut buf))
+                    .await
+                    .map_err(|_| timed_out("handshake"))??;
+                if read == 0 {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "closed during the handshake",
+                    ));
+                }
+            }
+        }
+        let conn = Arc::new(MuxConn {
+            addr: addr.to_string(),
+            out: Mutex::new(Outgoing::default()),
+            wake: Notify::new(),
+            reader: Mutex::new(None),
+            open: self.open.clone(),
+        });
+        let rd = tokio::spawn(reader(conn.clone(), r, buf));
+        *lock(&conn.reader) = Some(rd.abort_handle());
+        tokio::spawn(writer(conn.clone(), w));
+        self.open.inc();
+        tracing::debug!(backend = %addr, "shared backend connection opened");
+        Ok(conn)
+    }
+}

@@ -1,0 +1,228 @@
+//! Multiplex mode specifics: many clients share a few backend connections,
+//! every reply reaches its own client in order, stateful clients move to a
+//! dedicated connection, and a shared connection lost mid-stream is invisible.
+
+mod common;
+use bytes::BytesMut;
+use common::*;
+use redis_ha_proxy::config::ConnMode;
+use redis_ha_resp::conn::query;
+use redis_ha_resp::parse::parse_frame;
+use redis_ha_resp::{encode, Frame};
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Proxy connections on `node`: (name, id) of each non-Sentinel client.
+async fn proxy_connections(node: &str) -> Vec<(String, String)> {
+    let f = query(node, &["CLIENT", "LIST"], Duration::from_secs(2))
+        .await
+        .unwrap();
+    text(&f)
+        .lines()
+        .filter(|l| {
+            l.contains("flags=N") && !l.contains("name=sentinel-") && !l.contains("cmd=client|list")
+        })
+        .map(|l| {
+            let field = |k: &str| {
+                l.split(' ')
+                    .find_map(|kv| kv.strip_prefix(k))
+                    .unwrap_or_default()
+                    .to_string()
+            };
+            (field("name="), field("id="))
+        })
+        .collect()
+}
+
+/// Writes all `cmds` in one write, then reads exactly one reply per command.
+async fn pipeline(addr: SocketAddr, cmds: &[Vec<String>]) -> Vec<Frame> {
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut out = BytesMut::new();
+    for c in cmds {
+        encode::command(c, &mut out);
+    }
+    s.write_all(&out).await.unwrap();
+    let mut buf = BytesMut::new();
+    let mut replies = Vec::new();
+    while replies.len() < cmds.len() {
+        while let Some(f) = parse_frame(&mut buf).unwrap() {
+            replies.push(f);
+        }
+        if replies.len() == cmds.len() {
+            break;
+        }
+        let n = tokio::time::timeout(Duration::from_secs(15), s.read_buf(&mut buf))
+            .await
+            .expect("replies within 15 s")
+            .unwrap();
+        assert!(n > 0, "proxy closed the connection");
+    }
+    replies
+}
+
+fn args(a: &[&str]) -> Vec<String> {
+    a.iter().map(|s| s.to_string()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_clients_share_two_backend_connections_and_get_their_own_replies() {
+    let (t, p) = setup(|c| c.mode = ConnMode::Multiplex).await;
+    let master = t.master().await.unwrap();
+    // 24 clients, each pipelining 300 commands on its own keys at once.
+    let mut tasks = Vec::new();
+    for client in 0..24 {
+        let w = p.write_addr;
+        tasks.push(tokio::spawn(async move {
+            let mut cmds = Vec::new();
+            for i in 0..100 {
+                let key = format!("c{client}");
+                cmds.push(args(&["INCR", &key]));
+                cmds.push(args(&[
+                    "SET",
+                    &format!("c{client}:{i}"),
+                    &format!("{client}/{i}"),
+                ]));
+                cmds.push(args(&["GET", &format!("c{client}:{i}")]));
+            }
+            let replies = pipeline(w, &cmds).await;
+            for (i, r) in replies.chunks(3).enumerate() {
+                assert_eq!(
+                    r[0].as_int(),
+                    Some(i as i64 + 1),
+                    "client {client} INCR {i}"
+                );
+                assert_eq!(text(&r[1]), "OK");
+                assert_eq!(
+                    text(&r[2]),
+                    format!("{client}/{i}"),
+                    "client {client} GET {i}"
+                );
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let conns = proxy_connections(&master).await;
+    assert!(
+        !conns.is_empty() && conns.len() <= 2,
+        "expected at most 2 shared connections on the master, got {conns:?}"
+    );
+    assert!(
+        conns.iter().all(|(name, _)| name == "redis-ha-mux"),
+        "{conns:?}"
+    );
+    assert!(p.metrics.shared_backend_connections.get() >= 1);
+    let ep = p.metrics.ep(redis_ha_proxy::metrics::Endpoint::write);
+    assert_eq!(
+        ep.backend_connections.get(),
+        0,
+        "no dedicated connection was needed"
+    );
+    assert_eq!(ep.commands.get(), 24 * 300);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stateful_commands_move_the_client_to_a_dedicated_connection() {
+    let (t, p) = setup(|c| c.mode = ConnMode::Multiplex).await;
+    let master = t.master().await.unwrap();
+    // Shared and stateful commands in one pipeline: replies stay in order
+    // and SELECT applies exactly from where it was sent.
+    let cmds: Vec<Vec<String>> = [
+        &["SET", "a", "zero"][..],
+        &["GET", "a"],
+        &["SELECT", "2"],
+        &["SET", "a", "two"],
+        &["GET", "a"],
+        &["MULTI"],
+        &["INCR", "n"],
+        &["EXEC"],
+        &["SELECT", "0"],
+        &["GET", "a"],
+    ]
+    .iter()
+    .map(|a| args(a))
+    .collect();
+    let r = pipeline(p.write_addr, &cmds).await;
+    let got: Vec<String> = r.iter().map(text).collect();
+    assert_eq!(got[..5], ["OK", "zero", "OK", "OK", "two"]);
+    assert_eq!(got[5..7], ["OK", "QUEUED"]);
+    assert_eq!(r[7].as_array().map(|a| a[0].as_int()), Some(Some(1)));
+    assert_eq!(got[8..], ["OK", "zero"]);
+
+    // A blocked client has its own connection: others are not held up.
+    let mut blocked = conn(p.write_addr).await;
+    blocked.send(&["BLPOP", "jobs", "0"]).await.unwrap();
+    let mut other = conn(p.write_addr).await;
+    poll(
+        "the BLPOP to block on the master",
+        Duration::from_secs(5),
+        || async {
+            let f = query(&master, &["INFO", "clients"], Duration::from_secs(2))
+                .await
+                .unwrap();
+            text(&f).contains("blocked_clients:1").then_some(())
+        },
+    )
+    .await;
+    assert_eq!(text(&cmd(&mut other, &["PING"]).await), "PONG");
+    assert_eq!(
+        cmd(&mut other, &["RPUSH", "jobs", "j1"]).await.as_int(),
+        Some(1)
+    );
+    let popped = tokio::time::timeout(Duration::from_secs(5), blocked.read_frame())
+        .await
+        .expect("BLPOP answered")
+        .unwrap();
+    assert_eq!(text(&popped.as_array().unwrap()[1]), "j1");
+    let names: Vec<String> = proxy_connections(&master)
+        .await
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    assert!(
+        names.iter().filter(|n| n.is_empty()).count() >= 1,
+        "the BLPOP client should have a dedicated connection: {names:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shared_connection_killed_mid_stream_is_invisible_to_clients() {
+    let (t, p) = setup(|c| {
+        c.mode = ConnMode::Multiplex;
+        c.mux_connections = 1;
+    })
+    .await;
+    let master = t.master().await.unwrap();
+    let w = p.write_addr;
+    let writer = tokio::spawn(async move {
+        let mut c = conn(w).await;
+        for i in 0..3000 {
+            let r = cmd(&mut c, &["SET", &format!("k{i}"), "v"]).await;
+            assert_eq!(text(&r), "OK", "SET k{i}");
+        }
+    });
+    // Kill the shared connection a few times while the writer runs.
+    let mut killed = 0;
+    while !writer.is_finished() && killed < 5 {
+        for (name, id) in proxy_connections(&master).await {
+            if name == "redis-ha-mux" {
+                let _ = query(
+                    &master,
+                    &["CLIENT", "KILL", "ID", &id],
+                    Duration::from_secs(2),
+                )
+                .await;
+                killed += 1;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    writer.await.expect("no client-visible error");
+    assert!(killed > 0, "the writer finished before any kill");
+    let dbsize = query(&master, &["DBSIZE"], Duration::from_secs(2))
+        .await
+        .unwrap();
+    assert_eq!(dbsize.as_int(), Some(3000));
+}

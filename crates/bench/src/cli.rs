@@ -5,6 +5,7 @@ use crate::chart;
 use crate::report::Report;
 use crate::run::{run as run_once, RunOptions};
 use crate::scenario;
+use crate::tls::{Tls, TlsSettings};
 use crate::worker::ConnConfig;
 use crate::workload::{parse_range, parse_ratio, KeyPattern, Template, Workload};
 use anyhow::{bail, Context};
@@ -33,6 +34,8 @@ pub enum Scenario {
 ///   redis-ha bench --rate-limiting 100 -c 10 --test-time 60     (open loop, 1000 req/s per thread)
 ///   redis-ha bench --command "LPUSH __key__ __data__" --command-ratio 1 -n 1000
 ///   redis-ha bench --scenario seed --test-time 20 --json-out-file seed.json --chart seed.svg
+///   redis-ha bench --tls --cacert ca.pem -p 6390 -n 1000             (TLS, server cert signed by ca.pem)
+///   redis-ha bench --tls --cacert ca.pem --cert client.pem --key client.key -s redis.example.com
 #[derive(Args, Debug, Clone)]
 #[command(verbatim_doc_comment)]
 pub struct BenchArgs {
@@ -50,9 +53,38 @@ pub struct BenchArgs {
         hide_env_values = true
     )]
     pub authenticate: Option<String>,
-    /// Use TLS (not supported yet: the run is refused).
-    #[arg(long)]
+    /// Connect with TLS (Redis: tls-port). The server's certificate is
+    /// verified against --cacert, or without it against the system's CA
+    /// store (/etc/ssl/certs; SSL_CERT_FILE / SSL_CERT_DIR override it), for
+    /// the name --sni or else -s.
+    #[arg(long, help_heading = "TLS")]
     pub tls: bool,
+    /// Client certificate (PEM) for servers that require one (Redis:
+    /// tls-auth-clients yes); needs --key.
+    #[arg(long, value_name = "FILE", requires_all = ["tls", "key"], help_heading = "TLS")]
+    pub cert: Option<PathBuf>,
+    /// Private key (PEM) of --cert.
+    #[arg(long, value_name = "FILE", requires_all = ["tls", "cert"], help_heading = "TLS")]
+    pub key: Option<PathBuf>,
+    /// CA certificate(s) (PEM) to verify the server with, instead of the
+    /// system's CA store: the CA that signed the server's certificate (with
+    /// a private CA, usually the server's tls-ca-cert-file).
+    #[arg(long, value_name = "FILE", requires = "tls", help_heading = "TLS")]
+    pub cacert: Option<PathBuf>,
+    /// Do not verify the server's certificate (tests only: anyone in the
+    /// middle can read the traffic).
+    #[arg(
+        long,
+        requires = "tls",
+        conflicts_with = "cacert",
+        help_heading = "TLS"
+    )]
+    pub tls_skip_verify: bool,
+    /// Name the server's certificate must be issued for, also sent as SNI
+    /// [default: -s; an IP address is checked against the certificate's IP
+    /// addresses].
+    #[arg(long, value_name = "NAME", requires = "tls", help_heading = "TLS")]
+    pub sni: Option<String>,
     /// Worker threads [default: 4; seed scenario: 2].
     #[arg(short = 't', long)]
     pub threads: Option<usize>,
@@ -185,17 +217,40 @@ impl BenchArgs {
             .collect()
     }
 
-    pub fn conn(&self, port: u16) -> ConnConfig {
+    /// Requests per connection; 0 = until --test-time.
+    pub fn requests(&self) -> u64 {
+        match (self.requests, self.test_time) {
+            (Some(n), _) => n,
+            (None, Some(_)) => 0,
+            (None, None) => 10_000,
+        }
+    }
+
+    /// The TLS client config from the flags (reads the PEM files), `None`
+    /// without --tls. Built once and shared by every connection of a run
+    /// (and by both phases of a scenario).
+    pub fn tls(&self) -> anyhow::Result<Option<Arc<Tls>>> {
+        if !self.tls {
+            return Ok(None);
+        }
+        let settings = TlsSettings {
+            server_name: self.sni.clone().unwrap_or_else(|| self.server.clone()),
+            cacert: self.cacert.clone(),
+            cert: self.cert.clone(),
+            key: self.key.clone(),
+            skip_verify: self.tls_skip_verify,
+        };
+        Ok(Some(Arc::new(Tls::new(&settings)?)))
+    }
+
+    pub fn conn(&self, port: u16, tls: Option<Arc<Tls>>) -> ConnConfig {
         ConnConfig {
             addr: format!("{}:{}", self.server, port),
+            tls,
             auth: self.authenticate.clone(),
             pipeline: self.pipeline,
             rate: self.rate_limiting.unwrap_or(0),
-            requests: match (self.requests, self.test_time) {
-                (Some(n), _) => n,
-                (None, Some(_)) => 0,
-                (None, None) => 10_000,
-            },
+            requests: self.requests(),
             reconnect_interval: self.reconnect_interval.unwrap_or(0),
             request_timeout: Duration::from_millis(self.request_timeout.max(1)),
             connect_timeout: Duration::from_secs(2),
@@ -203,9 +258,9 @@ impl BenchArgs {
         }
     }
 
-    pub fn run_options(&self, port: u16, title: &str) -> RunOptions {
+    pub fn run_options(&self, port: u16, title: &str, tls: Option<Arc<Tls>>) -> RunOptions {
         RunOptions {
-            conn: self.conn(port),
+            conn: self.conn(port, tls),
             threads: self.threads(),
             clients: self.clients(),
             test_time: self.test_time.map(Duration::from_secs),
@@ -289,12 +344,14 @@ impl BenchArgs {
         json!({
             "server": self.server, "port": port, "threads": self.threads(),
             "clients": self.clients(), "test_time": self.test_time,
-            "requests": self.conn(port).requests, "ratio": self.ratio,
+            "requests": self.requests(), "ratio": self.ratio,
             "data_size": self.data_size(), "data_size_range": self.data_size_range,
             "key_pattern": self.key_pattern, "key_prefix": self.key_prefix,
             "key_minimum": self.key_minimum, "key_maximum": self.key_maximum(),
             "pipeline": self.pipeline, "rate_limiting": self.rate_limiting,
             "command": self.command, "command_ratio": self.command_ratio,
+            "tls": self.tls, "tls_skip_verify": self.tls_skip_verify,
+            "sni": if self.tls { Some(self.sni.as_deref().unwrap_or(&self.server)) } else { None },
         })
     }
 }
@@ -302,15 +359,13 @@ impl BenchArgs {
 /// Runs `redis-ha bench`; the exit code is 0 when the run completed (errors
 /// during a failover are results, not failures).
 pub async fn run(a: BenchArgs) -> anyhow::Result<u8> {
-    if a.tls {
-        bail!("--tls is not supported yet: benchmark a plain-TCP endpoint (or put a TLS terminator such as stunnel in front)");
-    }
     if let Some(Scenario::Seed) = a.scenario {
         return scenario::seed(&a).await;
     }
     let percentiles = a.percentiles()?;
     let w = Arc::new(a.workload(a.key_minimum, a.key_maximum())?);
-    let mut r = run_once(a.run_options(a.port, "bench"), w).await?;
+    let tls = a.tls()?;
+    let mut r = run_once(a.run_options(a.port, "bench", tls), w).await?;
     r.percentiles = percentiles;
     r.config = a.config_json(a.port);
     output(&a, &[("bench", &r)], r.to_json())?;

@@ -6,7 +6,8 @@
 //! open-loop rate limited, reconnecting with backoff), [`stats`] aggregates
 //! HdrHistograms, a per-second timeline, errors by kind and outage windows,
 //! [`report`] renders memtier's ALL STATS table, JSON and charts, and
-//! [`scenario`] composes runs (the original's write-then-read benchmark).
+//! [`scenario`] composes runs (the original's write-then-read benchmark);
+//! [`tls`] holds the TLS client config and the plain-or-TLS stream.
 
 pub mod chart;
 pub mod cli;
@@ -14,6 +15,7 @@ pub mod report;
 pub mod run;
 pub mod scenario;
 pub mod stats;
+pub mod tls;
 pub mod worker;
 pub mod workload;
 

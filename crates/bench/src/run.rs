@@ -3,12 +3,12 @@
 //! merged results.
 
 use crate::report::Report;
-use crate::stats::{Shared, TypeStats, KINDS};
-use crate::worker::{self, auth_args, ConnConfig, Totals};
+use crate::stats::{ErrorKind, Shared, TypeStats, KINDS};
+use crate::worker::{self, auth_args, open, tls_refusal, ConnConfig, OpenError, Totals};
 use crate::workload::{Generator, Workload};
 use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
-use redis_ha_resp::{ConnError, Connection, Frame};
+use redis_ha_resp::{ConnError, Frame};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -158,21 +158,38 @@ fn progress_bar(o: &RunOptions, conns: usize) -> ProgressBar {
     b
 }
 
-/// Connects once and sends PING (after AUTH) so that a wrong address or
-/// password is one clear error instead of a run full of failures.
+/// Connects once and sends PING (after AUTH) so that a wrong address,
+/// password or TLS setting is one clear error instead of a run full of
+/// failures.
 async fn preflight(c: &ConnConfig) -> anyhow::Result<()> {
     let hint = "check -s/--server and -p/--port (is the server running? `redis-ha status` shows the local topology)";
-    let mut conn = Connection::connect(&c.addr, c.connect_timeout)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot reach {}: {e}; {hint}", c.addr))?;
-    conn.timeout = Duration::from_secs(5);
-    let fail = |e: ConnError| match e {
-        ConnError::Timeout(_) => anyhow::anyhow!(
-            "{} accepted the connection but did not answer within 5 s: is it a Redis server?",
+    let mut conn = open(c).await.map_err(|e| match e {
+        OpenError::Connect(e) => anyhow::anyhow!("cannot reach {}: {e}; {hint}", c.addr),
+        OpenError::Handshake(ErrorKind::Timeout, msg) => anyhow::anyhow!(
+            "{msg}: is {} a TLS port (Redis: tls-port)? For a plain port drop --tls",
             c.addr
         ),
-        ConnError::Protocol(p) => anyhow::anyhow!("{}: not a Redis server? ({p})", c.addr),
-        e => anyhow::anyhow!("{}: {e}; {hint}", c.addr),
+        OpenError::Handshake(_, msg) => anyhow::anyhow!("{msg}; {hint}"),
+        OpenError::Tls(msg) => anyhow::anyhow!("{msg}"),
+    })?;
+    conn.timeout = Duration::from_secs(5);
+    let fail = |e: ConnError| {
+        if let Some(msg) = tls_refusal(c, &e) {
+            return anyhow::anyhow!("{msg}");
+        }
+        match e {
+            ConnError::Timeout(_) => anyhow::anyhow!(
+                "{} accepted the connection but did not answer within 5 s: is it a Redis server?",
+                c.addr
+            ),
+            ConnError::Protocol(p) => anyhow::anyhow!("{}: not a Redis server? ({p})", c.addr),
+            // What a TLS port does to plain text.
+            e @ (ConnError::Closed | ConnError::Io(_)) if c.tls.is_none() => anyhow::anyhow!(
+                "{}: {e}; if it is a TLS port (Redis: tls-port), add --tls (and --cacert FILE)",
+                c.addr
+            ),
+            e => anyhow::anyhow!("{}: {e}; {hint}", c.addr),
+        }
     };
     let mut replies = Vec::new();
     if let Some(a) = &c.auth {

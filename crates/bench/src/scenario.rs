@@ -4,6 +4,7 @@
 
 use crate::cli::{output, BenchArgs};
 use crate::run::run as run_once;
+use crate::worker::{auth_args, open, ConnConfig};
 use anyhow::bail;
 use comfy_table::presets::UTF8_FULL_CONDENSED;
 use comfy_table::Table;
@@ -32,6 +33,8 @@ pub async fn seed(a: &BenchArgs) -> anyhow::Result<u8> {
     w.ratio = "1:0".into();
     w.key_pattern = "S:S".into();
     let wl = Arc::new(w.workload(key_min, key_max)?);
+    // One TLS config for both phases.
+    let tls = w.tls()?;
     eprintln!(
         "seed phase 1/2: write, 100% SET {} B, {} connections, to {}:{}",
         w.data_size(),
@@ -39,7 +42,7 @@ pub async fn seed(a: &BenchArgs) -> anyhow::Result<u8> {
         w.server,
         w.port
     );
-    let mut write = run_once(w.run_options(w.port, "write"), wl.clone()).await?;
+    let mut write = run_once(w.run_options(w.port, "write", tls.clone()), wl.clone()).await?;
     write.percentiles = percentiles.clone();
     write.config = w.config_json(w.port);
     // S hands out keys in order, so the keys written are the first `sent`.
@@ -48,7 +51,7 @@ pub async fn seed(a: &BenchArgs) -> anyhow::Result<u8> {
     if written == 0 {
         bail!("the write phase wrote nothing: see the errors above");
     }
-    let synced = wait_replicas(&format!("{}:{}", w.server, w.port)).await;
+    let synced = wait_replicas(&w.conn(w.port, tls.clone())).await;
 
     w.ratio = "0:1".into();
     w.key_pattern = "R:R".into();
@@ -57,7 +60,7 @@ pub async fn seed(a: &BenchArgs) -> anyhow::Result<u8> {
         "seed phase 2/2: read, 100% GET over the {written} keys written, from {}:{}",
         w.server, w.read_port
     );
-    let mut read = run_once(w.run_options(w.read_port, "read"), rl).await?;
+    let mut read = run_once(w.run_options(w.read_port, "read", tls), rl).await?;
     read.percentiles = percentiles;
     read.config = w.config_json(w.read_port);
 
@@ -114,9 +117,15 @@ pub async fn seed(a: &BenchArgs) -> anyhow::Result<u8> {
 }
 
 /// Waits (up to 5 s) until the replicas have the writes, so the read phase
-/// reads what was written; returns how many replicas acknowledged.
-async fn wait_replicas(addr: &str) -> Option<i64> {
-    redis_ha_resp::conn::query(addr, &["WAIT", "2", "5000"], Duration::from_secs(7))
+/// reads what was written; returns how many replicas acknowledged. Uses the
+/// run's TLS and credentials.
+async fn wait_replicas(c: &ConnConfig) -> Option<i64> {
+    let mut conn = open(c).await.ok()?;
+    conn.timeout = Duration::from_secs(7);
+    if let Some(auth) = &c.auth {
+        conn.request_ok(&auth_args(auth)).await.ok()?;
+    }
+    conn.request_ok(&["WAIT", "2", "5000"])
         .await
         .ok()
         .and_then(|f| f.as_int())

@@ -3,6 +3,7 @@
 //! the connection breaks, counting what was lost.
 
 use crate::stats::{ErrorKind, Second, Shared, TypeStats, KINDS};
+use crate::tls::{Stream, Tls};
 use crate::workload::Generator;
 use bytes::{Buf, BytesMut};
 use redis_ha_resp::parse::frame_len;
@@ -11,12 +12,13 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 /// Per-connection settings.
 #[derive(Clone, Debug)]
 pub struct ConnConfig {
     pub addr: String,
+    /// TLS client config, built once per run and shared by its connections.
+    pub tls: Option<Arc<Tls>>,
     /// `PASSWORD` or `USER:PASSWORD`.
     pub auth: Option<String>,
     pub pipeline: usize,
@@ -73,6 +75,62 @@ pub fn auth_args(auth: &str) -> Vec<&str> {
     match auth.split_once(':') {
         Some((u, p)) => vec!["AUTH", u, p],
         None => vec!["AUTH", auth],
+    }
+}
+
+/// Why [`open`] failed.
+pub enum OpenError {
+    /// TCP connect failed (refused, timed out): a reconnect may fix it.
+    Connect(ConnError),
+    /// The TLS handshake timed out or the connection broke during it.
+    Handshake(ErrorKind, String),
+    /// A TLS error a reconnect will not fix (certificate, CA, not a TLS
+    /// port): the message says what to change.
+    Tls(String),
+}
+
+/// Connects to `cfg.addr` and, with TLS, does the handshake; AUTH and the
+/// rest are the caller's.
+pub async fn open(cfg: &ConnConfig) -> Result<Connection<Stream>, OpenError> {
+    let c = Connection::connect(&cfg.addr, cfg.connect_timeout)
+        .await
+        .map_err(OpenError::Connect)?;
+    let timeout = c.timeout;
+    let stream = match &cfg.tls {
+        None => Stream::Plain(c.into_stream()),
+        Some(tls) => {
+            match tokio::time::timeout(cfg.connect_timeout, tls.handshake(c.into_stream())).await {
+                Ok(Ok(s)) => Stream::Tls(Box::new(s)),
+                Ok(Err(e)) => {
+                    return Err(match tls.explain(&cfg.addr, &e) {
+                        Some(msg) => OpenError::Tls(msg),
+                        None => OpenError::Handshake(
+                            ErrorKind::Connection,
+                            format!("TLS handshake with {}: {e}", cfg.addr),
+                        ),
+                    })
+                }
+                Err(_) => {
+                    return Err(OpenError::Handshake(
+                        ErrorKind::Timeout,
+                        format!(
+                            "no TLS handshake with {} within {:?}",
+                            cfg.addr, cfg.connect_timeout
+                        ),
+                    ))
+                }
+            }
+        }
+    };
+    Ok(Connection::from_stream(stream, &cfg.addr, timeout))
+}
+
+/// A TLS error in the first exchange after the handshake (TLS 1.3 reports a
+/// refused client certificate only there), explained; `None` otherwise.
+pub fn tls_refusal(cfg: &ConnConfig, e: &ConnError) -> Option<String> {
+    match (e, &cfg.tls) {
+        (ConnError::Io(io), Some(tls)) => tls.explain(&cfg.addr, io),
+        _ => None,
     }
 }
 
@@ -172,31 +230,53 @@ impl Worker {
         }
     }
 
-    async fn connect(&mut self) -> Result<TcpStream, (ErrorKind, String)> {
+    async fn connect(&mut self) -> Result<Stream, (ErrorKind, String)> {
         let kind = |e: &ConnError| match e {
             ConnError::Timeout(_) => ErrorKind::Timeout,
             _ => ErrorKind::Connection,
         };
-        let mut c = Connection::connect(&self.cfg.addr, self.cfg.connect_timeout)
-            .await
-            .map_err(|e| (kind(&e), e.to_string()))?;
+        let mut c = match open(&self.cfg).await {
+            Ok(c) => c,
+            Err(OpenError::Connect(e)) => return Err((kind(&e), e.to_string())),
+            Err(OpenError::Handshake(k, msg)) => return Err((k, msg)),
+            Err(OpenError::Tls(msg)) => {
+                // Retrying cannot fix a certificate: fail the run, like a
+                // refused AUTH.
+                self.shared.fail(msg.clone());
+                return Err((ErrorKind::Other, msg));
+            }
+        };
         c.timeout = self.cfg.request_timeout;
-        if let Some(auth) = &self.cfg.auth {
-            match c.request(&auth_args(auth)).await {
-                Ok(Frame::Error(e)) => {
+        // With TLS, one round trip even without AUTH, so that a refused
+        // client certificate shows here rather than as endless resets.
+        let hello: Option<Vec<&str>> = match (&self.cfg.auth, &self.cfg.tls) {
+            (Some(auth), _) => Some(auth_args(auth)),
+            (None, Some(_)) => Some(vec!["PING"]),
+            (None, None) => None,
+        };
+        if let Some(args) = hello {
+            match c.request(&args).await {
+                Ok(Frame::Error(e)) if args[0] == "AUTH" => {
                     let msg = String::from_utf8_lossy(&e).into_owned();
                     self.shared
                         .fail(format!("{}: AUTH refused: {msg}", self.cfg.addr));
                     return Err((ErrorKind::Other, msg));
                 }
+                // A -LOADING or such to PING: the requests will meet it too.
                 Ok(_) => {}
-                Err(e) => return Err((kind(&e), e.to_string())),
+                Err(e) => {
+                    if let Some(msg) = tls_refusal(&self.cfg, &e) {
+                        self.shared.fail(msg.clone());
+                        return Err((ErrorKind::Other, msg));
+                    }
+                    return Err((kind(&e), e.to_string()));
+                }
             }
         }
         Ok(c.into_stream())
     }
 
-    async fn session(&mut self, mut s: TcpStream, backoff: &mut Duration) -> Broken {
+    async fn session(&mut self, mut s: Stream, backoff: &mut Duration) -> Broken {
         let mut answered_here = false;
         loop {
             // Fill the pipeline.
@@ -223,7 +303,11 @@ impl Worker {
                 self.on_conn += 1;
             }
             if !self.wbuf.is_empty() {
-                let w = tokio::time::timeout(self.cfg.request_timeout, s.write_all(&self.wbuf));
+                // flush: a no-op on TCP; TLS may hold back part of a record.
+                let w = tokio::time::timeout(self.cfg.request_timeout, async {
+                    s.write_all(&self.wbuf).await?;
+                    s.flush().await
+                });
                 match w.await {
                     Ok(Ok(())) => self.wbuf.clear(),
                     Ok(Err(e)) => return Broken::Io(ErrorKind::Connection, e.to_string()),

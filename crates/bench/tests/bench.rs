@@ -1,12 +1,20 @@
 //! `redis-ha bench` against a real redis-server on a free port: counts,
 //! key patterns, request limits, rate limiting, value sizes, reconnecting
-//! through a server restart, and bad input.
+//! through a server restart, bad input, and TLS (certificates made here with
+//! rcgen; the server also listens in plain text, for checking its stats).
 
 use clap::Parser;
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose,
+};
 use redis_ha_bench::cli::{run as cli_run, BenchArgs};
 use redis_ha_bench::report::Report;
 use redis_ha_bench::run::run;
-use redis_ha_local::{ports::free_port, process};
+use redis_ha_local::{
+    ports::{free_port, free_ports},
+    process,
+};
 use redis_ha_resp::conn::query;
 use redis_ha_resp::Frame;
 use std::sync::Arc;
@@ -21,22 +29,57 @@ struct Cli {
 /// A redis-server without persistence; killed on drop.
 struct Server {
     port: u16,
+    /// With TLS: its TLS port (the plain `port` stays open for checks).
+    tls_port: u16,
+    extra: Vec<String>,
     pid: u32,
     dir: tempfile::TempDir,
 }
 
 impl Server {
     async fn start() -> Server {
-        let dir = tempfile::tempdir().unwrap();
         let port = free_port("127.0.0.1").unwrap();
-        let mut s = Server { port, pid: 0, dir };
+        Server::start_with(port, 0, Vec::new()).await
+    }
+
+    /// Plain and TLS ports; `auth_clients` is tls-auth-clients (yes, no,
+    /// optional), with `pki`'s CA as the clients' CA.
+    async fn start_tls(pki: &Pki, auth_clients: &str) -> Server {
+        let ports = free_ports("127.0.0.1", 2).unwrap();
+        let extra = [
+            "--tls-port",
+            &ports[1].to_string(),
+            "--tls-cert-file",
+            &pki.path("server.pem"),
+            "--tls-key-file",
+            &pki.path("server.key"),
+            "--tls-ca-cert-file",
+            &pki.path("ca.pem"),
+            "--tls-auth-clients",
+            auth_clients,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        Server::start_with(ports[0], ports[1], extra).await
+    }
+
+    async fn start_with(port: u16, tls_port: u16, extra: Vec<String>) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Server {
+            port,
+            tls_port,
+            extra,
+            pid: 0,
+            dir,
+        };
         s.spawn().await;
         s
     }
 
     async fn spawn(&mut self) {
         let bin = process::require_binary("redis-server").unwrap();
-        let args: Vec<String> = [
+        let mut args: Vec<String> = [
             "--port",
             &self.port.to_string(),
             "--bind",
@@ -51,6 +94,7 @@ impl Server {
         .iter()
         .map(|s| s.to_string())
         .collect();
+        args.extend(self.extra.iter().cloned());
         self.pid = process::spawn_args(&bin, &args, &self.dir.path().join("log"), true).unwrap();
         let deadline = Instant::now() + Duration::from_secs(10);
         while query(&self.addr(), &["PING"], Duration::from_millis(200))
@@ -100,7 +144,14 @@ fn args(port: u16, extra: &[&str]) -> BenchArgs {
 
 async fn bench(a: &BenchArgs) -> anyhow::Result<Report> {
     let w = Arc::new(a.workload(a.key_minimum, a.key_maximum())?);
-    run(a.run_options(a.port, "test"), w).await
+    run(a.run_options(a.port, "test", a.tls()?), w).await
+}
+
+/// `bench`, failing the test if the run does not end within 30 s.
+async fn bench_within(a: &BenchArgs) -> anyhow::Result<Report> {
+    tokio::time::timeout(Duration::from_secs(30), bench(a))
+        .await
+        .expect("the run hung")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -402,11 +453,6 @@ async fn bad_input_is_a_clear_error() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("--clients"), "{e}");
-    let e = cli_run(args(s.port, &["--tls"]))
-        .await
-        .unwrap_err()
-        .to_string();
-    assert!(e.contains("--tls"), "{e}");
     assert!(Cli::try_parse_from(["bench", "--pipeline", "many"]).is_err());
     // A password the server does not need is refused by it: one error.
     s.q(&["CONFIG", "SET", "requirepass", "sekret"]).await;
@@ -422,4 +468,361 @@ async fn bad_input_is_a_clear_error() {
     .await
     .unwrap();
     assert_eq!(r.totals.ops, 5);
+}
+
+/// A CA, a server certificate for 127.0.0.1 and localhost, a client
+/// certificate, and a second CA that signed nothing of the server's; PEM
+/// files in a temporary directory.
+struct Pki {
+    dir: tempfile::TempDir,
+}
+
+impl Pki {
+    fn new() -> Pki {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, pem: String| std::fs::write(dir.path().join(name), pem).unwrap();
+        let (ca_pem, ca) = Pki::ca("redis-ha test CA");
+        write("ca.pem", ca_pem);
+        let (other_pem, _) = Pki::ca("some other CA");
+        write("other-ca.pem", other_pem);
+        for (name, sans, usage) in [
+            (
+                "server",
+                vec!["localhost".to_string(), "127.0.0.1".to_string()],
+                ExtendedKeyUsagePurpose::ServerAuth,
+            ),
+            ("client", vec![], ExtendedKeyUsagePurpose::ClientAuth),
+        ] {
+            let mut p = CertificateParams::new(sans).unwrap();
+            p.distinguished_name.push(DnType::CommonName, name);
+            p.use_authority_key_identifier_extension = true;
+            p.key_usages.push(KeyUsagePurpose::DigitalSignature);
+            p.extended_key_usages.push(usage);
+            let key = KeyPair::generate().unwrap();
+            let cert = p.signed_by(&key, &ca).unwrap();
+            write(&format!("{name}.pem"), cert.pem());
+            write(&format!("{name}.key"), key.serialize_pem());
+        }
+        Pki { dir }
+    }
+
+    fn ca(name: &str) -> (String, Issuer<'static, KeyPair>) {
+        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        p.distinguished_name.push(DnType::CommonName, name);
+        p.key_usages.push(KeyUsagePurpose::KeyCertSign);
+        p.key_usages.push(KeyUsagePurpose::DigitalSignature);
+        let key = KeyPair::generate().unwrap();
+        let pem = p.self_signed(&key).unwrap().pem();
+        (pem, Issuer::new(p, key))
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.dir.path().join(name).display().to_string()
+    }
+}
+
+/// `args` for the TLS port with `--tls --cacert ca.pem` and `extra`.
+fn tls_args(s: &Server, pki: &Pki, extra: &[&str]) -> BenchArgs {
+    let ca = pki.path("ca.pem");
+    let mut v = vec!["--tls", "--cacert", ca.as_str()];
+    v.extend_from_slice(extra);
+    args(s.tls_port, &v)
+}
+
+fn small(extra: &[&'static str]) -> Vec<&'static str> {
+    let mut v = vec!["-t", "1", "-c", "2", "-n", "20"];
+    v.extend_from_slice(extra);
+    v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_counts_add_up() {
+    let pki = Pki::new();
+    let s = Server::start_tls(&pki, "optional").await;
+    let a = tls_args(
+        &s,
+        &pki,
+        &[
+            "-t",
+            "2",
+            "-c",
+            "3",
+            "-n",
+            "300",
+            "--ratio",
+            "1:2",
+            "--pipeline",
+            "8",
+            "-d",
+            "1000",
+        ],
+    );
+    let r = bench_within(&a).await.unwrap();
+    let total = 2 * 3 * 300;
+    assert_eq!(r.sent, total);
+    assert_eq!(r.replies, total);
+    assert_eq!(r.error_count(), 0);
+    assert_eq!(r.reconnects, 0);
+    let (sets, gets) = (r.types[0].1.ops, r.types[1].1.ops);
+    assert_eq!(sets, total / 3, "ratio 1:2");
+    // Counted by the server itself, over its plain port.
+    assert_eq!(s.calls("set").await, sets);
+    assert_eq!(s.calls("get").await, gets);
+    let j = r.to_json();
+    assert_eq!(j["ALL STATS"]["Totals"]["Count"], total);
+    // The certificate is checked against the name given with --sni too.
+    let r = bench_within(&tls_args(&s, &pki, &small(&["--sni", "localhost"])))
+        .await
+        .unwrap();
+    assert_eq!(r.totals.ops, 40);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_seed_scenario_uses_tls_in_both_phases() {
+    let pki = Pki::new();
+    let s = Server::start_tls(&pki, "no").await;
+    let port = s.tls_port.to_string();
+    let mut a = tls_args(
+        &s,
+        &pki,
+        &[
+            "--scenario",
+            "seed",
+            "-t",
+            "1",
+            "-c",
+            "2",
+            "-n",
+            "50",
+            "--key-prefix",
+            "seed:",
+            "--read-port",
+            &port,
+        ],
+    );
+    a.json = true;
+    let code = tokio::time::timeout(Duration::from_secs(30), cli_run(a))
+        .await
+        .expect("the seed scenario hung")
+        .unwrap();
+    assert_eq!(code, 0);
+    assert_eq!(s.calls("set").await, 100);
+    assert_eq!(s.calls("get").await, 100);
+    assert_eq!(s.int(&["DBSIZE"]).await, 100);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mtls_needs_the_client_certificate() {
+    let pki = Pki::new();
+    let s = Server::start_tls(&pki, "yes").await;
+    // No client certificate: one clear error, no retrying.
+    let t = Instant::now();
+    let e = bench_within(&tls_args(&s, &pki, &small(&[])))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("client certificate") && e.contains("--cert FILE --key FILE"),
+        "{e}"
+    );
+    assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+    let (cert, key) = (pki.path("client.pem"), pki.path("client.key"));
+    let with_cert = |extra: &[&str]| {
+        let mut v = vec!["--cert", cert.as_str(), "--key", key.as_str()];
+        v.extend_from_slice(extra);
+        tls_args(&s, &pki, &v)
+    };
+    let r = bench_within(&with_cert(&[
+        "-t", "1", "-c", "2", "-n", "100", "--ratio", "1:0",
+    ]))
+    .await
+    .unwrap();
+    assert_eq!(r.totals.ops, 200);
+    assert_eq!(s.calls("set").await, 200);
+
+    // The server stops trusting the client's CA during a run: the
+    // connections that reconnect are refused, and the run fails with that
+    // reason instead of retrying until --test-time.
+    let a = with_cert(&[
+        "-t",
+        "1",
+        "-c",
+        "2",
+        "--test-time",
+        "60",
+        "--reconnect-interval",
+        "20",
+    ]);
+    let run = tokio::spawn(async move { bench_within(&a).await });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while s.calls("get").await < 100 {
+        assert!(Instant::now() < deadline, "no load reached the server");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    s.q(&[
+        "CONFIG",
+        "SET",
+        "tls-ca-cert-file",
+        &pki.path("other-ca.pem"),
+    ])
+    .await;
+    let t = Instant::now();
+    let e = run.await.unwrap().unwrap_err().to_string();
+    assert!(
+        e.contains("refused the TLS connection") && e.contains("--cert"),
+        "{e}"
+    );
+    assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_wrong_ca_or_name_is_a_clear_error() {
+    let pki = Pki::new();
+    let s = Server::start_tls(&pki, "no").await;
+    let other = pki.path("other-ca.pem");
+    let t = Instant::now();
+    let e = bench_within(&args(
+        s.tls_port,
+        &["--tls", "--cacert", &other, "--test-time", "60"],
+    ))
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("certificate verification failed") && e.contains("--cacert"),
+        "{e}"
+    );
+    assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+    let e = bench_within(&tls_args(&s, &pki, &small(&["--sni", "redis.example.com"])))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("certificate verification failed") && e.contains("--sni"),
+        "{e}"
+    );
+    // Skipping verification accepts any certificate.
+    let r = bench_within(&args(
+        s.tls_port,
+        &[
+            "--tls",
+            "--tls-skip-verify",
+            "-t",
+            "1",
+            "-c",
+            "2",
+            "-n",
+            "50",
+        ],
+    ))
+    .await
+    .unwrap();
+    assert_eq!(r.totals.ops, 100);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_auth() {
+    let pki = Pki::new();
+    let s = Server::start_tls(&pki, "no").await;
+    s.q(&["CONFIG", "SET", "requirepass", "sekret"]).await;
+    let r = bench_within(&tls_args(
+        &s,
+        &pki,
+        &small(&["-a", "sekret", "--pipeline", "4"]),
+    ))
+    .await
+    .unwrap();
+    assert_eq!(r.totals.ops, 40);
+    assert_eq!(r.error_count(), 0);
+    let e = bench_within(&tls_args(&s, &pki, &small(&[])))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("-a/--authenticate"), "{e}");
+    let e = bench_within(&tls_args(&s, &pki, &small(&["-a", "wrong"])))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("WRONGPASS"), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_bad_flags_and_files() {
+    // clap: TLS options need --tls; --cert and --key go together.
+    for flags in [
+        &["--cert", "c.pem", "--key", "k.pem"][..],
+        &["--cacert", "ca.pem"][..],
+        &["--sni", "x"][..],
+        &["--tls-skip-verify"][..],
+        &["--tls", "--cert", "c.pem"][..],
+        &["--tls", "--key", "k.pem"][..],
+        &["--tls", "--tls-skip-verify", "--cacert", "ca.pem"][..],
+    ] {
+        let mut v = vec!["bench"];
+        v.extend_from_slice(flags);
+        let e = Cli::try_parse_from(v).err().expect("refused").to_string();
+        assert!(e.contains("--"), "{flags:?}: {e}");
+    }
+    let e = Cli::try_parse_from(["bench", "--cert", "c.pem", "--key", "k.pem"])
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("--tls"), "{e}");
+
+    let pki = Pki::new();
+    let missing = pki.dir.path().join("nope.pem").display().to_string();
+    let not_pem = pki.dir.path().join("not.pem");
+    std::fs::write(&not_pem, "hello\n").unwrap();
+    let not_pem = not_pem.display().to_string();
+    let (ca, cert, key, server_key) = (
+        pki.path("ca.pem"),
+        pki.path("client.pem"),
+        pki.path("client.key"),
+        pki.path("server.key"),
+    );
+    let cases: [(Vec<&str>, Vec<&str>); 6] = [
+        (
+            vec!["--cacert", &missing],
+            vec!["--cacert", &missing, "cannot read"],
+        ),
+        (
+            vec!["--cacert", &not_pem],
+            vec!["--cacert", &not_pem, "no certificate"],
+        ),
+        (vec!["--cacert", &key], vec!["no certificate"]),
+        (
+            vec!["--cacert", &ca, "--cert", &missing, "--key", &key],
+            vec!["--cert", &missing, "cannot read"],
+        ),
+        (
+            vec!["--cacert", &ca, "--cert", &cert, "--key", &cert],
+            vec!["--key", &cert, "no private key"],
+        ),
+        (
+            vec!["--cacert", &ca, "--cert", &cert, "--key", &server_key],
+            vec!["cannot use this certificate and key"],
+        ),
+    ];
+    for (flags, want) in cases {
+        let mut v = vec!["--tls"];
+        v.extend_from_slice(&flags);
+        let e = args(6379, &v).tls().unwrap_err().to_string();
+        for w in want {
+            assert!(e.contains(w), "{flags:?}: want {w:?} in: {e}");
+        }
+    }
+
+    // TLS to a plain port, and plain text to a TLS port.
+    let s = Server::start_tls(&pki, "no").await;
+    let e = bench_within(&args(s.port, &["--tls", "--tls-skip-verify", "-n", "1"]))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("TLS port") && e.contains("--tls"), "{e}");
+    let e = bench_within(&args(s.tls_port, &["-n", "1"]))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("--tls"), "{e}");
 }

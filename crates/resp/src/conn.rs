@@ -1,11 +1,15 @@
 //! A small async RESP connection for the control plane (Sentinel queries,
 //! health checks, tests). The proxy's data path does not use it.
+//!
+//! It runs over plain TCP by default; any other stream (e.g. TLS, set up by
+//! the caller over the socket from [`Connection::connect`]) goes in through
+//! [`Connection::from_stream`].
 
 use crate::frame::Frame;
 use crate::parse::{parse_frame, ProtocolError};
 use bytes::BytesMut;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 #[derive(Debug, thiserror::Error)]
@@ -27,8 +31,8 @@ pub enum ConnError {
     Server(String),
 }
 
-pub struct Connection {
-    stream: TcpStream,
+pub struct Connection<S = TcpStream> {
+    stream: S,
     rbuf: BytesMut,
     wbuf: BytesMut,
     addr: String,
@@ -36,7 +40,7 @@ pub struct Connection {
     pub timeout: Duration,
 }
 
-impl Connection {
+impl Connection<TcpStream> {
     /// Connects to `host:port` (hostnames are resolved), with a timeout.
     pub async fn connect(addr: &str, timeout: Duration) -> Result<Connection, ConnError> {
         let stream = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
@@ -50,23 +54,30 @@ impl Connection {
             Err(_) => return Err(ConnError::Timeout(timeout)),
         };
         stream.set_nodelay(true)?;
-        Ok(Connection {
+        Ok(Connection::from_stream(stream, addr, timeout))
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
+    /// Wraps a stream that is already connected to `addr` (used in errors).
+    pub fn from_stream(stream: S, addr: &str, timeout: Duration) -> Connection<S> {
+        Connection {
             stream,
             rbuf: BytesMut::with_capacity(16 * 1024),
             wbuf: BytesMut::new(),
             addr: addr.to_string(),
             timeout,
-        })
+        }
     }
 
     pub fn addr(&self) -> &str {
         &self.addr
     }
 
-    /// The socket, for a caller that did its handshake (AUTH, HELLO) here and
+    /// The stream, for a caller that did its handshake (AUTH, HELLO) here and
     /// drives the protocol itself from now on. Replies not yet read are lost,
     /// so call it only after every request has had its reply.
-    pub fn into_stream(self) -> TcpStream {
+    pub fn into_stream(self) -> S {
         debug_assert!(self.rbuf.is_empty(), "unread replies");
         self.stream
     }
@@ -76,6 +87,8 @@ impl Connection {
         self.wbuf.clear();
         crate::encode::command(args, &mut self.wbuf);
         self.stream.write_all(&self.wbuf).await?;
+        // A no-op on TCP; TLS may hold back part of a record until flushed.
+        self.stream.flush().await?;
         Ok(())
     }
 

@@ -53,7 +53,11 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let rt = match tokio::runtime::Runtime::new() {
+    let rt = match &cli.cmd {
+        Cmd::Proxy(a) => redis_ha_proxy::cli::runtime(a),
+        _ => tokio::runtime::Runtime::new(),
+    };
+    let rt = match rt {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

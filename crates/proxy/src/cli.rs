@@ -58,6 +58,11 @@ pub struct ProxyArgs {
     /// own connection. dedicated: one backend connection per client.
     #[arg(long, value_enum, default_value = "multiplex")]
     pub mode: ConnMode,
+    /// Worker threads. 1 runs everything on one thread, with no cross-thread
+    /// wake-ups: best where the proxy shares a few cores with Redis (as in
+    /// `redis-ha up`). Raise it when the proxy has cores of its own.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub threads: u16,
     /// Shared connections per Redis node in multiplex mode.
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub mux_connections: u16,
@@ -99,6 +104,20 @@ impl ProxyArgs {
             mode: self.mode,
             mux_connections: self.mux_connections.into(),
         })
+    }
+}
+
+/// The runtime `--threads` asks for.
+pub fn runtime(a: &ProxyArgs) -> std::io::Result<tokio::runtime::Runtime> {
+    if a.threads == 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(a.threads.into())
+            .enable_all()
+            .build()
     }
 }
 

@@ -12,6 +12,7 @@
 //! exactly as they do when a dedicated connection fails.
 
 use crate::route::Routes;
+use atomic_waker::AtomicWaker;
 use bytes::{Bytes, BytesMut};
 use prometheus_client::metrics::gauge::Gauge;
 use redis_ha_resp::encode;
@@ -19,8 +20,9 @@ use redis_ha_resp::parse::frame_len;
 use redis_ha_topology::Addr;
 use std::collections::{HashMap, VecDeque};
 use std::io;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
@@ -37,28 +39,51 @@ pub enum Reply {
 
 /// Where a session's replies arrive, tagged with the session generation
 /// they were sent in (replies to an abandoned generation are dropped).
+/// Wakes the session through a single registered waker: cheaper, per reply,
+/// than a `Notify` and its list of waiters.
 #[derive(Default)]
 pub struct Inbox {
     q: Mutex<VecDeque<(u64, Reply)>>,
-    pub notify: Notify,
+    ready: AtomicBool,
+    waker: AtomicWaker,
 }
 
 impl Inbox {
     fn push(&self, gen: u64, r: Reply) {
-        lock(&self.q).push_back((gen, r));
-        self.notify.notify_one();
+        self.push_all(std::iter::once((gen, r)));
+    }
+
+    /// Delivers several replies with one lock and one wake-up.
+    fn push_all(&self, rs: impl Iterator<Item = (u64, Reply)>) {
+        lock(&self.q).extend(rs);
+        self.ready.store(true, Ordering::Release);
+        self.waker.wake();
+    }
+
+    /// Ready once something has arrived since the last [`Inbox::take`].
+    pub fn poll_ready(&self, cx: &mut Context<'_>) -> Poll<()> {
+        self.waker.register(cx.waker());
+        if self.ready.load(Ordering::Acquire) {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
     }
 
     /// Moves everything received so far into `into` (which must be empty),
     /// swapping buffers so neither side allocates in steady state.
     pub fn take(&self, into: &mut VecDeque<(u64, Reply)>) {
-        std::mem::swap(&mut *lock(&self.q), into);
+        let mut q = lock(&self.q);
+        self.ready.store(false, Ordering::Release);
+        std::mem::swap(&mut *q, into);
     }
 }
 
+/// `n` consecutive requests of one session (a pipeline costs one entry).
 struct Waiter {
     inbox: Arc<Inbox>,
     gen: u64,
+    n: usize,
 }
 
 #[derive(Default)]
@@ -84,6 +109,7 @@ pub struct Sender<'a> {
     conn: &'a MuxConn,
     inbox: &'a Arc<Inbox>,
     gen: u64,
+    n: usize,
     was_empty: bool,
 }
 
@@ -91,15 +117,21 @@ impl Sender<'_> {
     pub fn push(&mut self, raw: &[u8]) {
         let g = self.g.as_mut().expect("live until drop");
         g.buf.extend_from_slice(raw);
-        g.waiting.push_back(Waiter {
-            inbox: self.inbox.clone(),
-            gen: self.gen,
-        });
+        self.n += 1;
     }
 }
 
 impl Drop for Sender<'_> {
     fn drop(&mut self) {
+        if let Some(g) = self.g.as_mut() {
+            if self.n > 0 {
+                g.waiting.push_back(Waiter {
+                    inbox: self.inbox.clone(),
+                    gen: self.gen,
+                    n: self.n,
+                });
+            }
+        }
         let sent = self.g.take().is_some_and(|g| !g.buf.is_empty());
         if sent && self.was_empty {
             self.conn.wake.notify_one();
@@ -124,6 +156,7 @@ impl MuxConn {
             conn: self,
             inbox,
             gen,
+            n: 0,
             was_empty,
         })
     }
@@ -186,7 +219,7 @@ async fn writer(conn: Arc<MuxConn>, mut w: OwnedWriteHalf) {
 
 async fn reader(conn: Arc<MuxConn>, mut r: OwnedReadHalf, mut buf: BytesMut) {
     let mut lens: Vec<usize> = Vec::new();
-    let mut ready: Vec<Waiter> = Vec::new();
+    let mut ready: Vec<(Arc<Inbox>, u64, usize)> = Vec::new();
     loop {
         // Complete replies first (some may have arrived with the handshake).
         let mut at = 0;
@@ -202,16 +235,30 @@ async fn reader(conn: Arc<MuxConn>, mut r: OwnedReadHalf, mut buf: BytesMut) {
         }
         if !lens.is_empty() {
             {
+                // Match replies to waiters: (inbox, gen, how many) per run.
                 let mut g = lock(&conn.out);
-                if g.waiting.len() < lens.len() {
-                    drop(g);
-                    return conn.fail("a reply nobody asked for");
+                let mut left = lens.len();
+                while left > 0 {
+                    let Some(w) = g.waiting.front_mut() else {
+                        drop(g);
+                        return conn.fail("a reply nobody asked for");
+                    };
+                    let k = w.n.min(left);
+                    ready.push((w.inbox.clone(), w.gen, k));
+                    w.n -= k;
+                    left -= k;
+                    if w.n == 0 {
+                        g.waiting.pop_front();
+                    }
                 }
-                ready.extend(g.waiting.drain(..lens.len()));
             }
-            for (w, n) in ready.drain(..).zip(lens.drain(..)) {
-                let frame = buf.split_to(n).freeze();
-                w.inbox.push(w.gen, Reply::Frame(frame));
+            let mut lens_it = lens.drain(..);
+            for (inbox, gen, k) in ready.drain(..) {
+                let frames = lens_it
+                    .by_ref()
+                    .take(k)
+                    .map(|n| (gen, Reply::Frame(buf.split_to(n).freeze())));
+                inbox.push_all(frames);
             }
         }
         if buf.capacity() - buf.len() < 16 * 1024 {

@@ -18,7 +18,7 @@
 //! whose server-side state cannot move (MULTI/WATCH, pub/sub, MONITOR,
 //! blocked commands) get an error and are closed, as if the server restarted.
 
-use super::commands::{classify, Kind};
+use super::commands::{Kind, LastClass};
 use super::mux::{Inbox, MuxConn, Reply};
 use super::Shared;
 use crate::config::ConnMode;
@@ -34,6 +34,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
+use tokio::sync::watch;
 
 /// How often a held session retries when nothing else wakes it.
 const RETRY: Duration = Duration::from_millis(50);
@@ -112,6 +113,10 @@ pub struct Session {
     /// so late replies to them from a shared connection are ignored.
     gen: u64,
     replies: VecDeque<(u64, Reply)>,
+    /// The routing table as last seen (refreshed when it changes).
+    routes_rx: watch::Receiver<Arc<Routes>>,
+    routes: Arc<Routes>,
+    last_class: LastClass,
     /// Reused buffer for batching requests to a dedicated backend.
     batch: BytesMut,
     /// Accepted, not yet sent (held while there is no usable backend).
@@ -127,6 +132,15 @@ pub struct Session {
     closing: bool,
 }
 
+/// Makes room to read into, growing the buffer only when it runs low: a
+/// reserve while earlier requests still share the buffer would allocate a
+/// new one every time.
+fn room(buf: &mut BytesMut) {
+    if buf.capacity() - buf.len() < 2048 {
+        buf.reserve(16 * 1024);
+    }
+}
+
 enum Wake {
     Client(std::io::Result<usize>),
     Backend(std::io::Result<usize>),
@@ -139,6 +153,8 @@ impl Session {
     pub fn new(sock: TcpStream, endpoint: Endpoint, shared: Arc<Shared>) -> Session {
         let (cr, cw) = sock.into_split();
         let mux = shared.cfg.mode == ConnMode::Multiplex;
+        let mut routes_rx = shared.routes.routes.clone();
+        let routes = routes_rx.borrow_and_update().clone();
         Session {
             endpoint,
             shared,
@@ -151,7 +167,10 @@ impl Session {
             inbox: None,
             gen: 0,
             replies: VecDeque::new(),
+            routes_rx,
+            routes,
             batch: BytesMut::new(),
+            last_class: LastClass::default(),
             queue: VecDeque::new(),
             inflight: VecDeque::new(),
             state: State::default(),
@@ -175,7 +194,6 @@ impl Session {
     }
 
     async fn serve(&mut self) -> std::io::Result<()> {
-        let mut routes = self.shared.routes.routes.clone();
         loop {
             self.dispatch().await;
             self.flush_local();
@@ -187,27 +205,32 @@ impl Session {
                 return Ok(());
             }
             let timer = self.next_timer();
+            // A session on shared connections learns of a switch from the
+            // pool (fenced connections fail); it only needs routing events
+            // while it holds requests. Skipping them saves a waiter
+            // registration per loop.
+            let watch_routes = !self.mux || !self.queue.is_empty();
             let wake = {
                 let cr = &mut self.cr;
                 let cbuf = &mut self.cbuf;
                 let reading = self.reading;
                 let backend = &mut self.backend;
                 let inbox = &self.inbox;
+                let routes = &mut self.routes_rx;
                 tokio::select! {
-                    r = async { cbuf.reserve(16 * 1024); cr.read_buf(cbuf).await }, if reading => Wake::Client(r),
+                    biased;
+                    _ = std::future::poll_fn(|cx| match inbox {
+                        Some(i) => i.poll_ready(cx),
+                        None => std::task::Poll::Pending,
+                    }) => Wake::Mux,
                     r = async {
                         match backend.as_mut() {
-                            Some(Link::Dedicated(b)) => { b.buf.reserve(16 * 1024); b.r.read_buf(&mut b.buf).await }
+                            Some(Link::Dedicated(b)) => { room(&mut b.buf); b.r.read_buf(&mut b.buf).await }
                             _ => std::future::pending().await,
                         }
                     } => Wake::Backend(r),
-                    _ = async {
-                        match inbox {
-                            Some(i) => i.notify.notified().await,
-                            None => std::future::pending().await,
-                        }
-                    } => Wake::Mux,
-                    r = routes.changed() => {
+                    r = async { room(cbuf); cr.read_buf(cbuf).await }, if reading => Wake::Client(r),
+                    r = routes.changed(), if watch_routes => {
                         if r.is_err() {
                             return Ok(()); // the proxy is shutting down
                         }
@@ -228,7 +251,10 @@ impl Session {
                 Wake::Backend(Err(e)) => self.backend_lost(&e.to_string()),
                 Wake::Backend(Ok(_)) => self.on_backend_data(),
                 Wake::Mux => self.on_mux_replies(),
-                Wake::Routes => self.on_routes(),
+                Wake::Routes => {
+                    self.routes = self.routes_rx.borrow_and_update().clone();
+                    self.on_routes();
+                }
                 Wake::Timer => self.on_timer(),
             }
         }
@@ -274,7 +300,7 @@ impl Session {
     }
 
     fn accept(&mut self, cmd: Command) {
-        let class = classify(&cmd);
+        let class = self.last_class.classify(&cmd);
         let (kind, shared) = (class.kind, class.shared);
         if kind == Kind::Quit {
             let mut out = BytesMut::new();
@@ -385,7 +411,8 @@ impl Session {
             self.drop_backend();
             self.mux = false;
         }
-        let routes = self.shared.routes.current();
+        self.sync_routes();
+        let routes = self.routes.clone();
         let target = match self.target(&routes) {
             Ok(t) => t,
             Err(msg) => {
@@ -793,8 +820,16 @@ impl Session {
         self.retry_at = Some(Instant::now());
     }
 
+    /// Picks up a routing change noticed without an event.
+    fn sync_routes(&mut self) {
+        if self.routes_rx.has_changed().unwrap_or(false) {
+            self.routes = self.routes_rx.borrow_and_update().clone();
+            self.on_routes();
+        }
+    }
+
     fn on_routes(&mut self) {
-        let routes = self.shared.routes.current();
+        let routes = self.routes.clone();
         let Some(b) = &self.backend else { return };
         let addr = b.addr();
         let stale = match self.endpoint {

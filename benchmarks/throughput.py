@@ -91,6 +91,18 @@ def bench_efficiency(master_port, seconds):
     return res
 
 
+def ha_bench(port, cmd, pipe, secs):
+    """redis-ha bench with redis-benchmark's shape: 50 connections, 256 B, keys over 100k."""
+    out_json = os.path.join("/tmp", f"redis-ha-bench-cell-{os.getpid()}.json")
+    subprocess.run([h.BIN, "bench", "-s", h.HOST, "-p", str(port), "-t", "2", "-c", "25",
+                    "--ratio", "1:0" if cmd == "set" else "0:1", "-d", "256", "--pipeline", str(pipe),
+                    "--key-maximum", "100000", "--test-time", str(secs), "--hide-histogram",
+                    "--json-out-file", out_json], check=True, stdout=subprocess.DEVNULL, timeout=secs + 120)
+    rep = json.load(open(out_json))
+    tot = rep["ALL STATS"]["Totals"]
+    return {"rps": find_ops(rep), "p99_ms": float(tot.get("Percentile Latencies", {}).get("p99.00", 0.0))}
+
+
 def find_ops(rep):
     """Total ops/s from redis-ha bench's JSON (memtier-like layout)."""
     for path in (("ALL STATS", "Totals", "Ops/sec"), ("totals", "ops_per_sec"), ("ops_per_sec",)):
@@ -113,8 +125,11 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="small counts (smoke run, noisy numbers)")
     ap.add_argument("--rounds", type=int, default=2)
-    ap.add_argument("--modes", default="dedicated", help="redis-ha proxy modes to measure")
+    ap.add_argument("--modes", default="dedicated,multiplex", help="redis-ha proxy modes to measure")
+    ap.add_argument("--no-ha-bench", action="store_true",
+                    help="skip the second load generator (redis-ha bench, 50 connections)")
     ap.add_argument("--conns", default="50,500")
+    ap.add_argument("--proxy-args", default="", help="extra `redis-ha proxy` flags, e.g. '--mux-connections 1'")
     ap.add_argument("--out", default=os.path.join(h.ROOT, "benchmarks", "RESULTS.md"))
     a = ap.parse_args()
     for b, p in (("redis-benchmark", "redis-tools"), ("redis-server", "redis-server"), ("haproxy", "haproxy")):
@@ -126,7 +141,7 @@ def main():
     proxies = {}
     for mode in a.modes.split(","):
         try:
-            proxies[mode] = h.start_proxy(topo, mode)
+            proxies[mode] = h.start_proxy(topo, mode, extra=a.proxy_args.split())
         except SystemExit as e:
             h.log(f"redis-ha proxy --mode {mode} did not start ({e}); skipped")
     master, replica = topo.master_port(), topo.replica_ports()[0]
@@ -147,14 +162,49 @@ def main():
                 r = redis_benchmark(port, cmd, conns, pipe, n)
                 results.setdefault((cmd, pipe, conns), {}).setdefault(name, []).append(r)
                 h.log(f"round {rnd + 1} {cmd.upper()} P{pipe} c{conns} {name}: {r['rps']:.0f} ops/s p99 {r['p99_ms']} ms")
+    # The same cells at 50 connections with redis-ha bench as the load
+    # generator (2 threads x 25 clients), a check that the ranking does not
+    # depend on redis-benchmark.
+    ha_results = {}
+    if not a.no_ha_bench:
+        secs = 2 if a.quick else 4
+        for rnd in range(a.rounds):
+            for cmd in ("set", "get"):
+                for pipe in (1, 16):
+                    for name, (wport, rport) in paths.items():
+                        port = wport if cmd == "set" else rport
+                        r = ha_bench(port, cmd, pipe, secs)
+                        ha_results.setdefault((cmd, pipe, 50), {}).setdefault(name, []).append(r)
+                        h.log(f"round {rnd + 1} redis-ha bench {cmd.upper()} P{pipe} c50 {name}: "
+                              f"{r['rps']:.0f} ops/s p99 {r['p99_ms']} ms")
     mem = {}
     for mode, p in proxies.items():
         mem[mode] = idle_conn_memory(p["pid"], p["write"])
     eff = bench_efficiency(master, 3 if a.quick else 10)
-    write_report(a, results, paths, mem, eff)
+    write_report(a, results, ha_results, paths, mem, eff)
 
 
-def write_report(a, results, paths, mem, eff):
+def ratio_table(lines, results, names, conns):
+    keys = sorted(k for k in results if k[2] == conns)
+    lines += ["| path | " + " | ".join(f"{c.upper()} P{p}" for c, p, n in keys) + " |",
+              "|---|" + "---|" * len(keys)]
+    for name in names:
+        row = []
+        for k in keys:
+            runs = results[k][name]
+            direct = results[k]["direct"]
+            ops = sum(r["rps"] for r in runs) / len(runs)
+            p99 = max(r["p99_ms"] for r in runs)
+            if name == "direct":
+                row.append(f"{ops / 1000:.0f}k ops/s, p99 {p99:.2f} ms")
+            else:
+                ratios = [r["rps"] / d["rps"] for r, d in zip(runs, direct)]
+                row.append(f"{fmt_ratio(ratios)} ({ops / 1000:.0f}k, p99 {p99:.2f} ms)")
+        lines.append(f"| {name} | " + " | ".join(row) + " |")
+    lines.append("")
+
+
+def write_report(a, results, ha_results, paths, mem, eff):
     m = h.machine()
     lines = ["# Benchmark results", "",
              f"Produced by `benchmarks/throughput.py{' --quick' if a.quick else ''}` in one run on one machine.", "",
@@ -167,24 +217,13 @@ def write_report(a, results, paths, mem, eff):
               f"round ({a.rounds} rounds interleaved; min–max shown).", ""]
     names = list(paths)
     for conns in sorted({k[2] for k in results}):
-        lines += [f"## {conns} connections", "",
-                  "| path | " + " | ".join(f"{c.upper()} P{p}" for c, p, n in sorted(k for k in results if k[2] == conns)) + " |",
-                  "|---|" + "---|" * len([k for k in results if k[2] == conns])]
-        keys = sorted(k for k in results if k[2] == conns)
-        for name in names:
-            row = []
-            for k in keys:
-                runs = results[k][name]
-                direct = results[k]["direct"]
-                ops = sum(r["rps"] for r in runs) / len(runs)
-                p99 = max(r["p99_ms"] for r in runs)
-                if name == "direct":
-                    row.append(f"{ops / 1000:.0f}k ops/s, p99 {p99:.2f} ms")
-                else:
-                    ratios = [r["rps"] / d["rps"] for r, d in zip(runs, direct)]
-                    row.append(f"{fmt_ratio(ratios)} ({ops / 1000:.0f}k, p99 {p99:.2f} ms)")
-            lines.append(f"| {name} | " + " | ".join(row) + " |")
-        lines.append("")
+        lines += [f"## {conns} connections", ""]
+        ratio_table(lines, results, names, conns)
+    if ha_results:
+        lines += ["## 50 connections, redis-ha bench as the load generator", "",
+                  "`redis-ha bench -t 2 -c 25 --ratio 1:0 / 0:1 -d 256 --pipeline P --key-maximum 100000`, "
+                  "same paths, same ratios.", ""]
+        ratio_table(lines, ha_results, names, 50)
     if mem:
         lines += ["## Memory per client connection (redis-ha proxy RSS growth, 1000 connections)", "",
                   "| mode | connected, idle | after one PING |", "|---|---|---|"]
@@ -202,6 +241,7 @@ def write_report(a, results, paths, mem, eff):
     open(a.out, "w").write(text)
     h.dump_json(os.path.splitext(a.out)[0] + ".json",
                 {"machine": m, "results": {f"{c}-P{p}-c{n}": v for (c, p, n), v in results.items()},
+                 "results_redis_ha_bench": {f"{c}-P{p}-c{n}": v for (c, p, n), v in ha_results.items()},
                  "memory": mem, "bench_efficiency": eff})
     print(text)
 

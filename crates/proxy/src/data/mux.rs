@@ -4,8 +4,9 @@
 //! A session appends its requests' bytes to a connection's outgoing buffer
 //! and its [`Inbox`] to the line of waiters under one lock, so wire order and
 //! reply order agree. A writer task flushes whatever has accumulated in one
-//! write: when woken it yields once, so every session that is ready to run
-//! adds to the batch (flush on what is ready, never on a timer). A reader
+//! write: it runs after the sessions already woken in the same tick, so all
+//! of them are in the batch (flush on what is ready, never on a timer;
+//! waiting a tick longer made bigger batches but convoys of latency). A reader
 //! task measures replies with `frame_len` and hands each one, a slice of its
 //! read buffer, to the waiter at the head of the line. A connection that
 //! fails tells every waiter; sessions re-send unanswered requests elsewhere,
@@ -192,8 +193,6 @@ async fn writer(conn: Arc<MuxConn>, mut w: OwnedWriteHalf) {
     let mut buf = BytesMut::with_capacity(64 * 1024);
     loop {
         conn.wake.notified().await;
-        // Let every session that is ready add to this batch first.
-        tokio::task::yield_now().await;
         loop {
             {
                 let mut g = lock(&conn.out);

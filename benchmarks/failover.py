@@ -42,6 +42,7 @@ def main():
     ap.add_argument("--faults", default="kill,failover")
     ap.add_argument("--writers", type=int, default=8)
     ap.add_argument("--down-after-ms", type=int, default=5000)
+    ap.add_argument("--modes", default="multiplex,dedicated", help="redis-ha proxy modes to drill")
     ap.add_argument("--out", default=os.path.join(h.ROOT, "benchmarks", "FAILOVER.md"))
     a = ap.parse_args()
     h.need("haproxy", "haproxy")
@@ -51,9 +52,10 @@ def main():
     # the old master accepting writes for seconds (split brain), and the next
     # drill must not inherit that.
     for fault in a.faults.split(","):
-        for name in ("haproxy", "redis-ha"):
+        for name in ["haproxy"] + [f"redis-ha ({m})" for m in a.modes.split(",")]:
             topo = h.Topology(down_after_ms=a.down_after_ms)
-            path = h.start_haproxy(topo) if name == "haproxy" else h.start_proxy(topo, "dedicated")
+            mode = name.split("(")[-1].rstrip(")")
+            path = h.start_haproxy(topo) if name == "haproxy" else h.start_proxy(topo, mode)
             wait_healthy(topo)
             h.log(f"drill: {fault} through {name}")
             r = drill(topo, path["write"], fault, a.writers)
@@ -70,7 +72,7 @@ def main():
              f"down-after-milliseconds {a.down_after_ms}), {a.writers} writer connections doing one SET at a time",
              "(client timeout 20 s), the fault injected on the master after 3 s of steady writes.",
              "HAProxy: benchmarks/haproxy.cfg.in (the original's dual backend, tcp-check role:master, check inter 1s).",
-             "redis-ha: `redis-ha proxy` with defaults (failover hold 10 s).", "",
+             "redis-ha: `redis-ha proxy` with defaults (failover hold 10 s), in each connection mode.", "",
              "Lost acked writes: acknowledged to the client, absent from the master the sentinels agree on",
              "afterwards. After kill -9, a few writes the dead master acknowledged before replicating them can be",
              "lost whatever the path (Redis replicates asynchronously). After a planned failover, HAProxy's",

@@ -44,6 +44,21 @@ where
     }
 }
 
+/// `CLIENT LIST` lines on `node` of clients other than Sentinel, replication
+/// and the asking connection itself: the proxy's connections, in these tests.
+pub async fn client_connections(node: &str) -> Vec<String> {
+    let f = redis_ha_resp::conn::query(node, &["CLIENT", "LIST"], Duration::from_secs(2))
+        .await
+        .unwrap();
+    text(&f)
+        .lines()
+        .filter(|l| {
+            l.contains("flags=N") && !l.contains("name=sentinel-") && !l.contains("cmd=client|list")
+        })
+        .map(str::to_string)
+        .collect()
+}
+
 pub async fn conn(addr: impl ToString) -> Connection {
     let mut c = Connection::connect(&addr.to_string(), Duration::from_secs(2))
         .await

@@ -8,20 +8,6 @@ use redis_ha_proxy::config::ConnMode;
 use redis_ha_resp::conn::query;
 use std::time::Duration;
 
-/// Connections from clients other than Sentinel and replication on `node`.
-async fn client_connections(node: &str) -> Vec<String> {
-    let f = query(node, &["CLIENT", "LIST"], Duration::from_secs(2))
-        .await
-        .unwrap();
-    text(&f)
-        .lines()
-        .filter(|l| {
-            l.contains("flags=N") && !l.contains("name=sentinel-") && !l.contains("cmd=client|list")
-        })
-        .map(str::to_string)
-        .collect()
-}
-
 async fn planned_failover_moves_state_fences_old_master_and_closes_pinned_sessions(mode: ConnMode) {
     let (t, p) = setup(|c| c.mode = mode).await;
     let old = t.master().await.unwrap();

@@ -13,16 +13,11 @@ use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// Proxy connections on `node`: (name, id) of each non-Sentinel client.
+/// Proxy connections on `node`: (name, id) of each.
 async fn proxy_connections(node: &str) -> Vec<(String, String)> {
-    let f = query(node, &["CLIENT", "LIST"], Duration::from_secs(2))
+    client_connections(node)
         .await
-        .unwrap();
-    text(&f)
-        .lines()
-        .filter(|l| {
-            l.contains("flags=N") && !l.contains("name=sentinel-") && !l.contains("cmd=client|list")
-        })
+        .iter()
         .map(|l| {
             let field = |k: &str| {
                 l.split(' ')

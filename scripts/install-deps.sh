@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Installs the system packages redis-ha needs, once and quietly.
 #   scripts/install-deps.sh          # runtime: redis-server, redis-sentinel, redis-tools, a font for charts
-#   scripts/install-deps.sh --test   # plus what the tests use: chromium (dashboard test), redis-py
+#   scripts/install-deps.sh --test   # plus what the tests use: chromium (dashboard test), redis-py, iproute2 (partition test)
 #   scripts/install-deps.sh --bench  # plus haproxy (benchmarks/ compares against it)
 set -euo pipefail
 want=(redis-server redis-sentinel redis-tools fonts-dejavu-core)
 py=0
 for a in "$@"; do
   case "$a" in
-    --test) want+=(chromium python3-pip); py=1 ;;
+    --test) want+=(chromium python3-pip iproute2); py=1 ;;
     --bench) want+=(haproxy) ;;
     *) echo "unknown option $a" >&2; exit 2 ;;
   esac

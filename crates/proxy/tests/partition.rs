@@ -1,0 +1,323 @@
+//! A network partition made with a network namespace: the master runs in its
+//! own namespace behind a veth pair, and the test takes the link down, so
+//! packets to it vanish instead of being refused, as when a node is cut off.
+//! Sentinels and replicas fail over; the proxy must follow without
+//! client-visible errors, never write to the cut-off master again, and lose
+//! no write acknowledged through it except what asynchronous replication
+//! loses at the cut (at most the one write in flight per connection).
+//!
+//! Needs Linux, root and iproute2 (`ip`); elsewhere it says why and returns.
+
+#[macro_use]
+mod common;
+use common::*;
+use redis_ha_proxy::config::{ConnMode, ProxyConfig};
+use redis_ha_proxy::server::start;
+use redis_ha_resp::conn::query;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A namespace with one veth link to the host; removed on drop.
+struct Net {
+    ns: String,
+    host_if: String,
+    host_ip: String,
+    ns_ip: String,
+}
+
+fn ip(args: &[&str]) -> Result<(), String> {
+    let out = Command::new("ip")
+        .args(args)
+        .output()
+        .map_err(|e| format!("ip: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "ip {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+impl Net {
+    /// `None` (with the reason) where namespaces cannot be made.
+    fn create(tag: u32) -> Result<Net, String> {
+        // /proc/self belongs to the effective user.
+        let euid = std::os::unix::fs::MetadataExt::uid(
+            &std::fs::metadata("/proc/self").map_err(|e| format!("no /proc: {e}"))?,
+        );
+        if euid != 0 {
+            return Err("not root".into());
+        }
+        // Unique per process and test, so parallel runs do not collide.
+        let id = (std::process::id() * 2 + tag) % 60_000;
+        let (a, b) = ((id / 240) % 150, id % 240 * 4);
+        let (b0, b1) = (b / 256, b % 256);
+        let net = Net {
+            ns: format!("rha{id}"),
+            host_if: format!("rhah{id}"),
+            host_ip: format!("10.{}.{}.{}", 100 + a, b0, b1 + 1),
+            ns_ip: format!("10.{}.{}.{}", 100 + a, b0, b1 + 2),
+        };
+        let peer = format!("rhap{id}");
+        ip(&["netns", "add", &net.ns])?;
+        let host_cidr = format!("{}/30", net.host_ip);
+        let ns_cidr = format!("{}/30", net.ns_ip);
+        let steps: [&[&str]; 7] = [
+            &[
+                "link",
+                "add",
+                &net.host_if,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                &peer,
+            ],
+            &["link", "set", &peer, "netns", &net.ns],
+            &["addr", "add", &host_cidr, "dev", &net.host_if],
+            &["link", "set", &net.host_if, "up"],
+            &["-n", &net.ns, "addr", "add", &ns_cidr, "dev", &peer],
+            &["-n", &net.ns, "link", "set", &peer, "up"],
+            &["-n", &net.ns, "link", "set", "lo", "up"],
+        ];
+        for s in steps {
+            ip(s)?; // on error, Drop removes what exists
+        }
+        Ok(net)
+    }
+
+    fn cut(&self) {
+        ip(&["link", "set", &self.host_if, "down"]).unwrap();
+    }
+
+    fn heal(&self) {
+        ip(&["link", "set", &self.host_if, "up"]).unwrap();
+    }
+}
+
+impl Drop for Net {
+    fn drop(&mut self) {
+        // Deleting the namespace deletes its end of the pair, and the pair.
+        let _ = ip(&["netns", "del", &self.ns]);
+        let _ = ip(&["link", "del", &self.host_if]);
+    }
+}
+
+/// Processes killed on drop.
+struct Procs(Vec<Child>);
+
+impl Drop for Procs {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn spawn(prefix: &[&str], bin: &str, conf: &std::path::Path) -> Child {
+    let (prog, args): (&str, Vec<&str>) = match prefix.split_first() {
+        Some((p, rest)) => (p, rest.iter().copied().chain([bin]).collect()),
+        None => (bin, vec![]),
+    };
+    Command::new(prog)
+        .args(args)
+        .arg(conf)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("start {bin}: {e}"))
+}
+
+async fn partition_the_master(mode: ConnMode) {
+    let tag = (mode == ConnMode::Multiplex) as u32;
+    let net = match Net::create(tag) {
+        Ok(n) => n,
+        Err(why) => {
+            eprintln!("SKIPPED: network namespaces unavailable ({why}); run as root on Linux with iproute2");
+            return;
+        }
+    };
+    let dir = tempfile::tempdir().unwrap();
+    // Free on the host side's address (the namespace has ports of its own).
+    let ports = redis_ha_local::ports::free_ports(&net.host_ip, 6).unwrap();
+    let (m_port, r_ports, s_ports) = (ports[0], &ports[1..3], &ports[3..6]);
+    let master = format!("{}:{m_port}", net.ns_ip);
+    let redis_conf = |name: &str, bind: &str, port: u16, extra: &str| {
+        let d = dir.path().join(name);
+        std::fs::create_dir_all(&d).unwrap();
+        let p = d.join("redis.conf");
+        std::fs::write(
+            &p,
+            format!(
+                "port {port}\nbind {bind}\nprotected-mode no\ndir {}\nsave \"\"\nappendonly no\nrepl-timeout 5\n{extra}\n",
+                d.display()
+            ),
+        )
+        .unwrap();
+        p
+    };
+    let mut procs = Procs(vec![]);
+    let ns_exec = ["ip", "netns", "exec", net.ns.as_str()];
+    procs.0.push(spawn(
+        &ns_exec,
+        "redis-server",
+        &redis_conf("m", &net.ns_ip, m_port, ""),
+    ));
+    for (i, p) in r_ports.iter().enumerate() {
+        let extra = format!("replicaof {} {m_port}", net.ns_ip);
+        let conf = redis_conf(&format!("r{i}"), &net.host_ip, *p, &extra);
+        procs.0.push(spawn(&[], "redis-server", &conf));
+    }
+    let mut sentinels = vec![];
+    for (i, p) in s_ports.iter().enumerate() {
+        let d = dir.path().join(format!("s{i}"));
+        std::fs::create_dir_all(&d).unwrap();
+        let conf = d.join("sentinel.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "port {p}\nbind {host}\nprotected-mode no\ndir {dir}\n\
+                 sentinel monitor mymaster {ns} {m_port} 2\n\
+                 sentinel down-after-milliseconds mymaster 1000\n\
+                 sentinel failover-timeout mymaster 10000\n",
+                host = net.host_ip,
+                dir = d.display(),
+                ns = net.ns_ip,
+            ),
+        )
+        .unwrap();
+        procs.0.push(spawn(&[], "redis-sentinel", &conf));
+        sentinels.push(format!("{}:{p}", net.host_ip));
+    }
+    // Replication up and every sentinel aware of the others.
+    poll("replicas in sync", Duration::from_secs(20), || async {
+        let f = query(&master, &["INFO", "replication"], Duration::from_secs(1))
+            .await
+            .ok()?;
+        (text(&f).matches("state=online").count() == 2).then_some(())
+    })
+    .await;
+    poll(
+        "sentinels see each other",
+        Duration::from_secs(20),
+        || async {
+            for s in &sentinels {
+                let f = query(
+                    s,
+                    &["SENTINEL", "MASTER", "mymaster"],
+                    Duration::from_secs(1),
+                )
+                .await
+                .ok()?;
+                let v = f.as_array()?;
+                let others = v
+                    .chunks(2)
+                    .find(|kv| text(&kv[0]) == "num-other-sentinels")
+                    .map(|kv| text(&kv[1]))?;
+                if others != "2" {
+                    return None;
+                }
+            }
+            Some(())
+        },
+    )
+    .await;
+
+    let mut cfg = ProxyConfig::for_test(sentinels.clone(), "mymaster");
+    cfg.mode = mode;
+    let p = start(cfg).await.expect("proxy");
+    assert_eq!(
+        p.wait_master(Duration::from_secs(10)).await.unwrap(),
+        master
+    );
+
+    // Writers: one SET at a time each, recording what was acknowledged.
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut writers = vec![];
+    for w in 0..4 {
+        let (addr, stop) = (p.write_addr, stop.clone());
+        writers.push(tokio::spawn(async move {
+            let mut c = conn(addr).await;
+            let mut acked = vec![];
+            let mut i = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let key = format!("w{w}:{i}");
+                let r = cmd(&mut c, &["SET", &key, "v"]).await;
+                assert_eq!(text(&r), "OK", "{key}: a client-visible error");
+                acked.push(key);
+                i += 1;
+            }
+            acked
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await; // some load first
+    let epoch0 = p.routes.current().epoch;
+    let t0 = std::time::Instant::now();
+    net.cut();
+    let new = poll(
+        "the proxy to adopt the promoted replica",
+        Duration::from_secs(30),
+        || async {
+            let r = p.routes.current();
+            (r.epoch > epoch0 && r.master.as_deref() != Some(master.as_str()))
+                .then(|| r.master.clone())
+                .flatten()
+        },
+    )
+    .await;
+    assert!(new.starts_with(&net.host_ip), "new master {new}");
+    eprintln!(
+        "{mode:?}: new master adopted {:?} after the cut",
+        t0.elapsed()
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await; // writes on the new master
+    net.heal();
+    // The old master comes back and is demoted by the sentinels.
+    poll(
+        "the old master demoted",
+        Duration::from_secs(30),
+        || async {
+            let f = query(&master, &["ROLE"], Duration::from_secs(1))
+                .await
+                .ok()?;
+            (text(&f.as_array()?[0]) == "slave").then_some(())
+        },
+    )
+    .await;
+    eprintln!(
+        "{mode:?}: old master demoted {:?} after the cut",
+        t0.elapsed()
+    );
+    stop.store(true, Ordering::Relaxed);
+    let mut acked = vec![];
+    for w in writers {
+        acked.push(w.await.expect("writer"));
+    }
+    assert_eq!(p.routes.current().master.as_deref(), Some(new.as_str()));
+    // Every acknowledged write is on the new master, but for what async
+    // replication can drop at the cut: one in-flight write per writer.
+    let mut c = conn(&new).await;
+    let mut total = 0;
+    let mut found = 0;
+    for keys in &acked {
+        for chunk in keys.chunks(1000) {
+            let mut args = vec!["EXISTS"];
+            args.extend(chunk.iter().map(String::as_str));
+            total += chunk.len();
+            found += cmd(&mut c, &args).await.as_int().unwrap_or(0) as usize;
+        }
+    }
+    let lost = total - found;
+    eprintln!("{mode:?}: {total} writes acknowledged, {lost} lost at the cut");
+    assert!(total > 100, "too few writes to say anything ({total})");
+    assert!(lost <= acked.len(), "{lost} acknowledged writes lost");
+    drop(procs);
+}
+
+in_both_modes!(partition_the_master);

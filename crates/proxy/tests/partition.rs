@@ -185,7 +185,7 @@ async fn partition_the_master(mode: ConnMode) {
                 "port {p}\nbind {host}\nprotected-mode no\ndir {dir}\n\
                  sentinel monitor mymaster {ns} {m_port} 2\n\
                  sentinel down-after-milliseconds mymaster 1000\n\
-                 sentinel failover-timeout mymaster 10000\n",
+                 sentinel failover-timeout mymaster 3000\n",
                 host = net.host_ip,
                 dir = d.display(),
                 ns = net.ns_ip,
@@ -231,6 +231,9 @@ async fn partition_the_master(mode: ConnMode) {
 
     let mut cfg = ProxyConfig::for_test(sentinels.clone(), "mymaster");
     cfg.mode = mode;
+    // A failed Sentinel election is retried only after a while (up to twice
+    // failover-timeout); on a loaded machine writes must be held that long.
+    cfg.failover_hold = Duration::from_secs(60);
     let p = start(cfg).await.expect("proxy");
     assert_eq!(
         p.wait_master(Duration::from_secs(10)).await.unwrap(),
@@ -244,6 +247,7 @@ async fn partition_the_master(mode: ConnMode) {
         let (addr, stop) = (p.write_addr, stop.clone());
         writers.push(tokio::spawn(async move {
             let mut c = conn(addr).await;
+            c.timeout = Duration::from_secs(90);
             let mut acked = vec![];
             let mut i = 0u64;
             while !stop.load(Ordering::Relaxed) {
@@ -262,7 +266,7 @@ async fn partition_the_master(mode: ConnMode) {
     net.cut();
     let new = poll(
         "the proxy to adopt the promoted replica",
-        Duration::from_secs(30),
+        Duration::from_secs(90),
         || async {
             let r = p.routes.current();
             (r.epoch > epoch0 && r.master.as_deref() != Some(master.as_str()))
@@ -281,7 +285,7 @@ async fn partition_the_master(mode: ConnMode) {
     // The old master comes back and is demoted by the sentinels.
     poll(
         "the old master demoted",
-        Duration::from_secs(30),
+        Duration::from_secs(90),
         || async {
             let f = query(&master, &["ROLE"], Duration::from_secs(1))
                 .await

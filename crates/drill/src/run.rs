@@ -283,7 +283,7 @@ pub async fn run_drill(cfg: DrillConfig) -> anyhow::Result<DrillReport> {
     let fault_at = start.elapsed().as_secs_f64() * 1000.0;
     let watch_deadline = Instant::now() + cfg.max_wait;
     let promo = tokio::spawn(watch_promotion(nodes, start, watch_deadline));
-    let switch = tokio::spawn(watch_switch(cfg.sentinels.clone(), start));
+    let mut switch = tokio::spawn(watch_switch(cfg.sentinels.clone(), start));
     let old_name = topo.as_ref().and_then(|t| t.name_of(&old_master));
     bar.set_message(format!("{:?} on master {old_master}", cfg.fault));
     match cfg.fault {
@@ -329,21 +329,35 @@ pub async fn run_drill(cfg: DrillConfig) -> anyhow::Result<DrillReport> {
     for w in writers {
         logs.push(w.await?);
     }
-    switch.abort();
-    let switch_ms = match tokio::time::timeout(Duration::from_millis(10), switch).await {
+    let duration_s = start.elapsed().as_secs_f64();
+
+    // Verify against the master the sentinels agree on. A node can be
+    // promoted (and serve writes) well before the sentinels publish the
+    // switch: wait for it, or the check would read the demoted old master.
+    let agreed = || async {
+        sentinel::most_common(
+            sentinel::ask_master_all(&cfg.sentinels, &cfg.master_name, timeout)
+                .await
+                .into_iter()
+                .filter_map(|(_, v)| v.ok().flatten()),
+        )
+    };
+    let mut new_master = agreed().await;
+    if promoted.is_some() {
+        bar.set_message("waiting for the sentinels to agree on the new master");
+        let deadline = Instant::now() + cfg.max_wait;
+        while new_master.as_deref() == Some(old_master.as_str()) && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            new_master = agreed().await;
+        }
+    }
+    // The switch watcher has seen the event by now if there was one.
+    let switch_ms = match tokio::time::timeout(Duration::from_millis(200), &mut switch).await {
         Ok(Ok(v)) => v,
         _ => None,
     };
-    let duration_s = start.elapsed().as_secs_f64();
-
-    // Verify against the master the sentinels agree on now.
+    switch.abort();
     bar.set_message("verifying acknowledged writes");
-    let new_master = sentinel::most_common(
-        sentinel::ask_master_all(&cfg.sentinels, &cfg.master_name, timeout)
-            .await
-            .into_iter()
-            .filter_map(|(_, v)| v.ok().flatten()),
-    );
     let verify_on = new_master.clone().unwrap_or_else(|| old_master.clone());
     let (lost, examples) = verify(&verify_on, &prefix, &logs).await?;
 

@@ -689,6 +689,9 @@ impl Session {
             }
         }
         replies.clear();
+        if replies.capacity() > 4096 {
+            replies.shrink_to(64); // do not keep a huge pipeline's worth around
+        }
         self.replies = replies;
     }
 

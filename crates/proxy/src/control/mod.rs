@@ -201,7 +201,11 @@ impl Controller {
                     "+failover-end"
                     | "-failover-abort-not-elected"
                     | "+failover-end-for-timeout"
-                    | "-failover-abort-no-good-slave" => {
+                    | "-failover-abort-no-good-slave"
+                    // The promotion was not confirmed in time: the replica we
+                    // may have adopted will be turned back; refresh holds
+                    // writes until the sentinels name a master again.
+                    | "-failover-abort-slave-timeout" => {
                         self.end_failover(&channel);
                         self.refresh().await;
                     }

@@ -3,6 +3,8 @@ topology on free ports, start HAProxy (configured like the original) and the
 redis-ha proxy beside it, and tear everything down at exit."""
 
 import atexit
+import csv
+import io
 import json
 import os
 import platform
@@ -124,6 +126,20 @@ class Topology:
         return [p for p in self.redis_ports if p != m]
 
 
+def haproxy_up(stats_port):
+    """Servers UP per backend, from HAProxy's stats CSV."""
+    import urllib.request
+    try:
+        body = urllib.request.urlopen(f"http://{HOST}:{stats_port}/;csv", timeout=2).read().decode()
+    except OSError:
+        return {}
+    up = {}
+    for row in csv.reader(io.StringIO(body.lstrip("# "))):
+        if len(row) > 17 and row[1] not in ("FRONTEND", "BACKEND", "svname"):
+            up[row[0]] = up.get(row[0], 0) + (row[17] == "UP")
+    return {k: v for k, v in up.items() if k != "stats"}
+
+
 def start_haproxy(topo):
     need("haproxy", "haproxy")
     write, read, stats = free_ports(3)
@@ -138,12 +154,13 @@ def start_haproxy(topo):
     p = subprocess.Popen(["haproxy", "-db", "-f", cfg], stdout=subprocess.DEVNULL,
                          stderr=open(os.path.join(topo.dir, "haproxy.log"), "w"))
     _children.append(p)
-    # Ready when both frontends reach the right role (health checks run every 1 s).
+    # Ready when HAProxy's own health checks agree: servers start UP before
+    # their first check, so one lucky connection proves nothing.
     time.sleep(0.5)
     if p.poll() is not None:
         sys.exit("haproxy exited: " + open(os.path.join(topo.dir, "haproxy.log")).read()[-500:])
-    wait_until("haproxy write backend", lambda: "role:master" in redis_cli(write, "INFO", "replication"))
-    wait_until("haproxy read backend", lambda: "role:slave" in redis_cli(read, "INFO", "replication"))
+    wait_until("haproxy health checks (1 master, 2 replicas UP)",
+               lambda: haproxy_up(stats) == {"master_backend": 1, "replica_backend": 2})
     return {"write": write, "read": read, "stats": stats, "pid": p.pid}
 
 

@@ -134,10 +134,15 @@ pub struct Session {
 
 /// Makes room to read into, growing the buffer only when it runs low: a
 /// reserve while earlier requests still share the buffer would allocate a
-/// new one every time.
+/// new one every time. The first allocation is small: most clients send
+/// short commands, and idle pools hold thousands of connections.
 fn room(buf: &mut BytesMut) {
-    if buf.capacity() - buf.len() < 2048 {
-        buf.reserve(16 * 1024);
+    if buf.capacity() - buf.len() < 1024 {
+        buf.reserve(if buf.capacity() < 4096 {
+            4096
+        } else {
+            16 * 1024
+        });
     }
 }
 
@@ -160,8 +165,10 @@ impl Session {
             shared,
             cr,
             cw,
-            cbuf: BytesMut::with_capacity(16 * 1024),
-            out: BytesMut::with_capacity(16 * 1024),
+            // Allocated on first use: a connection that never sends costs
+            // only its task and socket.
+            cbuf: BytesMut::new(),
+            out: BytesMut::new(),
             backend: None,
             mux,
             inbox: None,
@@ -229,7 +236,24 @@ impl Session {
                             _ => std::future::pending().await,
                         }
                     } => Wake::Backend(r),
-                    r = async { room(cbuf); cr.read_buf(cbuf).await }, if reading => Wake::Client(r),
+                    r = async {
+                        loop {
+                            cr.readable().await?;
+                            let r = if cbuf.capacity() == 0 {
+                                // A fresh socket can look readable before it
+                                // has data: allocate only once bytes arrive.
+                                let mut first = [0u8; 1024];
+                                cr.try_read(&mut first).inspect(|&n| cbuf.extend_from_slice(&first[..n]))
+                            } else {
+                                room(cbuf);
+                                cr.try_read_buf(cbuf)
+                            };
+                            match r {
+                                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                                r => return r,
+                            }
+                        }
+                    }, if reading => Wake::Client(r),
                     r = routes.changed(), if watch_routes => {
                         if r.is_err() {
                             return Ok(()); // the proxy is shutting down

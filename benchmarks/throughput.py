@@ -177,9 +177,16 @@ def main():
                         ha_results.setdefault((cmd, pipe, 50), {}).setdefault(name, []).append(r)
                         h.log(f"round {rnd + 1} redis-ha bench {cmd.upper()} P{pipe} c50 {name}: "
                               f"{r['rps']:.0f} ops/s p99 {r['p99_ms']} ms")
+    # Memory in fresh processes: after the runs, freed heap would absorb the
+    # new connections and show nothing.
     mem = {}
-    for mode, p in proxies.items():
-        mem[mode] = idle_conn_memory(p["pid"], p["write"])
+    for mode in proxies:
+        fresh = h.start_proxy(topo, mode, extra=a.proxy_args.split())
+        mem[f"redis-ha ({mode})"] = idle_conn_memory(fresh["pid"], fresh["write"])
+        h.stop_child(fresh)
+    fresh = h.start_haproxy(topo)
+    mem["haproxy (a server connection per client)"] = idle_conn_memory(fresh["pid"], fresh["write"])
+    h.stop_child(fresh)
     eff = bench_efficiency(master, 3 if a.quick else 10)
     write_report(a, results, ha_results, paths, mem, eff)
 
@@ -225,8 +232,8 @@ def write_report(a, results, ha_results, paths, mem, eff):
                   "same paths, same ratios.", ""]
         ratio_table(lines, ha_results, names, 50)
     if mem:
-        lines += ["## Memory per client connection (redis-ha proxy RSS growth, 1000 connections)", "",
-                  "| mode | connected, idle | after one PING |", "|---|---|---|"]
+        lines += ["## Memory per client connection (RSS growth of a fresh process, 1000 connections)", "",
+                  "| proxy | connected, idle | after one PING |", "|---|---|---|"]
         for mode, v in mem.items():
             lines.append(f"| {mode} | {v['connected_bytes'] / 1024:.1f} KiB | {v['after_ping_bytes'] / 1024:.1f} KiB |")
         lines.append("")

@@ -143,6 +143,17 @@ fn dump_sentinel_logs(dir: &std::path::Path) {
     }
 }
 
+/// Prints the sentinels' logs if the test fails past this point.
+struct LogsOnPanic(std::path::PathBuf);
+
+impl Drop for LogsOnPanic {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            dump_sentinel_logs(&self.0);
+        }
+    }
+}
+
 /// Failovers completed, as the most-informed sentinel logged them.
 fn switch_count(dir: &std::path::Path) -> usize {
     (0..3)
@@ -184,6 +195,7 @@ async fn partition_the_master(mode: ConnMode) {
         .unwrap();
         p
     };
+    let _logs = LogsOnPanic(dir.path().to_path_buf());
     let mut procs = Procs(vec![]);
     let ns_exec = ["ip", "netns", "exec", net.ns.as_str()];
     procs.0.push(spawn(
@@ -226,7 +238,7 @@ async fn partition_the_master(mode: ConnMode) {
     })
     .await;
     poll(
-        "sentinels see each other",
+        "sentinels to know each other and both replicas",
         Duration::from_secs(20),
         || async {
             for s in &sentinels {
@@ -238,11 +250,15 @@ async fn partition_the_master(mode: ConnMode) {
                 .await
                 .ok()?;
                 let v = f.as_array()?;
-                let others = v
-                    .chunks(2)
-                    .find(|kv| text(&kv[0]) == "num-other-sentinels")
-                    .map(|kv| text(&kv[1]))?;
-                if others != "2" {
+                let field = |name: &str| {
+                    v.chunks(2)
+                        .find(|kv| text(&kv[0]) == name)
+                        .map(|kv| text(&kv[1]))
+                };
+                // Replicas are learned from the master's INFO, every 10 s:
+                // a sentinel that started before they connected knows none
+                // yet and could not fail over ("no good slave").
+                if field("num-other-sentinels")? != "2" || field("num-slaves")? != "2" {
                     return None;
                 }
             }
@@ -372,9 +388,6 @@ async fn partition_the_master(mode: ConnMode) {
     let lost = total - found;
     eprintln!("{mode:?}: {total} writes acknowledged, {lost} lost at the cut");
     assert!(total > 100, "too few writes to say anything ({total})");
-    if lost > acked.len() * failovers {
-        dump_sentinel_logs(dir.path());
-    }
     assert!(
         lost <= acked.len() * failovers,
         "{lost} acknowledged writes lost in {failovers} failovers"

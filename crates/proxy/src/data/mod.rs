@@ -2,6 +2,7 @@
 //! per connection, over a dedicated or a shared ([`mux`]) backend connection. It reads the routing table and reports trouble back
 //! through [`RouteHandle::refresh`]; it never talks to Sentinel.
 
+mod bufpool;
 mod commands;
 pub mod mux;
 #[rustfmt::skip]

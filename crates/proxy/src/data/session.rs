@@ -18,6 +18,7 @@
 //! whose server-side state cannot move (MULTI/WATCH, pub/sub, MONITOR,
 //! blocked commands) get an error and are closed, as if the server restarted.
 
+use super::bufpool;
 use super::commands::{Kind, LastClass};
 use super::mux::{Inbox, MuxConn, Reply};
 use super::Shared;
@@ -208,6 +209,13 @@ impl Session {
                 self.cw.write_all(&self.out).await?;
                 self.out.clear();
             }
+            if self.inflight.is_empty() && self.queue.is_empty() {
+                // Idle: hold no buffers until the client sends again.
+                bufpool::give(&mut self.out);
+                if self.cbuf.is_empty() {
+                    bufpool::give(&mut self.cbuf);
+                }
+            }
             if self.closing {
                 return Ok(());
             }
@@ -239,17 +247,18 @@ impl Session {
                     r = async {
                         loop {
                             cr.readable().await?;
-                            let r = if cbuf.capacity() == 0 {
-                                // A fresh socket can look readable before it
-                                // has data: allocate only once bytes arrive.
-                                let mut first = [0u8; 1024];
-                                cr.try_read(&mut first).inspect(|&n| cbuf.extend_from_slice(&first[..n]))
-                            } else {
-                                room(cbuf);
-                                cr.try_read_buf(cbuf)
-                            };
-                            match r {
-                                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                            if cbuf.capacity() == 0 {
+                                *cbuf = bufpool::take();
+                            }
+                            room(cbuf);
+                            match cr.try_read_buf(cbuf) {
+                                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                                    // Looked readable, had nothing (a fresh socket does).
+                                    if cbuf.is_empty() {
+                                        bufpool::give(cbuf);
+                                    }
+                                    continue;
+                                }
                                 r => return r,
                             }
                         }
@@ -282,6 +291,14 @@ impl Session {
                 Wake::Timer => self.on_timer(),
             }
         }
+    }
+
+    /// The reply buffer, taken from the pool when the session was idle.
+    fn out(&mut self) -> &mut BytesMut {
+        if self.out.capacity() == 0 {
+            self.out = bufpool::take();
+        }
+        &mut self.out
     }
 
     fn next_timer(&self) -> Option<Instant> {
@@ -371,6 +388,9 @@ impl Session {
     fn flush_local(&mut self) {
         while let Some(p) = self.inflight.front() {
             let Some(reply) = &p.local else { break };
+            if self.out.capacity() == 0 {
+                self.out = bufpool::take();
+            }
             self.out.extend_from_slice(reply);
             if p.close_after {
                 self.closing = true;
@@ -723,7 +743,7 @@ impl Session {
     /// backend sends no longer matters (its requests are being re-sent).
     fn on_frame(&mut self, frame: &[u8]) -> bool {
         if self.state.passthrough || frame.first() == Some(&b'>') {
-            self.out.extend_from_slice(frame);
+            self.out().extend_from_slice(frame);
             return true;
         }
         if self.endpoint == Endpoint::write && !self.state.multi && frame.starts_with(b"-READONLY")
@@ -739,13 +759,13 @@ impl Session {
         }
         match self.inflight.front() {
             // A reply nobody asked for: forward it rather than lose it.
-            None => self.out.extend_from_slice(frame),
+            None => self.out().extend_from_slice(frame),
             // Cannot happen: local replies ahead of remote ones are flushed first.
-            Some(p) if p.local.is_some() => self.out.extend_from_slice(frame),
+            Some(p) if p.local.is_some() => self.out().extend_from_slice(frame),
             Some(_) => {
                 let p = self.inflight.pop_front().expect("checked");
                 self.on_reply(&p, frame);
-                self.out.extend_from_slice(frame);
+                self.out().extend_from_slice(frame);
                 self.flush_local();
             }
         }

@@ -1,0 +1,64 @@
+//! A per-thread pool of client I/O buffers: an idle client holds none (idle
+//! pools of thousands of connections stay small), and taking one back on the
+//! next request costs no allocation.
+
+use bytes::BytesMut;
+use std::cell::RefCell;
+
+/// What a buffer starts with; it grows for bigger requests and replies.
+const SIZE: usize = 4096;
+/// Buffers kept per thread; more than this many idle ones are freed.
+const KEEP: usize = 256;
+/// Bigger buffers (after a large value) are freed rather than kept.
+const MAX_KEPT: usize = 64 * 1024;
+
+thread_local! {
+    static POOL: RefCell<Vec<BytesMut>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A buffer with at least [`SIZE`] bytes of room.
+pub fn take() -> BytesMut {
+    let mut b = POOL
+        .with(|p| p.borrow_mut().pop())
+        .unwrap_or_else(|| BytesMut::with_capacity(SIZE));
+    // A pooled buffer may be the tail of a split one: claim all of it.
+    b.reserve(SIZE);
+    b
+}
+
+/// Hands `b` back (its contents are discarded).
+pub fn give(b: &mut BytesMut) {
+    let mut b = std::mem::take(b);
+    if b.capacity() == 0 || b.capacity() > MAX_KEPT {
+        return;
+    }
+    b.clear();
+    POOL.with(|p| {
+        let mut p = p.borrow_mut();
+        if p.len() < KEEP {
+            p.push(b);
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reuses_and_bounds() {
+        let mut a = take();
+        assert!(a.capacity() >= SIZE);
+        a.extend_from_slice(b"PING\r\n");
+        let ptr = a.as_ptr();
+        give(&mut a);
+        assert_eq!(a.capacity(), 0, "the session keeps nothing");
+        let b = take();
+        assert_eq!(b.as_ptr(), ptr, "the same allocation comes back");
+        assert!(b.is_empty());
+        let mut big = BytesMut::with_capacity(MAX_KEPT * 2);
+        give(&mut big);
+        let c = take();
+        assert!(c.capacity() < MAX_KEPT * 2, "big buffers are not kept");
+    }
+}

@@ -323,7 +323,9 @@ async fn partition_the_master(mode: ConnMode) {
     // The old master comes back and is demoted by the sentinels.
     poll(
         "the old master demoted",
-        Duration::from_secs(90),
+        // Sentinel's reconnect to it can sit in SYN retransmission backoff
+        // (1, 2, 4, 8, 16, 32 s) from the cut: tens of seconds.
+        Duration::from_secs(180),
         || async {
             let f = query(&master, &["ROLE"], Duration::from_secs(1))
                 .await

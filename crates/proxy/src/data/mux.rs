@@ -3,10 +3,11 @@
 //!
 //! A session appends its requests' bytes to a connection's outgoing buffer
 //! and its [`Inbox`] to the line of waiters under one lock, so wire order and
-//! reply order agree. A writer task flushes whatever has accumulated in one
-//! write: it runs after the sessions already woken in the same tick, so all
-//! of them are in the batch (flush on what is ready, never on a timer;
-//! waiting a tick longer made bigger batches but convoys of latency). A reader
+//! reply order agree; every write to the socket happens under that lock too,
+//! without blocking. A writer task flushes whatever has accumulated: it runs
+//! after the sessions already woken in the same tick, so all of them are in
+//! the batch (flush on what is ready, never on a timer). A batch that reaches
+//! [`FLUSH_AT`] bytes is written at once by the session that filled it. A reader
 //! task measures replies with `frame_len` and hands each one, a slice of its
 //! read buffer, to the waiter at the head of the line. A connection that
 //! fails tells every waiter; sessions re-send unanswered requests elsewhere,
@@ -26,7 +27,6 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::{watch, Notify};
 use tokio::task::AbortHandle;
@@ -87,16 +87,32 @@ struct Waiter {
     n: usize,
 }
 
+/// Bytes in a batch that make the session adding the last request write it
+/// at once instead of leaving it to the writer task, so Redis starts on it
+/// while the proxy still reads other clients (SET 256 B at pipeline 1, 50
+/// clients: +8-10 % against one batch per tick; 1 KiB and 16 KiB did worse).
+const FLUSH_AT: usize = 4096;
+
 #[derive(Default)]
 struct Outgoing {
     buf: BytesMut,
     waiting: VecDeque<Waiter>,
+    /// The socket is full; the writer task waits for room.
+    blocked: bool,
     dead: bool,
+}
+
+/// What a flush achieved.
+enum Flush {
+    Done,
+    Blocked,
+    Failed(io::Error),
 }
 
 /// One shared, pipelined connection to a node.
 pub struct MuxConn {
     pub addr: Addr,
+    sock: TcpStream,
     out: Mutex<Outgoing>,
     wake: Notify,
     reader: Mutex<Option<AbortHandle>>,
@@ -124,17 +140,27 @@ impl Sender<'_> {
 
 impl Drop for Sender<'_> {
     fn drop(&mut self) {
-        if let Some(g) = self.g.as_mut() {
-            if self.n > 0 {
-                g.waiting.push_back(Waiter {
-                    inbox: self.inbox.clone(),
-                    gen: self.gen,
-                    n: self.n,
-                });
-            }
+        let Some(mut g) = self.g.take() else { return };
+        if self.n > 0 {
+            g.waiting.push_back(Waiter {
+                inbox: self.inbox.clone(),
+                gen: self.gen,
+                n: self.n,
+            });
         }
-        let sent = self.g.take().is_some_and(|g| !g.buf.is_empty());
-        if sent && self.was_empty {
+        if g.buf.is_empty() || g.blocked {
+            return; // nothing to send, or the writer waits for room already
+        }
+        if g.buf.len() >= FLUSH_AT {
+            match self.conn.flush_locked(&mut g) {
+                Flush::Done => {}
+                Flush::Blocked => self.conn.wake.notify_one(),
+                Flush::Failed(e) => {
+                    drop(g);
+                    self.conn.fail(&format!("write failed: {e}"));
+                }
+            }
+        } else if self.was_empty {
             self.conn.wake.notify_one();
         }
     }
@@ -166,6 +192,30 @@ impl MuxConn {
         lock(&self.out).dead
     }
 
+    /// Writes what it can of the batch without blocking.
+    fn flush_locked(&self, g: &mut Outgoing) -> Flush {
+        while !g.buf.is_empty() {
+            match self.sock.try_write(&g.buf) {
+                Ok(n) => {
+                    let _ = g.buf.split_to(n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    g.blocked = true;
+                    return Flush::Blocked;
+                }
+                Err(e) => return Flush::Failed(e),
+            }
+        }
+        g.blocked = false;
+        if g.buf.capacity() > 4 << 20 {
+            // Do not keep a huge buffer around after one big value.
+            g.buf = BytesMut::with_capacity(64 * 1024);
+        } else {
+            g.buf.clear();
+        }
+        Flush::Done
+    }
+
     /// Marks the connection failed and tells every waiter.
     fn fail(&self, why: &str) {
         let waiting = {
@@ -182,6 +232,9 @@ impl MuxConn {
         for w in waiting {
             w.inbox.push(w.gen, Reply::Lost);
         }
+        // Closed now, whoever still holds this connection: nothing more may
+        // reach a fenced node.
+        let _ = socket2::SockRef::from(&self.sock).shutdown(std::net::Shutdown::Both);
         self.wake.notify_one();
         if let Some(r) = lock(&self.reader).take() {
             r.abort();
@@ -189,34 +242,32 @@ impl MuxConn {
     }
 }
 
-async fn writer(conn: Arc<MuxConn>, mut w: OwnedWriteHalf) {
-    let mut buf = BytesMut::with_capacity(64 * 1024);
+async fn writer(conn: Arc<MuxConn>) {
     loop {
         conn.wake.notified().await;
         loop {
-            {
+            let r = {
                 let mut g = lock(&conn.out);
                 if g.dead {
                     return;
                 }
-                if g.buf.is_empty() {
-                    break;
+                conn.flush_locked(&mut g)
+            };
+            match r {
+                Flush::Done => break,
+                Flush::Blocked => {
+                    if let Err(e) = conn.sock.writable().await {
+                        return conn.fail(&format!("write failed: {e}"));
+                    }
+                    lock(&conn.out).blocked = false;
                 }
-                std::mem::swap(&mut g.buf, &mut buf);
-            }
-            if let Err(e) = w.write_all(&buf).await {
-                return conn.fail(&format!("write failed: {e}"));
-            }
-            buf.clear();
-            if buf.capacity() > 4 << 20 {
-                // Do not keep a huge buffer around after one big value.
-                buf = BytesMut::with_capacity(64 * 1024);
+                Flush::Failed(e) => return conn.fail(&format!("write failed: {e}")),
             }
         }
     }
 }
 
-async fn reader(conn: Arc<MuxConn>, mut r: OwnedReadHalf, mut buf: BytesMut) {
+async fn reader(conn: Arc<MuxConn>, mut buf: BytesMut) {
     let mut lens: Vec<usize> = Vec::new();
     let mut ready: Vec<(Arc<Inbox>, u64, usize)> = Vec::new();
     loop {
@@ -263,7 +314,17 @@ async fn reader(conn: Arc<MuxConn>, mut r: OwnedReadHalf, mut buf: BytesMut) {
         if buf.capacity() - buf.len() < 16 * 1024 {
             buf.reserve(64 * 1024);
         }
-        match r.read_buf(&mut buf).await {
+        // The writer shares the socket: wait for readability, then read.
+        let read = loop {
+            if let Err(e) = conn.sock.readable().await {
+                break Err(e);
+            }
+            match conn.sock.try_read_buf(&mut buf) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                r => break r,
+            }
+        };
+        match read {
             Ok(0) => return conn.fail("closed by the server"),
             Ok(_) => {}
             Err(e) => return conn.fail(&format!("read failed: {e}")),
@@ -369,7 +430,7 @@ impl Pool {
             .await
             .map_err(|_| timed_out("connect"))??;
         sock.set_nodelay(true)?;
-        let (mut r, mut w) = sock.into_split();
+        let mut sock = sock;
         let mut hello = BytesMut::new();
         let mut n = 0;
         if let Some(pw) = &self.password {
@@ -379,7 +440,7 @@ impl Pool {
         // Named, so `CLIENT LIST` on the node shows what these are.
         encode::command(&["CLIENT", "SETNAME", "redis-ha-mux"], &mut hello);
         n += 1;
-        w.write_all(&hello).await?;
+        sock.write_all(&hello).await?;
         let mut buf = BytesMut::with_capacity(64 * 1024);
         while n > 0 {
             while n > 0 {
@@ -396,7 +457,7 @@ impl Pool {
                 n -= 1;
             }
             if n > 0 {
-                let read = tokio::time::timeout_at(deadline.into(), r.read_buf(&mut buf))
+                let read = tokio::time::timeout_at(deadline.into(), sock.read_buf(&mut buf))
                     .await
                     .map_err(|_| timed_out("handshake"))??;
                 if read == 0 {
@@ -409,14 +470,15 @@ impl Pool {
         }
         let conn = Arc::new(MuxConn {
             addr: addr.to_string(),
+            sock,
             out: Mutex::new(Outgoing::default()),
             wake: Notify::new(),
             reader: Mutex::new(None),
             open: self.open.clone(),
         });
-        let rd = tokio::spawn(reader(conn.clone(), r, buf));
+        let rd = tokio::spawn(reader(conn.clone(), buf));
         *lock(&conn.reader) = Some(rd.abort_handle());
-        tokio::spawn(writer(conn.clone(), w));
+        tokio::spawn(writer(conn.clone()));
         self.open.inc();
         tracing::debug!(backend = %addr, "shared backend connection opened");
         Ok(conn)

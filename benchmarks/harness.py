@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(ROOT, "target", "release", "redis-ha")
@@ -128,7 +129,6 @@ class Topology:
 
 def haproxy_up(stats_port):
     """Servers UP per backend, from HAProxy's stats CSV."""
-    import urllib.request
     try:
         body = urllib.request.urlopen(f"http://{HOST}:{stats_port}/;csv", timeout=2).read().decode()
     except OSError:

@@ -134,13 +134,15 @@ fn spawn(prefix: &[&str], bin: &str, conf: &std::path::Path) -> Child {
         .unwrap_or_else(|e| panic!("start {bin}: {e}"))
 }
 
-/// Prints the sentinels' logs (shown only when the test fails).
-fn dump_sentinel_logs(dir: &std::path::Path) {
-    for i in 0..3 {
-        let p = dir.join(format!("s{i}/sentinel.log"));
-        let log = std::fs::read_to_string(&p).unwrap_or_default();
-        eprintln!("--- {}\n{log}", p.display());
-    }
+/// The three sentinels' logs.
+fn sentinel_logs(dir: &std::path::Path) -> Vec<(std::path::PathBuf, String)> {
+    (0..3)
+        .map(|i| {
+            let p = dir.join(format!("s{i}/sentinel.log"));
+            let log = std::fs::read_to_string(&p).unwrap_or_default();
+            (p, log)
+        })
+        .collect()
 }
 
 /// Prints the sentinels' logs if the test fails past this point.
@@ -149,20 +151,18 @@ struct LogsOnPanic(std::path::PathBuf);
 impl Drop for LogsOnPanic {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            dump_sentinel_logs(&self.0);
+            for (p, log) in sentinel_logs(&self.0) {
+                eprintln!("--- {}\n{log}", p.display());
+            }
         }
     }
 }
 
 /// Failovers completed, as the most-informed sentinel logged them.
 fn switch_count(dir: &std::path::Path) -> usize {
-    (0..3)
-        .map(|i| {
-            std::fs::read_to_string(dir.join(format!("s{i}/sentinel.log")))
-                .unwrap_or_default()
-                .matches("+switch-master mymaster")
-                .count()
-        })
+    sentinel_logs(dir)
+        .iter()
+        .map(|(_, log)| log.matches("+switch-master mymaster").count())
         .max()
         .unwrap_or(0)
 }

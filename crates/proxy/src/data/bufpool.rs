@@ -26,6 +26,14 @@ pub fn take() -> BytesMut {
     b
 }
 
+/// `b`, first taken from the pool if it was handed back.
+pub fn held(b: &mut BytesMut) -> &mut BytesMut {
+    if b.capacity() == 0 {
+        *b = take();
+    }
+    b
+}
+
 /// Hands `b` back (its contents are discarded).
 pub fn give(b: &mut BytesMut) {
     let mut b = std::mem::take(b);

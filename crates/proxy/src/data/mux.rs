@@ -15,7 +15,7 @@
 
 use crate::route::Routes;
 use atomic_waker::AtomicWaker;
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use prometheus_client::metrics::gauge::Gauge;
 use redis_ha_resp::encode;
 use redis_ha_resp::parse::frame_len;
@@ -196,9 +196,7 @@ impl MuxConn {
     fn flush_locked(&self, g: &mut Outgoing) -> Flush {
         while !g.buf.is_empty() {
             match self.sock.try_write(&g.buf) {
-                Ok(n) => {
-                    let _ = g.buf.split_to(n);
-                }
+                Ok(n) => g.buf.advance(n),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     g.blocked = true;
                     return Flush::Blocked;
@@ -255,11 +253,11 @@ async fn writer(conn: Arc<MuxConn>) {
             };
             match r {
                 Flush::Done => break,
+                // Room again: the next pass writes and clears `blocked`.
                 Flush::Blocked => {
                     if let Err(e) = conn.sock.writable().await {
                         return conn.fail(&format!("write failed: {e}"));
                     }
-                    lock(&conn.out).blocked = false;
                 }
                 Flush::Failed(e) => return conn.fail(&format!("write failed: {e}")),
             }
@@ -426,11 +424,10 @@ impl Pool {
         let deadline = Instant::now() + t;
         let timed_out =
             |what: &str| io::Error::new(io::ErrorKind::TimedOut, format!("{what} timed out"));
-        let sock = tokio::time::timeout_at(deadline.into(), TcpStream::connect(addr))
+        let mut sock = tokio::time::timeout_at(deadline.into(), TcpStream::connect(addr))
             .await
             .map_err(|_| timed_out("connect"))??;
         sock.set_nodelay(true)?;
-        let mut sock = sock;
         let mut hello = BytesMut::new();
         let mut n = 0;
         if let Some(pw) = &self.password {

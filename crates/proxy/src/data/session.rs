@@ -135,8 +135,7 @@ pub struct Session {
 
 /// Makes room to read into, growing the buffer only when it runs low: a
 /// reserve while earlier requests still share the buffer would allocate a
-/// new one every time. The first allocation is small: most clients send
-/// short commands, and idle pools hold thousands of connections.
+/// new one every time. A small (pooled) buffer first grows back to 4 KiB.
 fn room(buf: &mut BytesMut) {
     if buf.capacity() - buf.len() < 1024 {
         buf.reserve(if buf.capacity() < 4096 {
@@ -247,10 +246,7 @@ impl Session {
                     r = async {
                         loop {
                             cr.readable().await?;
-                            if cbuf.capacity() == 0 {
-                                *cbuf = bufpool::take();
-                            }
-                            room(cbuf);
+                            room(bufpool::held(cbuf));
                             match cr.try_read_buf(cbuf) {
                                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                                     // Looked readable, had nothing (a fresh socket does).
@@ -291,14 +287,6 @@ impl Session {
                 Wake::Timer => self.on_timer(),
             }
         }
-    }
-
-    /// The reply buffer, taken from the pool when the session was idle.
-    fn out(&mut self) -> &mut BytesMut {
-        if self.out.capacity() == 0 {
-            self.out = bufpool::take();
-        }
-        &mut self.out
     }
 
     fn next_timer(&self) -> Option<Instant> {
@@ -388,10 +376,7 @@ impl Session {
     fn flush_local(&mut self) {
         while let Some(p) = self.inflight.front() {
             let Some(reply) = &p.local else { break };
-            if self.out.capacity() == 0 {
-                self.out = bufpool::take();
-            }
-            self.out.extend_from_slice(reply);
+            bufpool::held(&mut self.out).extend_from_slice(reply);
             if p.close_after {
                 self.closing = true;
             }
@@ -743,7 +728,7 @@ impl Session {
     /// backend sends no longer matters (its requests are being re-sent).
     fn on_frame(&mut self, frame: &[u8]) -> bool {
         if self.state.passthrough || frame.first() == Some(&b'>') {
-            self.out().extend_from_slice(frame);
+            bufpool::held(&mut self.out).extend_from_slice(frame);
             return true;
         }
         if self.endpoint == Endpoint::write && !self.state.multi && frame.starts_with(b"-READONLY")
@@ -759,13 +744,13 @@ impl Session {
         }
         match self.inflight.front() {
             // A reply nobody asked for: forward it rather than lose it.
-            None => self.out().extend_from_slice(frame),
+            None => bufpool::held(&mut self.out).extend_from_slice(frame),
             // Cannot happen: local replies ahead of remote ones are flushed first.
-            Some(p) if p.local.is_some() => self.out().extend_from_slice(frame),
+            Some(p) if p.local.is_some() => bufpool::held(&mut self.out).extend_from_slice(frame),
             Some(_) => {
                 let p = self.inflight.pop_front().expect("checked");
                 self.on_reply(&p, frame);
-                self.out().extend_from_slice(frame);
+                bufpool::held(&mut self.out).extend_from_slice(frame);
                 self.flush_local();
             }
         }

@@ -18,6 +18,14 @@ async fn proxy_connections(node: &str) -> Vec<(String, String)> {
     client_connections(node)
         .await
         .iter()
+        // The control plane's one-shot ROLE / INFO probes come and go;
+        // they are not data-path connections.
+        .filter(|l| {
+            !(l.contains(" name= ")
+                && ["cmd=NULL", "cmd=role", "cmd=info"]
+                    .iter()
+                    .any(|c| l.contains(&format!(" {c} "))))
+        })
         .map(|l| {
             let field = |k: &str| {
                 l.split(' ')

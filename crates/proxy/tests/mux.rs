@@ -6,11 +6,14 @@ mod common;
 use bytes::BytesMut;
 use common::*;
 use redis_ha_proxy::config::ConnMode;
+use redis_ha_proxy::data::REJOIN;
+use redis_ha_proxy::metrics::Endpoint;
 use redis_ha_resp::conn::query;
+use redis_ha_resp::conn::Connection;
 use redis_ha_resp::parse::parse_frame;
 use redis_ha_resp::{encode, Frame};
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Proxy connections on `node`: (name, id) of each.
@@ -188,6 +191,83 @@ async fn stateful_commands_move_the_client_to_a_dedicated_connection() {
         names.iter().filter(|n| n.is_empty()).count() >= 1,
         "the BLPOP client should have a dedicated connection: {names:?}"
     );
+}
+
+/// Sends GETs of `key` for longer than `REJOIN`, checking each reply: a
+/// session that must stay on its dedicated connection has every chance to
+/// (wrongly) return to a shared one.
+async fn get_for_longer_than_rejoin(c: &mut Connection, key: &str, want: &str) {
+    let until = Instant::now() + REJOIN + Duration::from_millis(500);
+    while Instant::now() < until {
+        assert_eq!(text(&cmd(c, &["GET", key]).await), want);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_returns_to_the_shared_connections_only_when_its_state_is_clean() {
+    let (t, p) = setup(|c| c.mode = ConnMode::Multiplex).await;
+    let master = t.master().await.unwrap();
+    let ep = p.metrics.ep(Endpoint::write);
+    let mut c = conn(p.write_addr).await;
+    assert_eq!(text(&cmd(&mut c, &["SET", "k", "db0"]).await), "OK");
+
+    // SELECT 2: dedicated, and it stays so while the client is in db 2.
+    assert_eq!(text(&cmd(&mut c, &["SELECT", "2"]).await), "OK");
+    assert_eq!(text(&cmd(&mut c, &["SET", "k", "db2"]).await), "OK");
+    assert_eq!(ep.backend_connections.get(), 1);
+    get_for_longer_than_rejoin(&mut c, "k", "db2").await;
+    assert_eq!(ep.backend_connections.get(), 1);
+
+    // WATCH pins it too: the transaction must still see the other write.
+    assert_eq!(text(&cmd(&mut c, &["WATCH", "k"]).await), "OK");
+    assert_eq!(text(&cmd(&mut c, &["SELECT", "0"]).await), "OK");
+    get_for_longer_than_rejoin(&mut c, "k", "db0").await;
+    let mut other = conn(p.write_addr).await;
+    assert_eq!(text(&cmd(&mut other, &["SELECT", "2"]).await), "OK");
+    assert_eq!(text(&cmd(&mut other, &["SET", "k", "changed"]).await), "OK");
+    assert_eq!(text(&cmd(&mut c, &["MULTI"]).await), "OK");
+    assert_eq!(text(&cmd(&mut c, &["SET", "k", "mine"]).await), "QUEUED");
+    let exec = cmd(&mut c, &["EXEC"]).await;
+    assert!(
+        exec.as_array().is_none(),
+        "EXEC after a watched key changed must abort, got {exec:?}"
+    );
+    drop(other);
+
+    // Back in db 0 with no transaction: after a quiet REJOIN it returns to
+    // the shared connections, and its dedicated connection is closed.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while ep.backend_connections.get() != 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the client did not return to a shared connection within 10 s"
+        );
+        assert_eq!(text(&cmd(&mut c, &["GET", "k"]).await), "db0");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    poll(
+        "only shared connections on the master",
+        Duration::from_secs(10),
+        || async {
+            let conns = proxy_connections(&master).await;
+            conns
+                .iter()
+                .all(|(name, _)| name == "redis-ha-mux")
+                .then_some(())
+        },
+    )
+    .await;
+    assert_eq!(cmd(&mut c, &["INCR", "n"]).await.as_int(), Some(1));
+
+    // CLIENT TRACKING changes the connection in ways the proxy does not
+    // follow: that client keeps its connection.
+    let mut tracked = conn(p.write_addr).await;
+    assert_eq!(
+        text(&cmd(&mut tracked, &["CLIENT", "TRACKING", "ON", "BCAST"]).await),
+        "OK"
+    );
+    get_for_longer_than_rejoin(&mut tracked, "k", "db0").await;
+    assert_eq!(ep.backend_connections.get(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

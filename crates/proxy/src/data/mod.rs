@@ -10,7 +10,7 @@ pub mod table;
 mod session;
 
 pub use commands::{classify, lookup, Class, Kind};
-pub use session::Session;
+pub use session::{Session, REJOIN};
 
 use crate::config::{ProxyConfig, ReadBalance};
 use crate::metrics::{Endpoint, Metrics};

@@ -1,7 +1,12 @@
 //! One client connection and its backend: a dedicated connection, or in
 //! multiplex mode a shared one ([`super::mux`]) until the client does
 //! something stateful (MULTI, SELECT, SUBSCRIBE, a blocking command...),
-//! after which it gets a dedicated connection for the rest of its life.
+//! after which it gets a dedicated connection. It returns to the shared ones
+//! once its state is back to a fresh connection's (transaction over, SELECT 0,
+//! nothing blocked) and it has sent nothing stateful for [`REJOIN`]; pub/sub,
+//! AUTH, HELLO, CLIENT SETNAME and commands whose effect on the connection
+//! the proxy does not track (CLIENT TRACKING, unknown commands) keep it
+//! dedicated.
 //!
 //! Requests are forwarded in batches (everything parsed from one read goes
 //! out in one write); replies are forwarded as byte ranges measured by
@@ -40,6 +45,12 @@ use tokio::sync::watch;
 /// How often a held session retries when nothing else wakes it.
 const RETRY: Duration = Duration::from_millis(50);
 
+/// How long a session on a dedicated connection (multiplex mode) must go
+/// without a stateful command before it returns to the shared ones. A client
+/// that runs a transaction every few commands keeps its connection instead of
+/// reconnecting each time.
+pub const REJOIN: Duration = Duration::from_secs(1);
+
 /// Session state that must follow the client to a new backend connection.
 #[derive(Default, Clone)]
 struct State {
@@ -51,6 +62,9 @@ struct State {
     watching: bool,
     /// Replies no longer pair with requests (pub/sub, MONITOR, CLIENT REPLY).
     passthrough: bool,
+    /// A connection-level command the proxy does not track was sent (CLIENT
+    /// TRACKING, an unknown command...): the connection may hold state.
+    untracked: bool,
 }
 
 struct Pending {
@@ -107,8 +121,10 @@ pub struct Session {
     cbuf: BytesMut,
     out: BytesMut,
     backend: Option<Link>,
-    /// Multiplex mode until the first stateful command.
+    /// On a shared connection (multiplex mode, nothing stateful going on).
     mux: bool,
+    /// When the last stateful command was sent (multiplex mode).
+    stateful_at: Option<Instant>,
     inbox: Option<Arc<Inbox>>,
     /// Bumped whenever in-flight requests are abandoned (re-sent elsewhere),
     /// so late replies to them from a shared connection are ignored.
@@ -171,6 +187,7 @@ impl Session {
             out: BytesMut::new(),
             backend: None,
             mux,
+            stateful_at: None,
             inbox: None,
             gen: 0,
             replies: VecDeque::new(),
@@ -439,6 +456,10 @@ impl Session {
             tracing::debug!("session leaves the shared connection for a dedicated one");
             self.drop_backend();
             self.mux = false;
+        } else if !self.mux && self.may_share_again() {
+            tracing::debug!("session returns from its dedicated connection to the shared ones");
+            self.drop_backend();
+            self.mux = true;
         }
         self.sync_routes();
         let routes = self.routes.clone();
@@ -503,6 +524,9 @@ impl Session {
             if p.local.is_none() {
                 batch.extend_from_slice(&p.cmd.raw);
                 self.note_sent(&p);
+                if !p.shared && self.shared.cfg.mode == ConnMode::Multiplex {
+                    self.stateful_at = Some(Instant::now());
+                }
             }
             self.inflight.push_back(p);
         }
@@ -541,6 +565,27 @@ impl Session {
         }
     }
 
+    /// Multiplex mode, on a dedicated connection: the next request may go
+    /// over a shared one again (nothing on the connection would be missed).
+    fn may_share_again(&self) -> bool {
+        let s = &self.state;
+        self.shared.cfg.mode == ConnMode::Multiplex
+            && self
+                .queue
+                .front()
+                .is_some_and(|p| p.shared && p.local.is_none())
+            && !s.multi
+            && !s.watching
+            && !s.passthrough
+            && !s.untracked
+            && s.hello.is_none()
+            && s.auth.is_none()
+            && s.name.is_none()
+            && s.select.as_ref().is_none_or(|c| c.arg_is(1, "0"))
+            && !self.remote_inflight()
+            && self.stateful_at.is_none_or(|t| t.elapsed() >= REJOIN)
+    }
+
     /// Requests sent to the backend and not answered yet.
     fn remote_inflight(&self) -> bool {
         self.inflight.iter().any(|p| p.local.is_none())
@@ -553,6 +598,7 @@ impl Session {
             Kind::Multi => self.state.multi = true,
             Kind::Watch => self.state.watching = true,
             Kind::PassThrough => self.state.passthrough = true,
+            Kind::Normal if !p.shared => self.state.untracked = true,
             _ => {}
         }
     }

@@ -95,7 +95,8 @@ impl Server {
         .map(|s| s.to_string())
         .collect();
         args.extend(self.extra.iter().cloned());
-        self.pid = process::spawn_args(&bin, &args, &self.dir.path().join("log"), true).unwrap();
+        self.pid =
+            process::spawn_args(&bin, &args, &[], &self.dir.path().join("log"), true).unwrap();
         let deadline = Instant::now() + Duration::from_secs(10);
         while query(&self.addr(), &["PING"], Duration::from_millis(200))
             .await

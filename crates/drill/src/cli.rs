@@ -29,6 +29,9 @@ pub struct DrillArgs {
     pub sentinels: Vec<String>,
     #[arg(long, default_value = "mymaster")]
     pub master_name: String,
+    /// Password of the Redis nodes (default: the local topology's).
+    #[arg(long, env = "REDIS_HA_PASSWORD", hide_env_values = true)]
+    pub password: Option<String>,
     /// Concurrent writer connections (each: one SET at a time).
     #[arg(long, default_value_t = 8)]
     pub writers: usize,
@@ -76,6 +79,10 @@ pub async fn run(a: DrillArgs) -> anyhow::Result<u8> {
             .as_ref()
             .map(|o| o.spec.master_name.clone())
             .unwrap_or(a.master_name.clone()),
+        password: a
+            .password
+            .clone()
+            .or_else(|| local.as_ref().and_then(|o| o.spec.password.clone())),
         fault: a.fault,
         writers: a.writers,
         before: a.before,

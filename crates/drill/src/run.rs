@@ -31,6 +31,8 @@ pub struct DrillConfig {
     pub state_dir: Option<PathBuf>,
     pub sentinels: Vec<Addr>,
     pub master_name: String,
+    /// Password of the Redis nodes (writers log in with it too).
+    pub password: Option<String>,
     pub fault: Fault,
     pub writers: usize,
     /// Steady writing before the fault.
@@ -110,7 +112,13 @@ async fn writer(
     while !stop.load(Ordering::Relaxed) {
         let c = match conn.as_mut() {
             Some(c) => c,
-            None => match Connection::connect(&cfg.target, Duration::from_secs(1)).await {
+            None => match Connection::connect_auth(
+                &cfg.target,
+                cfg.password.as_deref(),
+                Duration::from_secs(1),
+            )
+            .await
+            {
                 Ok(mut c) => {
                     c.timeout = cfg.request_timeout;
                     conn.insert(c)
@@ -158,6 +166,7 @@ async fn writer(
 /// Polls ROLE on `nodes` every few ms; returns the first that is master.
 async fn watch_promotion(
     nodes: Vec<Addr>,
+    password: Option<String>,
     start: Instant,
     deadline: Instant,
 ) -> Option<(Addr, f64)> {
@@ -165,7 +174,7 @@ async fn watch_promotion(
     while Instant::now() < deadline {
         for (a, c) in conns.iter_mut() {
             if c.is_none() {
-                *c = Connection::connect(a, Duration::from_millis(200))
+                *c = Connection::connect_auth(a, password.as_deref(), Duration::from_millis(200))
                     .await
                     .ok();
             }
@@ -244,9 +253,10 @@ pub async fn run_drill(cfg: DrillConfig) -> anyhow::Result<DrillReport> {
     };
     nodes.retain(|a| *a != old_master);
     // Fail fast on a dead target instead of reporting a drill of nothing.
-    let mut probe = Connection::connect(&cfg.target, Duration::from_secs(2))
-        .await
-        .with_context(|| format!("cannot reach the drill target {}", cfg.target))?;
+    let mut probe =
+        Connection::connect_auth(&cfg.target, cfg.password.as_deref(), Duration::from_secs(2))
+            .await
+            .with_context(|| format!("cannot reach the drill target {}", cfg.target))?;
     probe
         .request_ok(&["PING"])
         .await
@@ -282,7 +292,12 @@ pub async fn run_drill(cfg: DrillConfig) -> anyhow::Result<DrillReport> {
 
     let fault_at = start.elapsed().as_secs_f64() * 1000.0;
     let watch_deadline = Instant::now() + cfg.max_wait;
-    let promo = tokio::spawn(watch_promotion(nodes, start, watch_deadline));
+    let promo = tokio::spawn(watch_promotion(
+        nodes,
+        cfg.password.clone(),
+        start,
+        watch_deadline,
+    ));
     let mut switch = tokio::spawn(watch_switch(cfg.sentinels.clone(), start));
     let old_name = topo.as_ref().and_then(|t| t.name_of(&old_master));
     bar.set_message(format!("{:?} on master {old_master}", cfg.fault));
@@ -359,7 +374,8 @@ pub async fn run_drill(cfg: DrillConfig) -> anyhow::Result<DrillReport> {
     switch.abort();
     bar.set_message("verifying acknowledged writes");
     let verify_on = new_master.clone().unwrap_or_else(|| old_master.clone());
-    let (lost, examples) = verify(&verify_on, &prefix, &logs).await?;
+    let pw = cfg.password.as_deref();
+    let (lost, examples) = verify(&verify_on, pw, &prefix, &logs).await?;
 
     if cfg.restore {
         if let (Some(t), Some(name)) = (&topo, &old_name) {
@@ -417,10 +433,11 @@ pub async fn run_drill(cfg: DrillConfig) -> anyhow::Result<DrillReport> {
 /// Reads back every acknowledged key (pipelined GETs) on `master`.
 async fn verify(
     master: &str,
+    password: Option<&str>,
     prefix: &str,
     logs: &[WriterLog],
 ) -> anyhow::Result<(u64, Vec<String>)> {
-    let mut c = Connection::connect(master, Duration::from_secs(2))
+    let mut c = Connection::connect_auth(master, password, Duration::from_secs(2))
         .await
         .with_context(|| format!("cannot verify on {master}"))?;
     c.timeout = Duration::from_secs(10);

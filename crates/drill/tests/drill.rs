@@ -13,6 +13,7 @@ fn config(t: &Topology, target: String, fault: Fault) -> DrillConfig {
         state_dir: Some(t.opts.state_dir.clone()),
         sentinels: t.sentinel_addrs(),
         master_name: t.opts.spec.master_name.clone(),
+        password: t.opts.spec.password.clone(),
         fault,
         writers: 4,
         before: Duration::from_millis(1500),
@@ -24,14 +25,16 @@ fn config(t: &Topology, target: String, fault: Fault) -> DrillConfig {
     }
 }
 
-async fn drill_through_proxy(fault: Fault) {
-    let t = Topology::start_test(1000).await.expect("topology");
-    let proxy = redis_ha_proxy::server::start(ProxyConfig::for_test(
-        t.sentinel_addrs(),
-        &t.opts.spec.master_name,
-    ))
-    .await
-    .expect("proxy");
+/// `password`: the nodes require it (`requirepass`, sentinel `auth-pass`),
+/// and the supervisor, the proxy and the drill log in with it.
+async fn drill_through_proxy(fault: Fault, password: Option<&str>) {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut opts = redis_ha_local::Options::for_test(tmp.path(), 1000).unwrap();
+    opts.spec.password = password.map(str::to_string);
+    let t = Topology::start(opts, true).await.expect("topology");
+    let mut pcfg = ProxyConfig::for_test(t.sentinel_addrs(), &t.opts.spec.master_name);
+    pcfg.password = password.map(str::to_string);
+    let proxy = redis_ha_proxy::server::start(pcfg).await.expect("proxy");
     let r = run_drill(config(&t, proxy.write_addr.to_string(), fault))
         .await
         .expect("drill");
@@ -61,12 +64,12 @@ async fn drill_through_proxy(fault: Fault) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_through_proxy_costs_no_error_and_no_write() {
-    drill_through_proxy(Fault::Kill).await;
+    drill_through_proxy(Fault::Kill, None).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn planned_failover_through_proxy_costs_no_error_and_no_write() {
-    drill_through_proxy(Fault::Failover).await;
+async fn planned_failover_with_a_password_through_proxy_costs_no_error_and_no_write() {
+    drill_through_proxy(Fault::Failover, Some("s3cret")).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

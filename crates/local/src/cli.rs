@@ -103,6 +103,10 @@ pub struct StatusArgs {
     pub sentinels: Vec<String>,
     #[arg(long, default_value = "mymaster")]
     pub master_name: String,
+    /// Password of the Redis nodes given with --sentinel (the local
+    /// topology's own is in its state directory).
+    #[arg(long, env = "REDIS_HA_PASSWORD", hide_env_values = true)]
+    pub password: Option<String>,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
@@ -322,7 +326,8 @@ async fn report(a: &StatusArgs) -> anyhow::Result<Report> {
     let timeout = Duration::from_millis(1000);
     if !a.sentinels.is_empty() {
         let s: Vec<(String, String)> = a.sentinels.iter().map(|s| (s.clone(), s.clone())).collect();
-        return Ok(collect(&s, &[], &a.master_name, timeout).await);
+        let pw = a.password.as_deref();
+        return Ok(collect(&s, &[], &a.master_name, pw, timeout).await);
     }
     let o = Options::load(&a.state_dir)?;
     let s: Vec<(String, String)> = (0..o.sentinel_ports.len())
@@ -333,7 +338,8 @@ async fn report(a: &StatusArgs) -> anyhow::Result<Report> {
         .map(Spec::redis_name)
         .zip(o.redis_addrs())
         .collect();
-    let mut r = collect(&s, &n, &o.spec.master_name, timeout).await;
+    let pw = o.spec.password.as_deref();
+    let mut r = collect(&s, &n, &o.spec.master_name, pw, timeout).await;
     if let Some(p) = &o.proxy {
         let at = |port| redis_ha_topology::addr(&o.host, port);
         r.add_proxy(at(p.write), at(p.read), at(p.admin), timeout)

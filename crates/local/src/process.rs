@@ -26,13 +26,20 @@ pub fn require_binary(name: &str) -> anyhow::Result<std::path::PathBuf> {
 /// `die_with_parent`, the kernel kills it if the supervisor dies, so a crashed
 /// test or foreground `up` leaves nothing behind. Returns the pid.
 pub fn spawn(bin: &Path, conf: &Path, log: &Path, die_with_parent: bool) -> anyhow::Result<u32> {
-    spawn_args(bin, &[conf.display().to_string()], log, die_with_parent)
+    spawn_args(
+        bin,
+        &[conf.display().to_string()],
+        &[],
+        log,
+        die_with_parent,
+    )
 }
 
 /// Like [`spawn`] with an argument list.
 pub fn spawn_args(
     bin: &Path,
     args: &[String],
+    env: &[(&str, &str)],
     log: &Path,
     die_with_parent: bool,
 ) -> anyhow::Result<u32> {
@@ -43,6 +50,7 @@ pub fn spawn_args(
         .with_context(|| format!("cannot open log {}", log.display()))?;
     let mut cmd = Command::new(bin);
     cmd.args(args)
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(out.try_clone()?)
         .stderr(out)

@@ -4,7 +4,7 @@
 use crate::{ports, process};
 use anyhow::{anyhow, bail, Context};
 use nix::sys::signal::Signal;
-use redis_ha_resp::conn::query;
+use redis_ha_resp::conn::query_auth;
 use redis_ha_topology::info::{parse_info, Role};
 use redis_ha_topology::render::{self, RedisNode, SentinelNode};
 use redis_ha_topology::role::{boot_role, Boot};
@@ -359,7 +359,8 @@ impl Topology {
         std::fs::write(&conf, render::redis_conf(&o.spec, &node))?;
         let pid = process::spawn(bin, &conf, &dir.join("redis.log"), self.attached)?;
         std::fs::write(o.pid_file(&name), pid.to_string())?;
-        wait_ping(&me, pid, &dir.join("redis.log")).await
+        let pw = o.spec.password.as_deref();
+        wait_ping(&me, pw, pid, &dir.join("redis.log")).await
     }
 
     async fn start_sentinel(&self, i: usize, bin: &Path) -> anyhow::Result<()> {
@@ -396,6 +397,7 @@ impl Topology {
         std::fs::write(o.pid_file(&name), pid.to_string())?;
         wait_ping(
             &addr(&o.host, o.sentinel_ports[i]),
+            None,
             pid,
             &dir.join("sentinel.log"),
         )
@@ -438,9 +440,10 @@ impl Topology {
     /// Exactly one master and every replica linked to it; returns the master.
     pub async fn replication_health(&self) -> anyhow::Result<Addr> {
         let o = &self.opts;
+        let pw = o.spec.password.as_deref();
         let mut masters = Vec::new();
         for a in o.redis_addrs() {
-            let f = query(&a, &["ROLE"], IO_TIMEOUT)
+            let f = query_auth(&a, pw, &["ROLE"], IO_TIMEOUT)
                 .await
                 .with_context(|| format!("{a} does not answer"))?;
             if let Some(Role::Master { .. }) = Role::from_frame(&f) {
@@ -451,7 +454,7 @@ impl Topology {
             bail!("expected exactly one master, found {masters:?}");
         };
         for a in o.redis_addrs().iter().filter(|a| *a != master) {
-            let f = query(a, &["INFO", "replication"], IO_TIMEOUT).await?;
+            let f = query_auth(a, pw, &["INFO", "replication"], IO_TIMEOUT).await?;
             let info = parse_info(&f.as_text().unwrap_or_default());
             let link = info
                 .get("master_link_status")
@@ -617,9 +620,16 @@ impl Topology {
         ]);
         args.extend(p.args.iter().cloned());
         let log = dir.join("proxy.log");
-        let pid = process::spawn_args(&bin, &args, &log, self.attached)?;
+        // The password goes by environment, not on the command line (`ps`).
+        let env: Vec<(&str, &str)> = o
+            .spec
+            .password
+            .iter()
+            .map(|pw| ("REDIS_HA_PASSWORD", pw.as_str()))
+            .collect();
+        let pid = process::spawn_args(&bin, &args, &env, &log, self.attached)?;
         std::fs::write(o.pid_file("proxy"), pid.to_string())?;
-        wait_ping(&addr(&o.host, p.write), pid, &log).await
+        wait_ping(&addr(&o.host, p.write), None, pid, &log).await
     }
 
     /// Stops every node (SIGTERM, then SIGKILL after a grace period).
@@ -677,10 +687,10 @@ where
 
 /// Waits until a freshly started server answers PING; if the process dies
 /// first, the error carries the end of its log.
-async fn wait_ping(a: &str, pid: u32, log: &Path) -> anyhow::Result<()> {
+async fn wait_ping(a: &str, password: Option<&str>, pid: u32, log: &Path) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
-        if query(a, &["PING"], IO_TIMEOUT).await.is_ok() {
+        if query_auth(a, password, &["PING"], IO_TIMEOUT).await.is_ok() {
             return Ok(());
         }
         if !process::alive(pid) || Instant::now() >= deadline {

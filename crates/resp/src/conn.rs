@@ -56,6 +56,20 @@ impl Connection<TcpStream> {
         stream.set_nodelay(true)?;
         Ok(Connection::from_stream(stream, addr, timeout))
     }
+
+    /// [`Connection::connect`], then AUTH with `password` (the default
+    /// user) when one is given.
+    pub async fn connect_auth(
+        addr: &str,
+        password: Option<&str>,
+        timeout: Duration,
+    ) -> Result<Connection, ConnError> {
+        let mut c = Connection::connect(addr, timeout).await?;
+        if let Some(pw) = password {
+            c.request_ok(&["AUTH", pw]).await?;
+        }
+        Ok(c)
+    }
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
@@ -134,6 +148,16 @@ pub async fn query<A: AsRef<[u8]>>(
     args: &[A],
     timeout: Duration,
 ) -> Result<Frame, ConnError> {
-    let mut c = Connection::connect(addr, timeout).await?;
+    query_auth(addr, None, args, timeout).await
+}
+
+/// [`query`] on a node that requires `password` (the default user's).
+pub async fn query_auth<A: AsRef<[u8]>>(
+    addr: &str,
+    password: Option<&str>,
+    args: &[A],
+    timeout: Duration,
+) -> Result<Frame, ConnError> {
+    let mut c = Connection::connect_auth(addr, password, timeout).await?;
     c.request_ok(args).await
 }

@@ -4,7 +4,7 @@
 
 use crate::info::{parse_info, Role};
 use crate::{addr, sentinel, Addr};
-use redis_ha_resp::conn::query;
+use redis_ha_resp::conn::{query, query_auth};
 use serde::Serialize;
 use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
@@ -106,6 +106,7 @@ pub async fn collect(
     sentinels: &[(String, Addr)],
     nodes: &[(String, Addr)],
     master_name: &str,
+    password: Option<&str>,
     timeout: Duration,
 ) -> Report {
     let mut sstat = Vec::new();
@@ -133,7 +134,7 @@ pub async fn collect(
     }
     let mut nstat = Vec::new();
     for (name, a) in &node_list {
-        nstat.push(node_status(name, a, timeout).await);
+        nstat.push(node_status(name, a, password, timeout).await);
     }
     // Lag against the master's offset and as the master sees each replica.
     let (master_offset, seen) = nstat
@@ -240,7 +241,7 @@ pub async fn collect(
     }
 }
 
-async fn node_status(name: &str, a: &str, timeout: Duration) -> NodeStatus {
+async fn node_status(name: &str, a: &str, pw: Option<&str>, timeout: Duration) -> NodeStatus {
     let mut n = NodeStatus {
         name: name.to_string(),
         addr: a.to_string(),
@@ -254,14 +255,14 @@ async fn node_status(name: &str, a: &str, timeout: Duration) -> NodeStatus {
         error: None,
         seen_replicas: Vec::new(),
     };
-    let role = match query(a, &["ROLE"], timeout).await {
+    let role = match query_auth(a, pw, &["ROLE"], timeout).await {
         Ok(f) => Role::from_frame(&f),
         Err(e) => {
             n.error = Some(e.to_string());
             return n;
         }
     };
-    let info = query(a, &["INFO", "replication"], timeout)
+    let info = query_auth(a, pw, &["INFO", "replication"], timeout)
         .await
         .ok()
         .and_then(|f| f.as_text())

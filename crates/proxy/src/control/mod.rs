@@ -168,6 +168,7 @@ impl Controller {
                                 self.watching_promotion = Some(replica.clone());
                                 tokio::spawn(probe::watch_promotion(
                                     replica,
+                                    self.cfg.password.clone(),
                                     self.event_tx.clone(),
                                 ));
                             }
@@ -276,7 +277,7 @@ impl Controller {
         if self.routes.master.as_deref() == Some(new) {
             return;
         }
-        if !probe::is_master(new, self.cfg.connect_timeout).await {
+        if !probe::is_master(new, self.cfg.password.as_deref(), self.cfg.connect_timeout).await {
             return;
         }
         if !leader_backed {
@@ -319,7 +320,7 @@ impl Controller {
         let candidate = probe::choose_master(&views);
         let mut next = self.routes.clone();
         let master_ok = match &candidate {
-            Some(c) => probe::is_master(c, t).await,
+            Some(c) => probe::is_master(c, self.cfg.password.as_deref(), t).await,
             None => false,
         };
         if master_ok {

@@ -4,7 +4,7 @@
 use super::events::Event;
 use super::state::{ReplicaView, SentinelView};
 use crate::config::ProxyConfig;
-use redis_ha_resp::conn::query;
+use redis_ha_resp::conn::query_auth;
 use redis_ha_resp::Connection;
 use redis_ha_topology::info::{parse_info, Role};
 use redis_ha_topology::{addr, sentinel, Addr};
@@ -12,20 +12,21 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc::UnboundedSender;
 
-pub async fn is_master(a: &str, timeout: Duration) -> bool {
-    match query(a, &["ROLE"], timeout).await {
+pub async fn is_master(a: &str, password: Option<&str>, timeout: Duration) -> bool {
+    match query_auth(a, password, &["ROLE"], timeout).await {
         Ok(f) => matches!(Role::from_frame(&f), Some(Role::Master { .. })),
         Err(_) => false,
     }
 }
 
 /// Polls the chosen replica's ROLE every few ms until it says master.
-pub async fn watch_promotion(replica: Addr, tx: UnboundedSender<Event>) {
+pub async fn watch_promotion(replica: Addr, password: Option<String>, tx: UnboundedSender<Event>) {
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut conn: Option<Connection> = None;
     while Instant::now() < deadline && !tx.is_closed() {
         if conn.is_none() {
-            conn = Connection::connect(&replica, Duration::from_millis(300))
+            let t = Duration::from_millis(300);
+            conn = Connection::connect_auth(&replica, password.as_deref(), t)
                 .await
                 .ok();
         }
@@ -141,6 +142,7 @@ pub async fn replica_health(
     cfg: &ProxyConfig,
 ) -> Vec<ReplicaView> {
     let t = cfg.connect_timeout;
+    let pw = cfg.password.as_deref();
     let Some(view) = views
         .iter()
         .find(|v| v.error.is_none() && v.master.as_deref() == master)
@@ -153,7 +155,7 @@ pub async fn replica_health(
     let mut acks: HashMap<Addr, (String, i64, i64)> = HashMap::new();
     let mut master_offset = None;
     if let Some(m) = master {
-        if let Ok(f) = query(m, &["INFO", "replication"], t).await {
+        if let Ok(f) = query_auth(m, pw, &["INFO", "replication"], t).await {
             let info = parse_info(&f.as_text().unwrap_or_default());
             master_offset = info
                 .get("master_repl_offset")
@@ -211,7 +213,7 @@ pub async fn replica_health(
                 r.reason = if let Some(f) = bad_flag {
                     Some(format!("sentinel flags it {f}"))
                 } else {
-                    match query(&a, &["INFO", "replication"], t).await {
+                    match query_auth(&a, pw, &["INFO", "replication"], t).await {
                         Err(e) => Some(format!("unreachable: {e}")),
                         Ok(f) => {
                             let info = parse_info(&f.as_text().unwrap_or_default());

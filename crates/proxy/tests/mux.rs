@@ -270,6 +270,84 @@ async fn a_client_returns_to_the_shared_connections_only_when_its_state_is_clean
     assert_eq!(ep.backend_connections.get(), 1);
 }
 
+/// Sends GETs until the write endpoint has no dedicated connection left.
+async fn until_shared(c: &mut Connection, ep: &redis_ha_proxy::metrics::EndpointMetrics) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while ep.backend_connections.get() != 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the client did not return to a shared connection within 10 s"
+        );
+        cmd(c, &["GET", "k"]).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resp3_clients_share_resp3_connections() {
+    let (t, p) = setup(|c| c.mode = ConnMode::Multiplex).await;
+    let master = t.master().await.unwrap();
+    let ep = p.metrics.ep(Endpoint::write);
+    let mut c3 = conn(p.write_addr).await;
+    let hello = cmd(&mut c3, &["HELLO", "3"]).await;
+    assert!(matches!(hello, Frame::Map(_)), "HELLO 3 reply: {hello:?}");
+    assert_eq!(
+        cmd(&mut c3, &["HSET", "h", "f", "v"]).await.as_int(),
+        Some(1)
+    );
+    until_shared(&mut c3, ep).await;
+    // Replies keep each client's protocol: a map for the RESP3 client, a
+    // flat array for a RESP2 one, both over shared connections.
+    let m = cmd(&mut c3, &["HGETALL", "h"]).await;
+    assert!(matches!(m, Frame::Map(_)), "RESP3 HGETALL: {m:?}");
+    let mut c2 = conn(p.write_addr).await;
+    let a = cmd(&mut c2, &["HGETALL", "h"]).await;
+    assert!(matches!(a, Frame::Array(_)), "RESP2 HGETALL: {a:?}");
+    assert_eq!(ep.backend_connections.get(), 0);
+    let conns = proxy_connections(&master).await;
+    assert!(
+        conns.iter().all(|(name, _)| name == "redis-ha-mux") && conns.len() <= 4,
+        "two shared connections per protocol at most: {conns:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_logging_in_as_the_proxy_does_share_its_connections() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut opts = redis_ha_local::Options::for_test(tmp.path(), 1000).unwrap();
+    opts.spec.password = Some("s3cret".into());
+    let t = redis_ha_local::Topology::start(opts, true).await.unwrap();
+    let mut cfg =
+        redis_ha_proxy::config::ProxyConfig::for_test(t.sentinel_addrs(), &t.opts.spec.master_name);
+    cfg.mode = ConnMode::Multiplex;
+    cfg.password = Some("s3cret".into());
+    let p = redis_ha_proxy::server::start(cfg).await.unwrap();
+    p.wait_master(Duration::from_secs(10)).await.unwrap();
+    let ep = p.metrics.ep(Endpoint::write);
+
+    // Without AUTH the proxy logs in for the client; with the same password
+    // (either form, or in HELLO) the client returns to the shared ones.
+    let mut plain = conn(p.write_addr).await;
+    assert_eq!(text(&cmd(&mut plain, &["SET", "k", "v"]).await), "OK");
+    assert_eq!(ep.backend_connections.get(), 0);
+    for login in [
+        &["AUTH", "s3cret"][..],
+        &["AUTH", "default", "s3cret"],
+        &["HELLO", "3", "AUTH", "default", "s3cret"],
+    ] {
+        let mut c = conn(p.write_addr).await;
+        let r = cmd(&mut c, login).await;
+        assert!(!matches!(r, Frame::Error(_)), "{login:?}: {r:?}");
+        assert_eq!(ep.backend_connections.get(), 1, "{login:?}");
+        until_shared(&mut c, ep).await;
+        assert_eq!(text(&cmd(&mut c, &["GET", "k"]).await), "v");
+    }
+    // A wrong password is still Redis's to refuse.
+    let mut wrong = conn(p.write_addr).await;
+    let r = cmd(&mut wrong, &["AUTH", "nope"]).await;
+    assert!(matches!(r, Frame::Error(_)), "{r:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_shared_connection_killed_mid_stream_is_invisible_to_clients() {
     let (t, p) = setup(|c| {

@@ -335,9 +335,18 @@ pub struct Pool {
     per_node: usize,
     password: Option<String>,
     connect_timeout: Duration,
-    nodes: Mutex<HashMap<Addr, Arc<Node>>>,
+    /// Per node and protocol: RESP3 clients (HELLO 3) get connections of
+    /// their own, since replies are encoded per connection.
+    nodes: Mutex<HashMap<(Addr, Proto), Arc<Node>>>,
     /// Shared connections currently open (a metric).
     pub open: Gauge,
+}
+
+/// The protocol a shared connection speaks, as set by HELLO.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Proto {
+    Resp2,
+    Resp3,
 }
 
 #[derive(Default)]
@@ -363,11 +372,11 @@ impl Pool {
         }
     }
 
-    /// A live shared connection to `addr`, spreading sessions over up to
-    /// `per_node` connections; opens one if needed.
-    pub async fn get(&self, addr: &str) -> io::Result<Arc<MuxConn>> {
+    /// A live shared connection to `addr` speaking `proto`, spreading
+    /// sessions over up to `per_node` connections; opens one if needed.
+    pub async fn get(&self, addr: &str, proto: Proto) -> io::Result<Arc<MuxConn>> {
         let node = lock(&self.nodes)
-            .entry(addr.to_string())
+            .entry((addr.to_string(), proto))
             .or_default()
             .clone();
         let slot = node.next.fetch_add(1, Ordering::Relaxed) % self.per_node;
@@ -379,7 +388,7 @@ impl Pool {
         if let Some(c) = self.pick(&node, slot) {
             return Ok(c);
         }
-        let c = self.connect(addr).await?;
+        let c = self.connect(addr, proto).await?;
         lock(&node.conns).push(c.clone());
         Ok(c)
     }
@@ -389,7 +398,7 @@ impl Pool {
     /// master, and sessions waiting on them re-send elsewhere.
     pub fn fence(&self, routes: &Routes) {
         let nodes = lock(&self.nodes);
-        for (addr, node) in nodes.iter() {
+        for ((addr, _), node) in nodes.iter() {
             if routes.master.as_ref() == Some(addr) || routes.replicas.contains(addr) {
                 continue;
             }
@@ -419,7 +428,7 @@ impl Pool {
         Some(conns[slot % conns.len()].clone())
     }
 
-    async fn connect(&self, addr: &str) -> io::Result<Arc<MuxConn>> {
+    async fn connect(&self, addr: &str, proto: Proto) -> io::Result<Arc<MuxConn>> {
         let t = self.connect_timeout;
         let deadline = Instant::now() + t;
         let timed_out =
@@ -430,12 +439,30 @@ impl Pool {
         sock.set_nodelay(true)?;
         let mut hello = BytesMut::new();
         let mut n = 0;
-        if let Some(pw) = &self.password {
-            encode::command(&["AUTH", pw.as_str()], &mut hello);
-            n += 1;
-        }
         // Named, so `CLIENT LIST` on the node shows what these are.
-        encode::command(&["CLIENT", "SETNAME", "redis-ha-mux"], &mut hello);
+        const NAME: &str = "redis-ha-mux";
+        match (proto, &self.password) {
+            (Proto::Resp3, Some(pw)) => {
+                let a = [
+                    "HELLO",
+                    "3",
+                    "AUTH",
+                    "default",
+                    pw.as_str(),
+                    "SETNAME",
+                    NAME,
+                ];
+                encode::command(&a, &mut hello);
+            }
+            (Proto::Resp3, None) => encode::command(&["HELLO", "3", "SETNAME", NAME], &mut hello),
+            (Proto::Resp2, pw) => {
+                if let Some(pw) = pw {
+                    encode::command(&["AUTH", pw.as_str()], &mut hello);
+                    n += 1;
+                }
+                encode::command(&["CLIENT", "SETNAME", NAME], &mut hello);
+            }
+        }
         n += 1;
         sock.write_all(&hello).await?;
         let mut buf = BytesMut::with_capacity(64 * 1024);

@@ -25,7 +25,7 @@
 
 use super::bufpool;
 use super::commands::{Kind, LastClass};
-use super::mux::{Inbox, MuxConn, Reply};
+use super::mux::{Inbox, MuxConn, Proto, Reply};
 use super::Shared;
 use crate::config::ConnMode;
 use crate::metrics::Endpoint;
@@ -482,10 +482,14 @@ impl Session {
                 return self.hold(&routes);
             };
             let link = if self.mux {
-                self.shared.pool.get(&t).await.map(|conn| Link::Mux {
-                    conn,
-                    epoch: routes.epoch,
-                })
+                self.shared
+                    .pool
+                    .get(&t, self.proto())
+                    .await
+                    .map(|conn| Link::Mux {
+                        conn,
+                        epoch: routes.epoch,
+                    })
             } else {
                 self.connect(&t, routes.epoch).await.map(|b| {
                     self.shared
@@ -578,12 +582,50 @@ impl Session {
             && !s.watching
             && !s.passthrough
             && !s.untracked
-            && s.hello.is_none()
-            && s.auth.is_none()
+            && self.hello_shareable()
+            && self.auth_shareable()
             && s.name.is_none()
             && s.select.as_ref().is_none_or(|c| c.arg_is(1, "0"))
             && !self.remote_inflight()
             && self.stateful_at.is_none_or(|t| t.elapsed() >= REJOIN)
+    }
+
+    /// The protocol the client asked for with HELLO.
+    fn proto(&self) -> Proto {
+        match &self.state.hello {
+            Some(h) if h.arg_is(1, "3") => Proto::Resp3,
+            _ => Proto::Resp2,
+        }
+    }
+
+    /// `user`/`pass` are what the shared connections log in with: the
+    /// default user with the proxy's `--password`.
+    fn same_login(&self, user: Option<&[u8]>, pass: Option<&[u8]>) -> bool {
+        let Some(pw) = self.shared.cfg.password.as_deref() else {
+            return false;
+        };
+        user.is_none_or(|u| u == b"default") && pass == Some(pw.as_bytes())
+    }
+
+    /// No AUTH, or one that logs in as the shared connections do.
+    fn auth_shareable(&self) -> bool {
+        match &self.state.auth {
+            None => true,
+            Some(a) if a.argc() == 2 => self.same_login(None, a.arg(1)),
+            Some(a) if a.argc() == 3 => self.same_login(a.arg(1), a.arg(2)),
+            Some(_) => false,
+        }
+    }
+
+    /// No HELLO, or `HELLO [2|3]` optionally with the shared connections'
+    /// login; HELLO ... SETNAME names the connection and keeps it dedicated.
+    fn hello_shareable(&self) -> bool {
+        match &self.state.hello {
+            None => true,
+            Some(h) if h.argc() <= 2 => true,
+            Some(h) if h.argc() == 5 && h.arg_is(2, "AUTH") => self.same_login(h.arg(3), h.arg(4)),
+            Some(_) => false,
+        }
     }
 
     /// Requests sent to the backend and not answered yet.

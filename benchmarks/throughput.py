@@ -146,8 +146,13 @@ def main():
             h.log(f"redis-ha proxy --mode {mode} did not start ({e}); skipped")
     master, replica = topo.master_port(), topo.replica_ports()[0]
     paths = {"direct": (master, replica), "haproxy": (hap["write"], hap["read"])}
+    # The proxy process of each path, for its CPU per request.
+    proxy_pid = {"direct": None, "haproxy": hap["pid"]}
     for mode, p in proxies.items():
         paths[f"redis-ha ({mode})"] = (p["write"], p["read"])
+        proxy_pid[f"redis-ha ({mode})"] = p["pid"]
+    redis_pids = [int(h.redis_cli(q, "INFO", "server").split("process_id:")[1].split()[0])
+                  for q in topo.redis_ports]
     cells = []
     for conns in [int(c) for c in a.conns.split(",")]:
         for cmd in ("set", "get"):
@@ -159,7 +164,14 @@ def main():
         for cmd, pipe, conns, n in cells:
             for name, (wport, rport) in paths.items():
                 port = wport if cmd == "set" else rport
+                pid = proxy_pid[name]
+                before = (sum(map(h.cpu_seconds, redis_pids)), h.cpu_seconds(pid) if pid else 0.0)
                 r = redis_benchmark(port, cmd, conns, pipe, n)
+                after = (sum(map(h.cpu_seconds, redis_pids)), h.cpu_seconds(pid) if pid else 0.0)
+                # CPU microseconds per request: the load generator, every
+                # Redis node (replication included), the proxy in between.
+                r["cpu_us"] = {"client": r["cpu_s"] / n * 1e6, "redis": (after[0] - before[0]) / n * 1e6,
+                               "proxy": (after[1] - before[1]) / n * 1e6}
                 results.setdefault((cmd, pipe, conns), {}).setdefault(name, []).append(r)
                 h.log(f"round {rnd + 1} {cmd.upper()} P{pipe} c{conns} {name}: {r['rps']:.0f} ops/s p99 {r['p99_ms']} ms")
     # The same cells at 50 connections with redis-ha bench as the load
@@ -211,6 +223,30 @@ def ratio_table(lines, results, names, conns):
     lines.append("")
 
 
+def cpu_table(lines, results, names):
+    """Where the CPU goes at 50 connections: what a request costs each process."""
+    keys = sorted(k for k in results if k[2] == 50 and all("cpu_us" in r for v in results[k].values() for r in v))
+    if not keys:
+        return
+    lines += ["## CPU per request at 50 connections", "",
+              "CPU microseconds per request (user + system, mean over the rounds) of the load generator, all",
+              "three Redis nodes, and the proxy; `cores busy` = total CPU time ÷ wall time. The machine has "
+              f"{os.cpu_count()} cores: a",
+              "path can go no faster than its total CPU per request allows, and at pipeline 1 the proxy's own",
+              "share is mostly kernel TCP (one recv and one send per request).", "",
+              "| cell | path | client | Redis | proxy | total | cores busy |", "|---|---|---|---|---|---|---|"]
+    for k in keys:
+        for name in names:
+            runs = results[k][name]
+            c = {f: sum(r["cpu_us"][f] for r in runs) / len(runs) for f in ("client", "redis", "proxy")}
+            total = sum(c.values())
+            rps = sum(r["rps"] for r in runs) / len(runs)
+            proxy = f"{c['proxy']:.1f}" if name != "direct" else "–"
+            lines.append(f"| {k[0].upper()} P{k[1]} | {name} | {c['client']:.1f} | {c['redis']:.1f} | {proxy} | "
+                         f"{total:.1f} | {total * rps / 1e6:.2f} |")
+    lines.append("")
+
+
 def write_report(a, results, ha_results, paths, mem, eff):
     m = h.machine()
     lines = ["# Benchmark results", "",
@@ -226,6 +262,7 @@ def write_report(a, results, ha_results, paths, mem, eff):
     for conns in sorted({k[2] for k in results}):
         lines += [f"## {conns} connections", ""]
         ratio_table(lines, results, names, conns)
+    cpu_table(lines, results, names)
     if ha_results:
         lines += ["## 50 connections, redis-ha bench as the load generator", "",
                   "`redis-ha bench -t 2 -c 25 --ratio 1:0 / 0:1 -d 256 --pipeline P --key-maximum 100000`, "

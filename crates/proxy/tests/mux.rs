@@ -259,6 +259,15 @@ async fn a_client_returns_to_the_shared_connections_only_when_its_state_is_clean
     .await;
     assert_eq!(cmd(&mut c, &["INCR", "n"]).await.as_int(), Some(1));
 
+    // A name is only a label: the client returns to the shared connections,
+    // and the name is given again to any dedicated connection it gets later.
+    assert_eq!(
+        text(&cmd(&mut c, &["CLIENT", "SETNAME", "app-1"]).await),
+        "OK"
+    );
+    until_shared(&mut c, ep).await;
+    assert_eq!(text(&cmd(&mut c, &["CLIENT", "GETNAME"]).await), "app-1");
+
     // CLIENT TRACKING changes the connection in ways the proxy does not
     // follow: that client keeps its connection.
     let mut tracked = conn(p.write_addr).await;
@@ -266,8 +275,10 @@ async fn a_client_returns_to_the_shared_connections_only_when_its_state_is_clean
         text(&cmd(&mut tracked, &["CLIENT", "TRACKING", "ON", "BCAST"]).await),
         "OK"
     );
+    // (`c` holds a dedicated connection too, since its GETNAME; it is idle.)
+    let dedicated = ep.backend_connections.get();
     get_for_longer_than_rejoin(&mut tracked, "k", "db0").await;
-    assert_eq!(ep.backend_connections.get(), 1);
+    assert_eq!(ep.backend_connections.get(), dedicated);
 }
 
 /// Sends GETs until the write endpoint has no dedicated connection left.

@@ -3,8 +3,10 @@
 //! something stateful (MULTI, SELECT, SUBSCRIBE, a blocking command...),
 //! after which it gets a dedicated connection. It returns to the shared ones
 //! once its state is back to a fresh connection's (transaction over, SELECT 0,
-//! nothing blocked) and it has sent nothing stateful for [`REJOIN`]; pub/sub,
-//! AUTH, HELLO, CLIENT SETNAME and commands whose effect on the connection
+//! nothing blocked) and it has sent nothing stateful for [`REJOIN`]. RESP3
+//! clients share RESP3 connections; a name (CLIENT SETNAME / SETINFO) is
+//! given again to any later dedicated connection. Pub/sub, a login other
+//! than the shared connections', and commands whose effect on the connection
 //! the proxy does not track (CLIENT TRACKING, unknown commands) keep it
 //! dedicated.
 //!
@@ -57,6 +59,8 @@ struct State {
     hello: Option<Command>,
     auth: Option<Command>,
     name: Option<Command>,
+    /// CLIENT SETINFO, one per attribute.
+    info: Vec<Command>,
     select: Option<Command>,
     multi: bool,
     watching: bool,
@@ -584,7 +588,6 @@ impl Session {
             && !s.untracked
             && self.hello_shareable()
             && self.auth_shareable()
-            && s.name.is_none()
             && s.select.as_ref().is_none_or(|c| c.arg_is(1, "0"))
             && !self.remote_inflight()
             && self.stateful_at.is_none_or(|t| t.elapsed() >= REJOIN)
@@ -617,15 +620,23 @@ impl Session {
         }
     }
 
-    /// No HELLO, or `HELLO [2|3]` optionally with the shared connections'
-    /// login; HELLO ... SETNAME names the connection and keeps it dedicated.
+    /// No HELLO, or `HELLO [2|3] [AUTH user pass] [SETNAME name]` whose
+    /// AUTH, if any, is the shared connections' login.
     fn hello_shareable(&self) -> bool {
-        match &self.state.hello {
-            None => true,
-            Some(h) if h.argc() <= 2 => true,
-            Some(h) if h.argc() == 5 && h.arg_is(2, "AUTH") => self.same_login(h.arg(3), h.arg(4)),
-            Some(_) => false,
+        let Some(h) = &self.state.hello else {
+            return true;
+        };
+        let mut i = 2;
+        while i < h.argc() {
+            if h.arg_is(i, "AUTH") && self.same_login(h.arg(i + 1), h.arg(i + 2)) {
+                i += 3;
+            } else if h.arg_is(i, "SETNAME") && h.arg(i + 1).is_some() {
+                i += 2;
+            } else {
+                return false;
+            }
         }
+        true
     }
 
     /// Requests sent to the backend and not answered yet.
@@ -640,7 +651,6 @@ impl Session {
             Kind::Multi => self.state.multi = true,
             Kind::Watch => self.state.watching = true,
             Kind::PassThrough => self.state.passthrough = true,
-            Kind::Normal if !p.shared => self.state.untracked = true,
             _ => {}
         }
     }
@@ -704,15 +714,9 @@ impl Session {
                 n += 1;
             }
         }
-        for c in [
-            &self.state.hello,
-            &self.state.auth,
-            &self.state.name,
-            &self.state.select,
-        ]
-        .into_iter()
-        .flatten()
-        {
+        let s = &self.state;
+        let once = [&s.hello, &s.auth, &s.name, &s.select];
+        for c in once.into_iter().flatten().chain(&s.info) {
             replay.extend_from_slice(&c.raw);
             n += 1;
         }
@@ -859,6 +863,14 @@ impl Session {
             Kind::Auth if ok => self.state.auth = Some(p.cmd.clone()),
             Kind::Hello if ok => self.state.hello = Some(p.cmd.clone()),
             Kind::SetName if ok => self.state.name = Some(p.cmd.clone()),
+            Kind::SetInfo if ok => {
+                let attr = p.cmd.arg(2).map(<[u8]>::to_ascii_uppercase);
+                let info = &mut self.state.info;
+                info.retain(|c| c.arg(2).map(<[u8]>::to_ascii_uppercase) != attr);
+                info.push(p.cmd.clone());
+            }
+            // Not followed by the proxy; a refused one changed nothing.
+            Kind::Normal if ok && !p.shared => self.state.untracked = true,
             Kind::Reset if ok => self.state = State::default(),
             _ => {}
         }

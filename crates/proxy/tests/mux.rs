@@ -236,15 +236,8 @@ async fn a_client_returns_to_the_shared_connections_only_when_its_state_is_clean
 
     // Back in db 0 with no transaction: after a quiet REJOIN it returns to
     // the shared connections, and its dedicated connection is closed.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while ep.backend_connections.get() != 0 {
-        assert!(
-            Instant::now() < deadline,
-            "the client did not return to a shared connection within 10 s"
-        );
-        assert_eq!(text(&cmd(&mut c, &["GET", "k"]).await), "db0");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    until_shared(&mut c, ep).await;
+    assert_eq!(text(&cmd(&mut c, &["GET", "k"]).await), "db0");
     poll(
         "only shared connections on the master",
         Duration::from_secs(10),

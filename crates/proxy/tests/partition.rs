@@ -14,6 +14,7 @@ use common::*;
 use redis_ha_proxy::config::{ConnMode, ProxyConfig};
 use redis_ha_proxy::server::start;
 use redis_ha_resp::conn::query;
+use redis_ha_resp::Frame;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -167,6 +168,15 @@ fn switch_count(dir: &std::path::Path) -> usize {
         .unwrap_or(0)
 }
 
+/// `SENTINEL <what> mymaster` on sentinel `s`, as an array (`None` if it
+/// does not answer).
+async fn sentinel(s: &str, what: &str) -> Option<Vec<Frame>> {
+    let f = query(s, &["SENTINEL", what, "mymaster"], Duration::from_secs(1))
+        .await
+        .ok()?;
+    f.as_array().map(<[Frame]>::to_vec)
+}
+
 async fn partition_the_master(mode: ConnMode) {
     let tag = (mode == ConnMode::Multiplex) as u32;
     let net = match Net::create(tag) {
@@ -242,14 +252,7 @@ async fn partition_the_master(mode: ConnMode) {
         Duration::from_secs(20),
         || async {
             for s in &sentinels {
-                let f = query(
-                    s,
-                    &["SENTINEL", "MASTER", "mymaster"],
-                    Duration::from_secs(1),
-                )
-                .await
-                .ok()?;
-                let v = f.as_array()?;
+                let v = sentinel(s, "MASTER").await?;
                 let field = |name: &str| {
                     v.chunks(2)
                         .find(|kv| text(&kv[0]) == name)
@@ -352,14 +355,7 @@ async fn partition_the_master(mode: ConnMode) {
         || async {
             let mut agreed: Option<String> = None;
             for s in &sentinels {
-                let f = query(
-                    s,
-                    &["SENTINEL", "GET-MASTER-ADDR-BY-NAME", "mymaster"],
-                    Duration::from_secs(1),
-                )
-                .await
-                .ok()?;
-                let v = f.as_array()?;
+                let v = sentinel(s, "GET-MASTER-ADDR-BY-NAME").await?;
                 let m = format!("{}:{}", text(v.first()?), text(v.get(1)?));
                 if agreed.get_or_insert(m.clone()) != &m {
                     return None;

@@ -26,9 +26,9 @@ pub enum Kind {
     Select,
     Auth,
     Hello,
+    /// CLIENT SETNAME, CLIENT SETINFO LIB-NAME / LIB-VER (Redis 7.2+):
+    /// labels of the connection.
     SetName,
-    /// CLIENT SETINFO LIB-NAME / LIB-VER (Redis 7.2+): labels, like the name.
-    SetInfo,
     Reset,
 }
 
@@ -91,8 +91,7 @@ fn kind(c: &Command, spec: Option<&Spec>) -> Kind {
             Kind::PassThrough
         }
         _ if is("CLIENT") && c.arg_is(1, "REPLY") => Kind::PassThrough,
-        _ if is("CLIENT") && c.arg_is(1, "SETNAME") => Kind::SetName,
-        _ if is("CLIENT") && c.arg_is(1, "SETINFO") => Kind::SetInfo,
+        _ if is("CLIENT") && (c.arg_is(1, "SETNAME") || c.arg_is(1, "SETINFO")) => Kind::SetName,
         _ if is("MULTI") => Kind::Multi,
         _ if is("EXEC") || is("DISCARD") => Kind::EndMulti,
         _ if is("WATCH") => Kind::Watch,
@@ -220,7 +219,7 @@ mod tests {
         assert_eq!(k(&["Subscribe", "ch"]), Kind::PassThrough);
         assert_eq!(k(&["client", "reply", "off"]), Kind::PassThrough);
         assert_eq!(k(&["client", "setname", "x"]), Kind::SetName);
-        assert_eq!(k(&["client", "setinfo", "lib-name", "x"]), Kind::SetInfo);
+        assert_eq!(k(&["client", "setinfo", "lib-name", "x"]), Kind::SetName);
         assert_eq!(k(&["blpop", "l", "0"]), Kind::Blocking);
         assert_eq!(k(&["bzmpop", "0", "1", "z", "MIN"]), Kind::Blocking);
         assert_eq!(k(&["wait", "1", "0"]), Kind::Blocking);

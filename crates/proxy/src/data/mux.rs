@@ -441,27 +441,19 @@ impl Pool {
         let mut n = 0;
         // Named, so `CLIENT LIST` on the node shows what these are.
         const NAME: &str = "redis-ha-mux";
-        match (proto, &self.password) {
-            (Proto::Resp3, Some(pw)) => {
-                let a = [
-                    "HELLO",
-                    "3",
-                    "AUTH",
-                    "default",
-                    pw.as_str(),
-                    "SETNAME",
-                    NAME,
-                ];
-                encode::command(&a, &mut hello);
+        let pw = self.password.as_deref();
+        if proto == Proto::Resp3 {
+            // One HELLO switches the protocol, logs in and names it.
+            let mut a = vec!["HELLO", "3"];
+            a.extend(pw.map(|pw| ["AUTH", "default", pw]).into_iter().flatten());
+            a.extend(["SETNAME", NAME]);
+            encode::command(&a, &mut hello);
+        } else {
+            if let Some(pw) = pw {
+                encode::command(&["AUTH", pw], &mut hello);
+                n += 1;
             }
-            (Proto::Resp3, None) => encode::command(&["HELLO", "3", "SETNAME", NAME], &mut hello),
-            (Proto::Resp2, pw) => {
-                if let Some(pw) = pw {
-                    encode::command(&["AUTH", pw.as_str()], &mut hello);
-                    n += 1;
-                }
-                encode::command(&["CLIENT", "SETNAME", NAME], &mut hello);
-            }
+            encode::command(&["CLIENT", "SETNAME", NAME], &mut hello);
         }
         n += 1;
         sock.write_all(&hello).await?;

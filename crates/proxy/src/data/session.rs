@@ -58,9 +58,8 @@ pub const REJOIN: Duration = Duration::from_secs(1);
 struct State {
     hello: Option<Command>,
     auth: Option<Command>,
-    name: Option<Command>,
-    /// CLIENT SETINFO, one per attribute.
-    info: Vec<Command>,
+    /// CLIENT SETNAME / SETINFO, the last one per label.
+    labels: Vec<Command>,
     select: Option<Command>,
     multi: bool,
     watching: bool,
@@ -715,8 +714,8 @@ impl Session {
             }
         }
         let s = &self.state;
-        let once = [&s.hello, &s.auth, &s.name, &s.select];
-        for c in once.into_iter().flatten().chain(&s.info) {
+        let once = [&s.hello, &s.auth, &s.select];
+        for c in once.into_iter().flatten().chain(&s.labels) {
             replay.extend_from_slice(&c.raw);
             n += 1;
         }
@@ -834,17 +833,19 @@ impl Session {
             self.requeue_inflight();
             return false;
         }
-        match self.inflight.front() {
-            // A reply nobody asked for: forward it rather than lose it.
-            None => bufpool::held(&mut self.out).extend_from_slice(frame),
-            // Cannot happen: local replies ahead of remote ones are flushed first.
-            Some(p) if p.local.is_some() => bufpool::held(&mut self.out).extend_from_slice(frame),
-            Some(_) => {
+        let answered = match self.inflight.front() {
+            Some(p) if p.local.is_none() => {
                 let p = self.inflight.pop_front().expect("checked");
                 self.on_reply(&p, frame);
-                bufpool::held(&mut self.out).extend_from_slice(frame);
-                self.flush_local();
+                true
             }
+            // A reply nobody asked for: forward it rather than lose it. (Never
+            // ahead of a local reply: those are flushed first.)
+            _ => false,
+        };
+        bufpool::held(&mut self.out).extend_from_slice(frame);
+        if answered {
+            self.flush_local();
         }
         true
     }
@@ -862,12 +863,19 @@ impl Session {
             Kind::Select if ok => self.state.select = Some(p.cmd.clone()),
             Kind::Auth if ok => self.state.auth = Some(p.cmd.clone()),
             Kind::Hello if ok => self.state.hello = Some(p.cmd.clone()),
-            Kind::SetName if ok => self.state.name = Some(p.cmd.clone()),
-            Kind::SetInfo if ok => {
-                let attr = p.cmd.arg(2).map(<[u8]>::to_ascii_uppercase);
-                let info = &mut self.state.info;
-                info.retain(|c| c.arg(2).map(<[u8]>::to_ascii_uppercase) != attr);
-                info.push(p.cmd.clone());
+            Kind::SetName if ok => {
+                // Replaces the same label: SETNAME, or SETINFO of the same
+                // attribute (LIB-NAME, LIB-VER).
+                let n = if p.cmd.arg_is(1, "SETINFO") { 3 } else { 2 };
+                let same = |c: &Command| {
+                    (1..n).all(|i| {
+                        c.arg(i)
+                            .zip(p.cmd.arg(i))
+                            .is_some_and(|(x, y)| x.eq_ignore_ascii_case(y))
+                    })
+                };
+                self.state.labels.retain(|c| !same(c));
+                self.state.labels.push(p.cmd.clone());
             }
             // Not followed by the proxy; a refused one changed nothing.
             Kind::Normal if ok && !p.shared => self.state.untracked = true,

@@ -86,7 +86,17 @@ async fn drill_straight_to_a_dead_master_ends_and_reports_the_errors() {
         r.first_ack_after_promotion_ms, None,
         "nothing can be acknowledged by a dead node"
     );
-    assert_eq!(r.lost_writes, 0);
+    // Redis writes replies and the replication stream in the same event-loop
+    // pass, not one after the other's delivery: a kill -9 inside that pass
+    // loses what it acknowledged, at most one write per writer (one in flight
+    // each). The same bound as the partition test's.
+    assert!(
+        r.lost_writes <= r.writers as u64,
+        "lost {} acknowledged writes with {} writers: {:?}",
+        r.lost_writes,
+        r.writers,
+        r.lost_examples
+    );
 }
 
 #[tokio::test]

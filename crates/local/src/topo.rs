@@ -197,14 +197,28 @@ pub struct Topology {
 
 impl Topology {
     /// Starts a fresh test topology in a temporary directory on free ports.
+    /// Tests run in parallel: a port found free can be taken by another
+    /// test's node before ours binds it, so a failed start is retried on
+    /// fresh ports (twice).
     pub async fn start_test(down_after_ms: u64) -> anyhow::Result<Topology> {
-        let tmp = tempfile::Builder::new()
-            .prefix("redis-ha-test-")
-            .tempdir()?;
-        let opts = Options::for_test(tmp.path(), down_after_ms)?;
-        let mut t = Topology::start(opts, true).await?;
-        t._tmp = Some(tmp);
-        Ok(t)
+        let mut attempt = 0;
+        loop {
+            let tmp = tempfile::Builder::new()
+                .prefix("redis-ha-test-")
+                .tempdir()?;
+            let opts = Options::for_test(tmp.path(), down_after_ms)?;
+            match Topology::start(opts, true).await {
+                Ok(mut t) => {
+                    t._tmp = Some(tmp);
+                    return Ok(t);
+                }
+                Err(e) if attempt < 2 => {
+                    attempt += 1;
+                    eprintln!("test topology did not start ({e:#}); retrying on other ports");
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// Starts every node, then waits until healthy.
@@ -360,7 +374,7 @@ impl Topology {
         let pid = process::spawn(bin, &conf, &dir.join("redis.log"), self.attached)?;
         std::fs::write(o.pid_file(&name), pid.to_string())?;
         let pw = o.spec.password.as_deref();
-        wait_ping(&me, pw, pid, &dir.join("redis.log")).await
+        wait_ping(&me, pw, pid, &dir.join("redis.log"), true).await
     }
 
     async fn start_sentinel(&self, i: usize, bin: &Path) -> anyhow::Result<()> {
@@ -400,6 +414,7 @@ impl Topology {
             None,
             pid,
             &dir.join("sentinel.log"),
+            true,
         )
         .await
     }
@@ -629,7 +644,7 @@ impl Topology {
             .collect();
         let pid = process::spawn_args(&bin, &args, &env, &log, self.attached)?;
         std::fs::write(o.pid_file("proxy"), pid.to_string())?;
-        wait_ping(&addr(&o.host, p.write), None, pid, &log).await
+        wait_ping(&addr(&o.host, p.write), None, pid, &log, false).await
     }
 
     /// Stops every node (SIGTERM, then SIGKILL after a grace period).
@@ -686,12 +701,30 @@ where
 }
 
 /// Waits until a freshly started server answers PING; if the process dies
-/// first, the error carries the end of its log.
-async fn wait_ping(a: &str, password: Option<&str>, pid: u32, log: &Path) -> anyhow::Result<()> {
+/// first, the error carries the end of its log. `own`: the answer must come
+/// from process `pid` (`INFO server`), not from another server that took the
+/// port first (Redis and Sentinel; the proxy forwards INFO).
+async fn wait_ping(
+    a: &str,
+    password: Option<&str>,
+    pid: u32,
+    log: &Path,
+    own: bool,
+) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         if query_auth(a, password, &["PING"], IO_TIMEOUT).await.is_ok() {
-            return Ok(());
+            if !own {
+                return Ok(());
+            }
+            let info = query_auth(a, password, &["INFO", "server"], IO_TIMEOUT).await?;
+            let info = parse_info(&info.as_text().unwrap_or_default());
+            match info.get("process_id").and_then(|p| p.parse::<u32>().ok()) {
+                Some(p) if p == pid => return Ok(()),
+                other => bail!(
+                    "{a} is answered by another process ({other:?}, not ours: {pid}): the port was taken; choose other ports"
+                ),
+            }
         }
         if !process::alive(pid) || Instant::now() >= deadline {
             let tail: Vec<String> = std::fs::read_to_string(log)

@@ -201,12 +201,22 @@ impl Topology {
     /// test's node before ours binds it, so a failed start is retried on
     /// fresh ports (twice).
     pub async fn start_test(down_after_ms: u64) -> anyhow::Result<Topology> {
+        Topology::start_test_with(down_after_ms, |_| {}).await
+    }
+
+    /// [`Topology::start_test`] with the spec changed by `tweak` (a
+    /// password, say).
+    pub async fn start_test_with(
+        down_after_ms: u64,
+        tweak: impl Fn(&mut Spec),
+    ) -> anyhow::Result<Topology> {
         let mut attempt = 0;
         loop {
             let tmp = tempfile::Builder::new()
                 .prefix("redis-ha-test-")
                 .tempdir()?;
-            let opts = Options::for_test(tmp.path(), down_after_ms)?;
+            let mut opts = Options::for_test(tmp.path(), down_after_ms)?;
+            tweak(&mut opts.spec);
             match Topology::start(opts, true).await {
                 Ok(mut t) => {
                     t._tmp = Some(tmp);

@@ -66,9 +66,16 @@ pub struct ProxyArgs {
     /// Shared connections per Redis node in multiplex mode.
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub mux_connections: u16,
-    /// Password for the Redis nodes.
+    /// Password for the Redis nodes. Clients of the proxy must then log in
+    /// with it too (AUTH PASSWORD, AUTH default PASSWORD, HELLO 3 AUTH ...),
+    /// as they would with Redis, unless --client-auth none
     #[arg(long, env = "REDIS_HA_PASSWORD", hide_env_values = true)]
     pub password: Option<String>,
+    /// Whether clients must log in when --password is set. none: the proxy
+    /// logs in for clients that send no AUTH, so anyone who can reach its
+    /// ports can use Redis (only for a trusted network, e.g. a sidecar)
+    #[arg(long, value_enum, default_value = "required")]
+    pub client_auth: ClientAuth,
     /// Password for the sentinels, if they require one.
     #[arg(long, env = "REDIS_HA_SENTINEL_PASSWORD", hide_env_values = true)]
     pub sentinel_password: Option<String>,
@@ -90,6 +97,7 @@ impl ProxyArgs {
             sentinels: self.sentinels.clone(),
             master_name: self.master_name.clone(),
             password: self.password.clone(),
+            client_auth: self.client_auth == ClientAuth::Required,
             sentinel_password: self.sentinel_password.clone(),
             write_listen: addr(&self.bind, self.port),
             read_listen: addr(&self.bind, self.read_port),
@@ -139,4 +147,13 @@ pub async fn run(a: ProxyArgs) -> anyhow::Result<u8> {
     }
     h.shutdown();
     Ok(0)
+}
+
+/// `--client-auth`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ClientAuth {
+    /// Clients log in with the password before anything else.
+    Required,
+    /// Clients need not log in; the proxy does it for them.
+    None,
 }

@@ -34,6 +34,9 @@ pub struct ProxyConfig {
     pub master_name: String,
     /// Password for the Redis nodes (AUTH on backend connections), if any.
     pub password: Option<String>,
+    /// With a password: clients must log in (AUTH / HELLO AUTH) before
+    /// anything else, as with Redis itself. Off, the proxy logs in for them.
+    pub client_auth: bool,
     pub sentinel_password: Option<String>,
     /// `host:port` to listen on; port 0 picks a free port (tests).
     pub write_listen: String,
@@ -59,6 +62,7 @@ impl ProxyConfig {
             sentinels,
             master_name: master_name.to_string(),
             password: None,
+            client_auth: true,
             sentinel_password: None,
             write_listen: "127.0.0.1:0".into(),
             read_listen: "127.0.0.1:0".into(),

@@ -55,7 +55,13 @@ pub struct Metrics {
 }
 
 /// The kinds of error the proxy itself returns (the `kind` label).
-pub const ERROR_KINDS: [&str; 4] = ["hold_timeout", "protocol", "session_broken", "no_replica"];
+pub const ERROR_KINDS: [&str; 5] = [
+    "hold_timeout",
+    "protocol",
+    "session_broken",
+    "no_replica",
+    "auth",
+];
 
 /// One endpoint's series, taken from the families once. Clones share the
 /// values with the registered families.

@@ -317,14 +317,15 @@ async fn resp3_clients_share_resp3_connections() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clients_logging_in_as_the_proxy_does_share_its_connections() {
-    let tmp = tempfile::tempdir().unwrap();
-    let mut opts = redis_ha_local::Options::for_test(tmp.path(), 1000).unwrap();
-    opts.spec.password = Some("s3cret".into());
-    let t = redis_ha_local::Topology::start(opts, true).await.unwrap();
+    let t = redis_ha_local::Topology::start_test_with(1000, |s| s.password = Some("s3cret".into()))
+        .await
+        .unwrap();
     let mut cfg =
         redis_ha_proxy::config::ProxyConfig::for_test(t.sentinel_addrs(), &t.opts.spec.master_name);
     cfg.mode = ConnMode::Multiplex;
     cfg.password = Some("s3cret".into());
+    // Clients that send no AUTH are served too (tests/auth.rs has the rest).
+    cfg.client_auth = false;
     let p = redis_ha_proxy::server::start(cfg).await.unwrap();
     p.wait_master(Duration::from_secs(10)).await.unwrap();
     let ep = p.metrics.ep(Endpoint::write);

@@ -17,6 +17,12 @@
 //! every request gets a slot in `inflight`, answered either by the backend or
 //! locally.
 //!
+//! With a password, a client logs in first, as with Redis: before that
+//! every command but AUTH, HELLO ... AUTH, RESET and QUIT gets Redis's
+//! NOAUTH. A wrong password for the default user is refused on the spot; a
+//! good one, or any other user's, goes to Redis, and nothing the client sent
+//! after it is read until Redis has answered.
+//!
 //! Failover: with no master the requests wait in `queue` (the hold); after a
 //! switch or a dropped backend the requests still unanswered are re-sent to
 //! the new master (at-least-once for requests in flight when a master dies;
@@ -150,6 +156,26 @@ pub struct Session {
     retry_at: Option<Instant>,
     reading: bool,
     closing: bool,
+    /// Logged in, or no login needed (see `ProxyConfig::client_auth`).
+    authed: bool,
+    /// A login is on its way to Redis: read nothing more from the client
+    /// until it is answered, so nothing slips in unauthenticated.
+    auth_wait: bool,
+}
+
+/// `HELLO ... AUTH user pass ...`
+fn hello_has_auth(hello: &Command) -> bool {
+    (2..hello.argc()).any(|i| hello.arg_is(i, "AUTH"))
+}
+
+/// What a command from a client that has not logged in gets.
+enum Login {
+    /// A login attempt Redis answers.
+    Forward,
+    /// Answered by the proxy.
+    Local(Bytes),
+    /// Refused with this error.
+    Refuse(&'static str),
 }
 
 /// Makes room to read into, growing the buffer only when it runs low: a
@@ -179,6 +205,7 @@ impl Session {
         let mux = shared.cfg.mode == ConnMode::Multiplex;
         let mut routes_rx = shared.routes.routes.clone();
         let routes = routes_rx.borrow_and_update().clone();
+        let authed = !shared.cfg.client_auth || shared.cfg.password.is_none();
         Session {
             endpoint,
             shared,
@@ -206,6 +233,8 @@ impl Session {
             retry_at: None,
             reading: true,
             closing: false,
+            authed,
+            auth_wait: false,
         }
     }
 
@@ -222,6 +251,11 @@ impl Session {
 
     async fn serve(&mut self) -> std::io::Result<()> {
         loop {
+            if self.auth_wait && !self.login_pending() {
+                // Answered (or failed): go on with what the client sent after it.
+                self.auth_wait = false;
+                self.on_client_data();
+            }
             self.dispatch().await;
             self.flush_local();
             if !self.out.is_empty() {
@@ -248,6 +282,7 @@ impl Session {
                 let cr = &mut self.cr;
                 let cbuf = &mut self.cbuf;
                 let reading = self.reading;
+                let auth_wait = self.auth_wait;
                 let backend = &mut self.backend;
                 let inbox = &self.inbox;
                 let routes = &mut self.routes_rx;
@@ -278,7 +313,7 @@ impl Session {
                                 r => return r,
                             }
                         }
-                    }, if reading => Wake::Client(r),
+                    }, if reading && !auth_wait => Wake::Client(r),
                     r = routes.changed(), if watch_routes => {
                         if r.is_err() {
                             return Ok(()); // the proxy is shutting down
@@ -326,7 +361,7 @@ impl Session {
                 Ok(Some(cmd)) => {
                     n += 1;
                     self.accept(cmd);
-                    if !self.reading {
+                    if !self.reading || self.auth_wait {
                         break;
                     }
                 }
@@ -364,6 +399,25 @@ impl Session {
             self.reading = false;
             return;
         }
+        if !self.authed {
+            match self.login(&cmd, kind) {
+                Login::Forward => self.auth_wait = true,
+                Login::Local(reply) => {
+                    self.queue.push_back(Pending {
+                        cmd,
+                        kind: Kind::Normal,
+                        shared: true,
+                        local: Some(reply),
+                        close_after: false,
+                    });
+                    return;
+                }
+                Login::Refuse(err) => {
+                    self.error_kind("auth");
+                    return self.local(cmd, err.into(), false);
+                }
+            }
+        }
         self.queue.push_back(Pending {
             cmd,
             kind,
@@ -371,6 +425,48 @@ impl Session {
             local: None,
             close_after: false,
         });
+    }
+
+    /// What to do with a command from a client that has not logged in yet
+    /// (the answers are Redis's own). A login with the right password, or
+    /// as another ACL user, goes to Redis, which has the last word.
+    fn login(&self, cmd: &Command, kind: Kind) -> Login {
+        const WRONGPASS: &str = "WRONGPASS invalid username-password pair or user is disabled.";
+        let creds = match kind {
+            Kind::Auth => match cmd.argc() {
+                2 => (None, cmd.arg(1)),
+                3 => (cmd.arg(1), cmd.arg(2)),
+                _ => return Login::Refuse("ERR wrong number of arguments for 'auth' command"),
+            },
+            Kind::Hello => match (2..cmd.argc()).find(|&i| cmd.arg_is(i, "AUTH")) {
+                Some(i) => (cmd.arg(i + 1), cmd.arg(i + 2)),
+                None => return Login::Refuse(
+                    "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time",
+                ),
+            },
+            // Nothing to reset before a login.
+            Kind::Reset => return Login::Local(Bytes::from_static(b"+RESET\r\n")),
+            _ => return Login::Refuse("NOAUTH Authentication required."),
+        };
+        match creds {
+            (user, Some(pass)) if user.is_none_or(|u| u == b"default") => {
+                if self.same_login(None, Some(pass)) {
+                    Login::Forward
+                } else {
+                    Login::Refuse(WRONGPASS)
+                }
+            }
+            (Some(_), Some(_)) => Login::Forward,
+            _ => Login::Refuse("ERR Syntax error in HELLO option 'auth'"),
+        }
+    }
+
+    /// A login (AUTH, HELLO) not answered yet.
+    fn login_pending(&self) -> bool {
+        self.queue
+            .iter()
+            .chain(&self.inflight)
+            .any(|p| matches!(p.kind, Kind::Auth | Kind::Hello))
     }
 
     /// Queues a locally generated error reply.
@@ -707,14 +803,22 @@ impl Session {
         // Replay the session's state so the client cannot tell the difference.
         let mut replay = BytesMut::new();
         let mut n = 0;
+        let s = &self.state;
+        // The login comes first: a HELLO without AUTH on a connection not
+        // logged in fails. A HELLO that logs in replaces any earlier AUTH
+        // (see `on_reply`), and an AUTH after it wins.
+        let hello_logs_in = s.hello.as_ref().is_some_and(hello_has_auth);
         if let Some(pw) = &self.shared.cfg.password {
-            if self.state.auth.is_none() && self.state.hello.is_none() {
+            if s.auth.is_none() && !hello_logs_in {
                 encode::command(&["AUTH", pw.as_str()], &mut replay);
                 n += 1;
             }
         }
-        let s = &self.state;
-        let once = [&s.hello, &s.auth, &s.select];
+        let once = if hello_logs_in {
+            [&s.hello, &s.auth, &s.select]
+        } else {
+            [&s.auth, &s.hello, &s.select]
+        };
         for c in once.into_iter().flatten().chain(&s.labels) {
             replay.extend_from_slice(&c.raw);
             n += 1;
@@ -861,8 +965,17 @@ impl Session {
             }
             Kind::Unwatch => self.state.watching = false,
             Kind::Select if ok => self.state.select = Some(p.cmd.clone()),
-            Kind::Auth if ok => self.state.auth = Some(p.cmd.clone()),
-            Kind::Hello if ok => self.state.hello = Some(p.cmd.clone()),
+            Kind::Auth if ok => {
+                self.state.auth = Some(p.cmd.clone());
+                self.authed = true;
+            }
+            Kind::Hello if ok => {
+                if hello_has_auth(&p.cmd) {
+                    self.state.auth = None; // replaced by this login
+                }
+                self.state.hello = Some(p.cmd.clone());
+                self.authed = true;
+            }
             Kind::SetName if ok => {
                 // Replaces the same label: SETNAME, or SETINFO of the same
                 // attribute (LIB-NAME, LIB-VER).
@@ -879,7 +992,11 @@ impl Session {
             }
             // Not followed by the proxy; a refused one changed nothing.
             Kind::Normal if ok && !p.shared => self.state.untracked = true,
-            Kind::Reset if ok => self.state = State::default(),
+            Kind::Reset if ok => {
+                // Redis logs the connection out too when there is a password.
+                self.state = State::default();
+                self.authed = !self.shared.cfg.client_auth || self.shared.cfg.password.is_none();
+            }
             _ => {}
         }
     }

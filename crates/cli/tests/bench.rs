@@ -14,24 +14,21 @@ impl Drop for Down {
     }
 }
 
-#[test]
-fn seed_scenario_on_a_local_topology() {
-    let dir = tempfile::tempdir().unwrap();
-    let state = dir.path().join("state").display().to_string();
+/// `redis-ha up --detach` with its proxy on free ports: (state dir, ports:
+/// 3 Redis, 3 sentinels, proxy write, read, admin) and `down` on drop.
+fn up_with_proxy(dir: &std::path::Path, extra: &[&str]) -> (String, Vec<String>, Down) {
+    let state = dir.join("state").display().to_string();
     let p: Vec<String> = free_ports("127.0.0.1", 9)
         .unwrap()
         .iter()
         .map(|p| p.to_string())
         .collect();
-    let o = run(&[
-        "up",
-        "--detach",
-        "--state-dir",
-        &state,
-        "--redis-ports",
-        &p[0..3].join(","),
+    let mut args = vec!["up", "--detach", "--state-dir", &state, "--redis-ports"];
+    let (r, s) = (p[0..3].join(","), p[3..6].join(","));
+    args.extend([
+        r.as_str(),
         "--sentinel-ports",
-        &p[3..6].join(","),
+        &s,
         "--proxy-port",
         &p[6],
         "--proxy-read-port",
@@ -39,8 +36,17 @@ fn seed_scenario_on_a_local_topology() {
         "--admin-port",
         &p[8],
     ]);
-    let _down = Down(state.clone());
+    args.extend(extra);
+    let o = run(&args);
+    let down = Down(state.clone());
     assert!(o.status.success(), "up: {}", text(&o));
+    (state, p, down)
+}
+
+#[test]
+fn seed_scenario_on_a_local_topology() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_state, p, _down) = up_with_proxy(dir.path(), &[]);
 
     let json = dir.path().join("seed.json");
     let chart = dir.path().join("seed.svg");
@@ -104,4 +110,40 @@ fn bad_flags_and_dead_server_exit_non_zero() {
     assert!(text(&o).contains("--pipeline"), "{}", text(&o));
     let o = run(&["bench", "--test-time", "1", "-n", "5"]);
     assert!(!o.status.success(), "--test-time and --requests conflict");
+}
+
+/// With `up --password` the supervised proxy starts, `status` finds it
+/// healthy, and only clients that log in are served (bench with `-a`).
+#[test]
+fn a_password_topology_serves_only_clients_that_log_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let (state, p, _down) = up_with_proxy(dir.path(), &["--password", "pw-9"]);
+    let o = run(&["status", "--json", "--state-dir", &state]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(o.status.success(), "status: {}", text(&o));
+    assert!(v["proxy"]["error"].is_null(), "{v}");
+
+    let bench = |extra: &[&str]| {
+        let mut args = vec!["bench", "--test-time", "1", "-c", "2", "-p", &p[6]];
+        args.extend(extra);
+        run(&args)
+    };
+    let o = bench(&[]);
+    assert!(
+        !o.status.success()
+            && text(&o).contains("NOAUTH")
+            && text(&o).contains("-a/--authenticate"),
+        "{}",
+        text(&o)
+    );
+    let o = bench(&[
+        "-a",
+        "pw-9",
+        "--json-out-file",
+        dir.path().join("b.json").to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "bench -a: {}", text(&o));
+    let v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("b.json")).unwrap()).unwrap();
+    assert!(v["ALL STATS"]["Sets"]["Count"].as_u64().unwrap() > 0, "{v}");
 }

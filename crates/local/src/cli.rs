@@ -342,7 +342,7 @@ async fn report(a: &StatusArgs) -> anyhow::Result<Report> {
     let mut r = collect(&s, &n, &o.spec.master_name, pw, timeout).await;
     if let Some(p) = &o.proxy {
         let at = |port| redis_ha_topology::addr(&o.host, port);
-        r.add_proxy(at(p.write), at(p.read), at(p.admin), timeout)
+        r.add_proxy(at(p.write), at(p.read), at(p.admin), pw, timeout)
             .await;
     }
     Ok(r)

@@ -654,7 +654,8 @@ impl Topology {
             .collect();
         let pid = process::spawn_args(&bin, &args, &env, &log, self.attached)?;
         std::fs::write(o.pid_file("proxy"), pid.to_string())?;
-        wait_ping(&addr(&o.host, p.write), None, pid, &log, false).await
+        let pw = o.spec.password.as_deref();
+        wait_ping(&addr(&o.host, p.write), pw, pid, &log, false).await
     }
 
     /// Stops every node (SIGTERM, then SIGKILL after a grace period).

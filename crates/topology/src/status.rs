@@ -4,7 +4,7 @@
 
 use crate::info::{parse_info, Role};
 use crate::{addr, sentinel, Addr};
-use redis_ha_resp::conn::{query, query_auth};
+use redis_ha_resp::conn::query_auth;
 use serde::Serialize;
 use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
@@ -78,8 +78,16 @@ pub struct ProxyStatus {
 
 impl Report {
     /// Adds the proxy's status; a proxy that does not answer is a problem.
-    pub async fn add_proxy(&mut self, write: Addr, read: Addr, admin: Addr, timeout: Duration) {
-        let error = match query(&write, &["PING"], timeout).await {
+    /// It asks for a login when the nodes have a `password`.
+    pub async fn add_proxy(
+        &mut self,
+        write: Addr,
+        read: Addr,
+        admin: Addr,
+        password: Option<&str>,
+        timeout: Duration,
+    ) {
+        let error = match query_auth(&write, password, &["PING"], timeout).await {
             Ok(f) if f.as_text().as_deref() == Some("PONG") => None,
             Ok(f) => Some(format!("PING answered {f:?}")),
             Err(e) => Some(e.to_string()),

@@ -203,6 +203,21 @@ async fn client_auth_none_serves_without_login(mode: ConnMode) {
     assert_eq!(text(&cmd(&mut r, &["PING"]).await), "PONG");
     // A wrong password is still refused, by Redis.
     assert!(err(&cmd(&mut c, &["AUTH", "nope"]).await).starts_with("WRONGPASS"));
+    // RESET logs a connection out on Redis; the client, which needs no
+    // login, carries on (even pipelined right behind it).
+    let r = pipelined(
+        p.write_addr,
+        &[
+            &["SELECT", "1"],
+            &["RESET"],
+            &["GET", "k"],
+            &["SET", "k2", "v"],
+        ],
+    )
+    .await;
+    assert_eq!(text(&r[1]), "RESET", "{r:?}");
+    assert_eq!(text(&r[2]), "v", "db 0 again, logged in: {r:?}");
+    assert_eq!(text(&r[3]), "OK", "{r:?}");
 }
 
 in_both_modes!(

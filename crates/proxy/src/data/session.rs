@@ -161,6 +161,10 @@ pub struct Session {
     /// A login is on its way to Redis: read nothing more from the client
     /// until it is answered, so nothing slips in unauthenticated.
     auth_wait: bool,
+    /// A RESET went out on a dedicated connection and logs it out on Redis
+    /// while the client needs no login (`--client-auth none`): nothing more
+    /// is sent on it, and it is replaced once answered.
+    relogin: bool,
 }
 
 /// `HELLO ... AUTH user pass ...`
@@ -235,6 +239,7 @@ impl Session {
             closing: false,
             authed,
             auth_wait: false,
+            relogin: false,
         }
     }
 
@@ -546,6 +551,13 @@ impl Session {
             self.hold_since = None;
             return;
         }
+        if self.relogin {
+            if self.remote_inflight() {
+                return;
+            }
+            self.relogin = false;
+            self.drop_backend(); // the next one logs in again
+        }
         if self.mux && self.queue.front().is_some_and(|p| !p.shared) {
             // A stateful command: leave the shared connection once everything
             // sent over it has been answered (replies stay in order).
@@ -623,15 +635,23 @@ impl Session {
             return self.send_shared();
         }
         let mut batch = std::mem::take(&mut self.batch);
+        let cfg = &self.shared.cfg;
+        let reset_logs_out = cfg.password.is_some() && !cfg.client_auth;
+        let multiplex = cfg.mode == ConnMode::Multiplex;
         while let Some(p) = self.queue.pop_front() {
+            let reset = p.kind == Kind::Reset;
             if p.local.is_none() {
                 batch.extend_from_slice(&p.cmd.raw);
                 self.note_sent(&p);
-                if !p.shared && self.shared.cfg.mode == ConnMode::Multiplex {
+                if !p.shared && multiplex {
                     self.stateful_at = Some(Instant::now());
                 }
             }
             self.inflight.push_back(p);
+            if reset && reset_logs_out {
+                self.relogin = true;
+                break;
+            }
         }
         if !batch.is_empty() {
             let Some(Link::Dedicated(b)) = self.backend.as_mut() else {

@@ -112,12 +112,16 @@ fn bad_flags_and_dead_server_exit_non_zero() {
     assert!(!o.status.success(), "--test-time and --requests conflict");
 }
 
-/// With `up --password` the supervised proxy starts, `status` finds it
-/// healthy, and only clients that log in are served (bench with `-a`).
+/// With `up --password --sentinel-password` the supervised proxy starts,
+/// `status` finds it all healthy, only clients that log in are served (bench
+/// with `-a`), and a drill finds both passwords in the state directory.
 #[test]
 fn a_password_topology_serves_only_clients_that_log_in() {
     let dir = tempfile::tempdir().unwrap();
-    let (state, p, _down) = up_with_proxy(dir.path(), &["--password", "pw-9"]);
+    let (state, p, _down) = up_with_proxy(
+        dir.path(),
+        &["--password", "pw-9", "--sentinel-password", "spw-9"],
+    );
     let o = run(&["status", "--json", "--state-dir", &state]);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert!(o.status.success(), "status: {}", text(&o));
@@ -146,4 +150,25 @@ fn a_password_topology_serves_only_clients_that_log_in() {
     let v: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.path().join("b.json")).unwrap()).unwrap();
     assert!(v["ALL STATS"]["Sets"]["Count"].as_u64().unwrap() > 0, "{v}");
+
+    let target = format!("127.0.0.1:{}", p[6]);
+    let o = run(&[
+        "drill",
+        "--fault",
+        "failover",
+        "--state-dir",
+        &state,
+        "--target",
+        &target,
+        "--before",
+        "500ms",
+        "--after",
+        "500ms",
+        "--json",
+    ]);
+    assert!(o.status.success(), "drill: {}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_ne!(v["new_master"], v["old_master"], "{v}");
+    assert_eq!(v["writes_failed"], 0, "{v}");
+    assert_eq!(v["lost_writes"], 0, "{v}");
 }

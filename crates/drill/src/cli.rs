@@ -32,6 +32,10 @@ pub struct DrillArgs {
     /// Password of the Redis nodes (default: the local topology's).
     #[arg(long, env = "REDIS_HA_PASSWORD", hide_env_values = true)]
     pub password: Option<String>,
+    /// Password of the sentinels, if they have one (default: the local
+    /// topology's).
+    #[arg(long, env = "REDIS_HA_SENTINEL_PASSWORD", hide_env_values = true)]
+    pub sentinel_password: Option<String>,
     /// Concurrent writer connections (each: one SET at a time).
     #[arg(long, default_value_t = 8)]
     pub writers: usize,
@@ -83,6 +87,11 @@ pub async fn run(a: DrillArgs) -> anyhow::Result<u8> {
             .password
             .clone()
             .or_else(|| local.as_ref().and_then(|o| o.spec.password.clone())),
+        sentinel_password: a.sentinel_password.clone().or_else(|| {
+            local
+                .as_ref()
+                .and_then(|o| o.spec.sentinel_password.clone())
+        }),
         fault: a.fault,
         writers: a.writers,
         before: a.before,

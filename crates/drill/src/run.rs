@@ -33,6 +33,8 @@ pub struct DrillConfig {
     pub master_name: String,
     /// Password of the Redis nodes (writers log in with it too).
     pub password: Option<String>,
+    /// The sentinels' own password, if they have one.
+    pub sentinel_password: Option<String>,
     pub fault: Fault,
     pub writers: usize,
     /// Steady writing before the fault.
@@ -195,12 +197,15 @@ async fn watch_promotion(
 }
 
 /// Waits for the first `+switch-master` from any sentinel.
-async fn watch_switch(sentinels: Vec<Addr>, start: Instant) -> Option<f64> {
+async fn watch_switch(sentinels: Vec<Addr>, pw: Option<String>, start: Instant) -> Option<f64> {
     let mut subs: Vec<_> = sentinels
         .into_iter()
         .map(|s| {
+            let pw = pw.clone();
             Box::pin(async move {
-                let mut c = Connection::connect(&s, Duration::from_secs(1)).await.ok()?;
+                let mut c = Connection::connect_auth(&s, pw.as_deref(), Duration::from_secs(1))
+                    .await
+                    .ok()?;
                 c.send(&["SUBSCRIBE", "+switch-master"]).await.ok()?;
                 loop {
                     let f = c.read_frame().await.ok()?;
@@ -235,7 +240,8 @@ pub async fn run_drill(cfg: DrillConfig) -> anyhow::Result<DrillReport> {
         bail!("--fault {:?} needs a local topology (--state-dir); with only --sentinel use --fault failover", cfg.fault);
     }
     let timeout = Duration::from_secs(1);
-    let views = sentinel::ask_master_all(&cfg.sentinels, &cfg.master_name, timeout).await;
+    let spw = cfg.sentinel_password.as_deref();
+    let views = sentinel::ask_master_all(&cfg.sentinels, spw, &cfg.master_name, timeout).await;
     let old_master = sentinel::most_common(views.into_iter().filter_map(|(_, v)| v.ok().flatten()))
         .ok_or_else(|| {
             anyhow!(
@@ -247,7 +253,8 @@ pub async fn run_drill(cfg: DrillConfig) -> anyhow::Result<DrillReport> {
     let mut nodes: Vec<Addr> = match &topo {
         Some(t) => t.redis_addrs(),
         None => {
-            let reps = sentinel::replicas(&cfg.sentinels[0], &cfg.master_name, timeout).await?;
+            let reps =
+                sentinel::replicas(&cfg.sentinels[0], spw, &cfg.master_name, timeout).await?;
             reps.iter().filter_map(sentinel::entry_addr).collect()
         }
     };
@@ -264,6 +271,7 @@ pub async fn run_drill(cfg: DrillConfig) -> anyhow::Result<DrillReport> {
 
     let bar = redis_ha_local::cli::spinner(cfg.progress);
     let cfg = Arc::new(cfg);
+    let spw = cfg.sentinel_password.as_deref();
     let start = Instant::now();
     let prefix: Arc<str> = format!(
         "drill:{}",
@@ -298,7 +306,11 @@ pub async fn run_drill(cfg: DrillConfig) -> anyhow::Result<DrillReport> {
         start,
         watch_deadline,
     ));
-    let mut switch = tokio::spawn(watch_switch(cfg.sentinels.clone(), start));
+    let mut switch = tokio::spawn(watch_switch(
+        cfg.sentinels.clone(),
+        cfg.sentinel_password.clone(),
+        start,
+    ));
     let old_name = topo.as_ref().and_then(|t| t.name_of(&old_master));
     bar.set_message(format!("{:?} on master {old_master}", cfg.fault));
     match cfg.fault {
@@ -313,8 +325,9 @@ pub async fn run_drill(cfg: DrillConfig) -> anyhow::Result<DrillReport> {
                 .ok_or_else(|| anyhow!("{old_master} is not a node of this topology"))?,
         )?,
         Fault::Failover => {
-            let f = redis_ha_resp::conn::query(
+            let f = redis_ha_resp::conn::query_auth(
                 &cfg.sentinels[0],
+                spw,
                 &["SENTINEL", "FAILOVER", &cfg.master_name],
                 timeout,
             )
@@ -351,7 +364,7 @@ pub async fn run_drill(cfg: DrillConfig) -> anyhow::Result<DrillReport> {
     // switch: wait for it, or the check would read the demoted old master.
     let agreed = || async {
         sentinel::most_common(
-            sentinel::ask_master_all(&cfg.sentinels, &cfg.master_name, timeout)
+            sentinel::ask_master_all(&cfg.sentinels, spw, &cfg.master_name, timeout)
                 .await
                 .into_iter()
                 .filter_map(|(_, v)| v.ok().flatten()),

@@ -14,6 +14,7 @@ fn config(t: &Topology, target: String, fault: Fault) -> DrillConfig {
         sentinels: t.sentinel_addrs(),
         master_name: t.opts.spec.master_name.clone(),
         password: t.opts.spec.password.clone(),
+        sentinel_password: t.opts.spec.sentinel_password.clone(),
         fault,
         writers: 4,
         before: Duration::from_millis(1500),
@@ -25,15 +26,18 @@ fn config(t: &Topology, target: String, fault: Fault) -> DrillConfig {
     }
 }
 
-/// `password`: the nodes require it (`requirepass`, sentinel `auth-pass`),
-/// and the supervisor, the proxy and the drill log in with it.
-async fn drill_through_proxy(fault: Fault, password: Option<&str>) {
-    let tmp = tempfile::tempdir().unwrap();
-    let mut opts = redis_ha_local::Options::for_test(tmp.path(), 1000).unwrap();
-    opts.spec.password = password.map(str::to_string);
-    let t = Topology::start(opts, true).await.expect("topology");
+/// `password`: the nodes require it (`requirepass`, sentinel `auth-pass`);
+/// `sentinel_pw`: the sentinels do (`requirepass`, also between them). The supervisor, the proxy and the drill log in with them.
+async fn drill_through_proxy(fault: Fault, password: Option<&str>, sentinel_pw: Option<&str>) {
+    let t = Topology::start_test_with(1000, |s| {
+        s.password = password.map(str::to_string);
+        s.sentinel_password = sentinel_pw.map(str::to_string);
+    })
+    .await
+    .expect("topology");
     let mut pcfg = ProxyConfig::for_test(t.sentinel_addrs(), &t.opts.spec.master_name);
     pcfg.password = password.map(str::to_string);
+    pcfg.sentinel_password = sentinel_pw.map(str::to_string);
     let proxy = redis_ha_proxy::server::start(pcfg).await.expect("proxy");
     let r = run_drill(config(&t, proxy.write_addr.to_string(), fault))
         .await
@@ -62,14 +66,15 @@ async fn drill_through_proxy(fault: Fault, password: Option<&str>) {
         .expect("healthy after restore");
 }
 
+/// The sentinels must log in to each other to vote the failover through.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kill_through_proxy_costs_no_error_and_no_write() {
-    drill_through_proxy(Fault::Kill, None).await;
+async fn kill_with_password_protected_sentinels_through_proxy_costs_no_error_and_no_write() {
+    drill_through_proxy(Fault::Kill, None, Some("sentinel-pw")).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn planned_failover_with_a_password_through_proxy_costs_no_error_and_no_write() {
-    drill_through_proxy(Fault::Failover, Some("s3cret")).await;
+    drill_through_proxy(Fault::Failover, Some("s3cret"), None).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

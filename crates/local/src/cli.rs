@@ -76,6 +76,10 @@ pub struct UpArgs {
     /// Password for Redis and Sentinel's auth-pass.
     #[arg(long, env = "REDIS_HA_PASSWORD", hide_env_values = true)]
     pub password: Option<String>,
+    /// Password for the sentinels themselves (their requirepass; they log in
+    /// to each other with it too).
+    #[arg(long, env = "REDIS_HA_SENTINEL_PASSWORD", hide_env_values = true)]
+    pub sentinel_password: Option<String>,
 }
 
 /// Stop a topology started with `up --detach` (SIGTERM, then SIGKILL).
@@ -107,6 +111,9 @@ pub struct StatusArgs {
     /// topology's own is in its state directory).
     #[arg(long, env = "REDIS_HA_PASSWORD", hide_env_values = true)]
     pub password: Option<String>,
+    /// Password of the sentinels given with --sentinel, if they have one.
+    #[arg(long, env = "REDIS_HA_SENTINEL_PASSWORD", hide_env_values = true)]
+    pub sentinel_password: Option<String>,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
@@ -202,6 +209,9 @@ fn options_for(a: &UpArgs) -> anyhow::Result<Options> {
     }
     if a.password.is_some() {
         spec.password = a.password.clone();
+    }
+    if a.sentinel_password.is_some() {
+        spec.sentinel_password = a.sentinel_password.clone();
     }
     let mut o = Options::with_defaults(spec, a.state_dir.clone());
     if let Some(h) = a.bind.clone().or(host) {
@@ -326,8 +336,8 @@ async fn report(a: &StatusArgs) -> anyhow::Result<Report> {
     let timeout = Duration::from_millis(1000);
     if !a.sentinels.is_empty() {
         let s: Vec<(String, String)> = a.sentinels.iter().map(|s| (s.clone(), s.clone())).collect();
-        let pw = a.password.as_deref();
-        return Ok(collect(&s, &[], &a.master_name, pw, timeout).await);
+        let (pw, spw) = (a.password.as_deref(), a.sentinel_password.as_deref());
+        return Ok(collect(&s, &[], &a.master_name, pw, spw, timeout).await);
     }
     let o = Options::load(&a.state_dir)?;
     let s: Vec<(String, String)> = (0..o.sentinel_ports.len())
@@ -339,7 +349,8 @@ async fn report(a: &StatusArgs) -> anyhow::Result<Report> {
         .zip(o.redis_addrs())
         .collect();
     let pw = o.spec.password.as_deref();
-    let mut r = collect(&s, &n, &o.spec.master_name, pw, timeout).await;
+    let spw = o.spec.sentinel_password.as_deref();
+    let mut r = collect(&s, &n, &o.spec.master_name, pw, spw, timeout).await;
     if let Some(p) = &o.proxy {
         let at = |port| redis_ha_topology::addr(&o.host, port);
         r.add_proxy(at(p.write), at(p.read), at(p.admin), pw, timeout)

@@ -361,8 +361,10 @@ impl Topology {
         // starting again) the master they last recorded in their own config
         // files is used, so a full restart after a failover does not resync
         // the newer master from stale redis-0.
+        let spw = o.spec.sentinel_password.as_deref();
         let views =
-            sentinel::ask_master_all(&o.sentinel_addrs(), &o.spec.master_name, IO_TIMEOUT).await;
+            sentinel::ask_master_all(&o.sentinel_addrs(), spw, &o.spec.master_name, IO_TIMEOUT)
+                .await;
         let known = sentinel::most_common(views.into_iter().filter_map(|(_, v)| v.ok().flatten()))
             .or_else(|| self.recorded_master());
         let boot = boot_role(&me, known.as_deref(), &first);
@@ -397,8 +399,9 @@ impl Topology {
         // epochs, peers); only a first start gets a freshly rendered one.
         if !conf.exists() {
             let first = addr(&o.host, o.redis_ports[0]);
+            let spw = o.spec.sentinel_password.as_deref();
             let known = sentinel::most_common(
-                sentinel::ask_master_all(&o.sentinel_addrs(), &o.spec.master_name, IO_TIMEOUT)
+                sentinel::ask_master_all(&o.sentinel_addrs(), spw, &o.spec.master_name, IO_TIMEOUT)
                     .await
                     .into_iter()
                     .filter_map(|(_, v)| v.ok().flatten()),
@@ -421,7 +424,7 @@ impl Topology {
         std::fs::write(o.pid_file(&name), pid.to_string())?;
         wait_ping(
             &addr(&o.host, o.sentinel_ports[i]),
-            None,
+            o.spec.sentinel_password.as_deref(),
             pid,
             &dir.join("sentinel.log"),
             true,
@@ -498,8 +501,9 @@ impl Topology {
         let o = &self.opts;
         let n_rep = o.redis_ports.len() - 1;
         let n_sen = o.sentinel_ports.len() - 1;
+        let spw = o.spec.sentinel_password.as_deref();
         for s in o.sentinel_addrs() {
-            let m = sentinel::master_info(&s, &o.spec.master_name, IO_TIMEOUT).await?;
+            let m = sentinel::master_info(&s, spw, &o.spec.master_name, IO_TIMEOUT).await?;
             let get = |k: &str| m.get(k).cloned().unwrap_or_default();
             let seen = addr(&get("ip"), get("port").parse().unwrap_or(0));
             if seen != master || get("flags") != "master" {
@@ -518,7 +522,7 @@ impl Topology {
                 );
             }
             // A replica the sentinel still flags as down is not yet usable.
-            let reps = sentinel::replicas(&s, &o.spec.master_name, IO_TIMEOUT).await?;
+            let reps = sentinel::replicas(&s, spw, &o.spec.master_name, IO_TIMEOUT).await?;
             if let Some(r) = reps.iter().find(|r| sentinel::entry_flags(r) != ["slave"]) {
                 bail!(
                     "sentinel {s} flags replica {:?} as {:?}",
@@ -534,6 +538,7 @@ impl Topology {
     pub async fn master(&self) -> anyhow::Result<Addr> {
         let views = sentinel::ask_master_all(
             &self.sentinel_addrs(),
+            self.opts.spec.sentinel_password.as_deref(),
             &self.opts.spec.master_name,
             IO_TIMEOUT,
         )
@@ -646,12 +651,13 @@ impl Topology {
         args.extend(p.args.iter().cloned());
         let log = dir.join("proxy.log");
         // The password goes by environment, not on the command line (`ps`).
-        let env: Vec<(&str, &str)> = o
-            .spec
-            .password
-            .iter()
-            .map(|pw| ("REDIS_HA_PASSWORD", pw.as_str()))
-            .collect();
+        let env: Vec<(&str, &str)> = [
+            ("REDIS_HA_PASSWORD", &o.spec.password),
+            ("REDIS_HA_SENTINEL_PASSWORD", &o.spec.sentinel_password),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| Some((k, v.as_deref()?)))
+        .collect();
         let pid = process::spawn_args(&bin, &args, &env, &log, self.attached)?;
         std::fs::write(o.pid_file("proxy"), pid.to_string())?;
         let pw = o.spec.password.as_deref();

@@ -89,10 +89,6 @@ impl ProxyArgs {
                 "--sentinel {s:?} is not HOST:PORT (e.g. 127.0.0.1:26379)"
             );
         }
-        anyhow::ensure!(
-            self.sentinel_password.is_none(),
-            "--sentinel-password is not supported yet: run the sentinels without requirepass"
-        );
         Ok(ProxyConfig {
             sentinels: self.sentinels.clone(),
             master_name: self.master_name.clone(),

@@ -124,6 +124,10 @@ pub fn sentinel_conf(spec: &Spec, node: &SentinelNode) -> String {
     if let Some(pw) = &spec.password {
         let _ = writeln!(w, "sentinel auth-pass {m} {pw}");
     }
+    if let Some(pw) = &spec.sentinel_password {
+        // Sentinel logs in to its peers with its own requirepass.
+        let _ = writeln!(w, "requirepass {pw}");
+    }
     s
 }
 

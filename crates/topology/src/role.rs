@@ -29,12 +29,13 @@ pub fn boot_role(me: &str, known_master: Option<&str>, first_boot_master: &str) 
 /// skipped; the most common answer wins.
 pub async fn decide_boot(
     sentinels: &[Addr],
+    sentinel_pw: Option<&str>,
     master_name: &str,
     me: &str,
     first_boot_master: &str,
     timeout: Duration,
 ) -> Boot {
-    let views = sentinel::ask_master_all(sentinels, master_name, timeout).await;
+    let views = sentinel::ask_master_all(sentinels, sentinel_pw, master_name, timeout).await;
     let known = sentinel::most_common(
         views
             .iter()

@@ -1,8 +1,9 @@
 //! Sentinel queries used by the control plane: who is master, what each
-//! sentinel sees, and quorum checks.
+//! sentinel sees, and quorum checks. `pw` is the sentinels' own password
+//! (their `requirepass`), if they have one.
 
 use crate::Addr;
-use redis_ha_resp::conn::query;
+use redis_ha_resp::conn::query_auth;
 use redis_ha_resp::{ConnError, Frame};
 use std::collections::HashMap;
 use std::time::Duration;
@@ -11,11 +12,13 @@ use std::time::Duration;
 /// know the master.
 pub async fn master_addr(
     sentinel: &str,
+    pw: Option<&str>,
     name: &str,
     timeout: Duration,
 ) -> Result<Option<Addr>, ConnError> {
-    let f = query(
+    let f = query_auth(
         sentinel,
+        pw,
         &["SENTINEL", "GET-MASTER-ADDR-BY-NAME", name],
         timeout,
     )
@@ -34,12 +37,13 @@ pub fn parse_master_addr(f: &Frame) -> Option<Addr> {
 /// Every sentinel's answer, in the order given, asked concurrently.
 pub async fn ask_master_all(
     sentinels: &[Addr],
+    pw: Option<&str>,
     name: &str,
     timeout: Duration,
 ) -> Vec<(Addr, Result<Option<Addr>, ConnError>)> {
     let futs = sentinels
         .iter()
-        .map(|s| async move { (s.clone(), master_addr(s, name, timeout).await) });
+        .map(|s| async move { (s.clone(), master_addr(s, pw, name, timeout).await) });
     futures::future::join_all(futs).await
 }
 
@@ -59,38 +63,42 @@ pub fn most_common(items: impl Iterator<Item = Addr>) -> Option<Addr> {
 /// `SENTINEL MASTER name` as a field map (flags, num-slaves, quorum...).
 pub async fn master_info(
     sentinel: &str,
+    pw: Option<&str>,
     name: &str,
     timeout: Duration,
 ) -> Result<HashMap<String, String>, ConnError> {
-    let f = query(sentinel, &["SENTINEL", "MASTER", name], timeout).await?;
+    let f = query_auth(sentinel, pw, &["SENTINEL", "MASTER", name], timeout).await?;
     Ok(f.into_pairs().into_iter().collect())
 }
 
 /// `SENTINEL REPLICAS name`, one field map per replica.
 pub async fn replicas(
     sentinel: &str,
+    pw: Option<&str>,
     name: &str,
     timeout: Duration,
 ) -> Result<Vec<HashMap<String, String>>, ConnError> {
-    list(sentinel, "REPLICAS", name, timeout).await
+    list(sentinel, pw, "REPLICAS", name, timeout).await
 }
 
 /// `SENTINEL SENTINELS name`: the *other* sentinels this one knows.
 pub async fn sentinels(
     sentinel: &str,
+    pw: Option<&str>,
     name: &str,
     timeout: Duration,
 ) -> Result<Vec<HashMap<String, String>>, ConnError> {
-    list(sentinel, "SENTINELS", name, timeout).await
+    list(sentinel, pw, "SENTINELS", name, timeout).await
 }
 
 async fn list(
     sentinel: &str,
+    pw: Option<&str>,
     what: &str,
     name: &str,
     timeout: Duration,
 ) -> Result<Vec<HashMap<String, String>>, ConnError> {
-    let f = query(sentinel, &["SENTINEL", what, name], timeout).await?;
+    let f = query_auth(sentinel, pw, &["SENTINEL", what, name], timeout).await?;
     Ok(f.into_array()
         .unwrap_or_default()
         .into_iter()
@@ -99,8 +107,13 @@ async fn list(
 }
 
 /// `SENTINEL CKQUORUM name`: `Ok(message)` when failover is possible.
-pub async fn ckquorum(sentinel: &str, name: &str, timeout: Duration) -> Result<String, ConnError> {
-    let f = query(sentinel, &["SENTINEL", "CKQUORUM", name], timeout).await?;
+pub async fn ckquorum(
+    sentinel: &str,
+    pw: Option<&str>,
+    name: &str,
+    timeout: Duration,
+) -> Result<String, ConnError> {
+    let f = query_auth(sentinel, pw, &["SENTINEL", "CKQUORUM", name], timeout).await?;
     Ok(f.as_text().unwrap_or_default())
 }
 

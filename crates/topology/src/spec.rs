@@ -23,6 +23,9 @@ pub struct Spec {
     pub appendfsync: String,
     /// Optional password (`requirepass`/`masterauth`/`sentinel auth-pass`).
     pub password: Option<String>,
+    /// Optional password of the sentinels themselves (their `requirepass`,
+    /// which they also log in to each other with).
+    pub sentinel_password: Option<String>,
 }
 
 impl Default for Spec {
@@ -40,6 +43,7 @@ impl Default for Spec {
             appendonly: true,
             appendfsync: "everysec".into(),
             password: None,
+            sentinel_password: None,
         }
     }
 }

@@ -110,16 +110,18 @@ impl Report {
 
 /// Collects a report. `nodes` are (name, addr) of the Redis nodes; when empty
 /// they are discovered from the sentinels (master + SENTINEL REPLICAS).
+/// `password` is the nodes', `sentinel_pw` the sentinels' own.
 pub async fn collect(
     sentinels: &[(String, Addr)],
     nodes: &[(String, Addr)],
     master_name: &str,
     password: Option<&str>,
+    sentinel_pw: Option<&str>,
     timeout: Duration,
 ) -> Report {
     let mut sstat = Vec::new();
     for (name, a) in sentinels {
-        sstat.push(sentinel_status(name, a, master_name, timeout).await);
+        sstat.push(sentinel_status(name, a, sentinel_pw, master_name, timeout).await);
     }
     let views: Vec<Addr> = sstat.iter().filter_map(|s| s.master.clone()).collect();
     let distinct: BTreeSet<&Addr> = views.iter().collect();
@@ -130,7 +132,7 @@ pub async fn collect(
             node_list.push((m.clone(), m.clone()));
         }
         for (_, s) in sentinels {
-            if let Ok(reps) = sentinel::replicas(s, master_name, timeout).await {
+            if let Ok(reps) = sentinel::replicas(s, sentinel_pw, master_name, timeout).await {
                 for r in reps.iter().filter_map(sentinel::entry_addr) {
                     if !node_list.iter().any(|(_, a)| *a == r) {
                         node_list.push((r.clone(), r));
@@ -317,6 +319,7 @@ fn master_replica_lags(info: &HashMap<String, String>) -> Vec<(Addr, i64)> {
 async fn sentinel_status(
     name: &str,
     a: &str,
+    pw: Option<&str>,
     master_name: &str,
     timeout: Duration,
 ) -> SentinelStatus {
@@ -332,7 +335,7 @@ async fn sentinel_status(
         quorum_ok: false,
         error: None,
     };
-    match sentinel::master_info(a, master_name, timeout).await {
+    match sentinel::master_info(a, pw, master_name, timeout).await {
         Ok(m) => {
             if let (Some(ip), Some(port)) =
                 (m.get("ip"), m.get("port").and_then(|p| p.parse().ok()))
@@ -348,7 +351,7 @@ async fn sentinel_status(
             return s;
         }
     }
-    match sentinel::ckquorum(a, master_name, timeout).await {
+    match sentinel::ckquorum(a, pw, master_name, timeout).await {
         Ok(msg) => {
             s.quorum_ok = true;
             s.ckquorum = Some(msg);

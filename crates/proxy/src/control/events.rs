@@ -22,13 +22,14 @@ pub enum Event {
     PromotionGaveUp(Addr),
 }
 
-pub async fn subscribe(sentinel: Addr, tx: UnboundedSender<Event>) {
+/// Follows one sentinel's events; `pw` is the sentinel's own password.
+pub async fn subscribe(sentinel: Addr, pw: Option<String>, tx: UnboundedSender<Event>) {
     let mut backoff = Duration::from_millis(100);
     loop {
         if tx.is_closed() {
             return;
         }
-        match listen(&sentinel, &tx).await {
+        match listen(&sentinel, pw.as_deref(), &tx).await {
             Ok(()) => return,
             Err(e) => {
                 tracing::debug!(%sentinel, error = %e, "sentinel subscription lost");
@@ -41,8 +42,12 @@ pub async fn subscribe(sentinel: Addr, tx: UnboundedSender<Event>) {
 }
 
 /// Returns Ok only when the controller is gone.
-async fn listen(sentinel: &str, tx: &UnboundedSender<Event>) -> anyhow::Result<()> {
-    let mut c = Connection::connect(sentinel, Duration::from_secs(1)).await?;
+async fn listen(
+    sentinel: &str,
+    pw: Option<&str>,
+    tx: &UnboundedSender<Event>,
+) -> anyhow::Result<()> {
+    let mut c = Connection::connect_auth(sentinel, pw, Duration::from_secs(1)).await?;
     c.send(&["PSUBSCRIBE", "*"]).await?;
     let first = tokio::time::timeout(Duration::from_secs(2), c.read_frame()).await??;
     anyhow::ensure!(

@@ -114,7 +114,8 @@ impl Controller {
         for s in self.sentinels.clone() {
             if !self.subscribed.contains(&s) {
                 self.subscribed.push(s.clone());
-                tokio::spawn(events::subscribe(s, self.event_tx.clone()));
+                let pw = self.cfg.sentinel_password.clone();
+                tokio::spawn(events::subscribe(s, pw, self.event_tx.clone()));
             }
         }
     }
@@ -299,7 +300,8 @@ impl Controller {
     async fn refresh(&mut self) {
         let t = self.cfg.connect_timeout;
         let name = self.cfg.master_name.clone();
-        let views = probe::sentinel_views(&self.sentinels, &name, t).await;
+        let spw = self.cfg.sentinel_password.as_deref();
+        let views = probe::sentinel_views(&self.sentinels, spw, &name, t).await;
         let reachable = views.iter().filter(|v| v.error.is_none()).count();
         self.metrics.sentinels_reachable.set(reachable as i64);
         // Discover further sentinels.

@@ -47,14 +47,19 @@ pub async fn watch_promotion(replica: Addr, password: Option<String>, tx: Unboun
 }
 
 /// Every sentinel's view of the master, asked concurrently.
-pub async fn sentinel_views(sentinels: &[Addr], name: &str, t: Duration) -> Vec<SentinelView> {
+pub async fn sentinel_views(
+    sentinels: &[Addr],
+    pw: Option<&str>,
+    name: &str,
+    t: Duration,
+) -> Vec<SentinelView> {
     let futs = sentinels.iter().map(|s| async move {
         let mut v = SentinelView {
             addr: s.clone(),
             ..SentinelView::default()
         };
         let r: anyhow::Result<()> = async {
-            let mut c = Connection::connect(s, t).await?;
+            let mut c = Connection::connect_auth(s, pw, t).await?;
             c.timeout = t;
             let m: HashMap<String, String> = c
                 .request_ok(&["SENTINEL", "MASTER", name])

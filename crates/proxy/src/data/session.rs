@@ -39,6 +39,7 @@ use crate::config::ConnMode;
 use crate::metrics::Endpoint;
 use crate::route::{Refresh, Routes};
 use bytes::{Bytes, BytesMut};
+use futures::FutureExt;
 use redis_ha_resp::parse::{frame_len, parse_command};
 use redis_ha_resp::{encode, Command};
 use redis_ha_topology::Addr;
@@ -305,17 +306,21 @@ impl Session {
                     } => Wake::Backend(r),
                     r = async {
                         loop {
+                            // A buffer only once there is something to read.
                             cr.readable().await?;
                             room(bufpool::held(cbuf));
-                            match cr.try_read_buf(cbuf) {
-                                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                            // Polled once, not `try_read`: a read that leaves
+                            // room drained the socket, and tokio then forgets
+                            // the readiness instead of the next loop paying a
+                            // recv that only says EAGAIN (one per request).
+                            match cr.read_buf(cbuf).now_or_never() {
+                                Some(r) => return r,
+                                None => {
                                     // Looked readable, had nothing (a fresh socket does).
                                     if cbuf.is_empty() {
                                         bufpool::give(cbuf);
                                     }
-                                    continue;
                                 }
-                                r => return r,
                             }
                         }
                     }, if reading && !auth_wait => Wake::Client(r),

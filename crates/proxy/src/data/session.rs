@@ -168,9 +168,19 @@ pub struct Session {
     relogin: bool,
 }
 
-/// `HELLO ... AUTH user pass ...`
+/// Where `AUTH user pass` starts in `HELLO [protover [AUTH user pass] ...]`.
+fn hello_auth_at(hello: &Command) -> Option<usize> {
+    (2..hello.argc()).find(|&i| hello.arg_is(i, "AUTH"))
+}
+
 fn hello_has_auth(hello: &Command) -> bool {
-    (2..hello.argc()).any(|i| hello.arg_is(i, "AUTH"))
+    hello_auth_at(hello).is_some()
+}
+
+/// Compares a password in time that does not depend on where it differs
+/// (as Redis does), so response times do not leak it byte by byte.
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |d, (x, y)| d | (x ^ y)) == 0
 }
 
 /// What a command from a client that has not logged in gets.
@@ -448,7 +458,7 @@ impl Session {
                 3 => (cmd.arg(1), cmd.arg(2)),
                 _ => return Login::Refuse("ERR wrong number of arguments for 'auth' command"),
             },
-            Kind::Hello => match (2..cmd.argc()).find(|&i| cmd.arg_is(i, "AUTH")) {
+            Kind::Hello => match hello_auth_at(cmd) {
                 Some(i) => (cmd.arg(i + 1), cmd.arg(i + 2)),
                 None => return Login::Refuse(
                     "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time",
@@ -727,7 +737,7 @@ impl Session {
         let Some(pw) = self.shared.cfg.password.as_deref() else {
             return false;
         };
-        user.is_none_or(|u| u == b"default") && pass == Some(pw.as_bytes())
+        user.is_none_or(|u| u == b"default") && pass.is_some_and(|p| same_bytes(p, pw.as_bytes()))
     }
 
     /// No AUTH, or one that logs in as the shared connections do.

@@ -24,7 +24,7 @@ pub struct EndpointLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ErrorLabels {
     pub endpoint: Endpoint,
-    /// `hold_timeout`, `backend`, `protocol`, `session_broken`, `no_replica`...
+    /// One of [`ERROR_KINDS`].
     pub kind: String,
 }
 

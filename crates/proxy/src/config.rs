@@ -56,6 +56,12 @@ pub struct ProxyConfig {
 }
 
 impl ProxyConfig {
+    /// Clients must log in before anything else (there is a password and
+    /// `client_auth` is on).
+    pub fn clients_log_in(&self) -> bool {
+        self.client_auth && self.password.is_some()
+    }
+
     /// Settings for tests: free ports on loopback, defaults otherwise.
     pub fn for_test(sentinels: Vec<Addr>, master_name: &str) -> ProxyConfig {
         ProxyConfig {

@@ -15,12 +15,14 @@ pub use session::{Session, REJOIN};
 use crate::config::{ProxyConfig, ReadBalance};
 use crate::metrics::{Endpoint, Metrics};
 use crate::route::RouteHandle;
+use bytes::BytesMut;
 use redis_ha_resp::Limits;
 use redis_ha_topology::Addr;
 use std::collections::HashMap;
+use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 
 /// What every session of a proxy shares.
 pub struct Shared {
@@ -86,6 +88,31 @@ impl Balancer {
         {
             *n = n.saturating_sub(1);
         }
+    }
+}
+
+/// Reads what is there into `buf`'s spare room. A read that leaves room
+/// drained the socket: its readiness is then cleared at once (as tokio's
+/// `poll_read` does), rather than found stale by the next read, a recv that
+/// only says EAGAIN. `try_io` takes the readiness before the read, so data
+/// arriving after it is not missed.
+pub(crate) fn read_draining(sock: &TcpStream, buf: &mut BytesMut) -> io::Result<usize> {
+    let mut drained = None;
+    let r = sock.try_io(tokio::io::Interest::READABLE, || {
+        let room = buf.spare_capacity_mut();
+        let len = room.len();
+        let n = socket2::SockRef::from(sock).recv(room)?;
+        // SAFETY: recv initialised the first n bytes of the spare room.
+        unsafe { buf.set_len(buf.len() + n) };
+        if 0 < n && n < len {
+            drained = Some(n);
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        Ok(n)
+    });
+    match drained {
+        Some(n) => Ok(n),
+        None => r,
     }
 }
 

@@ -317,7 +317,7 @@ async fn reader(conn: Arc<MuxConn>, mut buf: BytesMut) {
             if let Err(e) = conn.sock.readable().await {
                 break Err(e);
             }
-            match read_draining(&conn.sock, &mut buf) {
+            match super::read_draining(&conn.sock, &mut buf) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
                 r => break r,
             }
@@ -327,31 +327,6 @@ async fn reader(conn: Arc<MuxConn>, mut buf: BytesMut) {
             Ok(_) => {}
             Err(e) => return conn.fail(&format!("read failed: {e}")),
         }
-    }
-}
-
-/// Reads what is there into `buf`'s spare room. A read that leaves room
-/// drained the socket: its readiness is then cleared at once (as tokio's
-/// `poll_read` does), rather than found stale by the next read, a recv that
-/// only says EAGAIN. `try_io` takes the readiness before the read, so data
-/// arriving after it is not missed.
-fn read_draining(sock: &TcpStream, buf: &mut BytesMut) -> io::Result<usize> {
-    let mut drained = None;
-    let r = sock.try_io(tokio::io::Interest::READABLE, || {
-        let room = buf.spare_capacity_mut();
-        let len = room.len();
-        let n = socket2::SockRef::from(sock).recv(room)?;
-        // SAFETY: recv initialised the first n bytes of the spare room.
-        unsafe { buf.set_len(buf.len() + n) };
-        if 0 < n && n < len {
-            drained = Some(n);
-            return Err(io::ErrorKind::WouldBlock.into());
-        }
-        Ok(n)
-    });
-    match drained {
-        Some(n) => Ok(n),
-        None => r,
     }
 }
 

@@ -39,7 +39,6 @@ use crate::config::ConnMode;
 use crate::metrics::Endpoint;
 use crate::route::{Refresh, Routes};
 use bytes::{Bytes, BytesMut};
-use futures::FutureExt;
 use redis_ha_resp::parse::{frame_len, parse_command};
 use redis_ha_resp::{encode, Command};
 use redis_ha_topology::Addr;
@@ -173,10 +172,6 @@ fn hello_auth_at(hello: &Command) -> Option<usize> {
     (2..hello.argc()).find(|&i| hello.arg_is(i, "AUTH"))
 }
 
-fn hello_has_auth(hello: &Command) -> bool {
-    hello_auth_at(hello).is_some()
-}
-
 /// Compares a password in time that does not depend on where it differs
 /// (as Redis does), so response times do not leak it byte by byte.
 fn same_bytes(a: &[u8], b: &[u8]) -> bool {
@@ -220,7 +215,7 @@ impl Session {
         let mux = shared.cfg.mode == ConnMode::Multiplex;
         let mut routes_rx = shared.routes.routes.clone();
         let routes = routes_rx.borrow_and_update().clone();
-        let authed = !shared.cfg.client_auth || shared.cfg.password.is_none();
+        let authed = !shared.cfg.clients_log_in();
         Session {
             endpoint,
             shared,
@@ -319,18 +314,14 @@ impl Session {
                             // A buffer only once there is something to read.
                             cr.readable().await?;
                             room(bufpool::held(cbuf));
-                            // Polled once, not `try_read`: a read that leaves
-                            // room drained the socket, and tokio then forgets
-                            // the readiness instead of the next loop paying a
-                            // recv that only says EAGAIN (one per request).
-                            match cr.read_buf(cbuf).now_or_never() {
-                                Some(r) => return r,
-                                None => {
+                            match super::read_draining(cr.as_ref(), cbuf) {
+                                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                                     // Looked readable, had nothing (a fresh socket does).
                                     if cbuf.is_empty() {
                                         bufpool::give(cbuf);
                                     }
                                 }
+                                r => return r,
                             }
                         }
                     }, if reading && !auth_wait => Wake::Client(r),
@@ -469,15 +460,11 @@ impl Session {
             _ => return Login::Refuse("NOAUTH Authentication required."),
         };
         match creds {
-            (user, Some(pass)) if user.is_none_or(|u| u == b"default") => {
-                if self.same_login(None, Some(pass)) {
-                    Login::Forward
-                } else {
-                    Login::Refuse(WRONGPASS)
-                }
-            }
-            (Some(_), Some(_)) => Login::Forward,
-            _ => Login::Refuse("ERR Syntax error in HELLO option 'auth'"),
+            (_, None) => Login::Refuse("ERR Syntax error in HELLO option 'auth'"),
+            // The default user's password is known here; other users' are not.
+            (Some(u), _) if u != b"default" => Login::Forward,
+            (user, pass) if self.same_login(user, pass) => Login::Forward,
+            _ => Login::Refuse(WRONGPASS),
         }
     }
 
@@ -842,7 +829,7 @@ impl Session {
         // The login comes first: a HELLO without AUTH on a connection not
         // logged in fails. A HELLO that logs in replaces any earlier AUTH
         // (see `on_reply`), and an AUTH after it wins.
-        let hello_logs_in = s.hello.as_ref().is_some_and(hello_has_auth);
+        let hello_logs_in = s.hello.as_ref().and_then(hello_auth_at).is_some();
         if let Some(pw) = &self.shared.cfg.password {
             if s.auth.is_none() && !hello_logs_in {
                 encode::command(&["AUTH", pw.as_str()], &mut replay);
@@ -1005,7 +992,7 @@ impl Session {
                 self.authed = true;
             }
             Kind::Hello if ok => {
-                if hello_has_auth(&p.cmd) {
+                if hello_auth_at(&p.cmd).is_some() {
                     self.state.auth = None; // replaced by this login
                 }
                 self.state.hello = Some(p.cmd.clone());
@@ -1030,7 +1017,7 @@ impl Session {
             Kind::Reset if ok => {
                 // Redis logs the connection out too when there is a password.
                 self.state = State::default();
-                self.authed = !self.shared.cfg.client_auth || self.shared.cfg.password.is_none();
+                self.authed = !self.shared.cfg.clients_log_in();
             }
             _ => {}
         }

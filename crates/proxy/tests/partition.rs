@@ -4,7 +4,9 @@
 //! Sentinels and replicas fail over; the proxy must follow without
 //! client-visible errors, never write to the cut-off master again, and lose
 //! no write acknowledged through it except what asynchronous replication
-//! loses at the cut (at most the one write in flight per connection).
+//! loses at the cut: what the promoted replica had not received yet, and the
+//! one reply per connection already on its way. Every write acknowledged
+//! after that came from the new master and must be on it.
 //!
 //! Needs Linux, root and iproute2 (`ip`); elsewhere it says why and returns.
 
@@ -218,6 +220,12 @@ async fn partition_the_master(mode: ConnMode) {
         let conf = redis_conf(&format!("r{i}"), &net.host_ip, *p, &extra);
         procs.0.push(spawn(&[], "redis-server", &conf));
     }
+    // Not the 1 s / 3 s of the other tests: on a loaded 2-core CI machine a
+    // stalled sentinel once saw every node down and failed over a second
+    // time, after a 3 s failover-timeout had ended the first failover before
+    // the other replica was pointed at the new master, so Sentinel promoted a
+    // replica that had never replicated from it (67k acknowledged writes
+    // gone: Sentinel's choice, not something a proxy can undo).
     let mut sentinels = vec![];
     for (i, p) in s_ports.iter().enumerate() {
         let d = dir.path().join(format!("s{i}"));
@@ -228,8 +236,8 @@ async fn partition_the_master(mode: ConnMode) {
             format!(
                 "port {p}\nbind {host}\nprotected-mode no\ndir {dir}\n\
                  sentinel monitor mymaster {ns} {m_port} 2\n\
-                 sentinel down-after-milliseconds mymaster 1000\n\
-                 sentinel failover-timeout mymaster 3000\nlogfile {dir}/sentinel.log\n",
+                 sentinel down-after-milliseconds mymaster 2000\n\
+                 sentinel failover-timeout mymaster 10000\nlogfile {dir}/sentinel.log\n",
                 host = net.host_ip,
                 dir = d.display(),
                 ns = net.ns_ip,
@@ -295,7 +303,7 @@ async fn partition_the_master(mode: ConnMode) {
                 let key = format!("w{w}:{i}");
                 let r = cmd(&mut c, &["SET", &key, "v"]).await;
                 assert_eq!(text(&r), "OK", "{key}: a client-visible error");
-                acked.push(key);
+                acked.push((key, std::time::Instant::now()));
                 i += 1;
             }
             acked
@@ -370,27 +378,56 @@ async fn partition_the_master(mode: ConnMode) {
     if last != new {
         eprintln!("{mode:?}: {failovers} failovers in all; last master {last}");
     }
-    // Every acknowledged write is on the last master, but for what async
-    // replication can drop at each failover: one in-flight write per writer.
+    // Writes the old master acknowledged before the cut and had not yet
+    // replicated are lost with it (asynchronous replication: as many as the
+    // replica lagged, thousands on a loaded machine); so may be the one write
+    // per writer whose reply was already on its way at the cut. Every later
+    // acknowledgement came from the new master through the proxy: all of
+    // those must be on it.
     let mut c = conn(&last).await;
-    let mut total = 0;
-    let mut found = 0;
-    for keys in &acked {
-        for chunk in keys.chunks(1000) {
-            let mut args = vec!["EXISTS"];
-            args.extend(chunk.iter().map(String::as_str));
-            total += chunk.len();
-            found += cmd(&mut c, &args).await.as_int().unwrap_or(0) as usize;
-        }
-    }
-    let lost = total - found;
-    eprintln!("{mode:?}: {total} writes acknowledged, {lost} lost at the cut");
-    assert!(total > 100, "too few writes to say anything ({total})");
-    assert!(
-        lost <= acked.len() * failovers,
-        "{lost} acknowledged writes lost in {failovers} failovers"
+    let before: Vec<&str> = acked
+        .iter()
+        .flatten()
+        .filter(|(_, at)| *at < t0)
+        .map(|(k, _)| k.as_str())
+        .collect();
+    let after: Vec<&str> = acked
+        .iter()
+        .flat_map(|w| w.iter().filter(|(_, at)| *at >= t0).skip(1))
+        .map(|(k, _)| k.as_str())
+        .collect();
+    let (n_before, n_after) = (before.len(), after.len());
+    let lost_before = missing(&mut c, &before).await;
+    let lost_after = missing(&mut c, &after).await;
+    eprintln!(
+        "{mode:?}: {n_before} writes acknowledged before the cut ({lost_before} lost with the old master), {n_after} after ({lost_after} lost)"
     );
+    assert!(
+        n_after > 100,
+        "too few writes after the cut to say anything ({n_after})"
+    );
+    if failovers == 1 {
+        assert_eq!(
+            lost_after, 0,
+            "writes acknowledged through the proxy after the cut were lost"
+        );
+    } else {
+        // A later failover may promote a replica Sentinel had not yet pointed
+        // at the new master: its losses are Sentinel's, not the proxy's.
+        eprintln!("{mode:?}: {failovers} failovers: losses after the cut not checked");
+    }
     drop(procs);
+}
+
+/// How many of `keys` the node behind `c` does not have.
+async fn missing(c: &mut redis_ha_resp::Connection, keys: &[&str]) -> usize {
+    let mut n = 0;
+    for chunk in keys.chunks(1000) {
+        let mut args = vec!["EXISTS"];
+        args.extend(chunk);
+        n += chunk.len() - cmd(c, &args).await.as_int().unwrap_or(0) as usize;
+    }
+    n
 }
 
 in_both_modes!(partition_the_master);

@@ -79,6 +79,48 @@ pub struct ProxyArgs {
     /// Password for the sentinels, if they require one.
     #[arg(long, env = "REDIS_HA_SENTINEL_PASSWORD", hide_env_values = true)]
     pub sentinel_password: Option<String>,
+    /// Commands refused at the proxy, comma-separated; a subcommand as
+    /// "CLIENT KILL" or CLIENT|KILL; "" allows all. The default keeps one
+    /// client from stopping, reconfiguring or freezing the cluster behind
+    /// the proxy, or killing the proxy's shared connections. SYNC/PSYNC are
+    /// always refused (a replication stream cannot pass the proxy)
+    #[arg(long, default_value = crate::data::deny::DEFAULT)]
+    pub deny_commands: String,
+    /// Replies a client has not read, past which it is closed (as Redis's
+    /// client-output-buffer-limit; subscribers: at most 32mb). Long before
+    /// that the proxy stops reading from such a client. Units: b, kb, mb, gb
+    #[arg(long, default_value = "512mb", value_parser = parse_size)]
+    pub client_output_limit: usize,
+    /// Close a client idle for this long (0: never, as Redis's timeout).
+    /// Subscribers are never closed for being idle
+    #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
+    pub timeout: Duration,
+}
+
+/// A size as Redis writes it: 1024, 64kb, 512mb, 1gb (k/m/g: powers of 1000).
+pub fn parse_size(s: &str) -> Result<usize, String> {
+    let t = s.trim().to_ascii_lowercase();
+    let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (n, unit) = t.split_at(digits);
+    let n: usize = n
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size (e.g. 512mb, 64kb, 1048576)"))?;
+    let mult: usize = match unit {
+        "" | "b" => 1,
+        "k" => 1000,
+        "kb" => 1 << 10,
+        "m" => 1_000_000,
+        "mb" => 1 << 20,
+        "g" => 1_000_000_000,
+        "gb" => 1 << 30,
+        _ => {
+            return Err(format!(
+                "{s:?}: unknown unit {unit:?} (use b, kb, mb or gb)"
+            ))
+        }
+    };
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("{s:?} is too large"))
 }
 
 impl ProxyArgs {
@@ -107,6 +149,9 @@ impl ProxyArgs {
             connect_timeout: Duration::from_secs(1),
             mode: self.mode,
             mux_connections: self.mux_connections.into(),
+            deny_commands: self.deny_commands.clone(),
+            client_output_limit: self.client_output_limit,
+            idle_timeout: self.timeout,
         })
     }
 }
@@ -143,6 +188,21 @@ pub async fn run(a: ProxyArgs) -> anyhow::Result<u8> {
     }
     h.shutdown();
     Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("512mb"), Ok(512 << 20));
+        assert_eq!(parse_size("64KB"), Ok(64 << 10));
+        assert_eq!(parse_size("1k"), Ok(1000));
+        assert_eq!(parse_size("100"), Ok(100));
+        assert!(parse_size("lots").is_err());
+        assert!(parse_size("5tb").is_err());
+    }
 }
 
 /// `--client-auth`.

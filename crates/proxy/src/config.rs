@@ -53,6 +53,12 @@ pub struct ProxyConfig {
     pub mode: ConnMode,
     /// Shared connections per node in multiplex mode.
     pub mux_connections: usize,
+    /// `--deny-commands`, as given (see [`crate::data::deny`]).
+    pub deny_commands: String,
+    /// Replies a client has not read, in bytes, past which it is closed.
+    pub client_output_limit: usize,
+    /// Idle clients are closed after this; zero never.
+    pub idle_timeout: Duration,
 }
 
 impl ProxyConfig {
@@ -82,6 +88,9 @@ impl ProxyConfig {
             connect_timeout: Duration::from_secs(1),
             mode: ConnMode::Dedicated,
             mux_connections: 2,
+            deny_commands: crate::data::deny::DEFAULT.into(),
+            client_output_limit: 512 << 20,
+            idle_timeout: Duration::ZERO,
         }
     }
 }

@@ -2,6 +2,7 @@
 //! once, at start ([`EndpointMetrics`]), so the data path pays an atomic add
 //! per update, never a label lookup or a lock.
 
+use crate::data::ErrorKind;
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -24,7 +25,7 @@ pub struct EndpointLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ErrorLabels {
     pub endpoint: Endpoint,
-    /// One of [`ERROR_KINDS`].
+    /// An [`ErrorKind`] label.
     pub kind: String,
 }
 
@@ -54,15 +55,6 @@ pub struct Metrics {
     read: EndpointMetrics,
 }
 
-/// The kinds of error the proxy itself returns (the `kind` label).
-pub const ERROR_KINDS: [&str; 5] = [
-    "hold_timeout",
-    "protocol",
-    "session_broken",
-    "no_replica",
-    "auth",
-];
-
 /// One endpoint's series, taken from the families once. Clones share the
 /// values with the registered families.
 #[derive(Clone, Default)]
@@ -73,17 +65,13 @@ pub struct EndpointMetrics {
     pub retried: Counter,
     pub held: Counter,
     pub backend_connections: Gauge,
-    errors: [Counter; ERROR_KINDS.len()],
+    errors: [Counter; ErrorKind::ALL.len()],
 }
 
 impl EndpointMetrics {
-    /// The counter of an [`ERROR_KINDS`] entry.
-    pub fn error(&self, kind: &str) -> &Counter {
-        let i = ERROR_KINDS
-            .iter()
-            .position(|k| *k == kind)
-            .expect("kind listed in ERROR_KINDS");
-        &self.errors[i]
+    /// The counter of one kind of error.
+    pub fn error(&self, kind: ErrorKind) -> &Counter {
+        &self.errors[kind as usize]
     }
 
     pub fn errors_total(&self) -> u64 {
@@ -194,11 +182,11 @@ impl Metrics {
                 retried: m.commands_retried_total.get_or_create(&l).clone(),
                 held: m.commands_held_total.get_or_create(&l).clone(),
                 backend_connections: m.backend_connections.get_or_create(&l).clone(),
-                errors: ERROR_KINDS.map(|kind| {
+                errors: ErrorKind::ALL.map(|kind| {
                     m.errors_total
                         .get_or_create(&ErrorLabels {
                             endpoint: ep,
-                            kind: kind.to_string(),
+                            kind: kind.label().to_string(),
                         })
                         .clone()
                 }),

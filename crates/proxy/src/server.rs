@@ -80,6 +80,7 @@ pub async fn start(cfg: ProxyConfig) -> anyhow::Result<ProxyHandle> {
         metrics: metrics.clone(),
         balancer: Balancer::new(cfg.read_balance),
         pool: pool.clone(),
+        deny: data::deny::DenyList::parse(&cfg.deny_commands),
         cfg: Arc::new(cfg.clone()),
         limits: Default::default(),
     });

@@ -109,7 +109,11 @@ async fn clients_must_log_in(mode: ConnMode) {
         .await
         .unwrap();
     assert_eq!(text(&cmd(&mut direct, &["GET", "k"]).await), "v");
-    let refused = p.metrics.ep(Endpoint::write).error("auth").get();
+    let refused = p
+        .metrics
+        .ep(Endpoint::write)
+        .error(redis_ha_proxy::data::ErrorKind::Auth)
+        .get();
     assert_eq!(refused, 5, "refused commands are counted");
 
     // Every form of login Redis takes; an ACL user is Redis's to accept.

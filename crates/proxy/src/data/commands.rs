@@ -32,6 +32,19 @@ pub enum Kind {
     Reset,
 }
 
+/// What running a command a second time could do, from its table flags:
+/// the replay rule's input.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Effect {
+    /// Only reads (flag `readonly`): sending it again changes nothing.
+    Read,
+    /// Changes data, or is unknown: never sent twice.
+    Write,
+    /// `admin` or `dangerous` (CONFIG SET, FLUSHALL, SCRIPT KILL...): never
+    /// sent twice, and never held for a new master.
+    Admin,
+}
+
 /// How the data path treats a command.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Class {
@@ -39,13 +52,50 @@ pub struct Class {
     /// May go over a backend connection shared with other clients: it
     /// neither reads nor changes connection state, and never blocks it.
     pub shared: bool,
+    pub effect: Effect,
+    /// Redis's description; `None` for a command Redis does not list.
+    pub spec: Option<&'static Spec>,
+}
+
+impl Class {
+    /// Changes connection state the proxy does not follow (CLIENT
+    /// TRACKING, CLIENT NO-EVICT, unknown commands): once Redis accepts it,
+    /// the client keeps its dedicated connection.
+    pub fn untracked(&self) -> bool {
+        self.kind == Kind::Normal
+            && !self.shared
+            && self.spec.is_none_or(|s| s.acl & acl::CONNECTION != 0)
+    }
 }
 
 pub fn classify(c: &Command) -> Class {
     let spec = lookup(c);
     let kind = kind(c, spec);
     let shared = kind == Kind::Normal && spec.is_some_and(shareable);
-    Class { kind, shared }
+    Class {
+        kind,
+        shared,
+        effect: effect(spec),
+        spec,
+    }
+}
+
+fn effect(spec: Option<&Spec>) -> Effect {
+    match spec {
+        Some(s) if s.flags & flag::ADMIN != 0 || s.acl & acl::DANGEROUS != 0 => Effect::Admin,
+        // ALLOW_BUSY (SCRIPT KILL...) reaches a busy node: it acts at once.
+        Some(s) if s.flags & flag::ALLOW_BUSY != 0 && s.flags & flag::READONLY == 0 => {
+            Effect::Admin
+        }
+        // Neither writes nor may (scripts, PUBLISH): sending it twice changes nothing.
+        Some(s)
+            if s.flags & (flag::WRITE | flag::MAY_REPLICATE) == 0
+                && s.acl & (acl::WRITE | acl::SCRIPTING | acl::PUBSUB) == 0 =>
+        {
+            Effect::Read
+        }
+        _ => Effect::Write,
+    }
 }
 
 /// Remembers the last command classified on a connection: clients tend to
@@ -121,7 +171,11 @@ fn shareable(s: &Spec) -> bool {
     }
     // Blocking commands are already Kind::Blocking (see `kind`).
     let f = s.flags;
-    s.acl & (acl::CONNECTION | acl::TRANSACTION) == 0
+    // SCRIPT KILL, FUNCTION KILL...: a shared connection may be stuck
+    // behind the very script they are meant to stop.
+    let urgent = f & flag::ALLOW_BUSY != 0 && f & flag::READONLY == 0 && s.first_key == 0;
+    !urgent
+        && s.acl & (acl::CONNECTION | acl::TRANSACTION) == 0
         // SUBSCRIBE & co., and admin commands that take over or reconfigure
         // the connection (SYNC, PSYNC, REPLCONF, MONITOR...).
         && !(f & flag::NOSCRIPT != 0 && f & (flag::PUBSUB | flag::ADMIN) != 0)
@@ -278,6 +332,45 @@ mod tests {
             let c = Command::from_args(args);
             assert_eq!(last.classify(&c), classify(&c), "{args:?}");
         }
+    }
+
+    #[test]
+    fn effects_decide_what_may_be_sent_twice() {
+        let e = |args: &[&str]| classify(&Command::from_args(args)).effect;
+        for read in [
+            &["get", "k"][..],
+            &["mget", "a", "b"],
+            &["ping"],
+            &["scan", "0"],
+        ] {
+            assert_eq!(e(read), Effect::Read, "{read:?}");
+        }
+        for write in [
+            &["set", "k", "v"][..],
+            &["incr", "k"],
+            &["rpush", "l", "x"],
+            &["eval", "return 1", "0"],
+            &["nosuch"],
+            &["publish", "c", "m"],
+        ] {
+            assert_eq!(e(write), Effect::Write, "{write:?}");
+        }
+        for admin in [
+            &["shutdown"][..],
+            &["debug", "sleep", "1"],
+            &["config", "set", "x", "y"],
+            &["flushall"],
+            &["script", "kill"],
+            &["function", "kill"],
+            &["replicaof", "no", "one"],
+            &["client", "kill", "id", "1"],
+        ] {
+            assert_eq!(e(admin), Effect::Admin, "{admin:?}");
+        }
+        assert!(!shared(&["script", "kill"]) && !shared(&["function", "kill"]));
+        let untracked = |args: &[&str]| classify(&Command::from_args(args)).untracked();
+        assert!(untracked(&["client", "tracking", "on"]) && untracked(&["nosuch"]));
+        assert!(!untracked(&["script", "kill"]) && !untracked(&["config", "set", "a", "b"]));
     }
 
     #[test]

@@ -1,15 +1,20 @@
 //! The data path: accepts clients on an endpoint and runs one [`Session`]
-//! per connection, over a dedicated or a shared ([`mux`]) backend connection. It reads the routing table and reports trouble back
-//! through [`RouteHandle::refresh`]; it never talks to Sentinel.
+//! per connection, over a dedicated or a shared ([`mux`]) backend
+//! connection. It reads the routing table and reports trouble back through
+//! [`RouteHandle::refresh`]; it never talks to Sentinel.
 
 mod bufpool;
 mod commands;
+pub mod deny;
+pub mod error;
+mod handshake;
 pub mod mux;
 #[rustfmt::skip]
 pub mod table;
 mod session;
 
-pub use commands::{classify, lookup, Class, Kind};
+pub use commands::{classify, lookup, Class, Effect, Kind};
+pub use error::{ClientError, ErrorKind};
 pub use session::{Session, REJOIN};
 
 use crate::config::{ProxyConfig, ReadBalance};
@@ -33,6 +38,8 @@ pub struct Shared {
     pub balancer: Balancer,
     /// Shared backend connections (used in multiplex mode only).
     pub pool: Arc<mux::Pool>,
+    /// Commands refused at the proxy (`--deny-commands`).
+    pub deny: deny::DenyList,
 }
 
 /// Spreads read sessions over the healthy replicas.

@@ -10,8 +10,11 @@
 //! [`FLUSH_AT`] bytes is written at once by the session that filled it. A reader
 //! task measures replies with `frame_len` and hands each one, a slice of its
 //! read buffer, to the waiter at the head of the line. A connection that
-//! fails tells every waiter; sessions re-send unanswered requests elsewhere,
-//! exactly as they do when a dedicated connection fails.
+//! fails tells every waiter, per request, whether it was written
+//! ([`Reply::Lost`]) or not ([`Reply::Unsent`]); the session's replay rule
+//! decides what is sent again. A connection whose node leaves the routing
+//! table is retired: it takes nothing new but still delivers the replies to
+//! what was written, for up to [`DRAIN`].
 
 use crate::route::Routes;
 use atomic_waker::AtomicWaker;
@@ -25,8 +28,7 @@ use std::io;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio::sync::{watch, Notify};
 use tokio::task::AbortHandle;
@@ -34,7 +36,11 @@ use tokio::task::AbortHandle;
 /// What a shared connection hands back to a session.
 pub enum Reply {
     Frame(Bytes),
-    /// The connection failed before this request was answered.
+    /// The connection failed before this request was written to it: it
+    /// certainly did not run.
+    Unsent,
+    /// The connection failed after this request was written, before its
+    /// reply: it may have run.
     Lost,
 }
 
@@ -50,10 +56,6 @@ pub struct Inbox {
 }
 
 impl Inbox {
-    fn push(&self, gen: u64, r: Reply) {
-        self.push_all(std::iter::once((gen, r)));
-    }
-
     /// Delivers several replies with one lock and one wake-up.
     fn push_all(&self, rs: impl Iterator<Item = (u64, Reply)>) {
         lock(&self.q).extend(rs);
@@ -85,6 +87,9 @@ struct Waiter {
     inbox: Arc<Inbox>,
     gen: u64,
     n: usize,
+    /// Where its requests start in the connection's byte stream: written
+    /// once the socket has taken more than this.
+    start: u64,
 }
 
 /// Bytes in a batch that make the session adding the last request write it
@@ -93,13 +98,32 @@ struct Waiter {
 /// clients: +8-10 % against one batch per tick; 1 KiB and 16 KiB did worse).
 const FLUSH_AT: usize = 4096;
 
+/// Whether a shared connection takes new requests.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum Phase {
+    #[default]
+    Open,
+    /// Its node left the routing table: no new requests; replies to those
+    /// already written are still delivered, until [`DRAIN`] ends.
+    Retiring,
+    Dead,
+}
+
+/// How long a retired connection may still deliver replies to requests
+/// written before the switch (a demoted master answers them, or refuses
+/// with READONLY); what is still unanswered then is lost.
+pub const DRAIN: Duration = Duration::from_secs(2);
+
 #[derive(Default)]
 struct Outgoing {
     buf: BytesMut,
     waiting: VecDeque<Waiter>,
     /// The socket is full; the writer task waits for room.
     blocked: bool,
-    dead: bool,
+    phase: Phase,
+    /// Bytes queued and bytes the socket took, since the connection opened.
+    pushed: u64,
+    flushed: u64,
 }
 
 /// What a flush achieved.
@@ -127,6 +151,7 @@ pub struct Sender<'a> {
     inbox: &'a Arc<Inbox>,
     gen: u64,
     n: usize,
+    start: u64,
     was_empty: bool,
 }
 
@@ -134,7 +159,16 @@ impl Sender<'_> {
     pub fn push(&mut self, raw: &[u8]) {
         let g = self.g.as_mut().expect("live until drop");
         g.buf.extend_from_slice(raw);
+        g.pushed += raw.len() as u64;
         self.n += 1;
+    }
+
+    /// Queues `n` requests encoded back to back in `raw`.
+    pub fn push_n(&mut self, raw: &[u8], n: usize) {
+        let g = self.g.as_mut().expect("live until drop");
+        g.buf.extend_from_slice(raw);
+        g.pushed += raw.len() as u64;
+        self.n += n;
     }
 }
 
@@ -146,6 +180,7 @@ impl Drop for Sender<'_> {
                 inbox: self.inbox.clone(),
                 gen: self.gen,
                 n: self.n,
+                start: self.start,
             });
         }
         if g.buf.is_empty() || g.blocked {
@@ -171,32 +206,59 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl MuxConn {
-    /// Starts queuing requests, or `None` if the connection has failed.
+    /// Starts queuing requests, or `None` if the connection takes no more
+    /// (failed, or retired after a switch).
     pub fn sender<'a>(&'a self, inbox: &'a Arc<Inbox>, gen: u64) -> Option<Sender<'a>> {
         let g = lock(&self.out);
-        if g.dead {
+        if g.phase != Phase::Open {
             return None;
         }
         let was_empty = g.buf.is_empty();
+        let start = g.pushed;
         Some(Sender {
             g: Some(g),
             conn: self,
             inbox,
             gen,
             n: 0,
+            start,
             was_empty,
         })
     }
 
     pub fn is_dead(&self) -> bool {
-        lock(&self.out).dead
+        lock(&self.out).phase != Phase::Open
+    }
+
+    /// Takes no new requests; closes once those written are answered, or
+    /// after [`DRAIN`]. Nothing new reaches a node that left the routing table.
+    pub fn retire(self: &Arc<Self>) {
+        {
+            let mut g = lock(&self.out);
+            if g.phase != Phase::Open {
+                return;
+            }
+            g.phase = Phase::Retiring;
+            if !g.waiting.is_empty() {
+                let conn = self.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(DRAIN).await;
+                    conn.fail("retired: its node left the routing table");
+                });
+                return;
+            }
+        }
+        self.fail("retired: its node left the routing table");
     }
 
     /// Writes what it can of the batch without blocking.
     fn flush_locked(&self, g: &mut Outgoing) -> Flush {
         while !g.buf.is_empty() {
             match self.sock.try_write(&g.buf) {
-                Ok(n) => g.buf.advance(n),
+                Ok(n) => {
+                    g.buf.advance(n);
+                    g.flushed += n as u64;
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     g.blocked = true;
                     return Flush::Blocked;
@@ -218,17 +280,22 @@ impl MuxConn {
     fn fail(&self, why: &str) {
         let waiting = {
             let mut g = lock(&self.out);
-            if g.dead {
+            if g.phase == Phase::Dead {
                 return;
             }
-            g.dead = true;
+            g.phase = Phase::Dead;
             g.buf = BytesMut::new();
-            std::mem::take(&mut g.waiting)
+            let flushed = g.flushed;
+            (std::mem::take(&mut g.waiting), flushed)
         };
+        let (waiting, flushed) = waiting;
         tracing::debug!(backend = %self.addr, why, waiting = waiting.len(), "shared backend connection lost");
         self.open.dec();
         for w in waiting {
-            w.inbox.push(w.gen, Reply::Lost);
+            // Never written: certainly not run. Otherwise it may have run.
+            let unsent = w.start >= flushed;
+            let reply = move || if unsent { Reply::Unsent } else { Reply::Lost };
+            w.inbox.push_all((0..w.n).map(|_| (w.gen, reply())));
         }
         // Closed now, whoever still holds this connection: nothing more may
         // reach a fenced node.
@@ -246,7 +313,7 @@ async fn writer(conn: Arc<MuxConn>) {
         loop {
             let r = {
                 let mut g = lock(&conn.out);
-                if g.dead {
+                if g.phase == Phase::Dead {
                     return;
                 }
                 conn.flush_locked(&mut g)
@@ -299,15 +366,13 @@ async fn reader(conn: Arc<MuxConn>, mut buf: BytesMut) {
                         g.waiting.pop_front();
                     }
                 }
+                if g.phase == Phase::Retiring && g.waiting.is_empty() {
+                    drop(g);
+                    deliver(&mut buf, &mut lens, &mut ready);
+                    return conn.fail("retired: every reply delivered");
+                }
             }
-            let mut lens_it = lens.drain(..);
-            for (inbox, gen, k) in ready.drain(..) {
-                let frames = lens_it
-                    .by_ref()
-                    .take(k)
-                    .map(|n| (gen, Reply::Frame(buf.split_to(n).freeze())));
-                inbox.push_all(frames);
-            }
+            deliver(&mut buf, &mut lens, &mut ready);
         }
         if buf.capacity() - buf.len() < 16 * 1024 {
             buf.reserve(64 * 1024);
@@ -327,6 +392,19 @@ async fn reader(conn: Arc<MuxConn>, mut buf: BytesMut) {
             Ok(_) => {}
             Err(e) => return conn.fail(&format!("read failed: {e}")),
         }
+    }
+}
+
+/// Hands each waiter its replies: `lens` are the reply lengths at the front
+/// of `buf`, `ready` says whose they are.
+fn deliver(buf: &mut BytesMut, lens: &mut Vec<usize>, ready: &mut Vec<(Arc<Inbox>, u64, usize)>) {
+    let mut lens_it = lens.drain(..);
+    for (inbox, gen, k) in ready.drain(..) {
+        let frames = lens_it
+            .by_ref()
+            .take(k)
+            .map(|n| (gen, Reply::Frame(buf.split_to(n).freeze())));
+        inbox.push_all(frames);
     }
 }
 
@@ -403,7 +481,7 @@ impl Pool {
                 continue;
             }
             for c in lock(&node.conns).drain(..) {
-                c.fail("fenced: the node left the routing table");
+                c.retire();
             }
         }
     }
@@ -429,15 +507,7 @@ impl Pool {
     }
 
     async fn connect(&self, addr: &str, proto: Proto) -> io::Result<Arc<MuxConn>> {
-        let t = self.connect_timeout;
-        let deadline = Instant::now() + t;
-        let timed_out =
-            |what: &str| io::Error::new(io::ErrorKind::TimedOut, format!("{what} timed out"));
-        let mut sock = tokio::time::timeout_at(deadline.into(), TcpStream::connect(addr))
-            .await
-            .map_err(|_| timed_out("connect"))??;
-        sock.set_nodelay(true)?;
-        let mut hello = BytesMut::new();
+        let mut setup = BytesMut::new();
         let mut n = 0;
         // Named, so `CLIENT LIST` on the node shows what these are.
         const NAME: &str = "redis-ha-mux";
@@ -447,43 +517,17 @@ impl Pool {
             let mut a = vec!["HELLO", "3"];
             a.extend(pw.map(|pw| ["AUTH", "default", pw]).into_iter().flatten());
             a.extend(["SETNAME", NAME]);
-            encode::command(&a, &mut hello);
+            encode::command(&a, &mut setup);
         } else {
             if let Some(pw) = pw {
-                encode::command(&["AUTH", pw], &mut hello);
+                encode::command(&["AUTH", pw], &mut setup);
                 n += 1;
             }
-            encode::command(&["CLIENT", "SETNAME", NAME], &mut hello);
+            encode::command(&["CLIENT", "SETNAME", NAME], &mut setup);
         }
         n += 1;
-        sock.write_all(&hello).await?;
-        let mut buf = BytesMut::with_capacity(64 * 1024);
-        while n > 0 {
-            while n > 0 {
-                let Some(len) = frame_len(&buf).map_err(io::Error::other)? else {
-                    break;
-                };
-                let reply = buf.split_to(len);
-                if reply.first() == Some(&b'-') {
-                    return Err(io::Error::other(format!(
-                        "setting up a shared connection to {addr} failed: {}",
-                        String::from_utf8_lossy(&reply).trim_end()
-                    )));
-                }
-                n -= 1;
-            }
-            if n > 0 {
-                let read = tokio::time::timeout_at(deadline.into(), sock.read_buf(&mut buf))
-                    .await
-                    .map_err(|_| timed_out("handshake"))??;
-                if read == 0 {
-                    return Err(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        "closed during the handshake",
-                    ));
-                }
-            }
-        }
+        let (sock, mut buf) = super::handshake::open(addr, &setup, n, self.connect_timeout).await?;
+        buf.reserve(64 * 1024);
         let conn = Arc::new(MuxConn {
             addr: addr.to_string(),
             sock,

@@ -1,0 +1,118 @@
+//! Commands the proxy refuses: replication streams (SYNC, PSYNC, REPLCONF),
+//! which cannot pass a request/reply proxy, and `--deny-commands`, by
+//! default what no application needs through a router and what would let
+//! one client take down or reconfigure the cluster behind it.
+
+use super::commands::Class;
+use super::error::ClientError;
+use redis_ha_resp::Command;
+
+/// `--deny-commands`' default. CLIENT KILL and CLIENT PAUSE would let a
+/// client kill or freeze the proxy's shared connections.
+pub const DEFAULT: &str =
+    "SHUTDOWN,DEBUG,REPLICAOF,SLAVEOF,FAILOVER,CLIENT|KILL,CLIENT|PAUSE,CLIENT|UNPAUSE";
+
+const STREAMS: [&str; 3] = ["SYNC", "PSYNC", "REPLCONF"];
+
+/// Names refused, upper case, subcommands as `CONTAINER|SUB`.
+#[derive(Clone, Debug, Default)]
+pub struct DenyList(Vec<String>);
+
+impl DenyList {
+    /// From `--deny-commands`: names separated by commas; a subcommand as
+    /// `CLIENT|KILL` or `CLIENT KILL`; a container alone (`CONFIG`) denies
+    /// all its subcommands; empty denies nothing.
+    pub fn parse(s: &str) -> DenyList {
+        DenyList(
+            s.split(',')
+                .map(|n| n.trim().replace(' ', "|").to_ascii_uppercase())
+                .filter(|n| !n.is_empty())
+                .collect(),
+        )
+    }
+
+    /// The error for a refused command, if it is one.
+    pub fn check(&self, cmd: &Command, class: &Class) -> Option<ClientError> {
+        let upper;
+        let name = match class.spec {
+            Some(s) => s.name,
+            None => {
+                upper = cmd.name_upper();
+                upper.as_str()
+            }
+        };
+        let shown = || name.replace('|', " ");
+        if STREAMS.contains(&name) {
+            return Some(ClientError::NotProxied { command: shown() });
+        }
+        let hit = self.0.iter().any(|d| {
+            name == d
+                || (name.len() > d.len()
+                    && name.starts_with(d.as_str())
+                    && name.as_bytes()[d.len()] == b'|')
+        });
+        hit.then(|| ClientError::Denied { command: shown() })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::commands::classify;
+
+    fn check(list: &DenyList, args: &[&str]) -> Option<ClientError> {
+        let c = Command::from_args(args);
+        list.check(&c, &classify(&c))
+    }
+
+    #[test]
+    fn the_default_list() {
+        let d = DenyList::parse(DEFAULT);
+        for no in [
+            &["shutdown"][..],
+            &["SHUTDOWN", "NOSAVE"],
+            &["debug", "sleep", "1"],
+            &["replicaof", "no", "one"],
+            &["client", "kill", "id", "3"],
+            &["client", "pause", "100"],
+            &["failover"],
+        ] {
+            assert!(
+                matches!(check(&d, no), Some(ClientError::Denied { .. })),
+                "{no:?}"
+            );
+        }
+        for ok in [
+            &["get", "k"][..],
+            &["client", "id"],
+            &["config", "get", "maxmemory"],
+            &["script", "kill"],
+        ] {
+            assert_eq!(check(&d, ok), None, "{ok:?}");
+        }
+        assert!(matches!(
+            check(&d, &["psync", "?", "-1"]),
+            Some(ClientError::NotProxied { .. })
+        ));
+        assert!(matches!(
+            check(&DenyList::parse(""), &["sync"]),
+            Some(ClientError::NotProxied { .. })
+        ));
+    }
+
+    #[test]
+    fn user_lists() {
+        let d = DenyList::parse(" config , client kill,FLUSHALL");
+        assert!(check(&d, &["CONFIG", "SET", "a", "b"]).is_some());
+        assert!(check(&d, &["client", "kill", "x"]).is_some());
+        assert!(check(&d, &["flushall"]).is_some());
+        assert!(check(&d, &["shutdown"]).is_none());
+        assert!(check(&DenyList::parse(""), &["shutdown"]).is_none());
+        let e = check(&d, &["config", "set", "a", "b"]).unwrap();
+        assert!(
+            e.text().contains("CONFIG SET is not allowed"),
+            "{}",
+            e.text()
+        );
+    }
+}

@@ -1,0 +1,110 @@
+//! A session's way to its backend node: a dedicated connection of its own,
+//! or one of the shared, multiplexed ones ([`crate::data::mux`]), with the
+//! phase that says whether it may still carry new requests.
+
+use super::state::ConnState;
+use crate::data::handshake;
+use crate::data::mux::{Inbox, MuxConn};
+use bytes::BytesMut;
+use redis_ha_topology::Addr;
+use std::io;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::AsyncWriteExt;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+
+pub struct Dedicated {
+    pub r: OwnedReadHalf,
+    w: OwnedWriteHalf,
+    /// Replies read, not yet handled.
+    pub buf: BytesMut,
+}
+
+pub enum Link {
+    Dedicated(Dedicated),
+    Shared(Arc<MuxConn>),
+}
+
+/// Whether the link takes new requests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    Open,
+    /// Its node no longer serves this endpoint (a switch): nothing new is
+    /// sent; replies to what was written are awaited until the deadline.
+    Draining {
+        until: Instant,
+    },
+    /// Replace it once every written request is answered (a RESET logged
+    /// the connection out).
+    ReplaceWhenIdle,
+}
+
+pub struct Backend {
+    pub addr: Addr,
+    /// The routing epoch it was chosen in.
+    pub epoch: u64,
+    pub link: Link,
+    pub phase: Phase,
+}
+
+/// Why requests could not be written.
+pub enum SendError {
+    /// The shared connection takes no more; nothing was written.
+    Closed,
+    /// The write failed; some of it may have reached the node.
+    Failed(io::Error),
+}
+
+impl Backend {
+    /// Opens a dedicated connection that carries the client's state.
+    pub async fn dedicated(
+        addr: &str,
+        epoch: u64,
+        state: &ConnState,
+        password: Option<&str>,
+        timeout: Duration,
+    ) -> io::Result<Backend> {
+        let mut setup = BytesMut::new();
+        let n = state.replay(password, &mut setup);
+        let (sock, buf) = handshake::open(addr, &setup, n, timeout).await?;
+        let (r, w) = sock.into_split();
+        Ok(Backend {
+            addr: addr.to_string(),
+            epoch,
+            link: Link::Dedicated(Dedicated { r, w, buf }),
+            phase: Phase::Open,
+        })
+    }
+
+    pub fn shared(conn: Arc<MuxConn>, epoch: u64) -> Backend {
+        Backend {
+            addr: conn.addr.clone(),
+            epoch,
+            link: Link::Shared(conn),
+            phase: Phase::Open,
+        }
+    }
+
+    pub fn is_shared(&self) -> bool {
+        matches!(self.link, Link::Shared(_))
+    }
+
+    /// Writes `n` requests encoded in `batch`; on a shared link their
+    /// replies arrive in `inbox`, tagged `gen`.
+    pub async fn send(
+        &mut self,
+        batch: &[u8],
+        n: usize,
+        inbox: &Arc<Inbox>,
+        gen: u64,
+    ) -> Result<(), SendError> {
+        match &mut self.link {
+            Link::Dedicated(d) => d.w.write_all(batch).await.map_err(SendError::Failed),
+            Link::Shared(conn) => {
+                let mut tx = conn.sender(inbox, gen).ok_or(SendError::Closed)?;
+                tx.push_n(batch, n);
+                Ok(())
+            }
+        }
+    }
+}

@@ -88,6 +88,16 @@ struct WriterLog {
     error_ms: Vec<f64>,
 }
 
+/// An error reply's kind: its first word, or `unknown_outcome` when the
+/// proxy says it could not know whether the write ran (its connection to
+/// the master was lost after sending it), rather than sending it twice.
+fn reply_kind(msg: &str) -> String {
+    if msg.contains("unknown outcome") {
+        return "unknown_outcome".into();
+    }
+    msg.split_whitespace().next().unwrap_or("ERR").to_string()
+}
+
 fn error_kind(e: &ConnError) -> String {
     match e {
         ConnError::Timeout(_) => "timeout".into(),
@@ -95,7 +105,7 @@ fn error_kind(e: &ConnError) -> String {
         ConnError::Closed => "closed".into(),
         ConnError::Io(io) => format!("io:{:?}", io.kind()),
         ConnError::Protocol(_) => "protocol".into(),
-        ConnError::Server(s) => s.split_whitespace().next().unwrap_or("ERR").to_string(),
+        ConnError::Server(s) => reply_kind(s),
     }
 }
 
@@ -150,7 +160,7 @@ async fn writer(
             Ok(other) => {
                 let kind = other
                     .error_message()
-                    .map(|m| m.split_whitespace().next().unwrap_or("ERR").to_string())
+                    .map(|m| reply_kind(&m))
                     .unwrap_or_else(|| "unexpected-reply".into());
                 *log.errors.entry(kind).or_default() += 1;
                 log.error_ms.push(ms(Instant::now()));

@@ -1,5 +1,6 @@
-//! Drills against a real topology: through the proxy a kill -9 or a planned
-//! failover must cost no client error and no acknowledged write; straight to
+//! Drills against a real topology: through the proxy a planned failover
+//! must cost no client error, a kill -9 at most the one unknown-outcome
+//! error per writer in flight, and neither an acknowledged write; straight to
 //! the old master, the drill must end on its own and report the damage.
 
 use redis_ha_drill::{run_drill, DrillConfig, Fault};
@@ -49,8 +50,16 @@ async fn drill_through_proxy(fault: Fault, password: Option<&str>, sentinel_pw: 
         "no failover happened"
     );
     assert!(r.writes_acked > 100, "too few writes: {}", r.writes_acked);
-    assert_eq!(
-        r.writes_failed, 0,
+    // A kill -9 leaves each writer's request in flight with an unknown
+    // outcome: the proxy answers it with an error instead of sending it
+    // twice. A planned failover loses no request: the demoted master answers
+    // or refuses (READONLY, sent again), so there is no error at all.
+    let unknown_allowed = match fault {
+        Fault::Kill => r.writers as u64,
+        _ => 0,
+    };
+    assert!(
+        r.writes_failed <= unknown_allowed && r.errors.keys().all(|k| k == "unknown_outcome"),
         "client errors through the proxy: {:?}",
         r.errors
     );

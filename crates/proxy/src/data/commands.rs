@@ -40,7 +40,8 @@ pub enum Effect {
     Read,
     /// Changes data, or is unknown: never sent twice.
     Write,
-    /// `admin` or `dangerous` (CONFIG SET, FLUSHALL, SCRIPT KILL...): never
+    /// Flagged `admin` (CONFIG SET, SHUTDOWN...) or acting on a busy node
+    /// (SCRIPT KILL): never
     /// sent twice, and never held for a new master.
     Admin,
 }
@@ -82,11 +83,10 @@ pub fn classify(c: &Command) -> Class {
 
 fn effect(spec: Option<&Spec>) -> Effect {
     match spec {
-        Some(s) if s.flags & flag::ADMIN != 0 || s.acl & acl::DANGEROUS != 0 => Effect::Admin,
+        // The `admin` flag, not the wider @dangerous category (INFO, KEYS...).
+        Some(s) if s.flags & flag::ADMIN != 0 => Effect::Admin,
         // ALLOW_BUSY (SCRIPT KILL...) reaches a busy node: it acts at once.
-        Some(s) if s.flags & flag::ALLOW_BUSY != 0 && s.flags & flag::READONLY == 0 => {
-            Effect::Admin
-        }
+        Some(s) if urgent(s) => Effect::Admin,
         // Neither writes nor may (scripts, PUBLISH): sending it twice changes nothing.
         Some(s)
             if s.flags & (flag::WRITE | flag::MAY_REPLICATE) == 0
@@ -165,6 +165,15 @@ fn kind(c: &Command, spec: Option<&Spec>) -> Kind {
     }
 }
 
+/// Meant to act on a busy node at once: SCRIPT KILL, FUNCTION KILL (not
+/// the connection commands Redis also lets through while busy, like AUTH).
+fn urgent(s: &Spec) -> bool {
+    s.flags & flag::ALLOW_BUSY != 0
+        && s.flags & flag::READONLY == 0
+        && s.acl & acl::CONNECTION == 0
+        && s.first_key == 0
+}
+
 fn shareable(s: &Spec) -> bool {
     if s.name == "PING" || s.name == "ECHO" {
         return true;
@@ -173,8 +182,7 @@ fn shareable(s: &Spec) -> bool {
     let f = s.flags;
     // SCRIPT KILL, FUNCTION KILL...: a shared connection may be stuck
     // behind the very script they are meant to stop.
-    let urgent = f & flag::ALLOW_BUSY != 0 && f & flag::READONLY == 0 && s.first_key == 0;
-    !urgent
+    !urgent(s)
         && s.acl & (acl::CONNECTION | acl::TRANSACTION) == 0
         // SUBSCRIBE & co., and admin commands that take over or reconfigure
         // the connection (SYNC, PSYNC, REPLCONF, MONITOR...).
@@ -352,6 +360,7 @@ mod tests {
             &["eval", "return 1", "0"],
             &["nosuch"],
             &["publish", "c", "m"],
+            &["flushall"],
         ] {
             assert_eq!(e(write), Effect::Write, "{write:?}");
         }
@@ -359,7 +368,6 @@ mod tests {
             &["shutdown"][..],
             &["debug", "sleep", "1"],
             &["config", "set", "x", "y"],
-            &["flushall"],
             &["script", "kill"],
             &["function", "kill"],
             &["replicaof", "no", "one"],

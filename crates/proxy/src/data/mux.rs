@@ -486,6 +486,22 @@ impl Pool {
         }
     }
 
+    /// A shared connection to `addr` failed: its siblings take no new
+    /// requests either (they still deliver what was written to them). If
+    /// the node died, a new connection fails at once instead of a sibling
+    /// taking a request it can never answer; if only that connection was
+    /// killed, new ones open.
+    pub fn suspect(&self, addr: &str) {
+        let nodes = lock(&self.nodes);
+        for ((a, _), node) in nodes.iter() {
+            if a == addr {
+                for c in lock(&node.conns).drain(..) {
+                    c.retire();
+                }
+            }
+        }
+    }
+
     /// Fences on every routing change, until the proxy stops.
     pub async fn watch(self: Arc<Self>, mut rx: watch::Receiver<Arc<Routes>>) {
         loop {

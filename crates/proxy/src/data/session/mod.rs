@@ -76,6 +76,31 @@ const STREAM_OUTPUT: usize = 32 << 20;
 /// How long a draining backend link may take to answer what it was sent.
 const DRAIN: Duration = super::mux::DRAIN;
 
+/// A node not to send to for now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Avoid {
+    /// It answered READONLY: not until the routing table moves on.
+    ReadOnly { addr: Addr, epoch: u64 },
+    /// The link to it was just lost: not before `until`. A node killed -9
+    /// still completes connections for a moment (the kernel's accept
+    /// queue) and then resets them: a request sent there would be lost with
+    /// an unknown outcome although it never ran.
+    Lost { addr: Addr, until: Instant },
+}
+
+/// How long a session waits before reconnecting to a node whose link it lost.
+const COOLDOWN: Duration = Duration::from_millis(100);
+
+impl Avoid {
+    /// Whether `addr` is to be avoided now, at routing `epoch`.
+    fn blocks(&self, addr: &Addr, epoch: u64, now: Instant) -> bool {
+        match self {
+            Avoid::ReadOnly { addr: a, epoch: e } => a == addr && *e == epoch,
+            Avoid::Lost { addr: a, until } => a == addr && now < *until,
+        }
+    }
+}
+
 /// Whether, and how, the client's side is still read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Input {
@@ -133,8 +158,7 @@ pub struct Session {
     last_class: LastClass,
     batch: BytesMut,
     hold: Hold,
-    /// Do not send to this node at this epoch: it answered READONLY.
-    avoid: Option<(Addr, u64)>,
+    avoid: Option<Avoid>,
     retry_at: Option<Instant>,
     last_input: Instant,
 }
@@ -450,7 +474,9 @@ impl Session {
     /// answers it after everything it still streams, then closes.
     fn accept_quit(&mut self, cmd: Command, class: Class) {
         self.input = Input::Quit;
-        if self.state.replies == Replies::Streamed && self.backend.is_some() {
+        let streaming = (self.state.replies == Replies::Streamed && self.backend.is_some())
+            || self.pipeline.has_unsent(Kind::PassThrough);
+        if streaming {
             return self.pipeline.push(Slot::remote(cmd, class));
         }
         let ok = Bytes::from_static(b"+OK\r\n");
@@ -547,10 +573,13 @@ impl Session {
     fn target(&self) -> Result<Option<Addr>, ClientError> {
         let routes = &self.routes;
         match self.endpoint {
-            Endpoint::write => Ok(routes
-                .master
-                .clone()
-                .filter(|m| self.avoid.as_ref() != Some(&(m.clone(), routes.epoch)))),
+            Endpoint::write => Ok(routes.master.clone().filter(|m| {
+                let now = Instant::now();
+                !self
+                    .avoid
+                    .as_ref()
+                    .is_some_and(|a| a.blocks(m, routes.epoch, now))
+            })),
             Endpoint::read => {
                 if let Some(b) = &self.backend {
                     if serves_reads(routes, &b.addr) {
@@ -784,10 +813,12 @@ impl Session {
         }
         if lost {
             if let Some(b) = &self.backend {
+                self.shared.pool.suspect(&b.addr);
                 self.shared
                     .routes
                     .refresh(Refresh::BackendDown(b.addr.clone()));
             }
+            return self.cool_down();
         }
         self.drop_backend();
         self.retry_at = Some(Instant::now());
@@ -841,7 +872,10 @@ impl Session {
         }
         if frame.starts_with(b"-READONLY") {
             tracing::info!(backend = %b.addr, "READONLY from the master: sending to the new one");
-            self.avoid = Some((b.addr.clone(), b.epoch));
+            self.avoid = Some(Avoid::ReadOnly {
+                addr: b.addr.clone(),
+                epoch: b.epoch,
+            });
             self.shared
                 .routes
                 .refresh(Refresh::ReadOnly(b.addr.clone()));
@@ -871,6 +905,18 @@ impl Session {
             .inc_by(r.replayed);
         for e in &r.failed {
             self.error_kind(e.kind());
+        }
+        self.cool_down();
+    }
+
+    /// Drops the lost link; the same node is not tried again for [`COOLDOWN`].
+    fn cool_down(&mut self) {
+        if let Some(b) = &self.backend {
+            let until = Instant::now() + COOLDOWN;
+            self.avoid = Some(Avoid::Lost {
+                addr: b.addr.clone(),
+                until,
+            });
         }
         self.drop_backend();
         self.retry_at = Some(Instant::now());

@@ -279,6 +279,13 @@ impl Pipeline {
             .any(|s| matches!(s.state, SlotState::Written) && s.class.kind == Kind::Blocking)
     }
 
+    /// A request of this kind not written yet.
+    pub fn has_unsent(&self, kind: Kind) -> bool {
+        self.slots
+            .iter()
+            .any(|s| matches!(s.state, SlotState::Queued) && s.class.kind == kind)
+    }
+
     /// A login (AUTH, HELLO) not answered yet.
     pub fn login_pending(&self) -> bool {
         self.slots.iter().any(|s| {

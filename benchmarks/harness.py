@@ -164,9 +164,30 @@ def start_haproxy(topo):
     return {"write": write, "read": read, "stats": stats, "pid": p.pid}
 
 
-def start_proxy(topo, mode="dedicated", extra=()):
+def start_twemproxy(topo):
+    """twemproxy (Debian's nutcracker), the multiplexing proxy people use in
+    front of Redis: one pool to the current master (writes), one to a
+    replica (reads). It knows no Sentinel: on a failover it keeps sending to
+    the old master, so it only stands in the throughput comparison."""
+    need("nutcracker", "nutcracker")
+    write, read, stats = free_ports(3)
+    master, replica = topo.master_port(), topo.replica_ports()[0]
+    pool = lambda name, port, server: (  # noqa: E731
+        f"{name}:\n  listen: {HOST}:{port}\n  redis: true\n  hash: fnv1a_64\n  distribution: ketama\n"
+        f"  preconnect: true\n  auto_eject_hosts: false\n  servers:\n   - {HOST}:{server}:1\n")
+    cfg = os.path.join(topo.dir, "nutcracker.yml")
+    open(cfg, "w").write(pool("write", write, master) + pool("read", read, replica))
+    p = subprocess.Popen(["nutcracker", "-c", cfg, "-s", str(stats), "-a", HOST], stdout=subprocess.DEVNULL,
+                         stderr=open(os.path.join(topo.dir, "nutcracker.log"), "w"))
+    _children.append(p)
+    wait_until("twemproxy write pool", lambda: redis_cli(write, "SET", "twemproxy:probe", "1").strip() == "OK")
+    wait_until("twemproxy read pool", lambda: redis_cli(read, "GET", "twemproxy:probe").strip() in ("1", ""))
+    return {"write": write, "read": read, "stats": stats, "pid": p.pid}
+
+
+def start_proxy(topo, mode="dedicated", extra=(), binary=None):
     write, read, admin = free_ports(3)
-    cmd = [BIN, "proxy", "--bind", HOST, "--port", str(write), "--read-port", str(read),
+    cmd = [binary or BIN, "proxy", "--bind", HOST, "--port", str(write), "--read-port", str(read),
            "--admin-port", str(admin), "--mode", mode, *extra]
     for s in topo.sentinels:
         cmd += ["--sentinel", s]
@@ -195,6 +216,7 @@ def machine():
         "kernel": platform.release(),
         "redis": ver(["redis-server", "--version"]),
         "haproxy": ver(["haproxy", "-v"]) if shutil.which("haproxy") else "absent",
+        "twemproxy": ver(["nutcracker", "--version"]) if shutil.which("nutcracker") else "absent",
         "redis-ha": f"git {rev}",
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
     }

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Throughput, side by side in one run: direct to Redis vs HAProxy (configured
-like the original) vs redis-ha proxy, with redis-benchmark; plus redis-ha bench
+like the original) vs twemproxy (nutcracker) vs redis-ha proxy (and, with
+--ab-binary, an older redis-ha build), with redis-benchmark; plus redis-ha bench
 vs redis-benchmark (and memtier_benchmark if installed) against direct Redis.
 
     benchmarks/throughput.py            # full run, writes benchmarks/RESULTS.md
@@ -120,8 +121,10 @@ def find_ops(rep):
 
 
 def fmt_ratio(vals):
+    """The median ratio, then the range over the rounds."""
     lo, hi = min(vals), max(vals)
-    return f"{lo:.2f}×" if abs(hi - lo) < 0.005 else f"{lo:.2f}–{hi:.2f}×"
+    med = sorted(vals)[len(vals) // 2]
+    return f"{med:.2f}×" if abs(hi - lo) < 0.005 else f"**{med:.2f}×** ({lo:.2f}–{hi:.2f})"
 
 
 def main():
@@ -133,9 +136,14 @@ def main():
                     help="skip the second load generator (redis-ha bench, 50 connections)")
     ap.add_argument("--conns", default="50,500")
     ap.add_argument("--proxy-args", default="", help="extra `redis-ha proxy` flags, e.g. '--mux-connections 1'")
+    ap.add_argument("--ab-binary", help="also measure this redis-ha binary (an older build) in multiplex mode, "
+                    "side by side: an A/B run of two versions of the proxy")
+    ap.add_argument("--ab-name", default="old", help="the A/B binary's name in the tables")
+    ap.add_argument("--no-twemproxy", action="store_true", help="skip twemproxy (nutcracker)")
     ap.add_argument("--out", default=os.path.join(h.ROOT, "benchmarks", "RESULTS.md"))
     a = ap.parse_args()
-    for b, p in (("redis-benchmark", "redis-tools"), ("redis-server", "redis-server"), ("haproxy", "haproxy")):
+    for b, p in (("redis-benchmark", "redis-tools"), ("redis-server", "redis-server"), ("haproxy", "haproxy"),
+                 ("nutcracker", "nutcracker")):
         h.need(b, p)
     h.build()
     scale = 0.25 if a.quick else 1.0
@@ -151,6 +159,14 @@ def main():
     paths = {"direct": (master, replica), "haproxy": (hap["write"], hap["read"])}
     # The proxy process of each path, for its CPU per request.
     proxy_pid = {"direct": None, "haproxy": hap["pid"]}
+    if not a.no_twemproxy:
+        twem = h.start_twemproxy(topo)
+        paths["twemproxy"] = (twem["write"], twem["read"])
+        proxy_pid["twemproxy"] = twem["pid"]
+    if a.ab_binary:
+        old = h.start_proxy(topo, "multiplex", extra=a.proxy_args.split(), binary=a.ab_binary)
+        paths[f"redis-ha {a.ab_name} (multiplex)"] = (old["write"], old["read"])
+        proxy_pid[f"redis-ha {a.ab_name} (multiplex)"] = old["pid"]
     for mode, p in proxies.items():
         paths[f"redis-ha ({mode})"] = (p["write"], p["read"])
         proxy_pid[f"redis-ha ({mode})"] = p["pid"]
@@ -258,9 +274,12 @@ def write_report(a, results, ha_results, paths, mem, eff):
     lines += [f"| {k} | {v} |" for k, v in m.items()]
     lines += ["", "Direct = redis-benchmark straight to the master (SET) or a replica (GET). HAProxy = Debian's",
               "haproxy with the original's dual-backend config (benchmarks/haproxy.cfg.in: tcp-check role:master /",
-              "role:slave, check inter 1s). redis-ha = `redis-ha proxy` write (SET) and read (GET) endpoints.",
+              "role:slave, check inter 1s). twemproxy = Debian's nutcracker, one pool to the master (SET), one",
+              "to a replica (GET); it knows no Sentinel, so it is a data-path peer only. redis-ha = `redis-ha",
+              "proxy` write (SET) and read (GET) endpoints" + (f"; `redis-ha {a.ab_name}` = {a.ab_binary}, the A/B"
+                                                              " baseline, in the same run" if a.ab_binary else "") + ".",
               "redis-benchmark, 256-byte values, random keys over 100k. Ratio = ops/s ÷ direct ops/s in the same",
-              f"round ({a.rounds} rounds interleaved; min–max shown).", ""]
+              f"round ({a.rounds} rounds interleaved; median in bold, range over the rounds).", ""]
     names = list(paths)
     for conns in sorted({k[2] for k in results}):
         lines += [f"## {conns} connections", ""]

@@ -2,14 +2,14 @@
 # Installs the system packages redis-ha needs, once and quietly.
 #   scripts/install-deps.sh          # runtime: redis-server, redis-sentinel, redis-tools, a font for charts
 #   scripts/install-deps.sh --test   # plus what the tests use: chromium (dashboard test), redis-py, iproute2 (partition test)
-#   scripts/install-deps.sh --bench  # plus haproxy (benchmarks/ compares against it)
+#   scripts/install-deps.sh --bench  # plus haproxy and nutcracker (benchmarks/ compare against them)
 set -euo pipefail
 want=(redis-server redis-sentinel redis-tools fonts-dejavu-core)
 py=0
 for a in "$@"; do
   case "$a" in
     --test) want+=(chromium python3-pip iproute2); py=1 ;;
-    --bench) want+=(haproxy) ;;
+    --bench) want+=(haproxy nutcracker) ;;
     *) echo "unknown option $a" >&2; exit 2 ;;
   esac
 done
@@ -29,7 +29,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
 fi
 # Debian may start system services on install; redis-ha runs its own processes.
-for svc in redis-server redis-sentinel haproxy; do
+for svc in redis-server redis-sentinel haproxy nutcracker; do
   if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet "$svc" 2>/dev/null; then
     systemctl stop "$svc" || true
   fi

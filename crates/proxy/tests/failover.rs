@@ -114,6 +114,14 @@ async fn writes_are_held_through_a_kill_and_resume_on_the_same_connection(mode: 
     let mut c = conn(p.write_addr).await;
     assert_eq!(text(&cmd(&mut c, &["SET", "a", "1"]).await), "OK");
     t.kill(&t.name_of(&old).unwrap()).unwrap();
+    // Once the node is gone (and the proxy has seen its connection close: a
+    // write racing the kill onto the dying connection would get an unknown
+    // outcome instead, correctly), a write waits for the new master.
+    poll("the old master to refuse connections", Duration::from_secs(5), || async {
+        tokio::net::TcpStream::connect(&old).await.is_err().then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
     // Sent while there is no master: held, then answered by the new one.
     let started = std::time::Instant::now();
     let r = cmd(&mut c, &["INCR", "n"]).await;
@@ -166,7 +174,52 @@ async fn hold_expires_with_a_clear_error(mode: ConnMode) {
     assert!(e.starts_with("TRYAGAIN") && e.contains("redis-ha"), "{e}");
 }
 
+/// After a kill -9 a subscriber's connection ends with an error (its
+/// subscriptions were on the dead node); subscribing again reaches the new
+/// master as soon as the proxy adopts it, not when the hold would expire.
+async fn a_subscriber_resubscribes_as_soon_as_the_new_master_is_adopted(mode: ConnMode) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (t, p) = setup(|c| {
+        c.mode = mode;
+        c.failover_hold = Duration::from_secs(40);
+    })
+    .await;
+    let old = t.master().await.unwrap();
+    let mut sub = tokio::net::TcpStream::connect(p.write_addr).await.unwrap();
+    sub.write_all(b"SUBSCRIBE news\r\n").await.unwrap();
+    let mut buf = vec![0u8; 4096];
+    assert!(sub.read(&mut buf).await.unwrap() > 0);
+    t.kill(&t.name_of(&old).unwrap()).unwrap();
+    let mut rest = Vec::new();
+    tokio::time::timeout(Duration::from_secs(30), sub.read_to_end(&mut rest))
+        .await
+        .expect("the subscriber's connection is closed")
+        .unwrap();
+    let rest = String::from_utf8_lossy(&rest);
+    assert!(rest.contains("subscribed / MONITOR"), "{rest}");
+    let killed = std::time::Instant::now();
+    let mut sub = tokio::net::TcpStream::connect(p.write_addr).await.unwrap();
+    sub.write_all(b"SUBSCRIBE news\r\n").await.unwrap();
+    let n = tokio::time::timeout(Duration::from_secs(20), sub.read(&mut buf))
+        .await
+        .expect("subscribed before the 40 s hold ends")
+        .unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).contains("subscribe"));
+    eprintln!(
+        "subscribed again {:?} after the old master died",
+        killed.elapsed()
+    );
+    let mut c = conn(p.write_addr).await;
+    let heard = cmd(&mut c, &["PUBLISH", "news", "hello"]).await;
+    assert_eq!(
+        heard.as_int(),
+        Some(1),
+        "the new subscription is on the new master"
+    );
+}
+
 in_both_modes!(
+    a_subscriber_resubscribes_as_soon_as_the_new_master_is_adopted,
     planned_failover_moves_state_fences_old_master_and_closes_pinned_sessions,
     writes_are_held_through_a_kill_and_resume_on_the_same_connection,
     hold_expires_with_a_clear_error

@@ -1,0 +1,94 @@
+//! The client side of a session: requests parsed and accepted in order
+//! (QUIT, the login gate, refused commands, the proxy's own answers),
+//! and the client closing its side.
+
+use super::*;
+
+impl Session {
+    pub(super) fn on_client_eof(&mut self) {
+        self.input = match self.input {
+            // A subscriber that leaves: its subscriptions go with the link.
+            _ if self.state.replies == Replies::Streamed => Input::Closing,
+            Input::Closing => Input::Closing,
+            _ => Input::Eof,
+        };
+    }
+
+    pub(super) fn on_client_data(&mut self) {
+        let shared = self.shared.clone();
+        let mut n = 0u64;
+        while self.input == Input::Open && self.login != Login::Waiting {
+            match parse_command(&mut self.cbuf, &shared.limits) {
+                Ok(Some(cmd)) => {
+                    n += 1;
+                    self.accept(cmd);
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    self.answer_local(ClientError::Protocol(e.to_string()), After::Close);
+                    self.input = Input::Quit;
+                }
+            }
+        }
+        if n > 0 {
+            self.shared.metrics.ep(self.endpoint).commands.inc_by(n);
+        }
+    }
+
+    pub(super) fn accept(&mut self, cmd: Command) {
+        let class = self.last_class.classify(&cmd);
+        if looks_like_http(&cmd) {
+            tracing::warn!("closing a client that sent HTTP to a Redis port");
+            self.error_kind(ErrorKind::Protocol);
+            self.input = Input::Closing;
+            return;
+        }
+        if class.kind == Kind::Quit {
+            return self.accept_quit(cmd, class);
+        }
+        if self.login == Login::Required {
+            match login::gate(self.shared.cfg.password.as_deref(), &cmd, class.kind) {
+                Gate::Forward => self.login = Login::Waiting,
+                Gate::Local(reply) => {
+                    return self.pipeline.push_local(cmd, class, reply, After::Continue)
+                }
+                Gate::Refuse(e) => return self.answer_local(ClientError::Auth(e), After::Continue),
+            }
+        }
+        if let Some(e) = self.shared.deny.check(&cmd, &class) {
+            return self.answer_local(e, After::Continue);
+        }
+        self.pipeline.push(Slot::remote(cmd, class));
+    }
+
+    /// QUIT is answered in order; a subscriber's goes to Redis, which
+    /// answers it after everything it still streams, then closes.
+    pub(super) fn accept_quit(&mut self, cmd: Command, class: Class) {
+        self.input = Input::Quit;
+        let streaming = (self.state.replies == Replies::Streamed && self.backend.is_some())
+            || self.pipeline.has_unsent(Kind::PassThrough);
+        if streaming {
+            return self.pipeline.push(Slot::remote(cmd, class));
+        }
+        let ok = Bytes::from_static(b"+OK\r\n");
+        self.pipeline.push_local(cmd, class, ok, After::Close);
+    }
+
+    /// Answers with the proxy's own error, in order.
+    pub(super) fn answer_local(&mut self, e: ClientError, after: After) {
+        self.error_kind(e.kind());
+        let quit = Command::from_args(&["QUIT"]);
+        let class = crate::data::commands::classify(&quit);
+        self.pipeline.push_local(quit, class, e.reply(), after);
+    }
+
+    pub(super) fn error_kind(&self, kind: ErrorKind) {
+        self.shared.metrics.ep(self.endpoint).error(kind).inc();
+    }
+}
+
+/// Redis closes a connection whose first words look like HTTP (a
+/// cross-protocol attack); so does the proxy, before any backend sees it.
+fn looks_like_http(cmd: &Command) -> bool {
+    cmd.is("POST") || cmd.is("HOST:")
+}

@@ -156,13 +156,6 @@ pub struct Sender<'a> {
 }
 
 impl Sender<'_> {
-    pub fn push(&mut self, raw: &[u8]) {
-        let g = self.g.as_mut().expect("live until drop");
-        g.buf.extend_from_slice(raw);
-        g.pushed += raw.len() as u64;
-        self.n += 1;
-    }
-
     /// Queues `n` requests encoded back to back in `raw`.
     pub fn push_n(&mut self, raw: &[u8], n: usize) {
         let g = self.g.as_mut().expect("live until drop");

@@ -117,9 +117,16 @@ async fn writes_are_held_through_a_kill_and_resume_on_the_same_connection(mode: 
     // Once the node is gone (and the proxy has seen its connection close: a
     // write racing the kill onto the dying connection would get an unknown
     // outcome instead, correctly), a write waits for the new master.
-    poll("the old master to refuse connections", Duration::from_secs(5), || async {
-        tokio::net::TcpStream::connect(&old).await.is_err().then_some(())
-    })
+    poll(
+        "the old master to refuse connections",
+        Duration::from_secs(5),
+        || async {
+            tokio::net::TcpStream::connect(&old)
+                .await
+                .is_err()
+                .then_some(())
+        },
+    )
     .await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     // Sent while there is no master: held, then answered by the new one.

@@ -13,9 +13,14 @@
 //!   (`master: None`) so nothing reaches a master that is about to be demoted,
 //!   and the chosen replica's `ROLE` is polled every few ms: it is adopted the
 //!   moment it accepts writes, long before `+switch-master` (sent at the end).
-//! - An unreachable master means hold, never guess; losing the sentinel
+//! - A slow master (a long script, DEBUG SLEEP: ROLE times out or says
+//!   BUSY) stays the master while the sentinels name it and have not
+//!   declared it objectively down: busy is not down, and whether it is gone
+//!   is Sentinel's call ([`decide::master`]).
+//! - A refused master means hold, never guess; losing the sentinel
 //!   majority for longer than `quorum_timeout` as well means fail closed.
 
+mod decide;
 mod events;
 mod probe;
 mod state;
@@ -52,6 +57,8 @@ pub fn spawn(cfg: &ProxyConfig, metrics: Arc<Metrics>) -> (RouteHandle, Arc<Cont
         majority_lost_since: None,
         watching_promotion: None,
         failover: None,
+        last_master: None,
+        odown: false,
     };
     state.set_task(tokio::spawn(c.run(event_rx, refresh_rx)));
     (
@@ -78,6 +85,12 @@ struct Controller {
     watching_promotion: Option<Addr>,
     /// The failover in progress, for the history.
     failover: Option<FailoverRecord>,
+    /// The last master adopted (routed or not now): a new epoch starts only
+    /// when another one is.
+    last_master: Option<Addr>,
+    /// Sentinel declared the master objectively down (+odown, until -odown
+    /// or a new master).
+    odown: bool,
 }
 
 impl Controller {
@@ -121,13 +134,18 @@ impl Controller {
     }
 
     fn publish(&mut self, mut next: Routes) {
-        if next.master.is_some() && next.master != self.routes.master {
-            next.epoch = self.routes.epoch + 1;
-            if self.routes.epoch > 0 || self.routes.master.is_some() {
-                self.metrics.failovers_total.inc();
-            }
-        } else {
-            next.epoch = self.routes.epoch;
+        let (epoch, failover) = decide::epoch(
+            self.last_master.as_ref(),
+            self.routes.epoch,
+            next.master.as_ref(),
+        );
+        next.epoch = epoch;
+        if failover {
+            self.metrics.failovers_total.inc();
+        }
+        if next.master.is_some() && next.master != self.last_master {
+            self.last_master = next.master.clone();
+            self.odown = false;
         }
         self.metrics.master_known.set(next.master.is_some() as i64);
         self.metrics
@@ -197,6 +215,9 @@ impl Controller {
                         if payload.starts_with("master ")
                             && events::instance_addr(&payload, name).is_some() =>
                     {
+                        if channel == "+odown" {
+                            self.odown = true;
+                        }
                         self.failover_started(&channel);
                         self.refresh().await;
                     }
@@ -212,6 +233,9 @@ impl Controller {
                         self.refresh().await;
                     }
                     "-sdown" | "-odown" if payload.starts_with("master ") => {
+                        if channel == "-odown" {
+                            self.odown = false;
+                        }
                         // The master came back before anything was promoted.
                         let promoting = self.watching_promotion.is_some()
                             || self
@@ -321,23 +345,32 @@ impl Controller {
         }
         let candidate = probe::choose_master(&views);
         let mut next = self.routes.clone();
-        let master_ok = match &candidate {
-            Some(c) => probe::is_master(c, self.cfg.password.as_deref(), t).await,
-            None => false,
+        let check = match &candidate {
+            Some(c) => probe::check_master(c, self.cfg.password.as_deref(), t).await,
+            None => probe::MasterCheck::Down,
         };
-        if master_ok {
-            // While a failover runs, only its events (promotion, switch) move
-            // the master. Polling would be wrong here: between the promotion
-            // and +switch-master the leader reports the *old* address with the
-            // *new* epoch, and the old master still says role:master until
-            // Sentinel demotes it; writes sent there would be lost.
-            if !self.failover_in_progress() || candidate == self.routes.master {
-                next.master = candidate.clone();
+        let facts = decide::Facts {
+            current: self.routes.master.as_ref(),
+            candidate: candidate.as_ref(),
+            check,
+            majority: reachable >= majority,
+            odown: self.odown,
+            failover: self.failover_in_progress(),
+        };
+        let decision = decide::master(facts);
+        if decision != decide::MasterDecision::Keep && check == probe::MasterCheck::Busy {
+            tracing::info!(master = ?candidate, "the master is slow to answer and Sentinel no longer backs it: holding writes");
+        }
+        match decision {
+            decide::MasterDecision::Route(m) => {
+                next.master = Some(m);
                 next.closed = None;
             }
-        } else {
+            decide::MasterDecision::Keep => {}
+            decide::MasterDecision::Hold => next.master = None,
+        }
+        if next.master.is_none() {
             // Unreachable or demoted: hold writes.
-            next.master = None;
             let lost_for = self
                 .majority_lost_since
                 .map(|s| s.elapsed())

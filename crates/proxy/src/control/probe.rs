@@ -13,9 +13,33 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc::UnboundedSender;
 
 pub async fn is_master(a: &str, password: Option<&str>, timeout: Duration) -> bool {
+    check_master(a, password, timeout).await == MasterCheck::Master
+}
+
+/// What a node's `ROLE` said about it being the master.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MasterCheck {
+    Master,
+    /// It answered as a replica (or sentinel).
+    NotMaster,
+    /// No answer in time, or `-BUSY`: running a long script or command.
+    /// Slow is not gone: that is Sentinel's call.
+    Busy,
+    /// Refused, reset, closed: nothing is serving there.
+    Down,
+}
+
+pub async fn check_master(a: &str, password: Option<&str>, timeout: Duration) -> MasterCheck {
+    use redis_ha_resp::conn::ConnError;
     match query_auth(a, password, &["ROLE"], timeout).await {
-        Ok(f) => matches!(Role::from_frame(&f), Some(Role::Master { .. })),
-        Err(_) => false,
+        Ok(f) if matches!(Role::from_frame(&f), Some(Role::Master { .. })) => MasterCheck::Master,
+        Ok(_) => MasterCheck::NotMaster,
+        Err(ConnError::Timeout(_)) => MasterCheck::Busy,
+        Err(ConnError::Server(e)) if e.starts_with("BUSY") => MasterCheck::Busy,
+        Err(ConnError::Connect { source, .. }) if source.kind() == std::io::ErrorKind::TimedOut => {
+            MasterCheck::Busy
+        }
+        Err(_) => MasterCheck::Down,
     }
 }
 

@@ -265,7 +265,35 @@ async fn clients_that_do_not_read_or_sit_idle_are_closed(mode: ConnMode) {
     }
 }
 
+/// One 200k-argument request sent in 700-byte pieces: parsed once, not
+/// once per piece (the count of bytes scanned is tested in the parser), and
+/// answered; another client is served meanwhile.
+async fn a_huge_request_in_small_pieces_is_answered(mode: ConnMode) {
+    let (_t, p) = setup(|c| c.mode = mode).await;
+    let n = 200_000;
+    let mut req = format!("*{}\r\n$5\r\nRPUSH\r\n$4\r\nhuge\r\n", n + 2).into_bytes();
+    for _ in 0..n {
+        req.extend_from_slice(b"$1\r\nx\r\n");
+    }
+    let mut s = TcpStream::connect(p.write_addr).await.unwrap();
+    s.set_nodelay(true).unwrap();
+    let mut other = conn(p.write_addr).await;
+    for (i, piece) in req.chunks(700).enumerate() {
+        s.write_all(piece).await.unwrap();
+        if i % 500 == 0 {
+            assert_eq!(text(&cmd(&mut other, &["PING"]).await), "PONG");
+        }
+    }
+    let mut buf = vec![0u8; 64];
+    let got = tokio::time::timeout(Duration::from_secs(20), s.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&buf[..got], format!(":{n}\r\n").as_bytes());
+}
+
 in_both_modes!(
+    a_huge_request_in_small_pieces_is_answered,
     shutdown_is_denied_and_otherwise_goes_once,
     http_is_refused_before_any_backend_sees_it,
     a_request_that_kills_its_connection_is_failed_not_looped,

@@ -16,7 +16,8 @@ pub struct Facts<'a> {
     pub check: MasterCheck,
     /// A majority of the sentinels answered.
     pub majority: bool,
-    /// Sentinel declared the routed master objectively down (+odown).
+    /// Sentinel declared the routed master down: +odown, or +sdown from a
+    /// majority of the sentinels.
     pub odown: bool,
     /// A failover is running: only its events move the master.
     pub failover: bool,

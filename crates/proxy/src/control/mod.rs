@@ -354,7 +354,9 @@ impl Controller {
             candidate: candidate.as_ref(),
             check,
             majority: reachable >= majority,
-            odown: self.odown,
+            // A majority of the sentinels flagging it down (s_down, o_down)
+            // is Sentinel's verdict too, even before +odown.
+            odown: self.odown || probe::flagged_down(&views, candidate.as_ref()) >= majority,
             failover: self.failover_in_progress(),
         };
         let decision = decide::master(facts);

@@ -70,6 +70,15 @@ pub async fn watch_promotion(replica: Addr, password: Option<String>, tx: Unboun
     let _ = tx.send(Event::PromotionGaveUp(replica));
 }
 
+/// How many sentinels name `master` and flag it down (`s_down`, `o_down`).
+pub fn flagged_down(views: &[SentinelView], master: Option<&Addr>) -> usize {
+    views
+        .iter()
+        .filter(|v| v.master.as_ref() == master && master.is_some())
+        .filter(|v| v.flags.split(',').any(|f| f == "s_down" || f == "o_down"))
+        .count()
+}
+
 /// Every sentinel's view of the master, asked concurrently.
 pub async fn sentinel_views(
     sentinels: &[Addr],
@@ -285,4 +294,26 @@ pub async fn replica_health(
     let mut out = futures::future::join_all(futs).await;
     out.sort_by(|a, b| a.addr.cmp(&b.addr));
     out
+}
+
+#[cfg(test)]
+mod flag_tests {
+    use super::*;
+
+    #[test]
+    fn down_flags_count_only_for_the_named_master() {
+        let view = |m: &str, flags: &str| SentinelView {
+            master: Some(m.to_string()),
+            flags: flags.to_string(),
+            ..SentinelView::default()
+        };
+        let views = [
+            view("a:1", "s_down,master"),
+            view("a:1", "master,o_down"),
+            view("b:1", "s_down,master"),
+            view("a:1", "master"),
+        ];
+        assert_eq!(flagged_down(&views, Some(&"a:1".to_string())), 2);
+        assert_eq!(flagged_down(&views, None), 0);
+    }
 }

@@ -15,10 +15,9 @@ impl Session {
     }
 
     pub(super) fn on_client_data(&mut self) {
-        let shared = self.shared.clone();
         let mut n = 0u64;
         while self.input == Input::Open && self.login != Login::Waiting {
-            match parse_command(&mut self.cbuf, &shared.limits) {
+            match self.parser.next(&mut self.cbuf) {
                 Ok(Some(cmd)) => {
                     n += 1;
                     self.accept(cmd);

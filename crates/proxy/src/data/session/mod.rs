@@ -54,7 +54,7 @@ use crate::config::{ConnMode, ReadFallback};
 use crate::metrics::Endpoint;
 use crate::route::{Refresh, Routes};
 use bytes::{Buf, Bytes, BytesMut};
-use redis_ha_resp::parse::{frame_len, parse_command};
+use redis_ha_resp::parse::{frame_len, RequestParser};
 use redis_ha_resp::Command;
 use redis_ha_topology::Addr;
 use std::collections::VecDeque;
@@ -146,6 +146,8 @@ pub struct Session {
     cw: OwnedWriteHalf,
     /// Bytes read from the client, not yet parsed.
     cbuf: BytesMut,
+    /// Resumes a partly received request where the last read stopped.
+    parser: RequestParser,
     /// Replies for the client, not yet written.
     out: BytesMut,
     input: Input,
@@ -196,6 +198,7 @@ impl Session {
         };
         Session {
             endpoint,
+            parser: RequestParser::new(shared.limits.clone()),
             shared,
             cr,
             cw,

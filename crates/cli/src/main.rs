@@ -43,7 +43,6 @@ enum Cmd {
     Bench(Box<redis_ha_bench::cli::BenchArgs>),
     /// Failover drill under load: outage, client errors, lost writes
     Drill(redis_ha_drill::cli::DrillArgs),
-    /// Redis Sentinel on Kubernetes: render, apply, delete, status, bench, drill
     K8s(redis_ha_k8s::cli::K8sArgs),
 }
 

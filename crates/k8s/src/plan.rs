@@ -83,6 +83,39 @@ pub fn delete_plan(manifests: Vec<Manifest>, purge: Purge) -> Vec<DeleteStep> {
     steps
 }
 
+impl Wait {
+    /// What the progress line says it waits for.
+    pub fn describe(&self) -> String {
+        match self {
+            Wait::Nothing => "nothing".into(),
+            Wait::StatefulSet(n) => {
+                format!("StatefulSet {n}: all pods ready on the current revision")
+            }
+            Wait::Deployment(n) => format!("Deployment {n}: all pods updated and available"),
+        }
+    }
+
+    /// What to look at when the wait times out.
+    pub fn hint(&self, ns: &str) -> String {
+        let k = format!("kubectl -n {ns}");
+        match self {
+            Wait::Nothing => String::new(),
+            Wait::StatefulSet(n) if n == "redis" => format!(
+                "check `{k} get pods -l app.kubernetes.io/component=redis`, `{k} describe pod redis-0` \
+                 (pending volume? image pull?), `{k} logs redis-1 -c init-role` (boot role) and `-c redis`"
+            ),
+            Wait::StatefulSet(n) => format!(
+                "check `{k} get pods -l app.kubernetes.io/component=sentinel`, `{k} describe pod {n}-0`, \
+                 `{k} logs {n}-0 -c copy-config` and `-c sentinel`"
+            ),
+            Wait::Deployment(n) => format!(
+                "check `{k} describe deploy/{n}` and `{k} logs deploy/{n}`: a proxy is ready only once a \
+                 sentinel majority names a master it can reach (`redis-ha k8s status`)"
+            ),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -136,38 +169,5 @@ mod tests {
         let names = files(&purge);
         let tail: Vec<&str> = names[names.len() - 3..].to_vec();
         assert_eq!(tail, ["claims", "00a-secret.yaml", "00-namespace.yaml"]);
-    }
-}
-
-impl Wait {
-    /// What the progress line says it waits for.
-    pub fn describe(&self) -> String {
-        match self {
-            Wait::Nothing => "nothing".into(),
-            Wait::StatefulSet(n) => {
-                format!("StatefulSet {n}: all pods ready on the current revision")
-            }
-            Wait::Deployment(n) => format!("Deployment {n}: all pods updated and available"),
-        }
-    }
-
-    /// What to look at when the wait times out.
-    pub fn hint(&self, ns: &str) -> String {
-        let k = format!("kubectl -n {ns}");
-        match self {
-            Wait::Nothing => String::new(),
-            Wait::StatefulSet(n) if n == "redis" => format!(
-                "check `{k} get pods -l app.kubernetes.io/component=redis`, `{k} describe pod redis-0` \
-                 (pending volume? image pull?), `{k} logs redis-1 -c init-role` (boot role) and `-c redis`"
-            ),
-            Wait::StatefulSet(n) => format!(
-                "check `{k} get pods -l app.kubernetes.io/component=sentinel`, `{k} describe pod {n}-0`, \
-                 `{k} logs {n}-0 -c copy-config` and `-c sentinel`"
-            ),
-            Wait::Deployment(n) => format!(
-                "check `{k} describe deploy/{n}` and `{k} logs deploy/{n}`: a proxy is ready only once a \
-                 sentinel majority names a master it can reach (`redis-ha k8s status`)"
-            ),
-        }
     }
 }

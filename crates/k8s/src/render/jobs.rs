@@ -28,10 +28,11 @@ impl Phase {
             Phase::Read => READ_PORT,
         }
     }
+    /// One argument: a bare `1:0` is a base-60 number to YAML 1.1 readers.
     fn ratio(self) -> &'static str {
         match self {
-            Phase::Write => "1:0",
-            Phase::Read => "0:1",
+            Phase::Write => "--ratio=1:0",
+            Phase::Read => "--ratio=0:1",
         }
     }
 }
@@ -73,7 +74,6 @@ fn bench_args(phase: Phase, load: &Load) -> Vec<String> {
         &load.seconds.to_string(),
         "-d",
         &load.data_size.to_string(),
-        "--ratio",
         phase.ratio(),
         "--key-pattern",
         "R:R",
@@ -100,26 +100,8 @@ pub fn job(o: &RenderOptions, name: &str, phase: Phase, load: &Load) -> Job {
         security_context: Some(container_security()),
         ..Default::default()
     };
-    let mut annotations = skips(&IMAGE_SKIPS);
-    let probe_skips = skips(&[
-        (
-            "CKV_K8S_8",
-            "a run-to-completion benchmark has nothing to probe",
-        ),
-        (
-            "CKV_K8S_9",
-            "a run-to-completion benchmark has nothing to probe",
-        ),
-    ]);
-    let n = annotations.len();
-    annotations.extend(
-        probe_skips
-            .into_values()
-            .enumerate()
-            .map(|(i, v)| (format!("checkov.io/skip{}", n + i + 1), v)),
-    );
     Job {
-        metadata: meta(o, name, Some(Component::Benchmark)),
+        metadata: workload_meta(o, name, Component::Benchmark),
         spec: Some(JobSpec {
             parallelism: Some(load.pods),
             completions: Some(load.pods),
@@ -129,7 +111,6 @@ pub fn job(o: &RenderOptions, name: &str, phase: Phase, load: &Load) -> Job {
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta {
                     labels: Some(labels(Some(Component::Benchmark))),
-                    annotations: Some(annotations),
                     ..Default::default()
                 }),
                 spec: Some(PodSpec {

@@ -75,8 +75,9 @@ pub fn skips(list: &[(&str, &str)]) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// Skips every workload shares.
-pub const IMAGE_SKIPS: [(&str, &str); 2] = [
+/// Checkov skips every workload carries (checkov reads them from the
+/// workload's own metadata, not its pod template).
+pub const WORKLOAD_SKIPS: [(&str, &str); 3] = [
     (
         "CKV_K8S_43",
         "images are pinned by tag, set by render flags; pin a digest with --image/--redis-image",
@@ -85,7 +86,19 @@ pub const IMAGE_SKIPS: [(&str, &str); 2] = [
         "CKV_K8S_35",
         "redis-ha and redis-cli take passwords from the environment (REDIS_HA_PASSWORD, REDISCLI_AUTH)",
     ),
+    (
+        "CKV_K8S_15",
+        "tags are pinned, and IfNotPresent lets locally loaded images run (kind load, minikube image load)",
+    ),
 ];
+
+/// Metadata of a Deployment, StatefulSet or Job: [`meta`] plus the skips.
+pub fn workload_meta(o: &RenderOptions, name: &str, c: Component) -> ObjectMeta {
+    ObjectMeta {
+        annotations: Some(skips(&WORKLOAD_SKIPS)),
+        ..meta(o, name, Some(c))
+    }
+}
 
 pub fn pod_security() -> PodSecurityContext {
     PodSecurityContext {

@@ -109,19 +109,10 @@ fn container(name: &str, image: &str) -> Container {
     }
 }
 
-fn pod_template(c: Component, annotations: &[(&str, &str)], spec: PodSpec) -> PodTemplateSpec {
-    let mut a = skips(&IMAGE_SKIPS);
-    let n = a.len();
-    a.extend(
-        skips(annotations)
-            .into_iter()
-            .enumerate()
-            .map(|(i, (_, v))| (format!("checkov.io/skip{}", n + i + 1), v)),
-    );
+fn pod_template(c: Component, spec: PodSpec) -> PodTemplateSpec {
     PodTemplateSpec {
         metadata: Some(ObjectMeta {
             labels: Some(labels(Some(c))),
-            annotations: Some(a),
             ..Default::default()
         }),
         spec: Some(PodSpec {
@@ -266,7 +257,7 @@ fn stateful_set(
     claim: PersistentVolumeClaim,
 ) -> StatefulSet {
     StatefulSet {
-        metadata: meta(o, name, Some(c)),
+        metadata: workload_meta(o, name, c),
         spec: Some(StatefulSetSpec {
             service_name: Some(service.into()),
             replicas: Some(i32::from(replicas)),
@@ -299,7 +290,7 @@ pub fn redis(o: &RenderOptions, spec: &Spec) -> StatefulSet {
         REDIS_SERVICE,
         Component::Redis,
         o.redis_replicas,
-        pod_template(Component::Redis, &[], pod),
+        pod_template(Component::Redis, pod),
         volume_claim(o, &o.storage_size),
     )
 }
@@ -355,7 +346,7 @@ pub fn sentinel(o: &RenderOptions) -> StatefulSet {
         SENTINEL_SERVICE,
         Component::Sentinel,
         o.sentinels,
-        pod_template(Component::Sentinel, &[], pod),
+        pod_template(Component::Sentinel, pod),
         volume_claim(o, "64Mi"),
     )
 }
@@ -406,11 +397,11 @@ pub fn proxy(o: &RenderOptions) -> Deployment {
         ..Default::default()
     };
     Deployment {
-        metadata: meta(o, "redis-ha-proxy", Some(Component::Proxy)),
+        metadata: workload_meta(o, "redis-ha-proxy", Component::Proxy),
         spec: Some(DeploymentSpec {
             replicas: Some(i32::from(o.proxy_replicas)),
             selector: selector(Component::Proxy),
-            template: pod_template(Component::Proxy, &[], pod),
+            template: pod_template(Component::Proxy, pod),
             ..Default::default()
         }),
         ..Default::default()

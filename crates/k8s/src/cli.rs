@@ -93,8 +93,36 @@ pub struct BenchArgs {
     pub options: RenderOptions,
 }
 
+/// How the drill deletes the master pod.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PodFault {
+    /// `kubectl delete pod`: the preStop hook hands the master role over first.
+    Delete,
+    /// Grace period 0: the pod is killed at once, as on a node crash.
+    Kill,
+}
+
+impl PodFault {
+    pub fn grace_period_seconds(self) -> Option<u32> {
+        match self {
+            PodFault::Delete => None,
+            PodFault::Kill => Some(0),
+        }
+    }
+
+    pub fn describe(self) -> &'static str {
+        match self {
+            PodFault::Delete => "graceful delete: preStop switchover",
+            PodFault::Kill => "grace period 0: no handover",
+        }
+    }
+}
+
 #[derive(Args, Debug)]
 pub struct DrillArgs {
+    /// Graceful delete (planned handover) or kill (grace period 0).
+    #[arg(long, value_enum, default_value = "delete")]
+    pub fault: PodFault,
     /// Load before the master pod is deleted.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     pub before: Duration,
@@ -133,8 +161,8 @@ pub async fn run(a: K8sArgs) -> anyhow::Result<u8> {
                 .await
         }
         K8sCmd::Drill(x) => {
-            let o = with_namespace(x.options, &ns);
-            connect().await?.drill(&o, x.before, x.length, x.json).await
+            let o = with_namespace(x.options.clone(), &ns);
+            connect().await?.drill(&o, &x).await
         }
     }
 }

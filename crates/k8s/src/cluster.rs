@@ -3,7 +3,7 @@
 //! [`crate::ready`], [`crate::roles`] and [`crate::results`].
 
 use crate::options::{RenderOptions, SENTINEL_PORT};
-use crate::plan::{apply_plan, delete_plan, DeleteStep, Purge, Wait};
+use crate::plan::{apply_plan, delete_plan, label_selector, DeleteStep, Purge, Wait};
 use crate::ready::{self, Readiness};
 use crate::render::{
     self, Load, Object, Phase, PASSWORD_KEY, PLACEHOLDER_PASSWORD, SENTINEL_PASSWORD_KEY,
@@ -27,6 +27,12 @@ use std::time::{Duration, Instant};
 
 const MANAGER: &str = "redis-ha";
 const POLL: Duration = Duration::from_secs(2);
+
+/// A created Job and the label selector of its pods.
+struct JobRun {
+    name: String,
+    pods: String,
+}
 
 pub struct Cluster {
     client: Client,
@@ -414,12 +420,13 @@ impl Cluster {
         Ok(v.exit_code())
     }
 
-    /// Creates `job` afresh (an older run of the same name is deleted).
-    async fn create_job(&self, job: &Job) -> anyhow::Result<String> {
+    /// Creates `job` afresh (an older run of the same name is deleted with
+    /// its pods first, so their logs are not mistaken for this run's).
+    async fn create_job(&self, job: &Job) -> anyhow::Result<JobRun> {
         let api = self.api::<Job>();
         let name = job.metadata.name.clone().unwrap_or_default();
         if api.get_opt(&name).await?.is_some() {
-            api.delete(&name, &DeleteParams::background()).await?;
+            api.delete(&name, &DeleteParams::foreground()).await?;
             self.wait_until(
                 &format!("the previous Job {name} to go"),
                 "",
@@ -433,16 +440,25 @@ impl Cluster {
             )
             .await?;
         }
-        api.create(&PostParams::default(), job).await?;
-        Ok(name)
+        let created = api.create(&PostParams::default(), job).await?;
+        let labels = created
+            .spec
+            .and_then(|s| s.selector)
+            .and_then(|s| s.match_labels)
+            .unwrap_or_default();
+        Ok(JobRun {
+            name,
+            pods: label_selector(&labels),
+        })
     }
 
-    /// Waits for Job `name` and returns each pod's report.
+    /// Waits for the Job and returns each of its pods' report.
     async fn job_reports(
         &self,
-        name: &str,
+        run: &JobRun,
         timeout: Duration,
     ) -> anyhow::Result<Vec<(String, Value)>> {
+        let name = run.name.as_str();
         let api = self.api::<Job>();
         let hint = format!(
             "check `kubectl -n {} describe job {name}` and `kubectl -n {} logs job/{name}`",
@@ -452,7 +468,7 @@ impl Cluster {
             Ok(ready::job(&api.get(name).await?))
         })
         .await?;
-        let lp = ListParams::default().labels(&format!("job-name={name}"));
+        let lp = ListParams::default().labels(&run.pods);
         let mut out = Vec::new();
         for p in self.api::<Pod>().list(&lp).await?.items {
             let pod = p.metadata.name.unwrap_or_default();
@@ -478,24 +494,25 @@ impl Cluster {
         };
         let mut phases = Vec::new();
         for phase in [Phase::Write, Phase::Read] {
-            let name = self
+            let run = self
                 .create_job(&render::job(o, phase.job_name(), phase, &load))
                 .await?;
             let reports = self
-                .job_reports(&name, Duration::from_secs(secs + 300))
+                .job_reports(&run, Duration::from_secs(secs + 300))
                 .await?;
-            phases.push((name, merge(&reports)?));
+            phases.push((run.name, merge(&reports)?));
         }
         print_phases(&phases, as_json)?;
         Ok(0)
     }
 
-    async fn wait_running(&self, job: &str) -> anyhow::Result<()> {
-        let lp = ListParams::default().labels(&format!("job-name={job}"));
+    async fn wait_running(&self, run: &JobRun) -> anyhow::Result<()> {
+        let lp = ListParams::default().labels(&run.pods);
         let pods = self.api::<Pod>();
+        let hint = format!("check `kubectl -n {} describe job {}`", self.ns, run.name);
         self.wait_until(
-            &format!("Job {job}'s pod to run"),
-            "check `kubectl describe job`",
+            &format!("Job {}'s pod to run", run.name),
+            &hint,
             Duration::from_secs(180),
             || async {
                 let list = pods.list(&lp).await?.items;
@@ -522,34 +539,37 @@ impl Cluster {
 
     /// Deletes the master pod under write load; reports the outage the
     /// load saw and the new master.
-    pub async fn drill(
-        &self,
-        o: &RenderOptions,
-        before: Duration,
-        length: Duration,
-        as_json: bool,
-    ) -> anyhow::Result<u8> {
+    pub async fn drill(&self, o: &RenderOptions, d: &crate::cli::DrillArgs) -> anyhow::Result<u8> {
+        let (before, length) = (d.before, d.length);
         let old = Self::master_of(&self.verdict().await?.2)?;
         let load = Load {
             pods: 1,
             seconds: length.as_secs().max(before.as_secs() + 10),
             ..Load::SEED
         };
-        let name = self
+        let run = self
             .create_job(&render::job(o, "drill-load", Phase::Write, &load))
             .await?;
-        self.wait_running(&name).await?;
+        self.wait_running(&run).await?;
         tokio::time::sleep(before).await;
-        self.api::<Pod>()
-            .delete(&old, &DeleteParams::default())
-            .await?;
-        eprintln!("deleted master pod {old}");
+        let dp = DeleteParams {
+            grace_period_seconds: d.fault.grace_period_seconds(),
+            ..DeleteParams::default()
+        };
+        self.api::<Pod>().delete(&old, &dp).await?;
+        eprintln!("deleted master pod {old} ({})", d.fault.describe());
         let reports = self
-            .job_reports(&name, Duration::from_secs(load.seconds + 300))
+            .job_reports(&run, Duration::from_secs(load.seconds + 300))
             .await?;
+        let name = run.name;
         let (_, _, after) = self.verdict().await?;
-        let report = json!({"deleted master": old, "after": after, "load": merge(&reports)?});
-        if as_json {
+        let report = json!({
+            "deleted master": old,
+            "fault": d.fault.describe(),
+            "after": after,
+            "load": merge(&reports)?,
+        });
+        if d.json {
             println!("{}", serde_json::to_string_pretty(&report)?);
         } else {
             print_phases(&[(name, report["load"].clone())], false)?;

@@ -116,6 +116,15 @@ impl Wait {
     }
 }
 
+/// `k=v,k=v` from match labels, as a list call's label selector.
+pub fn label_selector(labels: &std::collections::BTreeMap<String, String>) -> String {
+    labels
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -169,5 +178,15 @@ mod tests {
         let names = files(&purge);
         let tail: Vec<&str> = names[names.len() - 3..].to_vec();
         assert_eq!(tail, ["claims", "00a-secret.yaml", "00-namespace.yaml"]);
+    }
+
+    #[test]
+    fn label_selector_joins_pairs() {
+        let m = std::collections::BTreeMap::from([
+            ("b".to_string(), "2".to_string()),
+            ("a".to_string(), "1".to_string()),
+        ]);
+        assert_eq!(label_selector(&m), "a=1,b=2");
+        assert_eq!(label_selector(&Default::default()), "");
     }
 }

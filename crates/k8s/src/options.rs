@@ -159,3 +159,36 @@ impl RenderOptions {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_is_request_colon_limit() {
+        let c: Cpu = "250m:1".parse().unwrap();
+        assert_eq!((c.request.as_str(), c.limit.as_str()), ("250m", "1"));
+        assert!("250m".parse::<Cpu>().is_err());
+        assert!(":1".parse::<Cpu>().is_err());
+    }
+
+    #[test]
+    fn defaults_are_the_originals() {
+        let o = RenderOptions::default();
+        assert_eq!(o.namespace, "redis-sentinel");
+        assert_eq!((o.redis_replicas, o.sentinels, o.proxy_replicas), (3, 3, 2));
+        assert_eq!(
+            (o.redis_image.as_str(), o.image.as_str()),
+            ("redis:7.2", "redis-ha:0.1.0")
+        );
+        let spec = o.spec().unwrap();
+        assert_eq!(
+            (spec.quorum, spec.down_after_ms, spec.failover_timeout_ms),
+            (2, 5000, 180_000)
+        );
+        assert_eq!(
+            o.sentinel_addrs()[2],
+            "sentinel-2.sentinel-headless.redis-sentinel.svc.cluster.local:26379"
+        );
+    }
+}

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the system packages redis-ha needs, once and quietly.
 #   scripts/install-deps.sh          # runtime: redis-server, redis-sentinel, redis-tools, a font for charts
-#   scripts/install-deps.sh --test   # plus what the tests use: chromium (dashboard test), redis-py, iproute2 (partition test)
+#   scripts/install-deps.sh --test   # plus what the tests use: chromium (dashboard test), redis-py, iproute2 (partition test),
+#                                    # kubectl, kubernetes-validate and checkov (deploy/kubernetes tests, offline)
 #   scripts/install-deps.sh --bench  # plus haproxy and nutcracker (benchmarks/ compare against them)
 set -euo pipefail
 want=(redis-server redis-sentinel redis-tools fonts-dejavu-core)
@@ -38,3 +39,22 @@ if [ "$py" = 1 ] && ! python3 -c 'import redis' 2>/dev/null; then
   echo "installing: redis-py (pip)" >&2
   python3 -m pip install -q redis 2>/dev/null || python3 -m pip install -q --break-system-packages redis
 fi
+# The Kubernetes manifest tests: kubectl (kustomize), kubernetes-validate and checkov (both offline).
+# Debian's kubernetes-client (1.20, kustomize v2) is only a fallback: it lacks kustomize components.
+if [ "$py" = 1 ] && ! command -v kubectl >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1; then
+    sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    echo "installing: kubernetes-client (kubectl)" >&2
+    $sudo apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends kubernetes-client >/dev/null
+  else
+    echo "please install kubectl (no apt-get here)" >&2
+    exit 1
+  fi
+fi
+for tool in kubernetes-validate checkov; do
+  if [ "$py" = 1 ] && ! command -v "$tool" >/dev/null 2>&1; then
+    echo "installing: $tool (pip)" >&2
+    python3 -m pip install -q "$tool" 2>/dev/null || python3 -m pip install -q --break-system-packages "$tool"
+  fi
+done

@@ -18,7 +18,8 @@ use std::process::ExitCode;
         redis-ha bench --scenario seed --test-time 10\n  \
         redis-ha drill              # kill -9 the master under load: outage, errors, lost writes\n  \
         redis-ha node kill redis-0  # or inject faults by hand\n  \
-        redis-ha down",
+        redis-ha down\n\n\
+        On Kubernetes: redis-ha k8s --help",
     propagate_version = true
 )]
 struct Cli {
@@ -42,6 +43,7 @@ enum Cmd {
     Bench(Box<redis_ha_bench::cli::BenchArgs>),
     /// Failover drill under load: outage, client errors, lost writes
     Drill(redis_ha_drill::cli::DrillArgs),
+    K8s(redis_ha_k8s::cli::K8sArgs),
 }
 
 fn main() -> ExitCode {
@@ -73,6 +75,7 @@ fn main() -> ExitCode {
             Cmd::Bench(a) => redis_ha_bench::cli::run(*a).await,
             Cmd::Proxy(a) => redis_ha_proxy::cli::run(a).await,
             Cmd::Drill(a) => redis_ha_drill::cli::run(a).await,
+            Cmd::K8s(a) => redis_ha_k8s::cli::run(a).await,
         }
     });
     match result {

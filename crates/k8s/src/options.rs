@@ -1,0 +1,194 @@
+//! What a rendered deployment can be tuned by: the `redis-ha k8s render`
+//! flags, and the names and DNS addresses derived from them.
+
+use clap::Args;
+use redis_ha_topology::spec::Spec;
+
+/// CPU request and limit, written `REQUEST:LIMIT` (e.g. `250m:1`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Cpu {
+    pub request: String,
+    pub limit: String,
+}
+
+impl std::str::FromStr for Cpu {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.split_once(':') {
+            Some((r, l)) if !r.is_empty() && !l.is_empty() => Ok(Cpu {
+                request: r.into(),
+                limit: l.into(),
+            }),
+            _ => Err(format!("{s:?}: write CPU as REQUEST:LIMIT, e.g. 250m:1")),
+        }
+    }
+}
+
+/// The settings of one rendered deployment. Defaults are the original's.
+#[derive(Args, Clone, Debug)]
+pub struct RenderOptions {
+    /// Namespace everything lives in (the `k8s --namespace` flag).
+    #[arg(skip = String::from(DEFAULT_NAMESPACE))]
+    pub namespace: String,
+    /// Redis pods (the first is the first-boot master).
+    #[arg(long, default_value_t = 3)]
+    pub redis_replicas: u16,
+    /// Sentinel pods (quorum is a majority of them).
+    #[arg(long, default_value_t = 3)]
+    pub sentinels: u16,
+    /// Volume size per Redis pod.
+    #[arg(long, default_value = "1Gi")]
+    pub storage_size: String,
+    /// StorageClass of the Redis and Sentinel volumes (cluster default if unset).
+    #[arg(long)]
+    pub storage_class: Option<String>,
+    /// Redis maxmemory.
+    #[arg(long, default_value = "256mb")]
+    pub maxmemory: String,
+    /// Sentinel down-after-milliseconds.
+    #[arg(long, default_value_t = 5000)]
+    pub down_after_ms: u64,
+    /// Redis server image.
+    #[arg(long, default_value = "redis:7.2")]
+    pub redis_image: String,
+    /// The redis-ha image (init-role, proxy, bench); see the Dockerfile.
+    #[arg(long, default_value = "redis-ha:0.1.0")]
+    pub image: String,
+    /// Secret holding `password` and `sentinel-password`.
+    #[arg(long, default_value = "redis-ha-auth")]
+    pub password_secret: String,
+    /// Proxy pods.
+    #[arg(long, default_value_t = 2)]
+    pub proxy_replicas: u16,
+    /// Redis CPU request:limit.
+    #[arg(long, default_value = "250m:1")]
+    pub redis_cpu: Cpu,
+    /// Redis memory (request = limit; leave room above maxmemory for forks).
+    #[arg(long, default_value = "512Mi")]
+    pub redis_memory: String,
+    /// Sentinel CPU request:limit.
+    #[arg(long, default_value = "50m:250m")]
+    pub sentinel_cpu: Cpu,
+    #[arg(long, default_value = "64Mi")]
+    pub sentinel_memory: String,
+    /// Proxy CPU request:limit.
+    #[arg(long, default_value = "250m:1")]
+    pub proxy_cpu: Cpu,
+    #[arg(long, default_value = "128Mi")]
+    pub proxy_memory: String,
+    /// Benchmark pod CPU request:limit.
+    #[arg(long, default_value = "500m:2")]
+    pub bench_cpu: Cpu,
+    #[arg(long, default_value = "256Mi")]
+    pub bench_memory: String,
+    /// The cluster's DNS domain.
+    #[arg(long, default_value = "cluster.local")]
+    pub cluster_domain: String,
+}
+
+impl Default for RenderOptions {
+    fn default() -> Self {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct P {
+            #[command(flatten)]
+            o: RenderOptions,
+        }
+        P::parse_from(["render"]).o
+    }
+}
+
+pub const DEFAULT_NAMESPACE: &str = "redis-sentinel";
+pub const REDIS_PORT: u16 = 6379;
+pub const SENTINEL_PORT: u16 = 26379;
+pub const WRITE_PORT: u16 = 6379;
+pub const READ_PORT: u16 = 6380;
+pub const ADMIN_PORT: u16 = 8404;
+pub const REDIS_SERVICE: &str = "redis-headless";
+pub const SENTINEL_SERVICE: &str = "sentinel-headless";
+pub const PROXY_SERVICE: &str = "redis-ha";
+
+impl RenderOptions {
+    /// The topology spec the configs are rendered from (as `redis-ha up`).
+    pub fn spec(&self) -> anyhow::Result<Spec> {
+        let sentinels = usize::from(self.sentinels);
+        let spec = Spec {
+            redis_nodes: usize::from(self.redis_replicas),
+            sentinels,
+            quorum: sentinels / 2 + 1,
+            down_after_ms: self.down_after_ms,
+            maxmemory: self.maxmemory.clone(),
+            ..Spec::default()
+        };
+        spec.validate()?;
+        anyhow::ensure!(
+            self.proxy_replicas >= 1,
+            "--proxy-replicas must be at least 1"
+        );
+        Ok(spec)
+    }
+
+    /// DNS name of pod `pod` behind headless service `service`.
+    pub fn pod_host(&self, pod: &str, service: &str) -> String {
+        format!(
+            "{pod}.{service}.{}.svc.{}",
+            self.namespace, self.cluster_domain
+        )
+    }
+
+    /// The same with the pod name left to `POD_NAME`, written as
+    /// Kubernetes expands it in args (`$(POD_NAME)`) or as a shell does
+    /// (`$POD_NAME`).
+    pub fn own_host(&self, service: &str, var: &str) -> String {
+        self.pod_host(var, service)
+    }
+
+    pub fn redis_host(&self, i: usize) -> String {
+        self.pod_host(&Spec::redis_name(i), REDIS_SERVICE)
+    }
+
+    /// `HOST:PORT` of every sentinel.
+    pub fn sentinel_addrs(&self) -> Vec<String> {
+        (0..usize::from(self.sentinels))
+            .map(|i| {
+                format!(
+                    "{}:{SENTINEL_PORT}",
+                    self.pod_host(&Spec::sentinel_name(i), SENTINEL_SERVICE)
+                )
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_is_request_colon_limit() {
+        let c: Cpu = "250m:1".parse().unwrap();
+        assert_eq!((c.request.as_str(), c.limit.as_str()), ("250m", "1"));
+        assert!("250m".parse::<Cpu>().is_err());
+        assert!(":1".parse::<Cpu>().is_err());
+    }
+
+    #[test]
+    fn defaults_are_the_originals() {
+        let o = RenderOptions::default();
+        assert_eq!(o.namespace, "redis-sentinel");
+        assert_eq!((o.redis_replicas, o.sentinels, o.proxy_replicas), (3, 3, 2));
+        assert_eq!(
+            (o.redis_image.as_str(), o.image.as_str()),
+            ("redis:7.2", "redis-ha:0.1.0")
+        );
+        let spec = o.spec().unwrap();
+        assert_eq!(
+            (spec.quorum, spec.down_after_ms, spec.failover_timeout_ms),
+            (2, 5000, 180_000)
+        );
+        assert_eq!(
+            o.sentinel_addrs()[2],
+            "sentinel-2.sentinel-headless.redis-sentinel.svc.cluster.local:26379"
+        );
+    }
+}

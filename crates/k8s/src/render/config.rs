@@ -1,0 +1,184 @@
+//! The Namespace, the password Secret and the three ConfigMaps. redis.conf
+//! and sentinel.conf are rendered by `redis_ha_topology::render`, as for
+//! `redis-ha up`, with the Kubernetes-only lines appended.
+
+use super::meta::{meta, Component, PASSWORD_KEY, SENTINEL_PASSWORD_KEY};
+use crate::options::{RenderOptions, REDIS_PORT, SENTINEL_PORT, SENTINEL_SERVICE};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
+use redis_ha_topology::render::{redis_conf, sentinel_conf, RedisNode, SentinelNode};
+use redis_ha_topology::spec::Spec;
+use std::collections::BTreeMap;
+
+/// The value the checked-in Secret carries; `redis-ha k8s apply` replaces
+/// it with a random password when it creates the Secret.
+pub const PLACEHOLDER_PASSWORD: &str = "CHANGE-ME";
+/// Where the init container writes the boot role Redis includes.
+pub const ROLE_FILE: &str = "/data/role.conf";
+pub const REDIS_CONFIGMAP: &str = "redis-config";
+pub const SENTINEL_CONFIGMAP: &str = "sentinel-config";
+pub const PROXY_CONFIGMAP: &str = "redis-ha-proxy";
+
+pub fn namespace(o: &RenderOptions) -> Namespace {
+    let mut m = meta(o, &o.namespace, None);
+    m.namespace = None;
+    let labels = m.labels.get_or_insert_with(BTreeMap::new);
+    // Pod Security Admission: every pod here passes "restricted".
+    labels.insert(
+        "pod-security.kubernetes.io/enforce".into(),
+        "restricted".into(),
+    );
+    Namespace {
+        metadata: m,
+        ..Default::default()
+    }
+}
+
+pub fn secret(o: &RenderOptions) -> Secret {
+    let mut m = meta(o, &o.password_secret, None);
+    m.annotations = Some(BTreeMap::from([(
+        "redis-ha.io/note".into(),
+        "placeholder passwords: redis-ha k8s apply creates this Secret with random ones; \
+         with kubectl, replace them first"
+            .into(),
+    )]));
+    Secret {
+        metadata: m,
+        type_: Some("Opaque".into()),
+        string_data: Some(BTreeMap::from([
+            (PASSWORD_KEY.into(), PLACEHOLDER_PASSWORD.into()),
+            (SENTINEL_PASSWORD_KEY.into(), PLACEHOLDER_PASSWORD.into()),
+        ])),
+        ..Default::default()
+    }
+}
+
+/// redis.conf: the topology's, with the boot role included last. Passwords
+/// and the announced hostname come as arguments (they differ per pod or
+/// live in the Secret).
+pub fn redis_conf_text(o: &RenderOptions, spec: &Spec) -> String {
+    let node = RedisNode {
+        bind: "* -::*".into(),
+        port: REDIS_PORT,
+        dir: "/data".into(),
+        replica_of: None,
+        announce: None,
+        logfile: None,
+        pidfile: None,
+    };
+    let mut s = redis_conf(spec, &node);
+    s.push_str("# Kubernetes: refuse writes the master could not replicate to any replica.\n");
+    if o.redis_replicas > 1 {
+        s.push_str("min-replicas-to-write 1\nmin-replicas-max-lag 10\n");
+    }
+    s.push_str(
+        "# Written by the init container (redis-ha init-role): empty or `replicaof HOST PORT`.\n",
+    );
+    s.push_str(&format!("include {ROLE_FILE}\n"));
+    s
+}
+
+/// sentinel.conf: the topology's, monitoring the first Redis pod by name.
+pub fn sentinel_conf_text(o: &RenderOptions, spec: &Spec) -> String {
+    let node = SentinelNode {
+        bind: "* -::*".into(),
+        port: SENTINEL_PORT,
+        dir: "/data".into(),
+        master: (o.redis_host(0), REDIS_PORT),
+        hostnames: true,
+        announce: None,
+        logfile: None,
+        pidfile: None,
+    };
+    sentinel_conf(spec, &node)
+}
+
+/// The sentinel init step: copy the config on the pod's first start only
+/// (afterwards Sentinel's own rewritten file holds its state), asking the
+/// peers for the current master in case it is no longer the first pod.
+pub fn sentinel_init_script(o: &RenderOptions, spec: &Spec) -> String {
+    let m = &spec.master_name;
+    let peers: Vec<String> = (0..usize::from(o.sentinels))
+        .map(|i| o.pod_host(&Spec::sentinel_name(i), SENTINEL_SERVICE))
+        .collect();
+    let own = o.own_host(SENTINEL_SERVICE, "$POD_NAME");
+    format!(
+        r#"#!/bin/sh
+# Sentinel init: runs before every start of a sentinel pod.
+set -eu
+conf=/data/sentinel.conf
+if [ -f "$conf" ]; then
+  echo "keeping $conf (Sentinel's own state)"
+  exit 0
+fi
+cp /config/sentinel.conf "$conf.tmp"
+for peer in {peers}; do
+  addr=$(REDISCLI_AUTH="$REDIS_HA_SENTINEL_PASSWORD" timeout 3 redis-cli --no-auth-warning -h "$peer" -p {SENTINEL_PORT} SENTINEL get-master-addr-by-name {m} 2>/dev/null | tr '\n' ' ' || true)
+  set -- $addr
+  if [ $# -eq 2 ]; then
+    echo "peer $peer knows master $1:$2"
+    sed -i "s/^sentinel monitor {m} .*/sentinel monitor {m} $1 $2 {q}/" "$conf.tmp"
+    break
+  fi
+done
+{{
+  echo "sentinel announce-ip {own}"
+  echo "sentinel announce-port {SENTINEL_PORT}"
+  echo "sentinel auth-pass {m} $REDIS_HA_PASSWORD"
+  echo "requirepass $REDIS_HA_SENTINEL_PASSWORD"
+}} >> "$conf.tmp"
+mv "$conf.tmp" "$conf"
+echo "wrote $conf"
+"#,
+        peers = peers.join(" "),
+        q = spec.quorum,
+    )
+}
+
+fn config_map(o: &RenderOptions, name: &str, c: Component, data: &[(&str, String)]) -> ConfigMap {
+    ConfigMap {
+        metadata: meta(o, name, Some(c)),
+        data: Some(
+            data.iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect(),
+        ),
+        ..Default::default()
+    }
+}
+
+pub fn redis_config(o: &RenderOptions, spec: &Spec) -> ConfigMap {
+    config_map(
+        o,
+        REDIS_CONFIGMAP,
+        Component::Redis,
+        &[("redis.conf", redis_conf_text(o, spec))],
+    )
+}
+
+pub fn sentinel_config(o: &RenderOptions, spec: &Spec) -> ConfigMap {
+    config_map(
+        o,
+        SENTINEL_CONFIGMAP,
+        Component::Sentinel,
+        &[
+            ("sentinel.conf", sentinel_conf_text(o, spec)),
+            ("init.sh", sentinel_init_script(o, spec)),
+        ],
+    )
+}
+
+/// The proxy's tunables, passed to `redis-ha proxy` as `$(VAR)` arguments.
+pub fn proxy_config(o: &RenderOptions, spec: &Spec) -> ConfigMap {
+    config_map(
+        o,
+        PROXY_CONFIGMAP,
+        Component::Proxy,
+        &[
+            ("MASTER_NAME", spec.master_name.clone()),
+            ("FAILOVER_HOLD", "10s".into()),
+            ("MAX_REPLICA_LAG", "10s".into()),
+            ("READ_FALLBACK", "master".into()),
+            ("MODE", "multiplex".into()),
+        ],
+    )
+}

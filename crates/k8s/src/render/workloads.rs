@@ -1,0 +1,422 @@
+//! The long-running workloads: the Redis and Sentinel StatefulSets, the
+//! proxy Deployment, and a PodDisruptionBudget for each.
+
+use super::config::{PROXY_CONFIGMAP, REDIS_CONFIGMAP, ROLE_FILE, SENTINEL_CONFIGMAP};
+use super::meta::*;
+use crate::options::*;
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, StatefulSet, StatefulSetSpec};
+use k8s_openapi::api::core::v1::{
+    ConfigMapEnvSource, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource,
+    EnvFromSource, ExecAction, HTTPGetAction, Lifecycle, LifecycleHandler, PersistentVolumeClaim,
+    PersistentVolumeClaimSpec, PodSpec, PodTemplateSpec, Probe, TCPSocketAction, Volume,
+    VolumeMount, VolumeResourceRequirements,
+};
+use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use redis_ha_topology::spec::Spec;
+use std::collections::BTreeMap;
+
+/// Where the redis-ha binary is copied for the Redis container's preStop.
+const TOOLS_DIR: &str = "/opt/redis-ha";
+
+fn mount(name: &str, path: &str) -> VolumeMount {
+    VolumeMount {
+        name: name.into(),
+        mount_path: path.into(),
+        ..Default::default()
+    }
+}
+
+fn config_volume(name: &str, config_map: &str) -> Volume {
+    Volume {
+        name: name.into(),
+        config_map: Some(ConfigMapVolumeSource {
+            name: config_map.into(),
+            default_mode: Some(0o444),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn empty_dir(name: &str) -> Volume {
+    Volume {
+        name: name.into(),
+        empty_dir: Some(EmptyDirVolumeSource::default()),
+        ..Default::default()
+    }
+}
+
+fn container_port(name: &str, p: u16) -> ContainerPort {
+    ContainerPort {
+        name: Some(name.into()),
+        container_port: i32::from(p),
+        protocol: Some("TCP".into()),
+        ..Default::default()
+    }
+}
+
+fn exec_probe(script: &str, period: i32, failures: i32) -> Probe {
+    Probe {
+        exec: Some(ExecAction {
+            command: Some(vec!["sh".into(), "-c".into(), script.into()]),
+        }),
+        period_seconds: Some(period),
+        timeout_seconds: Some(3),
+        failure_threshold: Some(failures),
+        ..Default::default()
+    }
+}
+
+fn tcp_probe(p: u16, period: i32, failures: i32) -> Probe {
+    Probe {
+        tcp_socket: Some(TCPSocketAction {
+            port: IntOrString::Int(i32::from(p)),
+            ..Default::default()
+        }),
+        initial_delay_seconds: Some(5),
+        period_seconds: Some(period),
+        timeout_seconds: Some(3),
+        failure_threshold: Some(failures),
+        ..Default::default()
+    }
+}
+
+fn http_probe(path: &str, period: i32, failures: i32) -> Probe {
+    Probe {
+        http_get: Some(HTTPGetAction {
+            path: Some(path.into()),
+            port: IntOrString::String("admin".into()),
+            ..Default::default()
+        }),
+        period_seconds: Some(period),
+        timeout_seconds: Some(3),
+        failure_threshold: Some(failures),
+        ..Default::default()
+    }
+}
+
+/// A container with the shared hardening; the caller fills in the rest.
+fn container(name: &str, image: &str) -> Container {
+    Container {
+        name: name.into(),
+        image: Some(image.into()),
+        image_pull_policy: Some("IfNotPresent".into()),
+        security_context: Some(container_security()),
+        ..Default::default()
+    }
+}
+
+fn pod_template(c: Component, spec: PodSpec) -> PodTemplateSpec {
+    PodTemplateSpec {
+        metadata: Some(ObjectMeta {
+            labels: Some(labels(Some(c))),
+            ..Default::default()
+        }),
+        spec: Some(PodSpec {
+            automount_service_account_token: Some(false),
+            security_context: Some(pod_security()),
+            ..spec
+        }),
+    }
+}
+
+fn volume_claim(o: &RenderOptions, size: &str) -> PersistentVolumeClaim {
+    PersistentVolumeClaim {
+        metadata: ObjectMeta {
+            name: Some("data".into()),
+            labels: Some(labels(None)),
+            ..Default::default()
+        },
+        spec: Some(PersistentVolumeClaimSpec {
+            access_modes: Some(vec!["ReadWriteOnce".into()]),
+            storage_class_name: o.storage_class.clone(),
+            resources: Some(VolumeResourceRequirements {
+                requests: Some(BTreeMap::from([("storage".into(), Quantity(size.into()))])),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// `--sentinel HOST:PORT` for every sentinel.
+fn sentinel_flags(o: &RenderOptions) -> Vec<String> {
+    o.sentinel_addrs()
+        .into_iter()
+        .flat_map(|a| ["--sentinel".to_string(), a])
+        .collect()
+}
+
+fn strings(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+/// Copies the redis-ha binary where the Redis container's preStop finds it.
+fn tools_init(o: &RenderOptions) -> Container {
+    Container {
+        command: Some(strings(&["cp", "/usr/local/bin/redis-ha", TOOLS_DIR])),
+        volume_mounts: Some(vec![mount("tools", TOOLS_DIR)]),
+        resources: Some(resources(&o.sentinel_cpu, &o.sentinel_memory)),
+        ..container("copy-redis-ha", &o.image)
+    }
+}
+
+/// Decides the boot role: empty file, or `replicaof` the current master.
+fn role_init(o: &RenderOptions, spec: &Spec) -> Container {
+    let own = format!("{}:{REDIS_PORT}", o.own_host(REDIS_SERVICE, "$(POD_NAME)"));
+    let first = format!("{}:{REDIS_PORT}", o.redis_host(0));
+    let mut cmd = strings(&["redis-ha", "init-role"]);
+    cmd.extend(sentinel_flags(o));
+    cmd.extend([
+        "--master-name".into(),
+        spec.master_name.clone(),
+        "--announce".into(),
+        own,
+        "--first-master".into(),
+        first,
+        "--output".into(),
+        ROLE_FILE.into(),
+    ]);
+    let mut env = vec![pod_name_env()];
+    env.extend(password_env(o));
+    Container {
+        command: Some(cmd),
+        env: Some(env),
+        volume_mounts: Some(vec![mount("data", "/data")]),
+        resources: Some(resources(&o.sentinel_cpu, &o.sentinel_memory)),
+        ..container("init-role", &o.image)
+    }
+}
+
+/// Hands the master role over before a planned stop (no-op on replicas).
+fn redis_pre_stop(o: &RenderOptions, spec: &Spec) -> Lifecycle {
+    let own = format!("{}:{REDIS_PORT}", o.own_host(REDIS_SERVICE, "$POD_NAME"));
+    let script = format!(
+        "{TOOLS_DIR}/redis-ha switchover {} --master-name {} --only-if-master \"{own}\" || true",
+        sentinel_flags(o).join(" "),
+        spec.master_name
+    );
+    Lifecycle {
+        pre_stop: Some(LifecycleHandler {
+            exec: Some(ExecAction {
+                command: Some(vec!["sh".into(), "-c".into(), script]),
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn redis_container(o: &RenderOptions, spec: &Spec) -> Container {
+    let own = o.own_host(REDIS_SERVICE, "$(POD_NAME)");
+    let args = [
+        "/etc/redis/redis.conf",
+        "--requirepass",
+        "$(REDIS_HA_PASSWORD)",
+        "--masterauth",
+        "$(REDIS_HA_PASSWORD)",
+        "--replica-announce-ip",
+        &own,
+    ];
+    let mut env = vec![pod_name_env()];
+    env.extend(password_env(o));
+    env.push(secret_env(o, "REDISCLI_AUTH", PASSWORD_KEY));
+    Container {
+        command: Some(strings(&["redis-server"])),
+        args: Some(strings(&args)),
+        env: Some(env),
+        ports: Some(vec![container_port("redis", REDIS_PORT)]),
+        liveness_probe: Some(tcp_probe(REDIS_PORT, 10, 6)),
+        readiness_probe: Some(exec_probe(
+            "redis-cli --no-auth-warning ping | grep -q PONG",
+            5,
+            2,
+        )),
+        lifecycle: Some(redis_pre_stop(o, spec)),
+        resources: Some(resources(&o.redis_cpu, &o.redis_memory)),
+        volume_mounts: Some(vec![
+            mount("data", "/data"),
+            mount("config", "/etc/redis"),
+            mount("tools", TOOLS_DIR),
+        ]),
+        ..container("redis", &o.redis_image)
+    }
+}
+
+fn stateful_set(
+    o: &RenderOptions,
+    name: &str,
+    service: &str,
+    c: Component,
+    replicas: u16,
+    template: PodTemplateSpec,
+    claim: PersistentVolumeClaim,
+) -> StatefulSet {
+    StatefulSet {
+        metadata: workload_meta(o, name, c),
+        spec: Some(StatefulSetSpec {
+            service_name: Some(service.into()),
+            replicas: Some(i32::from(replicas)),
+            // Pods start together: init-role and the sentinels' peer lookup
+            // settle the roles, not the start order.
+            pod_management_policy: Some("Parallel".into()),
+            selector: selector(c),
+            template,
+            volume_claim_templates: Some(vec![claim]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+pub fn redis(o: &RenderOptions, spec: &Spec) -> StatefulSet {
+    let pod = PodSpec {
+        termination_grace_period_seconds: Some(60),
+        init_containers: Some(vec![tools_init(o), role_init(o, spec)]),
+        containers: vec![redis_container(o, spec)],
+        volumes: Some(vec![
+            config_volume("config", REDIS_CONFIGMAP),
+            empty_dir("tools"),
+        ]),
+        ..Default::default()
+    };
+    stateful_set(
+        o,
+        "redis",
+        REDIS_SERVICE,
+        Component::Redis,
+        o.redis_replicas,
+        pod_template(Component::Redis, pod),
+        volume_claim(o, &o.storage_size),
+    )
+}
+
+fn sentinel_init(o: &RenderOptions) -> Container {
+    let mut env = vec![pod_name_env()];
+    env.extend(password_env(o));
+    Container {
+        command: Some(strings(&["sh", "/config/init.sh"])),
+        env: Some(env),
+        volume_mounts: Some(vec![mount("data", "/data"), mount("config", "/config")]),
+        resources: Some(resources(&o.sentinel_cpu, &o.sentinel_memory)),
+        ..container("copy-config", &o.redis_image)
+    }
+}
+
+fn sentinel_container(o: &RenderOptions) -> Container {
+    Container {
+        command: Some(strings(&[
+            "redis-server",
+            "/data/sentinel.conf",
+            "--sentinel",
+        ])),
+        env: Some(vec![secret_env(o, "REDISCLI_AUTH", SENTINEL_PASSWORD_KEY)]),
+        ports: Some(vec![container_port("sentinel", SENTINEL_PORT)]),
+        liveness_probe: Some(tcp_probe(SENTINEL_PORT, 10, 6)),
+        readiness_probe: Some(exec_probe(
+            &format!("redis-cli --no-auth-warning -p {SENTINEL_PORT} ping | grep -q PONG"),
+            5,
+            2,
+        )),
+        resources: Some(resources(&o.sentinel_cpu, &o.sentinel_memory)),
+        volume_mounts: Some(vec![mount("data", "/data")]),
+        ..container("sentinel", &o.redis_image)
+    }
+}
+
+/// Sentinels run as a StatefulSet, not the original's Deployment: each
+/// needs a stable name (peers and the proxy address it by DNS) and a volume
+/// of its own, because Sentinel rewrites its config file with what it has
+/// learnt (epochs, replicas, peers); a Deployment pod would restart with
+/// the ConfigMap's first-boot view and a new identity.
+pub fn sentinel(o: &RenderOptions) -> StatefulSet {
+    let pod = PodSpec {
+        init_containers: Some(vec![sentinel_init(o)]),
+        containers: vec![sentinel_container(o)],
+        volumes: Some(vec![config_volume("config", SENTINEL_CONFIGMAP)]),
+        ..Default::default()
+    };
+    stateful_set(
+        o,
+        "sentinel",
+        SENTINEL_SERVICE,
+        Component::Sentinel,
+        o.sentinels,
+        pod_template(Component::Sentinel, pod),
+        volume_claim(o, "64Mi"),
+    )
+}
+
+fn proxy_container(o: &RenderOptions) -> Container {
+    let mut args = strings(&["proxy"]);
+    args.extend(sentinel_flags(o));
+    args.extend(strings(&[
+        "--master-name",
+        "$(MASTER_NAME)",
+        "--bind",
+        "0.0.0.0",
+        "--failover-hold",
+        "$(FAILOVER_HOLD)",
+        "--max-replica-lag",
+        "$(MAX_REPLICA_LAG)",
+        "--read-fallback",
+        "$(READ_FALLBACK)",
+        "--mode",
+        "$(MODE)",
+    ]));
+    Container {
+        command: Some(strings(&["redis-ha"])),
+        args: Some(args),
+        env: Some(password_env(o)),
+        env_from: Some(vec![EnvFromSource {
+            config_map_ref: Some(ConfigMapEnvSource {
+                name: PROXY_CONFIGMAP.into(),
+                optional: Some(false),
+            }),
+            ..Default::default()
+        }]),
+        ports: Some(vec![
+            container_port("write", WRITE_PORT),
+            container_port("read", READ_PORT),
+            container_port("admin", ADMIN_PORT),
+        ]),
+        liveness_probe: Some(http_probe("/healthz", 10, 3)),
+        readiness_probe: Some(http_probe("/readyz", 2, 2)),
+        resources: Some(resources(&o.proxy_cpu, &o.proxy_memory)),
+        ..container("proxy", &o.image)
+    }
+}
+
+pub fn proxy(o: &RenderOptions) -> Deployment {
+    let pod = PodSpec {
+        containers: vec![proxy_container(o)],
+        ..Default::default()
+    };
+    Deployment {
+        metadata: workload_meta(o, "redis-ha-proxy", Component::Proxy),
+        spec: Some(DeploymentSpec {
+            replicas: Some(i32::from(o.proxy_replicas)),
+            selector: selector(Component::Proxy),
+            template: pod_template(Component::Proxy, pod),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// At most one pod of the component down for voluntary disruptions.
+pub fn pdb(o: &RenderOptions, name: &str, c: Component) -> PodDisruptionBudget {
+    PodDisruptionBudget {
+        metadata: meta(o, name, Some(c)),
+        spec: Some(PodDisruptionBudgetSpec {
+            max_unavailable: Some(IntOrString::Int(1)),
+            selector: Some(selector(c)),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}

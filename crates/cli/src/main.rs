@@ -43,7 +43,9 @@ enum Cmd {
     Bench(Box<redis_ha_bench::cli::BenchArgs>),
     /// Failover drill under load: outage, client errors, lost writes
     Drill(redis_ha_drill::cli::DrillArgs),
-    K8s(redis_ha_k8s::cli::K8sArgs),
+    K8s(Box<redis_ha_k8s::cli::K8sArgs>),
+    /// Decide master or replica for a Redis node about to start (init container)
+    InitRole(redis_ha_local::init_role::InitRoleArgs),
 }
 
 fn main() -> ExitCode {
@@ -75,7 +77,8 @@ fn main() -> ExitCode {
             Cmd::Bench(a) => redis_ha_bench::cli::run(*a).await,
             Cmd::Proxy(a) => redis_ha_proxy::cli::run(a).await,
             Cmd::Drill(a) => redis_ha_drill::cli::run(a).await,
-            Cmd::K8s(a) => redis_ha_k8s::cli::run(a).await,
+            Cmd::K8s(a) => redis_ha_k8s::cli::run(*a).await,
+            Cmd::InitRole(a) => redis_ha_local::init_role::run(a).await,
         }
     });
     match result {

@@ -4,6 +4,7 @@
 //! every test, benchmark and drill uses.
 
 pub mod cli;
+pub mod init_role;
 pub mod ports;
 pub mod process;
 pub mod topo;

@@ -7,7 +7,7 @@ use nix::sys::signal::Signal;
 use redis_ha_resp::conn::query_auth;
 use redis_ha_topology::info::{parse_info, Role};
 use redis_ha_topology::render::{self, RedisNode, SentinelNode};
-use redis_ha_topology::role::{boot_role, Boot};
+use redis_ha_topology::role::{self, Boot};
 use redis_ha_topology::{addr, sentinel, split_addr, Addr, Spec};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -350,6 +350,29 @@ impl Topology {
             .collect()
     }
 
+    /// The boot role of the node at `me` (see `role::boot_from`); while the
+    /// sentinels disagree (a failover in progress), waits for a majority.
+    async fn boot_role(&self, me: &str, first: &str) -> anyhow::Result<Boot> {
+        let o = &self.opts;
+        let spw = o.spec.sentinel_password.as_deref();
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            let mut a =
+                role::ask_agreement(&o.sentinel_addrs(), spw, &o.spec.master_name, IO_TIMEOUT)
+                    .await;
+            if a == role::Agreement::NoneKnown {
+                if let Some(m) = self.recorded_master() {
+                    a = role::Agreement::Agreed(m);
+                }
+            }
+            match role::boot_from(me, &a, first) {
+                Ok(b) => return Ok(b),
+                Err(e) if std::time::Instant::now() >= deadline => return Err(anyhow!(e)),
+                Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+        }
+    }
+
     async fn start_redis(&self, i: usize, bin: &Path) -> anyhow::Result<()> {
         let o = &self.opts;
         let name = Spec::redis_name(i);
@@ -357,17 +380,13 @@ impl Topology {
         std::fs::create_dir_all(dir.join("data"))?;
         let me = addr(&o.host, o.redis_ports[i]);
         let first = addr(&o.host, o.redis_ports[0]);
-        // Live sentinels know best; when none answers (the whole topology is
-        // starting again) the master they last recorded in their own config
-        // files is used, so a full restart after a failover does not resync
-        // the newer master from stale redis-0.
-        let spw = o.spec.sentinel_password.as_deref();
-        let views =
-            sentinel::ask_master_all(&o.sentinel_addrs(), spw, &o.spec.master_name, IO_TIMEOUT)
-                .await;
-        let known = sentinel::most_common(views.into_iter().filter_map(|(_, v)| v.ok().flatten()))
-            .or_else(|| self.recorded_master());
-        let boot = boot_role(&me, known.as_deref(), &first);
+        // Live sentinels know best (a majority of those answering, the same
+        // decision as the Kubernetes init container's `redis-ha init-role`);
+        // when none knows (the whole topology is starting again) the master
+        // they last recorded in their own config files is used, so a full
+        // restart after a failover does not resync the newer master from
+        // stale redis-0.
+        let boot = self.boot_role(&me, &first).await?;
         let replica_of = match boot {
             Boot::Master => None,
             Boot::ReplicaOf(m) => split_addr(&m),

@@ -25,8 +25,64 @@ pub fn boot_role(me: &str, known_master: Option<&str>, first_boot_master: &str) 
     }
 }
 
-/// Asks every sentinel for the master and decides. Unreachable sentinels are
-/// skipped; the most common answer wins.
+/// What the reachable sentinels say about the master.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Agreement {
+    /// A majority of the sentinels that answered names this master.
+    Agreed(Addr),
+    /// None answered, or none knows a master: a first boot.
+    NoneKnown,
+    /// They answer but no master has a majority of them (a failover in
+    /// progress, or a split): no node may decide to be master now.
+    Split(Vec<(Addr, usize)>),
+}
+
+/// Pure: the answers of the sentinels that replied (`None` = knows no master).
+pub fn agreement(answers: &[Option<Addr>]) -> Agreement {
+    let mut votes: Vec<(Addr, usize)> = Vec::new();
+    for a in answers.iter().flatten() {
+        match votes.iter_mut().find(|(m, _)| m == a) {
+            Some((_, n)) => *n += 1,
+            None => votes.push((a.clone(), 1)),
+        }
+    }
+    if votes.is_empty() {
+        return Agreement::NoneKnown;
+    }
+    let need = answers.len() / 2 + 1;
+    match votes.iter().find(|(_, n)| *n >= need) {
+        Some((m, _)) => Agreement::Agreed(m.clone()),
+        None => Agreement::Split(votes),
+    }
+}
+
+/// Asks every sentinel for the master; unreachable ones do not vote.
+pub async fn ask_agreement(
+    sentinels: &[Addr],
+    sentinel_pw: Option<&str>,
+    master_name: &str,
+    timeout: Duration,
+) -> Agreement {
+    let views = sentinel::ask_master_all(sentinels, sentinel_pw, master_name, timeout).await;
+    let answers: Vec<Option<Addr>> = views.into_iter().filter_map(|(_, v)| v.ok()).collect();
+    agreement(&answers)
+}
+
+/// The boot role from the sentinels' agreement: follow the agreed master;
+/// on a first boot `first_boot_master` leads; with no majority, refuse (the
+/// caller retries) rather than risk a second master.
+pub fn boot_from(me: &str, agreement: &Agreement, first_boot_master: &str) -> Result<Boot, String> {
+    match agreement {
+        Agreement::Agreed(m) => Ok(boot_role(me, Some(m), first_boot_master)),
+        Agreement::NoneKnown => Ok(boot_role(me, None, first_boot_master)),
+        Agreement::Split(votes) => Err(format!(
+            "the sentinels do not agree on a master ({}); not starting as master or replica until a majority does: retry in a few seconds",
+            votes.iter().map(|(m, n)| format!("{m}: {n}")).collect::<Vec<_>>().join(", ")
+        )),
+    }
+}
+
+/// Asks every sentinel and decides (see [`boot_from`]).
 pub async fn decide_boot(
     sentinels: &[Addr],
     sentinel_pw: Option<&str>,
@@ -34,19 +90,45 @@ pub async fn decide_boot(
     me: &str,
     first_boot_master: &str,
     timeout: Duration,
-) -> Boot {
-    let views = sentinel::ask_master_all(sentinels, sentinel_pw, master_name, timeout).await;
-    let known = sentinel::most_common(
-        views
-            .iter()
-            .filter_map(|(_, v)| v.as_ref().ok().cloned().flatten()),
-    );
-    boot_role(me, known.as_deref(), first_boot_master)
+) -> Result<Boot, String> {
+    let a = ask_agreement(sentinels, sentinel_pw, master_name, timeout).await;
+    boot_from(me, &a, first_boot_master)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_majority_of_the_answers_decides() {
+        let (a, b) = (Some("a:1".to_string()), Some("b:1".to_string()));
+        assert_eq!(
+            agreement(&[a.clone(), a.clone(), b.clone()]),
+            Agreement::Agreed("a:1".into())
+        );
+        assert_eq!(
+            agreement(std::slice::from_ref(&a)),
+            Agreement::Agreed("a:1".into())
+        );
+        assert_eq!(agreement(&[]), Agreement::NoneKnown);
+        assert_eq!(agreement(&[None, None]), Agreement::NoneKnown);
+        // One of three knows a master: no majority, no guess.
+        assert!(matches!(
+            agreement(&[a.clone(), None, None]),
+            Agreement::Split(_)
+        ));
+        assert!(matches!(
+            agreement(&[a.clone(), b.clone()]),
+            Agreement::Split(_)
+        ));
+        // The restarted first master is told to follow the agreed one.
+        let agreed = agreement(&[b.clone(), b.clone(), a.clone()]);
+        assert_eq!(
+            boot_from("a:1", &agreed, "a:1"),
+            Ok(Boot::ReplicaOf("b:1".into()))
+        );
+        assert!(boot_from("a:1", &agreement(&[a, b]), "a:1").is_err());
+    }
 
     #[test]
     fn decisions() {

@@ -77,6 +77,12 @@ impl Command {
             })
     }
 
+    /// A command over `raw` already validated as a multibulk of `argc`
+    /// arguments, whose first two sit at `head`.
+    pub(crate) fn from_parts(raw: Bytes, argc: usize, head: [Range<usize>; 2]) -> Command {
+        Command { raw, argc, head }
+    }
+
     /// Number of arguments, the name included.
     pub fn argc(&self) -> usize {
         self.argc
@@ -146,7 +152,7 @@ impl<'a> Iterator for Args<'a> {
     }
 }
 
-fn find_crlf(buf: &[u8], from: usize) -> Option<usize> {
+pub(crate) fn find_crlf(buf: &[u8], from: usize) -> Option<usize> {
     let mut at = from;
     loop {
         let i = memchr::memchr(b'\r', buf.get(at..)?)? + at;
@@ -160,7 +166,7 @@ fn find_crlf(buf: &[u8], from: usize) -> Option<usize> {
     }
 }
 
-fn parse_int(s: &[u8]) -> Option<i64> {
+pub(crate) fn parse_int(s: &[u8]) -> Option<i64> {
     let (neg, digits) = match s {
         [b'-', rest @ ..] => (true, rest),
         _ => (false, s),
@@ -206,9 +212,7 @@ pub fn parse_command(
             }
             Parsed::Inline(n, args) => {
                 let _ = buf.split_to(n);
-                let mut out = BytesMut::new();
-                crate::encode::command(&args, &mut out);
-                if let Some(cmd) = parse_command(&mut out, limits)? {
+                if let Some(cmd) = inline_command(&args, limits)? {
                     return Ok(Some(cmd));
                 }
             }
@@ -216,7 +220,17 @@ pub fn parse_command(
     }
 }
 
-enum Parsed {
+/// An inline request's arguments as the multibulk command Redis would see.
+pub(crate) fn inline_command(
+    args: &[Vec<u8>],
+    limits: &Limits,
+) -> Result<Option<Command>, ProtocolError> {
+    let mut out = BytesMut::new();
+    crate::encode::command(args, &mut out);
+    parse_command(&mut out, limits)
+}
+
+pub(crate) enum Parsed {
     Incomplete,
     Empty(usize),
     Multibulk(usize, usize, [Range<usize>; 2]),
@@ -279,6 +293,11 @@ fn parse_inline(buf: &[u8], limits: &Limits) -> Result<Parsed, ProtocolError> {
             Ok(Parsed::Incomplete)
         };
     };
+    inline_line(buf, nl, limits)
+}
+
+/// The inline request whose line ends with the `\n` at `nl`.
+pub(crate) fn inline_line(buf: &[u8], nl: usize, limits: &Limits) -> Result<Parsed, ProtocolError> {
     if nl > limits.max_inline_len {
         return Err(ProtocolError::TooBigInline);
     }

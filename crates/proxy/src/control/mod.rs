@@ -13,9 +13,14 @@
 //!   (`master: None`) so nothing reaches a master that is about to be demoted,
 //!   and the chosen replica's `ROLE` is polled every few ms: it is adopted the
 //!   moment it accepts writes, long before `+switch-master` (sent at the end).
+//! - A master that is slow or busy (`-BUSY`, no `ROLE` reply in time) is kept:
+//!   whether it is gone is Sentinel's call (`s_down`/`o_down`), or a refused
+//!   connection's. The same master back after a hold is no failover and no
+//!   new epoch ([`decide`]).
 //! - An unreachable master means hold, never guess; losing the sentinel
 //!   majority for longer than `quorum_timeout` as well means fail closed.
 
+mod decide;
 mod events;
 mod probe;
 mod state;
@@ -25,7 +30,9 @@ pub use state::{ControlState, FailoverRecord, ReplicaView, SentinelView, StatusS
 use crate::config::ProxyConfig;
 use crate::metrics::Metrics;
 use crate::route::{Refresh, RouteHandle, Routes};
+use decide::{MasterChange, MasterDecision};
 use events::Event;
+use probe::RoleProbe;
 use redis_ha_topology::Addr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -49,6 +56,7 @@ pub fn spawn(cfg: &ProxyConfig, metrics: Arc<Metrics>) -> (RouteHandle, Arc<Cont
         sentinels: cfg.sentinels.clone(),
         subscribed: Vec::new(),
         routes: Routes::default(),
+        last_master: None,
         majority_lost_since: None,
         watching_promotion: None,
         failover: None,
@@ -73,6 +81,8 @@ struct Controller {
     sentinels: Vec<Addr>,
     subscribed: Vec<Addr>,
     routes: Routes,
+    /// The last master writes were routed to (kept through holds).
+    last_master: Option<Addr>,
     majority_lost_since: Option<Instant>,
     /// Replica whose promotion is being polled.
     watching_promotion: Option<Addr>,
@@ -121,13 +131,17 @@ impl Controller {
     }
 
     fn publish(&mut self, mut next: Routes) {
-        if next.master.is_some() && next.master != self.routes.master {
-            next.epoch = self.routes.epoch + 1;
-            if self.routes.epoch > 0 || self.routes.master.is_some() {
+        next.epoch = self.routes.epoch;
+        match decide::master_change(self.last_master.as_ref(), next.master.as_ref()) {
+            MasterChange::None => {}
+            MasterChange::First => next.epoch += 1,
+            MasterChange::Switch => {
+                next.epoch += 1;
                 self.metrics.failovers_total.inc();
             }
-        } else {
-            next.epoch = self.routes.epoch;
+        }
+        if next.master.is_some() {
+            self.last_master = next.master.clone();
         }
         self.metrics.master_known.set(next.master.is_some() as i64);
         self.metrics
@@ -278,7 +292,8 @@ impl Controller {
         if self.routes.master.as_deref() == Some(new) {
             return;
         }
-        if !probe::is_master(new, self.cfg.password.as_deref(), self.cfg.connect_timeout).await {
+        let role = probe::probe_role(new, self.cfg.password.as_deref(), self.cfg.connect_timeout);
+        if role.await != RoleProbe::Master {
             return;
         }
         if !leader_backed {
@@ -294,6 +309,19 @@ impl Controller {
             f.adopted_ms
                 .get_or_insert(f.started.elapsed().as_secs_f64() * 1000.0);
         }
+    }
+
+    /// Why writes fail closed: the sentinel majority lost for longer than
+    /// `quorum_timeout` with no reachable master.
+    fn closed_reason(&self, reachable: usize) -> Option<String> {
+        let lost_for = self.majority_lost_since?.elapsed();
+        (lost_for >= self.cfg.quorum_timeout).then(|| {
+            format!(
+                "failing closed: only {reachable} of {} sentinels reachable for {:.0?} and no reachable master",
+                self.sentinels.len(),
+                lost_for
+            )
+        })
     }
 
     /// Full look: every sentinel's view, the master's ROLE, replica health.
@@ -321,33 +349,38 @@ impl Controller {
         }
         let candidate = probe::choose_master(&views);
         let mut next = self.routes.clone();
-        let master_ok = match &candidate {
-            Some(c) => probe::is_master(c, self.cfg.password.as_deref(), t).await,
-            None => false,
+        let role = match &candidate {
+            Some(c) => probe::probe_role(c, self.cfg.password.as_deref(), t).await,
+            None => RoleProbe::Failed("no master named by the sentinels".into()),
         };
-        if master_ok {
+        let flags = views
+            .iter()
+            .filter(|v| v.error.is_none() && v.master == candidate)
+            .map(|v| v.flags.as_str());
+        let decision = decide::decide_master(
+            candidate.as_ref(),
+            self.routes.master.as_ref(),
+            &role,
+            decide::sentinel_verdict(flags),
+            self.failover_in_progress(),
+        );
+        if !matches!(role, RoleProbe::Master) {
+            tracing::debug!(?candidate, ?role, ?decision, "master check");
+        }
+        match decision {
+            MasterDecision::Route(m) => {
+                next.master = Some(m);
+                next.closed = None;
+            }
             // While a failover runs, only its events (promotion, switch) move
             // the master. Polling would be wrong here: between the promotion
             // and +switch-master the leader reports the *old* address with the
             // *new* epoch, and the old master still says role:master until
             // Sentinel demotes it; writes sent there would be lost.
-            if !self.failover_in_progress() || candidate == self.routes.master {
-                next.master = candidate.clone();
-                next.closed = None;
-            }
-        } else {
-            // Unreachable or demoted: hold writes.
-            next.master = None;
-            let lost_for = self
-                .majority_lost_since
-                .map(|s| s.elapsed())
-                .unwrap_or(Duration::ZERO);
-            if self.majority_lost_since.is_some() && lost_for >= self.cfg.quorum_timeout {
-                next.closed = Some(format!(
-                    "failing closed: only {reachable} of {} sentinels reachable for {:.0?} and no reachable master",
-                    self.sentinels.len(),
-                    lost_for
-                ));
+            MasterDecision::Unchanged => {}
+            MasterDecision::Hold => {
+                next.master = None;
+                next.closed = self.closed_reason(reachable);
             }
         }
         let replicas = probe::replica_health(&views, next.master.as_deref(), &self.cfg).await;

@@ -5,18 +5,48 @@ use super::events::Event;
 use super::state::{ReplicaView, SentinelView};
 use crate::config::ProxyConfig;
 use redis_ha_resp::conn::query_auth;
-use redis_ha_resp::Connection;
+use redis_ha_resp::{ConnError, Connection};
 use redis_ha_topology::info::{parse_info, Role};
 use redis_ha_topology::{addr, sentinel, Addr};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc::UnboundedSender;
 
-pub async fn is_master(a: &str, password: Option<&str>, timeout: Duration) -> bool {
-    match query_auth(a, password, &["ROLE"], timeout).await {
-        Ok(f) => matches!(Role::from_frame(&f), Some(Role::Master { .. })),
-        Err(_) => false,
+/// What a node's `ROLE` check found. A busy or slow node is not a down one:
+/// whether a master is gone is Sentinel's call (or a refused connection).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RoleProbe {
+    Master,
+    NotMaster,
+    /// `-BUSY`: a script or function is running.
+    Busy,
+    /// No reply in time (a slow command such as `DEBUG SLEEP` or `KEYS`).
+    NoReply,
+    /// Nothing listens there.
+    Refused,
+    /// Any other failure (reset, protocol error, refused login).
+    Failed(String),
+}
+
+impl RoleProbe {
+    pub fn from_result(r: Result<redis_ha_resp::Frame, ConnError>) -> RoleProbe {
+        match r {
+            Ok(f) if matches!(Role::from_frame(&f), Some(Role::Master { .. })) => RoleProbe::Master,
+            Ok(_) => RoleProbe::NotMaster,
+            Err(ConnError::Server(m)) if m.starts_with("BUSY") => RoleProbe::Busy,
+            Err(ConnError::Timeout(_)) => RoleProbe::NoReply,
+            Err(ConnError::Connect { source, .. })
+                if source.kind() == std::io::ErrorKind::ConnectionRefused =>
+            {
+                RoleProbe::Refused
+            }
+            Err(e) => RoleProbe::Failed(e.to_string()),
+        }
     }
+}
+
+pub async fn probe_role(a: &str, password: Option<&str>, timeout: Duration) -> RoleProbe {
+    RoleProbe::from_result(query_auth(a, password, &["ROLE"], timeout).await)
 }
 
 /// Polls the chosen replica's ROLE every few ms until it says master.
@@ -261,4 +291,33 @@ pub async fn replica_health(
     let mut out = futures::future::join_all(futs).await;
     out.sort_by(|a, b| a.addr.cmp(&b.addr));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use redis_ha_resp::Frame;
+
+    #[test]
+    fn role_replies_and_failures() {
+        let master = Frame::Array(vec![
+            Frame::bulk("master"),
+            Frame::Integer(0),
+            Frame::Array(vec![]),
+        ]);
+        assert_eq!(RoleProbe::from_result(Ok(master)), RoleProbe::Master);
+        let busy = ConnError::Server("BUSY Redis is busy running a script.".into());
+        assert_eq!(RoleProbe::from_result(Err(busy)), RoleProbe::Busy);
+        let slow = ConnError::Timeout(Duration::from_secs(1));
+        assert_eq!(RoleProbe::from_result(Err(slow)), RoleProbe::NoReply);
+        let refused = ConnError::Connect {
+            addr: "127.0.0.1:1".into(),
+            source: std::io::ErrorKind::ConnectionRefused.into(),
+        };
+        assert_eq!(RoleProbe::from_result(Err(refused)), RoleProbe::Refused);
+        assert!(matches!(
+            RoleProbe::from_result(Err(ConnError::Closed)),
+            RoleProbe::Failed(_)
+        ));
+    }
 }

@@ -79,6 +79,13 @@ pub struct ProxyArgs {
     /// Password for the sentinels, if they require one.
     #[arg(long, env = "REDIS_HA_SENTINEL_PASSWORD", hide_env_values = true)]
     pub sentinel_password: Option<String>,
+
+    // Added for issue 11 (limits); keep new flags at the end.
+    /// Clients connected at once over the write and read ports, as Redis's
+    /// maxclients: one more gets `-ERR max number of clients reached`.
+    /// Lowered at start (with a warning) if the open-file limit is too low.
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub maxclients: u64,
 }
 
 impl ProxyArgs {
@@ -107,6 +114,7 @@ impl ProxyArgs {
             connect_timeout: Duration::from_secs(1),
             mode: self.mode,
             mux_connections: self.mux_connections.into(),
+            maxclients: self.maxclients as usize,
         })
     }
 }

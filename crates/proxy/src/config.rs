@@ -53,6 +53,10 @@ pub struct ProxyConfig {
     pub mode: ConnMode,
     /// Shared connections per node in multiplex mode.
     pub mux_connections: usize,
+    // Added for issue 11 (limits); keep new fields at the end.
+    /// Clients connected at once over both endpoints (`--maxclients`); lowered
+    /// at start if the descriptor limit cannot carry it.
+    pub maxclients: usize,
 }
 
 impl ProxyConfig {
@@ -82,6 +86,7 @@ impl ProxyConfig {
             connect_timeout: Duration::from_secs(1),
             mode: ConnMode::Dedicated,
             mux_connections: 2,
+            maxclients: 10_000,
         }
     }
 }

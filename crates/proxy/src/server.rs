@@ -43,7 +43,13 @@ impl ProxyHandle {
             }
         })
         .await
-        .context("no master known: are the sentinels reachable?")?
+        .map_err(|_| {
+            let why = self.routes.current().closed.clone();
+            anyhow::anyhow!(
+                "no master known: {}",
+                why.as_deref().unwrap_or("are the sentinels reachable?")
+            )
+        })?
     }
 }
 

@@ -83,6 +83,78 @@ pub fn sentinel_verdict<'a>(flags: impl IntoIterator<Item = &'a str>) -> Sentine
     }
 }
 
+/// Why there is no master to route to, in one line that says what to check:
+/// told to held clients (`TRYAGAIN ...`), shown in `/api/status`, logged.
+/// `errors` are the sentinels' failures, one per sentinel asked. `None` when
+/// the cause is not known (sentinels that time out, no majority): then the
+/// generic "failover in progress?" text stands.
+pub fn hold_reason(
+    master_name: &str,
+    errors: &[(Addr, Option<String>)],
+    candidate: Option<&Addr>,
+    role: &RoleProbe,
+) -> Option<String> {
+    if let Some(c) = candidate {
+        return Some(match role {
+            RoleProbe::Refused => {
+                format!("master {c} refuses connections; waiting for Sentinel to fail over")
+            }
+            RoleProbe::NotMaster => {
+                format!("{c}, named master by the sentinels, is not a master; waiting for Sentinel")
+            }
+            RoleProbe::Busy | RoleProbe::NoReply => {
+                format!(
+                    "master {c} does not answer and Sentinel flags it down; waiting for a failover"
+                )
+            }
+            RoleProbe::Failed(e) => format!("master {c} cannot be checked: {e}"),
+            RoleProbe::Master => {
+                format!("master {c} is not adopted yet (a failover is in progress)")
+            }
+        });
+    }
+    let failed: Vec<(&Addr, &String)> = errors
+        .iter()
+        .filter_map(|(a, e)| e.as_ref().map(|e| (a, e)))
+        .collect();
+    if failed.is_empty() || failed.len() < errors.len() {
+        return None;
+    }
+    let hints: Vec<Option<String>> = failed
+        .iter()
+        .map(|(_, e)| sentinel_hint(master_name, e))
+        .collect();
+    if hints.iter().all(Option::is_none) {
+        return None;
+    }
+    let each: Vec<String> = failed
+        .iter()
+        .zip(hints)
+        .map(|((a, e), h)| format!("{a}: {}", h.unwrap_or_else(|| e.to_string())))
+        .collect();
+    Some(format!("no sentinel gives a master: {}", each.join("; ")))
+}
+
+/// What to do about a sentinel's error, when the cause is known.
+fn sentinel_hint(master_name: &str, e: &str) -> Option<String> {
+    let l = e.to_ascii_lowercase();
+    let hint = if l.contains("no such master") {
+        format!(
+            "no master named {master_name:?} (check --master-name; SENTINEL MASTERS lists them)"
+        )
+    } else if l.contains("lookup") || l.contains("name or service not known") {
+        "the name does not resolve (check --sentinel)".to_string()
+    } else if l.contains("refused") {
+        "connection refused: nothing listens there (check --sentinel; is redis-sentinel running?)"
+            .to_string()
+    } else if l.contains("noauth") || l.contains("wrongpass") || l.contains("invalid password") {
+        "login refused (check --sentinel-password)".to_string()
+    } else {
+        return None;
+    };
+    Some(format!("{hint} [{e}]"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -180,6 +252,49 @@ mod tests {
         assert_eq!(master_change(Some(&m), Some(&m)), MasterChange::None);
         assert_eq!(master_change(Some(&m), None), MasterChange::None);
         assert_eq!(master_change(Some(&m), Some(&n)), MasterChange::Switch);
+    }
+
+    #[test]
+    fn hold_reasons_say_what_to_check() {
+        let s = |e: &str| vec![(a("nohost:1"), Some(e.to_string()))];
+        let none = RoleProbe::Failed(String::new());
+        let r = |m, e: &[(Addr, Option<String>)], c, p| hold_reason(m, e, c, p).unwrap_or_default();
+        let r = r("m", &s("cannot connect to nohost:1: failed to lookup address information: Name or service not known"), None, &none);
+        assert!(
+            r.contains("does not resolve") && r.contains("--sentinel"),
+            "{r}"
+        );
+        let r2 =
+            |m, e: &[(Addr, Option<String>)], c, p| hold_reason(m, e, c, p).unwrap_or_default();
+        let r = r2(
+            "m",
+            &s("cannot connect to 127.0.0.1:9: Connection refused (os error 111)"),
+            None,
+            &none,
+        );
+        assert!(r.contains("nothing listens"), "{r}");
+        let r = r2(
+            "nosuch",
+            &s("ERR No such master with that name"),
+            None,
+            &none,
+        );
+        assert!(
+            r.contains("no master named \"nosuch\"") && r.contains("--master-name"),
+            "{r}"
+        );
+        let r = r2("m", &[], Some(&a("127.0.0.1:7000")), &RoleProbe::Refused);
+        assert!(r.contains("127.0.0.1:7000 refuses connections"), "{r}");
+        let mixed = vec![(a("s1:1"), None), (a("s2:1"), Some("x".into()))];
+        assert_eq!(
+            hold_reason("m", &mixed, None, &none),
+            None,
+            "no majority: cause unknown"
+        );
+        assert_eq!(
+            hold_reason("m", &s("timed out after 1s"), None, &none),
+            None
+        );
     }
 
     #[test]

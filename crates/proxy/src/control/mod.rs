@@ -380,7 +380,12 @@ impl Controller {
             MasterDecision::Unchanged => {}
             MasterDecision::Hold => {
                 next.master = None;
-                next.closed = self.closed_reason(reachable);
+                let errors: Vec<(Addr, Option<String>)> = views
+                    .iter()
+                    .map(|v| (v.addr.clone(), v.error.clone()))
+                    .collect();
+                let why = decide::hold_reason(&name, &errors, candidate.as_ref(), &role);
+                next.closed = self.closed_reason(reachable).or(why);
             }
         }
         let replicas = probe::replica_health(&views, next.master.as_deref(), &self.cfg).await;

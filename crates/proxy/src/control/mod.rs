@@ -30,8 +30,8 @@ pub use state::{ControlState, FailoverRecord, ReplicaView, SentinelView, StatusS
 use crate::config::ProxyConfig;
 use crate::metrics::Metrics;
 use crate::route::{Refresh, RouteHandle, Routes};
-use decide::{MasterChange, MasterDecision};
-use events::Event;
+use decide::{MasterChange, MasterDecision, SentinelVerdict};
+use events::{Event, SentinelEvent};
 use probe::RoleProbe;
 use redis_ha_topology::Addr;
 use std::sync::Arc;
@@ -166,83 +166,8 @@ impl Controller {
             } => {
                 tracing::debug!(%from, %channel, %payload, "sentinel event");
                 self.state.push_event(&channel, &payload);
-                match channel.as_str() {
-                    "+selected-slave"
-                    | "+failover-state-send-slaveof-noone"
-                    | "+failover-state-wait-promotion"
-                    | "+promoted-slave" => {
-                        if let Some(replica) = events::instance_addr(&payload, name) {
-                            self.failover_started(&channel);
-                            // Hold writes: the old master is about to be demoted.
-                            let mut next = self.routes.clone();
-                            if next.master.as_deref() != Some(replica.as_str()) {
-                                next.master = None;
-                                self.publish(next);
-                            }
-                            if self.watching_promotion.as_deref() != Some(replica.as_str()) {
-                                self.watching_promotion = Some(replica.clone());
-                                tokio::spawn(probe::watch_promotion(
-                                    replica,
-                                    self.cfg.password.clone(),
-                                    self.event_tx.clone(),
-                                ));
-                            }
-                        }
-                    }
-                    "+switch-master" => {
-                        // `<name> <old-ip> <old-port> <new-ip> <new-port>`
-                        let w: Vec<&str> = payload.split_whitespace().collect();
-                        if w.first() == Some(&name.as_str()) && w.len() >= 5 {
-                            if let Ok(p) = w[4].parse() {
-                                let new = redis_ha_topology::addr(w[3], p);
-                                self.try_adopt(&new, true).await;
-                                if let Some(f) = self.failover.as_mut() {
-                                    f.switch_master_ms
-                                        .get_or_insert(f.started.elapsed().as_secs_f64() * 1000.0);
-                                }
-                                if self.routes.master.as_deref() == Some(new.as_str()) {
-                                    self.end_failover("+switch-master");
-                                }
-                            }
-                        }
-                        self.refresh().await;
-                    }
-                    "+sdown" | "+odown"
-                        if payload.starts_with("master ")
-                            && events::instance_addr(&payload, name).is_some() =>
-                    {
-                        self.failover_started(&channel);
-                        self.refresh().await;
-                    }
-                    "+failover-end"
-                    | "-failover-abort-not-elected"
-                    | "+failover-end-for-timeout"
-                    | "-failover-abort-no-good-slave"
-                    // The promotion was not confirmed in time: the replica we
-                    // may have adopted will be turned back; refresh holds
-                    // writes until the sentinels name a master again.
-                    | "-failover-abort-slave-timeout" => {
-                        self.end_failover(&channel);
-                        self.refresh().await;
-                    }
-                    "-sdown" | "-odown" if payload.starts_with("master ") => {
-                        // The master came back before anything was promoted.
-                        let promoting = self.watching_promotion.is_some()
-                            || self
-                                .failover
-                                .as_ref()
-                                .is_some_and(|f| f.new_master.is_some());
-                        if events::instance_addr(&payload, name).is_some() && !promoting {
-                            self.end_failover("recovered without failover");
-                        }
-                        self.refresh().await;
-                    }
-                    "+sdown" | "-sdown" | "+odown" | "-odown" | "+slave" | "+convert-to-slave"
-                    | "+reboot" | "+slave-reconf-done" | "+sentinel" | "-dup-sentinel" => {
-                        self.refresh().await
-                    }
-                    _ => {}
-                }
+                self.on_sentinel_event(events::parse_event(&channel, &payload, name))
+                    .await;
             }
             Event::PromotionGaveUp(addr) => {
                 if self.watching_promotion.as_deref() == Some(addr.as_str()) {
@@ -257,6 +182,64 @@ impl Controller {
                 // The replica was chosen by the epoch leader and says master.
                 self.try_adopt(&addr, true).await;
             }
+        }
+    }
+
+    async fn on_sentinel_event(&mut self, ev: SentinelEvent) {
+        match ev {
+            SentinelEvent::Promoting { step, replica } => {
+                self.failover_started(&step);
+                // Hold writes: the old master is about to be demoted.
+                let mut next = self.routes.clone();
+                if next.master.as_deref() != Some(replica.as_str()) {
+                    next.master = None;
+                    self.publish(next);
+                }
+                if self.watching_promotion.as_deref() != Some(replica.as_str()) {
+                    self.watching_promotion = Some(replica.clone());
+                    tokio::spawn(probe::watch_promotion(
+                        replica,
+                        self.cfg.password.clone(),
+                        self.event_tx.clone(),
+                    ));
+                }
+            }
+            SentinelEvent::SwitchMaster { new } => {
+                self.try_adopt(&new, true).await;
+                if let Some(f) = self.failover.as_mut() {
+                    f.switch_master_ms
+                        .get_or_insert(f.started.elapsed().as_secs_f64() * 1000.0);
+                }
+                if self.routes.master.as_deref() == Some(new.as_str()) {
+                    self.end_failover("+switch-master");
+                }
+                self.refresh().await;
+            }
+            SentinelEvent::MasterDown { flag } => {
+                self.failover_started(&flag);
+                self.refresh().await;
+            }
+            // The promotion was not confirmed in time (or the failover ended
+            // otherwise): the replica we may have adopted will be turned
+            // back; refresh holds writes until the sentinels name a master.
+            SentinelEvent::FailoverEnded { outcome } => {
+                self.end_failover(&outcome);
+                self.refresh().await;
+            }
+            SentinelEvent::MasterBack => {
+                // The master came back before anything was promoted.
+                let promoting = self.watching_promotion.is_some()
+                    || self
+                        .failover
+                        .as_ref()
+                        .is_some_and(|f| f.new_master.is_some());
+                if !promoting {
+                    self.end_failover("recovered without failover");
+                }
+                self.refresh().await;
+            }
+            SentinelEvent::Changed => self.refresh().await,
+            SentinelEvent::Ignored => {}
         }
     }
 
@@ -349,19 +332,24 @@ impl Controller {
         }
         let candidate = probe::choose_master(&views);
         let mut next = self.routes.clone();
-        let role = match &candidate {
-            Some(c) => probe::probe_role(c, self.cfg.password.as_deref(), t).await,
-            None => RoleProbe::Failed("no master named by the sentinels".into()),
-        };
         let flags = views
             .iter()
             .filter(|v| v.error.is_none() && v.master == candidate)
             .map(|v| v.flags.as_str());
+        let verdict = decide::sentinel_verdict(flags);
+        let role = match &candidate {
+            // Sentinel's call: no need to wait on a probe of a node it flags down.
+            Some(_) if verdict == SentinelVerdict::Down && !self.failover_in_progress() => {
+                RoleProbe::NoReply
+            }
+            Some(c) => probe::probe_role(c, self.cfg.password.as_deref(), t).await,
+            None => RoleProbe::Failed("no master named by the sentinels".into()),
+        };
         let decision = decide::decide_master(
             candidate.as_ref(),
             self.routes.master.as_ref(),
             &role,
-            decide::sentinel_verdict(flags),
+            verdict,
             self.failover_in_progress(),
         );
         if !matches!(role, RoleProbe::Master) {
@@ -388,7 +376,10 @@ impl Controller {
                 next.closed = self.closed_reason(reachable).or(why);
             }
         }
-        let replicas = probe::replica_health(&views, next.master.as_deref(), &self.cfg).await;
+        // A master that did not answer ROLE is not asked for INFO either.
+        let master_answers = role == RoleProbe::Master;
+        let replicas =
+            probe::replica_health(&views, next.master.as_deref(), master_answers, &self.cfg).await;
         next.replicas = replicas
             .iter()
             .filter(|r| r.healthy)

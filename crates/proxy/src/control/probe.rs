@@ -170,10 +170,12 @@ pub fn choose_master(views: &[SentinelView]) -> Option<Addr> {
 }
 
 /// Health of every replica the sentinels know: reachable, linked to the
-/// current master, not flagged, acking within `max_replica_lag`.
+/// current master, not flagged, acking within `max_replica_lag` (judged from
+/// the master's INFO only when `master_answers`: a busy master is not asked).
 pub async fn replica_health(
     views: &[SentinelView],
     master: Option<&str>,
+    master_answers: bool,
     cfg: &ProxyConfig,
 ) -> Vec<ReplicaView> {
     let t = cfg.connect_timeout;
@@ -189,7 +191,7 @@ pub async fn replica_health(
     // since its last REPLCONF ACK, sent every second).
     let mut acks: HashMap<Addr, (String, i64, i64)> = HashMap::new();
     let mut master_offset = None;
-    if let Some(m) = master {
+    if let Some(m) = master.filter(|_| master_answers) {
         if let Ok(f) = query_auth(m, pw, &["INFO", "replication"], t).await {
             let info = parse_info(&f.as_text().unwrap_or_default());
             master_offset = info

@@ -2,6 +2,8 @@
 //! liveness and readiness. Reads control state and metrics; never touches
 //! the data path.
 
+mod listen;
+
 use crate::config::ProxyConfig;
 use crate::control::ControlState;
 use crate::metrics::{Endpoint, Metrics};
@@ -96,7 +98,7 @@ pub async fn serve(listener: tokio::net::TcpListener, state: AdminState) -> std:
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .with_state(app);
-    let r = axum::serve(listener, router).await;
+    let r = listen::serve(listener, router).await;
     sampler.abort();
     r
 }

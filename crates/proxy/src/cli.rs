@@ -95,6 +95,11 @@ pub struct ProxyArgs {
     /// Subscribers are never closed for being idle
     #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
     pub timeout: Duration,
+    /// Clients connected at once over the write and read ports, as Redis's
+    /// maxclients: one more gets `-ERR max number of clients reached`.
+    /// Lowered at start (with a warning) if the open-file limit is too low.
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub maxclients: u64,
 }
 
 /// A size as Redis writes it: 1024, 64kb, 512mb, 1gb (k/m/g: powers of 1000).
@@ -152,6 +157,7 @@ impl ProxyArgs {
             deny_commands: self.deny_commands.clone(),
             client_output_limit: self.client_output_limit,
             idle_timeout: self.timeout,
+            maxclients: self.maxclients as usize,
         })
     }
 }

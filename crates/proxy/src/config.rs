@@ -59,6 +59,9 @@ pub struct ProxyConfig {
     pub client_output_limit: usize,
     /// Idle clients are closed after this; zero never.
     pub idle_timeout: Duration,
+    /// Clients connected at once over both endpoints (`--maxclients`); lowered
+    /// at start if the descriptor limit cannot carry it.
+    pub maxclients: usize,
 }
 
 impl ProxyConfig {
@@ -91,6 +94,7 @@ impl ProxyConfig {
             deny_commands: crate::data::deny::DEFAULT.into(),
             client_output_limit: 512 << 20,
             idle_timeout: Duration::ZERO,
+            maxclients: 10_000,
         }
     }
 }

@@ -51,6 +51,8 @@ pub struct Metrics {
     /// 1 while a verified master is known.
     pub master_known: Gauge,
     pub healthy_replicas: Gauge,
+    /// Clients turned away at `--maxclients` (both endpoints).
+    pub rejected_connections_total: Counter,
     write: EndpointMetrics,
     read: EndpointMetrics,
 }
@@ -102,6 +104,7 @@ impl Metrics {
             sentinels_reachable: Gauge::default(),
             master_known: Gauge::default(),
             healthy_replicas: Gauge::default(),
+            rejected_connections_total: Counter::default(),
             registry: Registry::default(),
             // Resolved below, once the families exist.
             write: EndpointMetrics::default(),
@@ -156,6 +159,11 @@ impl Metrics {
             "failovers",
             "Master switches adopted",
             m.failovers_total.clone(),
+        );
+        registry.register(
+            "rejected_connections",
+            "Clients refused because --maxclients were connected",
+            m.rejected_connections_total.clone(),
         );
         registry.register(
             "sentinels_reachable",

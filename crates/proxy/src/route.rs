@@ -16,8 +16,10 @@ pub struct Routes {
     pub master: Option<Addr>,
     /// Healthy replicas for the read endpoint, in a stable order.
     pub replicas: Vec<Addr>,
-    /// Set when failing closed (no sentinel majority and no master): the
-    /// reason is given to clients whose held commands time out.
+    /// Why there is no master, when known: failing closed (no sentinel
+    /// majority and no master), a master refusing connections, sentinels that
+    /// cannot be reached or do not know the master name. Given to clients
+    /// whose held commands time out, and shown in `/api/status`.
     pub closed: Option<String>,
 }
 

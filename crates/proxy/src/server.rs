@@ -43,7 +43,13 @@ impl ProxyHandle {
             }
         })
         .await
-        .context("no master known: are the sentinels reachable?")?
+        .map_err(|_| {
+            let why = self.routes.current().closed.clone();
+            anyhow::anyhow!(
+                "no master known: {}",
+                why.as_deref().unwrap_or("are the sentinels reachable?")
+            )
+        })?
     }
 }
 
@@ -53,10 +59,38 @@ impl Drop for ProxyHandle {
     }
 }
 
-async fn bind(what: &str, addr: &str) -> anyhow::Result<TcpListener> {
-    TcpListener::bind(addr).await.with_context(|| {
-        format!("cannot listen on {addr} for the {what}: is another process using it? choose another port (see `redis-ha proxy --help`)")
+/// Binds one listener; the error names the flag that sets it and what to do.
+async fn bind(what: &str, flag: &str, addr: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr).await.map_err(|e| {
+        let hint = match e.kind() {
+            std::io::ErrorKind::AddrInUse => {
+                format!("another process is using it: stop it or choose another {flag}")
+            }
+            std::io::ErrorKind::PermissionDenied => {
+                format!("ports below 1024 need root or CAP_NET_BIND_SERVICE: choose another {flag}")
+            }
+            _ => "check --bind: it must be an address of this machine (e.g. 127.0.0.1 or 0.0.0.0)"
+                .to_string(),
+        };
+        anyhow::anyhow!("cannot listen on {addr} for the {what} ({e}): {hint}")
     })
+}
+
+/// The listen addresses that collide (same port, port 0 excepted), named by
+/// their flags.
+pub fn duplicate_ports(listens: &[(&str, &str)]) -> Option<String> {
+    let port = |a: &str| a.rsplit_once(':').and_then(|(_, p)| p.parse::<u16>().ok());
+    for (i, (f1, a1)) in listens.iter().enumerate() {
+        for (f2, a2) in &listens[i + 1..] {
+            if port(a1).is_some_and(|p| p != 0) && port(a1) == port(a2) {
+                return Some(format!(
+                    "{f1} and {f2} are both port {}: each endpoint needs its own port",
+                    port(a1).unwrap_or(0)
+                ));
+            }
+        }
+    }
+    None
 }
 
 pub async fn start(cfg: ProxyConfig) -> anyhow::Result<ProxyHandle> {
@@ -64,9 +98,18 @@ pub async fn start(cfg: ProxyConfig) -> anyhow::Result<ProxyHandle> {
         !cfg.sentinels.is_empty(),
         "at least one --sentinel HOST:PORT is required"
     );
-    let write = bind("write endpoint", &cfg.write_listen).await?;
-    let read = bind("read endpoint", &cfg.read_listen).await?;
-    let admin_l = bind("admin endpoint", &cfg.admin_listen).await?;
+    let listens = [
+        ("--port", cfg.write_listen.as_str()),
+        ("--read-port", cfg.read_listen.as_str()),
+        ("--admin-port", cfg.admin_listen.as_str()),
+    ];
+    if let Some(e) = duplicate_ports(&listens) {
+        anyhow::bail!(e);
+    }
+    let write = bind("write endpoint", "--port", &cfg.write_listen).await?;
+    let read = bind("read endpoint", "--read-port", &cfg.read_listen).await?;
+    let admin_l = bind("admin endpoint", "--admin-port", &cfg.admin_listen).await?;
+    let slots = data::accept_slots(cfg.maxclients);
     let metrics = Arc::new(Metrics::new());
     let (routes, control) = control::spawn(&cfg, metrics.clone());
     let pool = Arc::new(data::mux::Pool::new(
@@ -96,11 +139,11 @@ pub async fn start(cfg: ProxyConfig) -> anyhow::Result<ProxyHandle> {
             fence,
             tokio::spawn(log_err(
                 "write endpoint",
-                data::serve(write, Endpoint::write, shared.clone()),
+                data::serve(write, Endpoint::write, shared.clone(), slots.clone()),
             )),
             tokio::spawn(log_err(
                 "read endpoint",
-                data::serve(read, Endpoint::read, shared),
+                data::serve(read, Endpoint::read, shared, slots),
             )),
             tokio::spawn(log_err(
                 "admin endpoint",
@@ -121,5 +164,31 @@ pub async fn start(cfg: ProxyConfig) -> anyhow::Result<ProxyHandle> {
 async fn log_err(what: &'static str, f: impl std::future::Future<Output = std::io::Result<()>>) {
     if let Err(e) = f.await {
         tracing::error!(error = %e, "{what} stopped");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn duplicate_ports_are_named_by_flag() {
+        let ok = [
+            ("--port", "127.0.0.1:6379"),
+            ("--read-port", "127.0.0.1:6380"),
+        ];
+        assert_eq!(duplicate_ports(&ok), None);
+        let free = [("--port", "127.0.0.1:0"), ("--read-port", "127.0.0.1:0")];
+        assert_eq!(duplicate_ports(&free), None, "port 0 picks distinct ports");
+        let dup = [
+            ("--port", "127.0.0.1:6379"),
+            ("--read-port", "127.0.0.1:6380"),
+            ("--admin-port", "127.0.0.1:6379"),
+        ];
+        let e = duplicate_ports(&dup).expect("a collision");
+        assert!(
+            e.contains("--port") && e.contains("--admin-port") && e.contains("6379"),
+            "{e}"
+        );
     }
 }

@@ -3,13 +3,16 @@
 //!
 //! Kept apart as in mini-redis: [`frame`] is the data model, [`parse`] turns
 //! bytes into frames (or just measures them, for zero-copy forwarding),
+//! [`request`] is the resumable form of request parsing for client reads,
 //! [`encode`] turns frames back into bytes, and [`conn`] moves them over TCP.
 
 pub mod conn;
 pub mod encode;
 pub mod frame;
 pub mod parse;
+pub mod request;
 
 pub use conn::{ConnError, Connection};
 pub use frame::Frame;
 pub use parse::{Command, Limits, ProtocolError};
+pub use request::RequestParser;

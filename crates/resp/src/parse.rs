@@ -77,6 +77,12 @@ impl Command {
             })
     }
 
+    /// A command over `raw` already validated as a multibulk of `argc`
+    /// arguments, whose first two sit at `head`.
+    pub(crate) fn from_parts(raw: Bytes, argc: usize, head: [Range<usize>; 2]) -> Command {
+        Command { raw, argc, head }
+    }
+
     /// Number of arguments, the name included.
     pub fn argc(&self) -> usize {
         self.argc
@@ -146,7 +152,7 @@ impl<'a> Iterator for Args<'a> {
     }
 }
 
-fn find_crlf(buf: &[u8], from: usize) -> Option<usize> {
+pub(crate) fn find_crlf(buf: &[u8], from: usize) -> Option<usize> {
     let mut at = from;
     loop {
         let i = memchr::memchr(b'\r', buf.get(at..)?)? + at;
@@ -160,7 +166,7 @@ fn find_crlf(buf: &[u8], from: usize) -> Option<usize> {
     }
 }
 
-fn parse_int(s: &[u8]) -> Option<i64> {
+pub(crate) fn parse_int(s: &[u8]) -> Option<i64> {
     let (neg, digits) = match s {
         [b'-', rest @ ..] => (true, rest),
         _ => (false, s),
@@ -206,9 +212,7 @@ pub fn parse_command(
             }
             Parsed::Inline(n, args) => {
                 let _ = buf.split_to(n);
-                let mut out = BytesMut::new();
-                crate::encode::command(&args, &mut out);
-                if let Some(cmd) = parse_command(&mut out, limits)? {
+                if let Some(cmd) = inline_command(&args, limits)? {
                     return Ok(Some(cmd));
                 }
             }
@@ -216,66 +220,41 @@ pub fn parse_command(
     }
 }
 
-enum Parsed {
+/// An inline request's arguments as the multibulk command Redis would see.
+pub(crate) fn inline_command(
+    args: &[Vec<u8>],
+    limits: &Limits,
+) -> Result<Option<Command>, ProtocolError> {
+    let mut out = BytesMut::new();
+    crate::encode::command(args, &mut out);
+    parse_command(&mut out, limits)
+}
+
+pub(crate) enum Parsed {
     Incomplete,
     Empty(usize),
     Multibulk(usize, usize, [Range<usize>; 2]),
     Inline(usize, Vec<Vec<u8>>),
 }
 
-/// How far a multibulk request at the front of the buffer has been
-/// validated: the count, the arguments complete so far and where the next
-/// one starts. Kept between reads, so a request that arrives in many pieces
-/// is scanned once, not once per piece.
-#[derive(Clone, Debug)]
-struct Progress {
-    count: usize,
-    done: usize,
-    pos: usize,
-    head: [Range<usize>; 2],
-}
-
 fn parse_multibulk(buf: &[u8], limits: &Limits) -> Result<Parsed, ProtocolError> {
-    parse_multibulk_from(buf, limits, &mut None, &mut 0)
-}
-
-/// Parses a multibulk request, resuming from `progress` (and leaving it
-/// where the next read should resume); `scanned` counts the bytes looked at.
-fn parse_multibulk_from(
-    buf: &[u8],
-    limits: &Limits,
-    progress: &mut Option<Progress>,
-    scanned: &mut u64,
-) -> Result<Parsed, ProtocolError> {
-    let p = match progress {
-        Some(p) => p,
-        None => {
-            let Some(end) = find_crlf(buf, 1) else {
-                *scanned += buf.len() as u64;
-                return if buf.len() > limits.max_inline_len {
-                    Err(ProtocolError::TooBigCount)
-                } else {
-                    Ok(Parsed::Incomplete)
-                };
-            };
-            *scanned += end as u64 + 2;
-            let count = parse_int(&buf[1..end]).ok_or(ProtocolError::InvalidMultibulkLength)?;
-            if count > limits.max_multibulk_len as i64 {
-                return Err(ProtocolError::InvalidMultibulkLength);
-            }
-            if count <= 0 {
-                return Ok(Parsed::Empty(end + 2));
-            }
-            progress.insert(Progress {
-                count: count as usize,
-                done: 0,
-                pos: end + 2,
-                head: [0..0, 0..0],
-            })
-        }
+    let Some(end) = find_crlf(buf, 1) else {
+        return if buf.len() > limits.max_inline_len {
+            Err(ProtocolError::TooBigCount)
+        } else {
+            Ok(Parsed::Incomplete)
+        };
     };
-    while p.done < p.count {
-        let pos = p.pos;
+    let count = parse_int(&buf[1..end]).ok_or(ProtocolError::InvalidMultibulkLength)?;
+    if count > limits.max_multibulk_len as i64 {
+        return Err(ProtocolError::InvalidMultibulkLength);
+    }
+    let mut pos = end + 2;
+    if count <= 0 {
+        return Ok(Parsed::Empty(pos));
+    }
+    let mut head = [0..0, 0..0];
+    for i in 0..count as usize {
         let Some(&first) = buf.get(pos) else {
             return Ok(Parsed::Incomplete);
         };
@@ -283,14 +262,12 @@ fn parse_multibulk_from(
             return Err(ProtocolError::ExpectedBulk(first as char));
         }
         let Some(end) = find_crlf(buf, pos + 1) else {
-            *scanned += (buf.len() - pos) as u64;
             return if buf.len() - pos > limits.max_inline_len {
                 Err(ProtocolError::TooBigBulkCount)
             } else {
                 Ok(Parsed::Incomplete)
             };
         };
-        *scanned += (end + 2 - pos) as u64;
         let len = parse_int(&buf[pos + 1..end]).ok_or(ProtocolError::InvalidBulkLength)?;
         if len < 0 || len as u64 > limits.max_bulk_len as u64 {
             return Err(ProtocolError::InvalidBulkLength);
@@ -300,103 +277,12 @@ fn parse_multibulk_from(
         if buf.len() < stop + 2 {
             return Ok(Parsed::Incomplete);
         }
-        if let Some(h) = p.head.get_mut(p.done) {
+        if let Some(h) = head.get_mut(i) {
             *h = start..stop;
         }
-        p.pos = stop + 2;
-        p.done += 1;
+        pos = stop + 2;
     }
-    let done = progress.take().expect("set above");
-    Ok(Parsed::Multibulk(done.pos, done.count, done.head))
-}
-
-/// Parses client requests from a buffer that fills a read at a time,
-/// resuming a partly received request where the last call stopped: the
-/// work is linear in the request's size however it is split.
-#[derive(Debug)]
-pub struct RequestParser {
-    limits: Limits,
-    progress: Option<Progress>,
-    /// Bytes of a partial inline line already searched for its newline.
-    inline_seen: usize,
-    scanned: u64,
-}
-
-impl RequestParser {
-    pub fn new(limits: Limits) -> RequestParser {
-        RequestParser {
-            limits,
-            progress: None,
-            inline_seen: 0,
-            scanned: 0,
-        }
-    }
-
-    /// Bytes looked at so far (a test's measure of the work done).
-    pub fn scanned_bytes(&self) -> u64 {
-        self.scanned
-    }
-
-    /// The next complete request at the front of `buf`, consumed; as
-    /// [`parse_command`], which it equals, request for request.
-    pub fn next(&mut self, buf: &mut BytesMut) -> Result<Option<Command>, ProtocolError> {
-        loop {
-            if buf.is_empty() {
-                return Ok(None);
-            }
-            let parsed = if buf[0] == b'*' {
-                parse_multibulk_from(buf, &self.limits, &mut self.progress, &mut self.scanned)
-            } else {
-                self.inline(buf)
-            };
-            let parsed = parsed.inspect_err(|_| self.reset())?;
-            match parsed {
-                Parsed::Incomplete => return Ok(None),
-                Parsed::Empty(n) => {
-                    self.reset();
-                    let _ = buf.split_to(n);
-                }
-                Parsed::Multibulk(n, argc, head) => {
-                    self.reset();
-                    let raw = buf.split_to(n).freeze();
-                    return Ok(Some(Command { raw, argc, head }));
-                }
-                Parsed::Inline(n, args) => {
-                    self.reset();
-                    let _ = buf.split_to(n);
-                    let mut out = BytesMut::new();
-                    crate::encode::command(&args, &mut out);
-                    if let Some(cmd) = parse_command(&mut out, &self.limits)? {
-                        return Ok(Some(cmd));
-                    }
-                }
-            }
-        }
-    }
-
-    /// An inline request: the newline is searched only in what is new.
-    fn inline(&mut self, buf: &[u8]) -> Result<Parsed, ProtocolError> {
-        let from = self.inline_seen.min(buf.len());
-        match memchr::memchr(b'\n', &buf[from..]) {
-            None => {
-                self.scanned += (buf.len() - from) as u64;
-                self.inline_seen = buf.len();
-                if buf.len() > self.limits.max_inline_len {
-                    return Err(ProtocolError::TooBigInline);
-                }
-                Ok(Parsed::Incomplete)
-            }
-            Some(i) => {
-                self.scanned += (i + 1) as u64;
-                parse_inline(&buf[..from + i + 1], &self.limits)
-            }
-        }
-    }
-
-    fn reset(&mut self) {
-        self.progress = None;
-        self.inline_seen = 0;
-    }
+    Ok(Parsed::Multibulk(pos, count as usize, head))
 }
 
 fn parse_inline(buf: &[u8], limits: &Limits) -> Result<Parsed, ProtocolError> {
@@ -407,6 +293,11 @@ fn parse_inline(buf: &[u8], limits: &Limits) -> Result<Parsed, ProtocolError> {
             Ok(Parsed::Incomplete)
         };
     };
+    inline_line(buf, nl, limits)
+}
+
+/// The inline request whose line ends with the `\n` at `nl`.
+pub(crate) fn inline_line(buf: &[u8], nl: usize, limits: &Limits) -> Result<Parsed, ProtocolError> {
     if nl > limits.max_inline_len {
         return Err(ProtocolError::TooBigInline);
     }
@@ -655,126 +546,6 @@ fn decode(b: &Bytes, pos: &mut usize) -> Result<Frame, ProtocolError> {
             )))
         }
     })
-}
-
-#[cfg(test)]
-mod request_parser_tests {
-    use super::*;
-
-    /// Feeds `input` in pieces of `piece` bytes; returns what came out.
-    fn feed(
-        input: &[u8],
-        piece: usize,
-        limits: Limits,
-    ) -> (Vec<Result<Vec<u8>, ProtocolError>>, u64) {
-        let mut p = RequestParser::new(limits);
-        let mut buf = BytesMut::new();
-        let mut out = Vec::new();
-        for chunk in input.chunks(piece) {
-            buf.extend_from_slice(chunk);
-            loop {
-                match p.next(&mut buf) {
-                    Ok(Some(c)) => out.push(Ok(c.raw.to_vec())),
-                    Ok(None) => break,
-                    Err(e) => {
-                        out.push(Err(e));
-                        return (out, p.scanned_bytes());
-                    }
-                }
-            }
-        }
-        (out, p.scanned_bytes())
-    }
-
-    /// What parse_command makes of the whole input at once.
-    fn whole(input: &[u8], limits: &Limits) -> Vec<Result<Vec<u8>, ProtocolError>> {
-        let mut buf = BytesMut::from(input);
-        let mut out = Vec::new();
-        loop {
-            match parse_command(&mut buf, limits) {
-                Ok(Some(c)) => out.push(Ok(c.raw.to_vec())),
-                Ok(None) => return out,
-                Err(e) => {
-                    out.push(Err(e));
-                    return out;
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn same_requests_as_parse_command_however_split() {
-        let mut input = Vec::new();
-        for i in 0..50 {
-            input.extend_from_slice(
-                format!(
-                    "*3\r\n$3\r\nSET\r\n$2\r\nk{}\r\n${}\r\n{}\r\n",
-                    i % 10,
-                    i + 1,
-                    "v".repeat(i + 1)
-                )
-                .as_bytes(),
-            );
-            input.extend_from_slice(b"PING\r\n\r\nGET \"a b\"\n*0\r\n");
-        }
-        let limits = Limits::default();
-        let expected = whole(&input, &limits);
-        assert_eq!(expected.len(), 150);
-        for piece in [1, 2, 3, 7, 64, 700, input.len()] {
-            assert_eq!(
-                feed(&input, piece, limits.clone()).0,
-                expected,
-                "pieces of {piece}"
-            );
-        }
-    }
-
-    #[test]
-    fn errors_and_limits_match_too() {
-        let small = Limits {
-            max_bulk_len: 100,
-            max_multibulk_len: 10,
-            max_inline_len: 50,
-        };
-        for bad in [
-            &b"*2\r\n$3\r\nGET\r\n$101\r\n"[..],
-            b"*11\r\n",
-            b"*2\r\n+GET\r\n",
-            b"*x\r\n",
-            &[b'A'; 60][..],
-            &[b'*'; 60][..],
-        ] {
-            let expected = whole(bad, &small);
-            assert!(matches!(expected.last(), Some(Err(_))), "{bad:?}");
-            for piece in [1, 5, bad.len()] {
-                assert_eq!(
-                    feed(bad, piece, small.clone()).0,
-                    expected,
-                    "{bad:?} in pieces of {piece}"
-                );
-            }
-        }
-    }
-
-    #[test]
-    fn a_huge_request_in_small_pieces_is_scanned_once() {
-        let n = 200_000;
-        let mut input = format!("*{}\r\n$5\r\nRPUSH\r\n$1\r\nl\r\n", n + 2).into_bytes();
-        for i in 0..n {
-            let v = (i % 1000).to_string();
-            input.extend_from_slice(format!("${}\r\n{v}\r\n", v.len()).as_bytes());
-        }
-        let (out, scanned) = feed(&input, 700, Limits::default());
-        assert_eq!(out.len(), 1);
-        assert_eq!(out[0].as_ref().map(|r| r.len()), Ok(input.len()));
-        // Linear: each byte is looked at about once (parse_command would look
-        // at the whole prefix again for each of the ~2,800 pieces).
-        assert!(
-            scanned <= 2 * input.len() as u64,
-            "scanned {scanned} bytes of {}",
-            input.len()
-        );
-    }
 }
 
 #[cfg(test)]

@@ -92,6 +92,73 @@ pub fn instance_addr(payload: &str, master_name: &str) -> Option<Addr> {
     ours.then(|| addr(w[2], port))
 }
 
+/// A Sentinel event, as far as the control plane acts on it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SentinelEvent {
+    /// A failover step naming the replica being promoted (`+selected-slave`,
+    /// `+failover-state-send-slaveof-noone`, `+failover-state-wait-promotion`,
+    /// `+promoted-slave`).
+    Promoting { step: String, replica: Addr },
+    /// `+switch-master` for our master: the failover's end, with the new one.
+    SwitchMaster { new: Addr },
+    /// `+sdown` / `+odown` about our master.
+    MasterDown { flag: String },
+    /// `-sdown` / `-odown` about our master: it came back.
+    MasterBack,
+    /// The failover ended or was aborted (the channel says how).
+    FailoverEnded { outcome: String },
+    /// Something changed in the topology: look again.
+    Changed,
+    /// Nothing to act on.
+    Ignored,
+}
+
+/// Reads one event for `master_name` from its channel and payload.
+pub fn parse_event(channel: &str, payload: &str, master_name: &str) -> SentinelEvent {
+    let ours = instance_addr(payload, master_name);
+    let about_master = payload.starts_with("master ");
+    match channel {
+        "+selected-slave"
+        | "+failover-state-send-slaveof-noone"
+        | "+failover-state-wait-promotion"
+        | "+promoted-slave" => match ours {
+            Some(replica) => SentinelEvent::Promoting {
+                step: channel.to_string(),
+                replica,
+            },
+            None => SentinelEvent::Ignored,
+        },
+        "+switch-master" => match switch_master_target(payload, master_name) {
+            Some(new) => SentinelEvent::SwitchMaster { new },
+            None => SentinelEvent::Changed,
+        },
+        "+sdown" | "+odown" if about_master && ours.is_some() => SentinelEvent::MasterDown {
+            flag: channel.to_string(),
+        },
+        "-sdown" | "-odown" if about_master && ours.is_some() => SentinelEvent::MasterBack,
+        "+failover-end"
+        | "-failover-abort-not-elected"
+        | "+failover-end-for-timeout"
+        | "-failover-abort-no-good-slave"
+        | "-failover-abort-slave-timeout" => SentinelEvent::FailoverEnded {
+            outcome: channel.to_string(),
+        },
+        "+sdown" | "-sdown" | "+odown" | "-odown" | "+slave" | "+convert-to-slave" | "+reboot"
+        | "+slave-reconf-done" | "+sentinel" | "-dup-sentinel" => SentinelEvent::Changed,
+        _ => SentinelEvent::Ignored,
+    }
+}
+
+/// The new master in `<name> <old-ip> <old-port> <new-ip> <new-port>`, if
+/// the event is about `master_name`.
+fn switch_master_target(payload: &str, master_name: &str) -> Option<Addr> {
+    let w: Vec<&str> = payload.split_whitespace().collect();
+    if w.len() < 5 || w[0] != master_name {
+        return None;
+    }
+    Some(addr(w[3], w[4].parse().ok()?))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -118,5 +185,66 @@ mod tests {
             Some("redis-1.redis-headless:6379".into())
         );
         assert_eq!(instance_addr("garbage", "mymaster"), None);
+    }
+
+    #[test]
+    fn events() {
+        use SentinelEvent::*;
+        let m = "mymaster";
+        assert_eq!(
+            parse_event(
+                "+switch-master",
+                "mymaster 127.0.0.1 7000 127.0.0.1 7001",
+                m
+            ),
+            SwitchMaster {
+                new: "127.0.0.1:7001".into()
+            }
+        );
+        assert_eq!(parse_event("+switch-master", "other 1 2 3 4", m), Changed);
+        assert_eq!(
+            parse_event("+sdown", "master mymaster 127.0.0.1 7000", m),
+            MasterDown {
+                flag: "+sdown".into()
+            }
+        );
+        assert_eq!(
+            parse_event("+sdown", "slave a:1 a 1 @ mymaster b 2", m),
+            Changed
+        );
+        assert_eq!(
+            parse_event("-odown", "master mymaster 127.0.0.1 7000", m),
+            MasterBack
+        );
+        assert_eq!(
+            parse_event("-odown", "master other 127.0.0.1 7000", m),
+            Changed
+        );
+        assert_eq!(
+            parse_event(
+                "+selected-slave",
+                "slave 127.0.0.1:7001 127.0.0.1 7001 @ mymaster 127.0.0.1 7000",
+                m
+            ),
+            Promoting {
+                step: "+selected-slave".into(),
+                replica: "127.0.0.1:7001".into()
+            }
+        );
+        assert_eq!(
+            parse_event("+promoted-slave", "slave x:1 x 1 @ other y 2", m),
+            Ignored
+        );
+        assert_eq!(
+            parse_event(
+                "-failover-abort-not-elected",
+                "master mymaster 127.0.0.1 7000",
+                m
+            ),
+            FailoverEnded {
+                outcome: "-failover-abort-not-elected".into()
+            }
+        );
+        assert_eq!(parse_event("__sentinel__:hello", "x", m), Ignored);
     }
 }

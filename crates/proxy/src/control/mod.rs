@@ -13,11 +13,11 @@
 //!   (`master: None`) so nothing reaches a master that is about to be demoted,
 //!   and the chosen replica's `ROLE` is polled every few ms: it is adopted the
 //!   moment it accepts writes, long before `+switch-master` (sent at the end).
-//! - A slow master (a long script, DEBUG SLEEP: ROLE times out or says
-//!   BUSY) stays the master while the sentinels name it and have not
-//!   declared it objectively down: busy is not down, and whether it is gone
-//!   is Sentinel's call ([`decide::master`]).
-//! - A refused master means hold, never guess; losing the sentinel
+//! - A master that is slow or busy (`-BUSY`, no `ROLE` reply in time) is kept:
+//!   whether it is gone is Sentinel's call (`s_down`/`o_down`), or a refused
+//!   connection's. The same master back after a hold is no failover and no
+//!   new epoch ([`decide`]).
+//! - An unreachable master means hold, never guess; losing the sentinel
 //!   majority for longer than `quorum_timeout` as well means fail closed.
 
 mod decide;
@@ -30,7 +30,9 @@ pub use state::{ControlState, FailoverRecord, ReplicaView, SentinelView, StatusS
 use crate::config::ProxyConfig;
 use crate::metrics::Metrics;
 use crate::route::{Refresh, RouteHandle, Routes};
-use events::Event;
+use decide::{MasterChange, MasterDecision, SentinelVerdict};
+use events::{Event, SentinelEvent};
+use probe::RoleProbe;
 use redis_ha_topology::Addr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -54,11 +56,10 @@ pub fn spawn(cfg: &ProxyConfig, metrics: Arc<Metrics>) -> (RouteHandle, Arc<Cont
         sentinels: cfg.sentinels.clone(),
         subscribed: Vec::new(),
         routes: Routes::default(),
+        last_master: None,
         majority_lost_since: None,
         watching_promotion: None,
         failover: None,
-        last_master: None,
-        odown: false,
     };
     state.set_task(tokio::spawn(c.run(event_rx, refresh_rx)));
     (
@@ -80,17 +81,13 @@ struct Controller {
     sentinels: Vec<Addr>,
     subscribed: Vec<Addr>,
     routes: Routes,
+    /// The last master writes were routed to (kept through holds).
+    last_master: Option<Addr>,
     majority_lost_since: Option<Instant>,
     /// Replica whose promotion is being polled.
     watching_promotion: Option<Addr>,
     /// The failover in progress, for the history.
     failover: Option<FailoverRecord>,
-    /// The last master adopted (routed or not now): a new epoch starts only
-    /// when another one is.
-    last_master: Option<Addr>,
-    /// Sentinel declared the master objectively down (+odown, until -odown
-    /// or a new master).
-    odown: bool,
 }
 
 impl Controller {
@@ -134,18 +131,17 @@ impl Controller {
     }
 
     fn publish(&mut self, mut next: Routes) {
-        let (epoch, failover) = decide::epoch(
-            self.last_master.as_ref(),
-            self.routes.epoch,
-            next.master.as_ref(),
-        );
-        next.epoch = epoch;
-        if failover {
-            self.metrics.failovers_total.inc();
+        next.epoch = self.routes.epoch;
+        match decide::master_change(self.last_master.as_ref(), next.master.as_ref()) {
+            MasterChange::None => {}
+            MasterChange::First => next.epoch += 1,
+            MasterChange::Switch => {
+                next.epoch += 1;
+                self.metrics.failovers_total.inc();
+            }
         }
-        if next.master.is_some() && next.master != self.last_master {
+        if next.master.is_some() {
             self.last_master = next.master.clone();
-            self.odown = false;
         }
         self.metrics.master_known.set(next.master.is_some() as i64);
         self.metrics
@@ -170,89 +166,8 @@ impl Controller {
             } => {
                 tracing::debug!(%from, %channel, %payload, "sentinel event");
                 self.state.push_event(&channel, &payload);
-                match channel.as_str() {
-                    "+selected-slave"
-                    | "+failover-state-send-slaveof-noone"
-                    | "+failover-state-wait-promotion"
-                    | "+promoted-slave" => {
-                        if let Some(replica) = events::instance_addr(&payload, name) {
-                            self.failover_started(&channel);
-                            // Hold writes: the old master is about to be demoted.
-                            let mut next = self.routes.clone();
-                            if next.master.as_deref() != Some(replica.as_str()) {
-                                next.master = None;
-                                self.publish(next);
-                            }
-                            if self.watching_promotion.as_deref() != Some(replica.as_str()) {
-                                self.watching_promotion = Some(replica.clone());
-                                tokio::spawn(probe::watch_promotion(
-                                    replica,
-                                    self.cfg.password.clone(),
-                                    self.event_tx.clone(),
-                                ));
-                            }
-                        }
-                    }
-                    "+switch-master" => {
-                        // `<name> <old-ip> <old-port> <new-ip> <new-port>`
-                        let w: Vec<&str> = payload.split_whitespace().collect();
-                        if w.first() == Some(&name.as_str()) && w.len() >= 5 {
-                            if let Ok(p) = w[4].parse() {
-                                let new = redis_ha_topology::addr(w[3], p);
-                                self.try_adopt(&new, true).await;
-                                if let Some(f) = self.failover.as_mut() {
-                                    f.switch_master_ms
-                                        .get_or_insert(f.started.elapsed().as_secs_f64() * 1000.0);
-                                }
-                                if self.routes.master.as_deref() == Some(new.as_str()) {
-                                    self.end_failover("+switch-master");
-                                }
-                            }
-                        }
-                        self.refresh().await;
-                    }
-                    "+sdown" | "+odown"
-                        if payload.starts_with("master ")
-                            && events::instance_addr(&payload, name).is_some() =>
-                    {
-                        if channel == "+odown" {
-                            self.odown = true;
-                        }
-                        self.failover_started(&channel);
-                        self.refresh().await;
-                    }
-                    "+failover-end"
-                    | "-failover-abort-not-elected"
-                    | "+failover-end-for-timeout"
-                    | "-failover-abort-no-good-slave"
-                    // The promotion was not confirmed in time: the replica we
-                    // may have adopted will be turned back; refresh holds
-                    // writes until the sentinels name a master again.
-                    | "-failover-abort-slave-timeout" => {
-                        self.end_failover(&channel);
-                        self.refresh().await;
-                    }
-                    "-sdown" | "-odown" if payload.starts_with("master ") => {
-                        if channel == "-odown" {
-                            self.odown = false;
-                        }
-                        // The master came back before anything was promoted.
-                        let promoting = self.watching_promotion.is_some()
-                            || self
-                                .failover
-                                .as_ref()
-                                .is_some_and(|f| f.new_master.is_some());
-                        if events::instance_addr(&payload, name).is_some() && !promoting {
-                            self.end_failover("recovered without failover");
-                        }
-                        self.refresh().await;
-                    }
-                    "+sdown" | "-sdown" | "+odown" | "-odown" | "+slave" | "+convert-to-slave"
-                    | "+reboot" | "+slave-reconf-done" | "+sentinel" | "-dup-sentinel" => {
-                        self.refresh().await
-                    }
-                    _ => {}
-                }
+                self.on_sentinel_event(events::parse_event(&channel, &payload, name))
+                    .await;
             }
             Event::PromotionGaveUp(addr) => {
                 if self.watching_promotion.as_deref() == Some(addr.as_str()) {
@@ -267,6 +182,64 @@ impl Controller {
                 // The replica was chosen by the epoch leader and says master.
                 self.try_adopt(&addr, true).await;
             }
+        }
+    }
+
+    async fn on_sentinel_event(&mut self, ev: SentinelEvent) {
+        match ev {
+            SentinelEvent::Promoting { step, replica } => {
+                self.failover_started(&step);
+                // Hold writes: the old master is about to be demoted.
+                let mut next = self.routes.clone();
+                if next.master.as_deref() != Some(replica.as_str()) {
+                    next.master = None;
+                    self.publish(next);
+                }
+                if self.watching_promotion.as_deref() != Some(replica.as_str()) {
+                    self.watching_promotion = Some(replica.clone());
+                    tokio::spawn(probe::watch_promotion(
+                        replica,
+                        self.cfg.password.clone(),
+                        self.event_tx.clone(),
+                    ));
+                }
+            }
+            SentinelEvent::SwitchMaster { new } => {
+                self.try_adopt(&new, true).await;
+                if let Some(f) = self.failover.as_mut() {
+                    f.switch_master_ms
+                        .get_or_insert(f.started.elapsed().as_secs_f64() * 1000.0);
+                }
+                if self.routes.master.as_deref() == Some(new.as_str()) {
+                    self.end_failover("+switch-master");
+                }
+                self.refresh().await;
+            }
+            SentinelEvent::MasterDown { flag } => {
+                self.failover_started(&flag);
+                self.refresh().await;
+            }
+            // The promotion was not confirmed in time (or the failover ended
+            // otherwise): the replica we may have adopted will be turned
+            // back; refresh holds writes until the sentinels name a master.
+            SentinelEvent::FailoverEnded { outcome } => {
+                self.end_failover(&outcome);
+                self.refresh().await;
+            }
+            SentinelEvent::MasterBack => {
+                // The master came back before anything was promoted.
+                let promoting = self.watching_promotion.is_some()
+                    || self
+                        .failover
+                        .as_ref()
+                        .is_some_and(|f| f.new_master.is_some());
+                if !promoting {
+                    self.end_failover("recovered without failover");
+                }
+                self.refresh().await;
+            }
+            SentinelEvent::Changed => self.refresh().await,
+            SentinelEvent::Ignored => {}
         }
     }
 
@@ -302,7 +275,8 @@ impl Controller {
         if self.routes.master.as_deref() == Some(new) {
             return;
         }
-        if !probe::is_master(new, self.cfg.password.as_deref(), self.cfg.connect_timeout).await {
+        let role = probe::probe_role(new, self.cfg.password.as_deref(), self.cfg.connect_timeout);
+        if role.await != RoleProbe::Master {
             return;
         }
         if !leader_backed {
@@ -318,6 +292,19 @@ impl Controller {
             f.adopted_ms
                 .get_or_insert(f.started.elapsed().as_secs_f64() * 1000.0);
         }
+    }
+
+    /// Why writes fail closed: the sentinel majority lost for longer than
+    /// `quorum_timeout` with no reachable master.
+    fn closed_reason(&self, reachable: usize) -> Option<String> {
+        let lost_for = self.majority_lost_since?.elapsed();
+        (lost_for >= self.cfg.quorum_timeout).then(|| {
+            format!(
+                "failing closed: only {reachable} of {} sentinels reachable for {:.0?} and no reachable master",
+                self.sentinels.len(),
+                lost_for
+            )
+        })
     }
 
     /// Full look: every sentinel's view, the master's ROLE, replica health.
@@ -345,47 +332,54 @@ impl Controller {
         }
         let candidate = probe::choose_master(&views);
         let mut next = self.routes.clone();
-        let check = match &candidate {
-            Some(c) => probe::check_master(c, self.cfg.password.as_deref(), t).await,
-            None => probe::MasterCheck::Down,
+        let flags = views
+            .iter()
+            .filter(|v| v.error.is_none() && v.master == candidate)
+            .map(|v| v.flags.as_str());
+        let verdict = decide::sentinel_verdict(flags);
+        let role = match &candidate {
+            // Sentinel's call: no need to wait on a probe of a node it flags down.
+            Some(_) if verdict == SentinelVerdict::Down && !self.failover_in_progress() => {
+                RoleProbe::NoReply
+            }
+            Some(c) => probe::probe_role(c, self.cfg.password.as_deref(), t).await,
+            None => RoleProbe::Failed("no master named by the sentinels".into()),
         };
-        let facts = decide::Facts {
-            current: self.routes.master.as_ref(),
-            candidate: candidate.as_ref(),
-            check,
-            majority: reachable >= majority,
-            // A majority of the sentinels flagging it down (s_down, o_down)
-            // is Sentinel's verdict too, even before +odown.
-            odown: self.odown || probe::flagged_down(&views, candidate.as_ref()) >= majority,
-            failover: self.failover_in_progress(),
-        };
-        let decision = decide::master(facts);
-        if decision != decide::MasterDecision::Keep && check == probe::MasterCheck::Busy {
-            tracing::info!(master = ?candidate, "the master is slow to answer and Sentinel no longer backs it: holding writes");
+        let decision = decide::decide_master(
+            candidate.as_ref(),
+            self.routes.master.as_ref(),
+            &role,
+            verdict,
+            self.failover_in_progress(),
+        );
+        if !matches!(role, RoleProbe::Master) {
+            tracing::debug!(?candidate, ?role, ?decision, "master check");
         }
         match decision {
-            decide::MasterDecision::Route(m) => {
+            MasterDecision::Route(m) => {
                 next.master = Some(m);
                 next.closed = None;
             }
-            decide::MasterDecision::Keep => {}
-            decide::MasterDecision::Hold => next.master = None,
-        }
-        if next.master.is_none() {
-            // Unreachable or demoted: hold writes.
-            let lost_for = self
-                .majority_lost_since
-                .map(|s| s.elapsed())
-                .unwrap_or(Duration::ZERO);
-            if self.majority_lost_since.is_some() && lost_for >= self.cfg.quorum_timeout {
-                next.closed = Some(format!(
-                    "failing closed: only {reachable} of {} sentinels reachable for {:.0?} and no reachable master",
-                    self.sentinels.len(),
-                    lost_for
-                ));
+            // While a failover runs, only its events (promotion, switch) move
+            // the master. Polling would be wrong here: between the promotion
+            // and +switch-master the leader reports the *old* address with the
+            // *new* epoch, and the old master still says role:master until
+            // Sentinel demotes it; writes sent there would be lost.
+            MasterDecision::Unchanged => {}
+            MasterDecision::Hold => {
+                next.master = None;
+                let errors: Vec<(Addr, Option<String>)> = views
+                    .iter()
+                    .map(|v| (v.addr.clone(), v.error.clone()))
+                    .collect();
+                let why = decide::hold_reason(&name, &errors, candidate.as_ref(), &role);
+                next.closed = self.closed_reason(reachable).or(why);
             }
         }
-        let replicas = probe::replica_health(&views, next.master.as_deref(), &self.cfg).await;
+        // A master that did not answer ROLE is not asked for INFO either.
+        let master_answers = role == RoleProbe::Master;
+        let replicas =
+            probe::replica_health(&views, next.master.as_deref(), master_answers, &self.cfg).await;
         next.replicas = replicas
             .iter()
             .filter(|r| r.healthy)

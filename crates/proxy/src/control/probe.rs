@@ -5,42 +5,48 @@ use super::events::Event;
 use super::state::{ReplicaView, SentinelView};
 use crate::config::ProxyConfig;
 use redis_ha_resp::conn::query_auth;
-use redis_ha_resp::Connection;
+use redis_ha_resp::{ConnError, Connection};
 use redis_ha_topology::info::{parse_info, Role};
 use redis_ha_topology::{addr, sentinel, Addr};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc::UnboundedSender;
 
-pub async fn is_master(a: &str, password: Option<&str>, timeout: Duration) -> bool {
-    check_master(a, password, timeout).await == MasterCheck::Master
-}
-
-/// What a node's `ROLE` said about it being the master.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum MasterCheck {
+/// What a node's `ROLE` check found. A busy or slow node is not a down one:
+/// whether a master is gone is Sentinel's call (or a refused connection).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RoleProbe {
     Master,
-    /// It answered as a replica (or sentinel).
     NotMaster,
-    /// No answer in time, or `-BUSY`: running a long script or command.
-    /// Slow is not gone: that is Sentinel's call.
+    /// `-BUSY`: a script or function is running.
     Busy,
-    /// Refused, reset, closed: nothing is serving there.
-    Down,
+    /// No reply in time (a slow command such as `DEBUG SLEEP` or `KEYS`).
+    NoReply,
+    /// Nothing listens there.
+    Refused,
+    /// Any other failure (reset, protocol error, refused login).
+    Failed(String),
 }
 
-pub async fn check_master(a: &str, password: Option<&str>, timeout: Duration) -> MasterCheck {
-    use redis_ha_resp::conn::ConnError;
-    match query_auth(a, password, &["ROLE"], timeout).await {
-        Ok(f) if matches!(Role::from_frame(&f), Some(Role::Master { .. })) => MasterCheck::Master,
-        Ok(_) => MasterCheck::NotMaster,
-        Err(ConnError::Timeout(_)) => MasterCheck::Busy,
-        Err(ConnError::Server(e)) if e.starts_with("BUSY") => MasterCheck::Busy,
-        Err(ConnError::Connect { source, .. }) if source.kind() == std::io::ErrorKind::TimedOut => {
-            MasterCheck::Busy
+impl RoleProbe {
+    pub fn from_result(r: Result<redis_ha_resp::Frame, ConnError>) -> RoleProbe {
+        match r {
+            Ok(f) if matches!(Role::from_frame(&f), Some(Role::Master { .. })) => RoleProbe::Master,
+            Ok(_) => RoleProbe::NotMaster,
+            Err(ConnError::Server(m)) if m.starts_with("BUSY") => RoleProbe::Busy,
+            Err(ConnError::Timeout(_)) => RoleProbe::NoReply,
+            Err(ConnError::Connect { source, .. })
+                if source.kind() == std::io::ErrorKind::ConnectionRefused =>
+            {
+                RoleProbe::Refused
+            }
+            Err(e) => RoleProbe::Failed(e.to_string()),
         }
-        Err(_) => MasterCheck::Down,
     }
+}
+
+pub async fn probe_role(a: &str, password: Option<&str>, timeout: Duration) -> RoleProbe {
+    RoleProbe::from_result(query_auth(a, password, &["ROLE"], timeout).await)
 }
 
 /// Polls the chosen replica's ROLE every few ms until it says master.
@@ -68,15 +74,6 @@ pub async fn watch_promotion(replica: Addr, password: Option<String>, tx: Unboun
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let _ = tx.send(Event::PromotionGaveUp(replica));
-}
-
-/// How many sentinels name `master` and flag it down (`s_down`, `o_down`).
-pub fn flagged_down(views: &[SentinelView], master: Option<&Addr>) -> usize {
-    views
-        .iter()
-        .filter(|v| v.master.as_ref() == master && master.is_some())
-        .filter(|v| v.flags.split(',').any(|f| f == "s_down" || f == "o_down"))
-        .count()
 }
 
 /// Every sentinel's view of the master, asked concurrently.
@@ -173,10 +170,12 @@ pub fn choose_master(views: &[SentinelView]) -> Option<Addr> {
 }
 
 /// Health of every replica the sentinels know: reachable, linked to the
-/// current master, not flagged, acking within `max_replica_lag`.
+/// current master, not flagged, acking within `max_replica_lag` (judged from
+/// the master's INFO only when `master_answers`: a busy master is not asked).
 pub async fn replica_health(
     views: &[SentinelView],
     master: Option<&str>,
+    master_answers: bool,
     cfg: &ProxyConfig,
 ) -> Vec<ReplicaView> {
     let t = cfg.connect_timeout;
@@ -192,7 +191,7 @@ pub async fn replica_health(
     // since its last REPLCONF ACK, sent every second).
     let mut acks: HashMap<Addr, (String, i64, i64)> = HashMap::new();
     let mut master_offset = None;
-    if let Some(m) = master {
+    if let Some(m) = master.filter(|_| master_answers) {
         if let Ok(f) = query_auth(m, pw, &["INFO", "replication"], t).await {
             let info = parse_info(&f.as_text().unwrap_or_default());
             master_offset = info
@@ -297,23 +296,30 @@ pub async fn replica_health(
 }
 
 #[cfg(test)]
-mod flag_tests {
+mod tests {
     use super::*;
+    use redis_ha_resp::Frame;
 
     #[test]
-    fn down_flags_count_only_for_the_named_master() {
-        let view = |m: &str, flags: &str| SentinelView {
-            master: Some(m.to_string()),
-            flags: flags.to_string(),
-            ..SentinelView::default()
+    fn role_replies_and_failures() {
+        let master = Frame::Array(vec![
+            Frame::bulk("master"),
+            Frame::Integer(0),
+            Frame::Array(vec![]),
+        ]);
+        assert_eq!(RoleProbe::from_result(Ok(master)), RoleProbe::Master);
+        let busy = ConnError::Server("BUSY Redis is busy running a script.".into());
+        assert_eq!(RoleProbe::from_result(Err(busy)), RoleProbe::Busy);
+        let slow = ConnError::Timeout(Duration::from_secs(1));
+        assert_eq!(RoleProbe::from_result(Err(slow)), RoleProbe::NoReply);
+        let refused = ConnError::Connect {
+            addr: "127.0.0.1:1".into(),
+            source: std::io::ErrorKind::ConnectionRefused.into(),
         };
-        let views = [
-            view("a:1", "s_down,master"),
-            view("a:1", "master,o_down"),
-            view("b:1", "s_down,master"),
-            view("a:1", "master"),
-        ];
-        assert_eq!(flagged_down(&views, Some(&"a:1".to_string())), 2);
-        assert_eq!(flagged_down(&views, None), 0);
+        assert_eq!(RoleProbe::from_result(Err(refused)), RoleProbe::Refused);
+        assert!(matches!(
+            RoleProbe::from_result(Err(ConnError::Closed)),
+            RoleProbe::Failed(_)
+        ));
     }
 }

@@ -3,6 +3,7 @@
 //! connection. It reads the routing table and reports trouble back through
 //! [`RouteHandle::refresh`]; it never talks to Sentinel.
 
+mod accept;
 mod bufpool;
 mod commands;
 pub mod deny;
@@ -13,12 +14,13 @@ pub mod mux;
 pub mod table;
 mod session;
 
+pub use accept::{client_slots as accept_slots, serve, ClientSlots};
 pub use commands::{classify, lookup, Class, Effect, Kind};
 pub use error::{ClientError, ErrorKind};
 pub use session::{Session, REJOIN};
 
 use crate::config::{ProxyConfig, ReadBalance};
-use crate::metrics::{Endpoint, Metrics};
+use crate::metrics::Metrics;
 use crate::route::RouteHandle;
 use bytes::BytesMut;
 use redis_ha_resp::Limits;
@@ -27,7 +29,7 @@ use std::collections::HashMap;
 use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 
 /// What every session of a proxy shares.
 pub struct Shared {
@@ -120,26 +122,5 @@ pub(crate) fn read_draining(sock: &TcpStream, buf: &mut BytesMut) -> io::Result<
     match drained {
         Some(n) => Ok(n),
         None => r,
-    }
-}
-
-/// Accepts clients until the listener fails.
-pub async fn serve(
-    listener: TcpListener,
-    endpoint: Endpoint,
-    shared: Arc<Shared>,
-) -> std::io::Result<()> {
-    loop {
-        let (sock, _) = match listener.accept().await {
-            Ok(s) => s,
-            Err(e) => {
-                // Out of file descriptors and the like: log, back off, go on.
-                tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let _ = sock.set_nodelay(true);
-        tokio::spawn(Session::new(sock, endpoint, shared.clone()).run());
     }
 }

@@ -208,7 +208,7 @@ def machine():
                 break
     except OSError:
         pass
-    ver = lambda cmd: subprocess.run(cmd, capture_output=True, text=True).stdout.strip().splitlines()[0]  # noqa: E731
+    ver = lambda cmd: (lambda o: (o.stdout + o.stderr).strip().splitlines()[0])(subprocess.run(cmd, capture_output=True, text=True))  # noqa: E731
     rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     return {
         "cores": os.cpu_count(),

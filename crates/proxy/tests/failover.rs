@@ -205,6 +205,19 @@ async fn a_subscriber_resubscribes_as_soon_as_the_new_master_is_adopted(mode: Co
     let rest = String::from_utf8_lossy(&rest);
     assert!(rest.contains("subscribed / MONITOR"), "{rest}");
     let killed = std::time::Instant::now();
+    // Subscribe again once the proxy routes to the master the sentinels
+    // agree on (before that a subscription may land on a promotion that is
+    // then undone, and end with an error again).
+    let new = t
+        .wait_new_master(&old, Duration::from_secs(30))
+        .await
+        .unwrap();
+    poll(
+        "the proxy to route to the new master",
+        Duration::from_secs(30),
+        || async { (p.routes.current().master.as_deref() == Some(new.as_str())).then_some(()) },
+    )
+    .await;
     let mut sub = tokio::net::TcpStream::connect(p.write_addr).await.unwrap();
     sub.write_all(b"SUBSCRIBE news\r\n").await.unwrap();
     let n = tokio::time::timeout(Duration::from_secs(20), sub.read(&mut buf))

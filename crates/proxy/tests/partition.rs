@@ -320,8 +320,10 @@ async fn partition_the_master(mode: ConnMode) {
     }
     tokio::time::sleep(Duration::from_millis(500)).await; // some load first
     let epoch0 = p.routes.current().epoch;
-    let t0 = std::time::Instant::now();
+    // The cut takes effect while `ip` runs (milliseconds, several writes per
+    // writer at this rate); only replies after it returns are past the cut.
     net.cut();
+    let t0 = std::time::Instant::now();
     let new = poll(
         "the proxy to adopt the promoted replica",
         Duration::from_secs(90),

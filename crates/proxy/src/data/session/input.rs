@@ -76,9 +76,7 @@ impl Session {
     /// Answers with the proxy's own error, in order.
     pub(super) fn answer_local(&mut self, e: ClientError, after: After) {
         self.error_kind(e.kind());
-        let quit = Command::from_args(&["QUIT"]);
-        let class = crate::data::commands::classify(&quit);
-        self.pipeline.push_local(quit, class, e.reply(), after);
+        self.pipeline.push_reply(e.reply(), after);
     }
 
     pub(super) fn error_kind(&self, kind: ErrorKind) {

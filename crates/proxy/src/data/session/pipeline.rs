@@ -245,12 +245,19 @@ impl Pipeline {
             .retain(|s| matches!(s.state, SlotState::Done(..)));
         self.queued = 0;
         self.written = 0;
-        self.push_local(
-            Command::from_args(&["QUIT"]),
-            crate::data::commands::classify(&Command::from_args(&["QUIT"])),
-            reply,
-            After::Close,
-        );
+        self.push_reply(reply, After::Close);
+    }
+
+    /// A reply of the proxy's own that answers no request of the client's
+    /// (an error, a close): its slot carries a placeholder, built once.
+    pub fn push_reply(&mut self, reply: Bytes, after: After) {
+        static PLACEHOLDER: std::sync::OnceLock<(Command, Class)> = std::sync::OnceLock::new();
+        let (cmd, class) = PLACEHOLDER.get_or_init(|| {
+            let c = Command::from_args(&["QUIT"]);
+            let class = crate::data::commands::classify(&c);
+            (c, class)
+        });
+        self.push_local(cmd.clone(), *class, reply, after);
     }
 
     /// Moves the replies that are ready at the front into `out`.

@@ -6,7 +6,8 @@ mod listen;
 
 use crate::config::ProxyConfig;
 use crate::control::ControlState;
-use crate::metrics::{Endpoint, Metrics};
+use crate::metrics::Metrics;
+use crate::route::Endpoint;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};

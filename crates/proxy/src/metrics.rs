@@ -3,19 +3,13 @@
 //! per update, never a label lookup or a lock.
 
 use crate::data::ErrorKind;
-use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
+use crate::route::Endpoint;
+use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
-
-#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue, serde::Serialize)]
-#[allow(non_camel_case_types)]
-pub enum Endpoint {
-    write,
-    read,
-}
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct EndpointLabels {

@@ -1,6 +1,7 @@
 //! The contract between control and data: the routing table the control
 //! plane publishes, and the refresh requests the data path sends back.
 
+use prometheus_client::encoding::EncodeLabelValue;
 use redis_ha_topology::Addr;
 use std::sync::Arc;
 use tokio::sync::{mpsc, watch};
@@ -21,6 +22,39 @@ pub struct Routes {
     /// cannot be reached or do not know the master name. Given to clients
     /// whose held commands time out, and shown in `/api/status`.
     pub closed: Option<String>,
+}
+
+/// A client-facing port: what its requests are for decides where they go.
+/// Lower case: it is the `endpoint` label of the metrics.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue, serde::Serialize)]
+#[allow(non_camel_case_types)]
+pub enum Endpoint {
+    /// To the master.
+    write,
+    /// To the replicas in rotation.
+    read,
+}
+
+impl Routes {
+    /// Whether `addr` takes new requests for `ep`: the master for writes; a
+    /// replica in rotation, or the master when none is left, for reads.
+    pub fn serves(&self, ep: Endpoint, addr: &str) -> bool {
+        let master = self.master.as_deref() == Some(addr);
+        match ep {
+            Endpoint::write => master,
+            Endpoint::read => {
+                self.replicas.iter().any(|r| r == addr) || (self.replicas.is_empty() && master)
+            }
+        }
+    }
+
+    /// Whether a link to `addr` must stop taking new requests for `ep`: the
+    /// table no longer has it there. With no master known at all a write
+    /// link stays: the master may be busy, not gone, and Sentinel decides.
+    pub fn moved_from(&self, ep: Endpoint, addr: &str) -> bool {
+        let unknown = ep == Endpoint::write && self.master.is_none();
+        !unknown && !self.serves(ep, addr)
+    }
 }
 
 /// Why the data path wants the control plane to look again, now.
@@ -47,5 +81,41 @@ impl RouteHandle {
     /// Asks the control plane for an immediate refresh (never blocks).
     pub fn refresh(&self, why: Refresh) {
         let _ = self.refresh.send(why);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn routes(master: Option<&str>, replicas: &[&str]) -> Routes {
+        Routes {
+            master: master.map(str::to_string),
+            replicas: replicas.iter().map(|r| r.to_string()).collect(),
+            ..Routes::default()
+        }
+    }
+
+    #[test]
+    fn who_serves_each_endpoint() {
+        let r = routes(Some("m:1"), &["r:1", "r:2"]);
+        assert!(r.serves(Endpoint::write, "m:1"));
+        assert!(!r.serves(Endpoint::write, "r:1"));
+        assert!(r.serves(Endpoint::read, "r:2"));
+        assert!(!r.serves(Endpoint::read, "m:1"));
+        // No replica left: the master serves reads too.
+        assert!(routes(Some("m:1"), &[]).serves(Endpoint::read, "m:1"));
+    }
+
+    #[test]
+    fn a_link_moves_only_when_the_table_names_somewhere_else() {
+        let r = routes(Some("m:2"), &["r:1"]);
+        assert!(r.moved_from(Endpoint::write, "m:1"));
+        assert!(!r.moved_from(Endpoint::write, "m:2"));
+        assert!(r.moved_from(Endpoint::read, "r:9"));
+        // No master known: a write link stays (busy is not down); reads move.
+        let none = routes(None, &[]);
+        assert!(!none.moved_from(Endpoint::write, "m:1"));
+        assert!(none.moved_from(Endpoint::read, "r:1"));
     }
 }

@@ -3,8 +3,9 @@
 use crate::admin::{self, AdminState};
 use crate::config::ProxyConfig;
 use crate::control::{self, ControlState};
-use crate::data::{self, Balancer, Shared};
-use crate::metrics::{Endpoint, Metrics};
+use crate::data::{self, policy::Policy, Shared};
+use crate::metrics::Metrics;
+use crate::route::Endpoint;
 use crate::route::RouteHandle;
 use anyhow::Context;
 use std::net::SocketAddr;
@@ -121,7 +122,8 @@ pub async fn start(cfg: ProxyConfig) -> anyhow::Result<ProxyHandle> {
     let shared = Arc::new(Shared {
         routes: routes.clone(),
         metrics: metrics.clone(),
-        balancer: Balancer::new(cfg.read_balance),
+        write: Policy::new(Endpoint::write, &cfg),
+        read: Policy::new(Endpoint::read, &cfg),
         pool: pool.clone(),
         deny: data::deny::DenyList::parse(&cfg.deny_commands),
         cfg: Arc::new(cfg.clone()),

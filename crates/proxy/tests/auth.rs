@@ -7,7 +7,7 @@ mod common;
 use common::*;
 use redis_ha_local::Topology;
 use redis_ha_proxy::config::{ConnMode, ProxyConfig};
-use redis_ha_proxy::metrics::Endpoint;
+use redis_ha_proxy::route::Endpoint;
 use redis_ha_proxy::server::{start, ProxyHandle};
 use redis_ha_resp::conn::query_auth;
 use redis_ha_resp::{Connection, Frame};

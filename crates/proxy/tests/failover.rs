@@ -142,7 +142,7 @@ async fn writes_are_held_through_a_kill_and_resume_on_the_same_connection(mode: 
     assert_eq!(p.routes.current().master.as_deref(), Some(new.as_str()));
     assert!(
         p.metrics
-            .ep(redis_ha_proxy::metrics::Endpoint::write)
+            .ep(redis_ha_proxy::route::Endpoint::write)
             .held
             .get()
             >= 1

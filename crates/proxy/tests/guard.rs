@@ -10,7 +10,7 @@ mod common;
 use common::*;
 use redis_ha_proxy::config::ConnMode;
 use redis_ha_proxy::data::ErrorKind;
-use redis_ha_proxy::metrics::Endpoint;
+use redis_ha_proxy::route::Endpoint;
 use redis_ha_resp::conn::query;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

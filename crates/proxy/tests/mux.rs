@@ -7,7 +7,7 @@ use bytes::BytesMut;
 use common::*;
 use redis_ha_proxy::config::ConnMode;
 use redis_ha_proxy::data::REJOIN;
-use redis_ha_proxy::metrics::Endpoint;
+use redis_ha_proxy::route::Endpoint;
 use redis_ha_resp::conn::query;
 use redis_ha_resp::conn::Connection;
 use redis_ha_resp::parse::parse_frame;
@@ -120,7 +120,7 @@ async fn many_clients_share_two_backend_connections_and_get_their_own_replies() 
         "{conns:?}"
     );
     assert!(p.metrics.shared_backend_connections.get() >= 1);
-    let ep = p.metrics.ep(redis_ha_proxy::metrics::Endpoint::write);
+    let ep = p.metrics.ep(redis_ha_proxy::route::Endpoint::write);
     assert_eq!(
         ep.backend_connections.get(),
         0,

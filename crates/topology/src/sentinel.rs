@@ -4,7 +4,7 @@
 
 use crate::Addr;
 use redis_ha_resp::conn::query_auth;
-use redis_ha_resp::{ConnError, Frame};
+use redis_ha_resp::{ConnError, Connection, Frame};
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -127,4 +127,55 @@ pub fn entry_flags(e: &HashMap<String, String>) -> Vec<String> {
     e.get("flags")
         .map(|f| f.split(',').map(str::to_string).collect())
         .unwrap_or_default()
+}
+
+/// One sentinel's whole view of a master, read on one connection.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct View {
+    /// `SENTINEL MASTER name` (ip, port, flags, config-epoch...).
+    pub master: HashMap<String, String>,
+    /// `SENTINEL REPLICAS name`.
+    pub replicas: Vec<HashMap<String, String>>,
+    /// `SENTINEL SENTINELS name`: the other sentinels it knows.
+    pub peers: Vec<HashMap<String, String>>,
+}
+
+impl View {
+    pub fn master_addr(&self) -> Option<Addr> {
+        entry_addr(&self.master)
+    }
+
+    pub fn config_epoch(&self) -> u64 {
+        self.master
+            .get("config-epoch")
+            .and_then(|e| e.parse().ok())
+            .unwrap_or(0)
+    }
+}
+
+/// Reads a sentinel's [`View`] of master `name`.
+pub async fn view(
+    sentinel: &str,
+    pw: Option<&str>,
+    name: &str,
+    timeout: Duration,
+) -> Result<View, ConnError> {
+    let mut c = Connection::connect_auth(sentinel, pw, timeout).await?;
+    c.timeout = timeout;
+    let mut ask = async |what: &str| c.request_ok(&["SENTINEL", what, name]).await;
+    let master = ask("MASTER").await?.into_pairs().into_iter().collect();
+    let entries = |f: Frame| -> Vec<HashMap<String, String>> {
+        f.into_array()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|e| e.into_pairs().into_iter().collect())
+            .collect()
+    };
+    let replicas = entries(ask("REPLICAS").await?);
+    let peers = entries(ask("SENTINELS").await?);
+    Ok(View {
+        master,
+        replicas,
+        peers,
+    })
 }

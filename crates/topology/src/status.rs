@@ -2,11 +2,11 @@
 //! each sentinel's view, quorum, and the split-brain verdict. Works on any
 //! sentinel list; the CLI only renders the [`Report`].
 
-use crate::info::{parse_info, Role};
+use crate::info::{Replication, Role};
 use crate::{addr, sentinel, Addr};
 use redis_ha_resp::conn::query_auth;
 use serde::Serialize;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 #[derive(Clone, Debug, Serialize)]
@@ -276,44 +276,28 @@ async fn node_status(name: &str, a: &str, pw: Option<&str>, timeout: Duration) -
         .await
         .ok()
         .and_then(|f| f.as_text())
-        .map(|t| parse_info(&t))
+        .map(|t| Replication::parse(&t))
         .unwrap_or_default();
     match role {
         Some(Role::Master { offset, .. }) => {
             n.role = "master".into();
             n.offset = Some(offset);
-            n.seen_replicas = master_replica_lags(&info);
+            n.seen_replicas = info
+                .replicas
+                .iter()
+                .filter_map(|r| Some((r.addr.clone(), r.lag?)))
+                .collect();
         }
         Some(Role::Replica { master, offset, .. }) => {
             n.role = "replica".into();
             n.offset = Some(offset);
             n.master = Some(master);
-            n.link = info.get("master_link_status").cloned();
-            n.last_io_seconds = info
-                .get("master_last_io_seconds_ago")
-                .and_then(|v| v.parse().ok());
+            n.link = info.link;
+            n.last_io_seconds = info.last_io_seconds;
         }
         other => n.error = Some(format!("unexpected ROLE reply {other:?}")),
     }
     n
-}
-
-/// The master's `slaveN:ip=..,port=..,state=..,offset=..,lag=..` lines as
-/// (addr, lag seconds).
-fn master_replica_lags(info: &HashMap<String, String>) -> Vec<(Addr, i64)> {
-    info.iter()
-        .filter(|(k, _)| {
-            k.strip_prefix("slave")
-                .is_some_and(|i| i.parse::<u32>().is_ok())
-        })
-        .filter_map(|(_, v)| {
-            let f: HashMap<&str, &str> = v.split(',').filter_map(|kv| kv.split_once('=')).collect();
-            Some((
-                addr(f.get("ip")?, f.get("port")?.parse().ok()?),
-                f.get("lag")?.parse().ok()?,
-            ))
-        })
-        .collect()
 }
 
 async fn sentinel_status(
@@ -359,25 +343,4 @@ async fn sentinel_status(
         Err(e) => s.ckquorum = Some(e.to_string()),
     }
     s
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn master_sees_replica_lag() {
-        let info = parse_info(
-            "# Replication\r\nrole:master\r\nconnected_slaves:2\r\n\
-             slave0:ip=127.0.0.1,port=6382,state=online,offset=877,lag=0\r\n\
-             slave1:ip=127.0.0.1,port=6383,state=online,offset=800,lag=3\r\n\
-             master_repl_offset:877\r\n",
-        );
-        let mut l = master_replica_lags(&info);
-        l.sort();
-        assert_eq!(
-            l,
-            vec![("127.0.0.1:6382".into(), 0), ("127.0.0.1:6383".into(), 3)]
-        );
-    }
 }

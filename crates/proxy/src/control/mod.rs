@@ -22,6 +22,7 @@
 
 mod decide;
 mod events;
+mod health;
 mod probe;
 mod state;
 
@@ -379,7 +380,7 @@ impl Controller {
         // A master that did not answer ROLE is not asked for INFO either.
         let master_answers = role == RoleProbe::Master;
         let replicas =
-            probe::replica_health(&views, next.master.as_deref(), master_answers, &self.cfg).await;
+            health::replica_health(&views, next.master.as_deref(), master_answers, &self.cfg).await;
         next.replicas = replicas
             .iter()
             .filter(|r| r.healthy)

@@ -2,12 +2,11 @@
 //! master choice, replica health.
 
 use super::events::Event;
-use super::state::{ReplicaView, SentinelView};
-use crate::config::ProxyConfig;
+use super::state::SentinelView;
 use redis_ha_resp::conn::query_auth;
 use redis_ha_resp::{ConnError, Connection};
-use redis_ha_topology::info::{parse_info, Role};
-use redis_ha_topology::{addr, sentinel, Addr};
+use redis_ha_topology::info::Role;
+use redis_ha_topology::{sentinel, Addr};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc::UnboundedSender;
@@ -88,43 +87,15 @@ pub async fn sentinel_views(
             addr: s.clone(),
             ..SentinelView::default()
         };
-        let r: anyhow::Result<()> = async {
-            let mut c = Connection::connect_auth(s, pw, t).await?;
-            c.timeout = t;
-            let m: HashMap<String, String> = c
-                .request_ok(&["SENTINEL", "MASTER", name])
-                .await?
-                .into_pairs()
-                .into_iter()
-                .collect();
-            v.master = Some(addr(
-                m.get("ip").map(String::as_str).unwrap_or(""),
-                m.get("port").and_then(|p| p.parse().ok()).unwrap_or(0),
-            ));
-            v.flags = m.get("flags").cloned().unwrap_or_default();
-            v.config_epoch = m
-                .get("config-epoch")
-                .and_then(|e| e.parse().ok())
-                .unwrap_or(0);
-            let reps = c.request_ok(&["SENTINEL", "REPLICAS", name]).await?;
-            v.replicas = reps
-                .into_array()
-                .unwrap_or_default()
-                .into_iter()
-                .map(|e| e.into_pairs().into_iter().collect())
-                .collect();
-            let peers = c.request_ok(&["SENTINEL", "SENTINELS", name]).await?;
-            v.peers = peers
-                .into_array()
-                .unwrap_or_default()
-                .into_iter()
-                .filter_map(|e| sentinel::entry_addr(&e.into_pairs().into_iter().collect()))
-                .collect();
-            Ok(())
-        }
-        .await;
-        if let Err(e) = r {
-            v.error = Some(e.to_string());
+        match sentinel::view(s, pw, name, t).await {
+            Ok(view) => {
+                v.master = view.master_addr();
+                v.flags = view.master.get("flags").cloned().unwrap_or_default();
+                v.config_epoch = view.config_epoch();
+                v.peers = view.peers.iter().filter_map(sentinel::entry_addr).collect();
+                v.replicas = view.replicas;
+            }
+            Err(e) => v.error = Some(e.to_string()),
         }
         v
     });
@@ -167,132 +138,6 @@ pub fn choose_master(views: &[SentinelView]) -> Option<Addr> {
         [only] => Some((**only).clone()),
         _ => None,
     }
-}
-
-/// Health of every replica the sentinels know: reachable, linked to the
-/// current master, not flagged, acking within `max_replica_lag` (judged from
-/// the master's INFO only when `master_answers`: a busy master is not asked).
-pub async fn replica_health(
-    views: &[SentinelView],
-    master: Option<&str>,
-    master_answers: bool,
-    cfg: &ProxyConfig,
-) -> Vec<ReplicaView> {
-    let t = cfg.connect_timeout;
-    let pw = cfg.password.as_deref();
-    let Some(view) = views
-        .iter()
-        .find(|v| v.error.is_none() && v.master.as_deref() == master)
-        .or_else(|| views.iter().find(|v| v.error.is_none()))
-    else {
-        return Vec::new();
-    };
-    // The master's own view: per replica `state`, `offset`, `lag` (seconds
-    // since its last REPLCONF ACK, sent every second).
-    let mut acks: HashMap<Addr, (String, i64, i64)> = HashMap::new();
-    let mut master_offset = None;
-    if let Some(m) = master.filter(|_| master_answers) {
-        if let Ok(f) = query_auth(m, pw, &["INFO", "replication"], t).await {
-            let info = parse_info(&f.as_text().unwrap_or_default());
-            master_offset = info
-                .get("master_repl_offset")
-                .and_then(|o| o.parse::<i64>().ok());
-            for (k, v) in &info {
-                if !k.starts_with("slave") || !v.contains("ip=") {
-                    continue;
-                }
-                let kv: HashMap<&str, &str> =
-                    v.split(',').filter_map(|p| p.split_once('=')).collect();
-                if let (Some(ip), Some(port)) =
-                    (kv.get("ip"), kv.get("port").and_then(|p| p.parse().ok()))
-                {
-                    acks.insert(
-                        addr(ip, port),
-                        (
-                            kv.get("state").unwrap_or(&"").to_string(),
-                            kv.get("offset").and_then(|o| o.parse().ok()).unwrap_or(0),
-                            kv.get("lag")
-                                .and_then(|o| o.parse().ok())
-                                .unwrap_or(i64::MAX),
-                        ),
-                    );
-                }
-            }
-        }
-    }
-    let futs = view
-        .replicas
-        .iter()
-        .filter_map(sentinel::entry_addr)
-        .filter(|a| Some(a.as_str()) != master)
-        .map(|a| {
-            let flags = view
-                .replicas
-                .iter()
-                .find(|e| sentinel::entry_addr(e).as_ref() == Some(&a))
-                .and_then(|e| e.get("flags").cloned())
-                .unwrap_or_default();
-            let ack = acks.get(&a).cloned();
-            async move {
-                let mut r = ReplicaView {
-                    addr: a.clone(),
-                    healthy: false,
-                    lag_seconds: ack.as_ref().map(|x| x.2).filter(|l| *l != i64::MAX),
-                    lag_bytes: match (master_offset, ack.as_ref()) {
-                        (Some(m), Some(x)) => Some((m - x.1).max(0)),
-                        _ => None,
-                    },
-                    reason: None,
-                };
-                let bad_flag = flags
-                    .split(',')
-                    .find(|f| ["s_down", "o_down", "disconnected"].contains(f));
-                r.reason = if let Some(f) = bad_flag {
-                    Some(format!("sentinel flags it {f}"))
-                } else {
-                    match query_auth(&a, pw, &["INFO", "replication"], t).await {
-                        Err(e) => Some(format!("unreachable: {e}")),
-                        Ok(f) => {
-                            let info = parse_info(&f.as_text().unwrap_or_default());
-                            let link = info
-                                .get("master_link_status")
-                                .map(String::as_str)
-                                .unwrap_or("none");
-                            let follows = match (
-                                info.get("master_host"),
-                                info.get("master_port").and_then(|p| p.parse().ok()),
-                            ) {
-                                (Some(h), Some(p)) => Some(addr(h, p)),
-                                _ => None,
-                            };
-                            if info.get("role").map(String::as_str) != Some("slave") {
-                                Some("not a replica".into())
-                            } else if link != "up" {
-                                Some(format!("master link {link}"))
-                            } else if master.is_some() && follows.as_deref() != master {
-                                Some(format!("follows {}", follows.unwrap_or_default()))
-                            } else if let Some(lag) = r
-                                .lag_seconds
-                                .filter(|l| *l as u64 > cfg.max_replica_lag.as_secs())
-                            {
-                                Some(format!("lag {lag} s > {:?}", cfg.max_replica_lag))
-                            } else if master.is_some()
-                                && ack.as_ref().is_some_and(|x| x.0 != "online")
-                            {
-                                Some(format!("state {}", ack.map(|x| x.0).unwrap_or_default()))
-                            } else {
-                                None
-                            }
-                        }
-                    }
-                };
-                r.healthy = r.reason.is_none();
-                r
-            }
-        });
-    let mut out = futures::future::join_all(futs).await;
-    out.sort_by(|a, b| a.addr.cmp(&b.addr));
-    out
 }
 
 #[cfg(test)]

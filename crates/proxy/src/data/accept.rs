@@ -3,7 +3,8 @@
 //! kept back for the control plane and backends, as Redis does).
 
 use super::{Session, Shared};
-use crate::metrics::{Endpoint, Metrics};
+use crate::metrics::Metrics;
+use crate::route::Endpoint;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;

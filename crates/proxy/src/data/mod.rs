@@ -10,6 +10,7 @@ pub mod deny;
 pub mod error;
 mod handshake;
 pub mod mux;
+pub mod policy;
 #[rustfmt::skip]
 pub mod table;
 mod session;
@@ -19,16 +20,13 @@ pub use commands::{classify, lookup, Class, Effect, Kind};
 pub use error::{ClientError, ErrorKind};
 pub use session::{Session, REJOIN};
 
-use crate::config::{ProxyConfig, ReadBalance};
+use crate::config::ProxyConfig;
 use crate::metrics::Metrics;
-use crate::route::RouteHandle;
+use crate::route::{Endpoint, RouteHandle};
 use bytes::BytesMut;
 use redis_ha_resp::Limits;
-use redis_ha_topology::Addr;
-use std::collections::HashMap;
 use std::io;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use tokio::net::TcpStream;
 
 /// What every session of a proxy shares.
@@ -37,65 +35,20 @@ pub struct Shared {
     pub metrics: Arc<Metrics>,
     pub cfg: Arc<ProxyConfig>,
     pub limits: Limits,
-    pub balancer: Balancer,
+    /// Where each endpoint's requests go.
+    pub write: policy::Policy,
+    pub read: policy::Policy,
     /// Shared backend connections (used in multiplex mode only).
     pub pool: Arc<mux::Pool>,
     /// Commands refused at the proxy (`--deny-commands`).
     pub deny: deny::DenyList,
 }
 
-/// Spreads read sessions over the healthy replicas.
-pub struct Balancer {
-    mode: ReadBalance,
-    next: AtomicUsize,
-    bound: Mutex<HashMap<Addr, usize>>,
-}
-
-impl Balancer {
-    pub fn new(mode: ReadBalance) -> Balancer {
-        Balancer {
-            mode,
-            next: AtomicUsize::new(0),
-            bound: Mutex::new(HashMap::new()),
-        }
-    }
-
-    pub fn pick(&self, replicas: &[Addr]) -> Option<Addr> {
-        if replicas.is_empty() {
-            return None;
-        }
-        match self.mode {
-            ReadBalance::RoundRobin => {
-                let i = self.next.fetch_add(1, Ordering::Relaxed) % replicas.len();
-                Some(replicas[i].clone())
-            }
-            ReadBalance::LeastOutstanding => {
-                let bound = self.bound.lock().unwrap_or_else(|e| e.into_inner());
-                replicas
-                    .iter()
-                    .min_by_key(|r| bound.get(*r).copied().unwrap_or(0))
-                    .cloned()
-            }
-        }
-    }
-
-    pub fn bind(&self, addr: &str) {
-        *self
-            .bound
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry(addr.to_string())
-            .or_default() += 1;
-    }
-
-    pub fn release(&self, addr: &str) {
-        if let Some(n) = self
-            .bound
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get_mut(addr)
-        {
-            *n = n.saturating_sub(1);
+impl Shared {
+    pub fn policy(&self, ep: Endpoint) -> &policy::Policy {
+        match ep {
+            Endpoint::write => &self.write,
+            Endpoint::read => &self.read,
         }
     }
 }

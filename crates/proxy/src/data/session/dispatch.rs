@@ -81,30 +81,9 @@ impl Session {
     /// Where requests should go now: `None` to wait (no master, or the
     /// master refused with READONLY and the table has not caught up).
     pub(super) fn target(&self) -> Result<Option<Addr>, ClientError> {
-        let routes = &self.routes;
-        match self.endpoint {
-            Endpoint::write => Ok(routes.master.clone().filter(|m| {
-                let now = Instant::now();
-                !self
-                    .avoid
-                    .as_ref()
-                    .is_some_and(|a| a.blocks(m, routes.epoch, now))
-            })),
-            Endpoint::read => {
-                if let Some(b) = &self.backend {
-                    if serves_reads(routes, &b.addr) {
-                        return Ok(Some(b.addr.clone()));
-                    }
-                }
-                if let Some(r) = self.shared.balancer.pick(&routes.replicas) {
-                    return Ok(Some(r));
-                }
-                match self.shared.cfg.read_fallback {
-                    ReadFallback::Master => Ok(routes.master.clone()),
-                    ReadFallback::Error => Err(ClientError::NoReplica),
-                }
-            }
-        }
+        let current = self.backend.as_ref().map(|b| &b.addr);
+        let policy = self.shared.policy(self.endpoint);
+        policy.target(&self.routes, current, self.avoid.as_ref(), Instant::now())
     }
 
     /// No backend now: hold, or give up after `--failover-hold`. Admin
@@ -182,9 +161,7 @@ impl Session {
     }
 
     pub(super) fn adopt(&mut self, b: Backend) {
-        if self.endpoint == Endpoint::read {
-            self.shared.balancer.bind(&b.addr);
-        }
+        self.shared.policy(self.endpoint).bind(&b.addr);
         if !b.is_shared() {
             let m = self.shared.metrics.ep(self.endpoint);
             m.backend_connections.inc();
@@ -256,18 +233,10 @@ impl Session {
         };
         // Replies still owed on a shared link are ignored from now on.
         self.gen += 1;
-        if self.endpoint == Endpoint::read {
-            self.shared.balancer.release(&b.addr);
-        }
+        self.shared.policy(self.endpoint).release(&b.addr);
         if !b.is_shared() {
             let m = self.shared.metrics.ep(self.endpoint);
             m.backend_connections.dec();
         }
     }
-}
-
-/// A replica in rotation, or the master serving reads with no replica left.
-pub(super) fn serves_reads(routes: &Routes, addr: &Addr) -> bool {
-    routes.replicas.contains(addr)
-        || (routes.replicas.is_empty() && routes.master.as_ref() == Some(addr))
 }

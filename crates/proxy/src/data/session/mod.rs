@@ -49,10 +49,10 @@ use super::bufpool;
 use super::commands::{Class, Effect, Kind, LastClass};
 use super::error::{ClientError, ErrorKind};
 use super::mux::{Inbox, Reply};
+use super::policy::{Avoid, COOLDOWN};
 use super::Shared;
-use crate::config::{ConnMode, ReadFallback};
-use crate::metrics::Endpoint;
-use crate::route::{Refresh, Routes};
+use crate::config::ConnMode;
+use crate::route::{Endpoint, Refresh, Routes};
 use bytes::{Buf, Bytes, BytesMut};
 use redis_ha_resp::parse::frame_len;
 use redis_ha_resp::Command;
@@ -81,31 +81,6 @@ const STREAM_OUTPUT: usize = 32 << 20;
 
 /// How long a draining backend link may take to answer what it was sent.
 const DRAIN: Duration = super::mux::DRAIN;
-
-/// A node not to send to for now.
-#[derive(Clone, Debug, PartialEq, Eq)]
-enum Avoid {
-    /// It answered READONLY: not until the routing table moves on.
-    ReadOnly { addr: Addr, epoch: u64 },
-    /// The link to it was just lost: not before `until`. A node killed -9
-    /// still completes connections for a moment (the kernel's accept
-    /// queue) and then resets them: a request sent there would be lost with
-    /// an unknown outcome although it never ran.
-    Lost { addr: Addr, until: Instant },
-}
-
-/// How long a session waits before reconnecting to a node whose link it lost.
-const COOLDOWN: Duration = Duration::from_millis(100);
-
-impl Avoid {
-    /// Whether `addr` is to be avoided now, at routing `epoch`.
-    fn blocks(&self, addr: &Addr, epoch: u64, now: Instant) -> bool {
-        match self {
-            Avoid::ReadOnly { addr: a, epoch: e } => a == addr && *e == epoch,
-            Avoid::Lost { addr: a, until } => a == addr && now < *until,
-        }
-    }
-}
 
 /// Whether, and how, the client's side is still read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

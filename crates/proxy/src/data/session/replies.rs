@@ -2,7 +2,6 @@
 //! that mean "not run", lost links judged by the replay rule, and routing
 //! changes that retire a link.
 
-use super::dispatch::serves_reads;
 use super::*;
 
 impl Session {
@@ -209,12 +208,7 @@ impl Session {
     /// stays: the master may be busy, not gone, and Sentinel decides.
     pub(super) fn on_routes(&mut self) {
         let Some(b) = &self.backend else { return };
-        let serves = match self.endpoint {
-            Endpoint::write => self.routes.master.as_ref() == Some(&b.addr),
-            Endpoint::read => serves_reads(&self.routes, &b.addr),
-        };
-        let unknown = self.endpoint == Endpoint::write && self.routes.master.is_none();
-        if serves || unknown || b.phase != Phase::Open {
+        if !self.routes.moved_from(self.endpoint, &b.addr) || b.phase != Phase::Open {
             return;
         }
         if let Some(during) = self.pinned() {

@@ -1,0 +1,178 @@
+//! Node health, the control plane's second phase: which replicas the read
+//! endpoint may use. Asks each replica (and the master, when it answers)
+//! for `INFO replication`; the judgement is the pure [`judge`].
+
+use super::state::{ReplicaView, SentinelView};
+use crate::config::ProxyConfig;
+use redis_ha_resp::conn::query_auth;
+use redis_ha_topology::info::{ReplicaLine, Replication};
+use redis_ha_topology::sentinel;
+use std::time::Duration;
+
+/// Health of every replica the sentinels know: reachable, linked to the
+/// current master, not flagged, acking within `max_replica_lag` (judged from
+/// the master's INFO only when `master_answers`: a busy master is not asked).
+pub async fn replica_health(
+    views: &[SentinelView],
+    master: Option<&str>,
+    master_answers: bool,
+    cfg: &ProxyConfig,
+) -> Vec<ReplicaView> {
+    let Some(view) = views
+        .iter()
+        .find(|v| v.error.is_none() && v.master.as_deref() == master)
+        .or_else(|| views.iter().find(|v| v.error.is_none()))
+    else {
+        return Vec::new();
+    };
+    let seen = match master.filter(|_| master_answers) {
+        Some(m) => info(m, cfg).await.ok(),
+        None => None,
+    };
+    let futs = view
+        .replicas
+        .iter()
+        .filter_map(|e| Some((sentinel::entry_addr(e)?, e.get("flags").cloned())))
+        .filter(|(a, _)| Some(a.as_str()) != master)
+        .map(|(a, flags)| {
+            let ack = seen.as_ref().and_then(|s| s.replica(&a)).cloned();
+            let master_offset = seen.as_ref().and_then(|s| s.master_repl_offset);
+            async move {
+                let own = match bad_flag(flags.as_deref().unwrap_or("")) {
+                    Some(f) => Err(format!("sentinel flags it {f}")),
+                    None => info(&a, cfg).await.map_err(|e| format!("unreachable: {e}")),
+                };
+                let reason = judge(own, ack.as_ref(), master, cfg.max_replica_lag);
+                ReplicaView {
+                    healthy: reason.is_none(),
+                    lag_seconds: ack.as_ref().and_then(|x| x.lag),
+                    lag_bytes: master_offset
+                        .zip(ack.as_ref())
+                        .map(|(m, x)| (m - x.offset).max(0)),
+                    reason,
+                    addr: a,
+                }
+            }
+        });
+    let mut out = futures::future::join_all(futs).await;
+    out.sort_by(|a, b| a.addr.cmp(&b.addr));
+    out
+}
+
+async fn info(a: &str, cfg: &ProxyConfig) -> Result<Replication, String> {
+    let pw = cfg.password.as_deref();
+    let f = query_auth(a, pw, &["INFO", "replication"], cfg.connect_timeout)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(Replication::parse(&f.as_text().unwrap_or_default()))
+}
+
+/// A sentinel flag that takes a replica out of rotation.
+fn bad_flag(flags: &str) -> Option<&str> {
+    flags
+        .split(',')
+        .find(|f| ["s_down", "o_down", "disconnected"].contains(f))
+}
+
+/// Why a replica is out of the read rotation (`None`: healthy). `own` is its
+/// own `INFO replication` (or why there is none); `ack` the master's line
+/// for it, when the master was asked.
+pub fn judge(
+    own: Result<Replication, String>,
+    ack: Option<&ReplicaLine>,
+    master: Option<&str>,
+    max_lag: Duration,
+) -> Option<String> {
+    let own = match own {
+        Ok(o) => o,
+        Err(why) => return Some(why),
+    };
+    let link = own.link.as_deref().unwrap_or("none");
+    if !own.is_replica() {
+        Some("not a replica".into())
+    } else if link != "up" {
+        Some(format!("master link {link}"))
+    } else if master.is_some() && own.master.as_deref() != master {
+        Some(format!("follows {}", own.master.unwrap_or_default()))
+    } else if let Some(lag) = ack
+        .and_then(|x| x.lag)
+        .filter(|l| *l as u64 > max_lag.as_secs())
+    {
+        Some(format!("lag {lag} s > {max_lag:?}"))
+    } else if master.is_some() && ack.is_some_and(|x| x.state != "online") {
+        Some(format!(
+            "state {}",
+            ack.map(|x| x.state.as_str()).unwrap_or_default()
+        ))
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LAG: Duration = Duration::from_secs(10);
+
+    fn replica_of(m: &str) -> Replication {
+        Replication::parse(&format!(
+            "role:slave\r\nmaster_host:{}\r\nmaster_port:{}\r\nmaster_link_status:up\r\n",
+            m.split(':').next().unwrap(),
+            m.split(':').nth(1).unwrap()
+        ))
+    }
+
+    fn line(state: &str, lag: i64) -> ReplicaLine {
+        ReplicaLine {
+            addr: "h:2".into(),
+            state: state.into(),
+            offset: 0,
+            lag: Some(lag),
+        }
+    }
+
+    #[test]
+    fn a_linked_replica_of_the_master_is_healthy() {
+        let m = Some("h:1");
+        assert_eq!(
+            judge(Ok(replica_of("h:1")), Some(&line("online", 0)), m, LAG),
+            None
+        );
+        // Without the master's view (busy master), its own view decides.
+        assert_eq!(judge(Ok(replica_of("h:1")), None, m, LAG), None);
+    }
+
+    #[test]
+    fn reasons_for_leaving_the_rotation() {
+        let m = Some("h:1");
+        let j = |own, ack: Option<ReplicaLine>| judge(own, ack.as_ref(), m, LAG).unwrap();
+        assert_eq!(
+            j(Err("unreachable: refused".into()), None),
+            "unreachable: refused"
+        );
+        assert_eq!(
+            j(Ok(Replication::parse("role:master\r\n")), None),
+            "not a replica"
+        );
+        let mut down = replica_of("h:1");
+        down.link = Some("down".into());
+        assert_eq!(j(Ok(down), None), "master link down");
+        assert_eq!(j(Ok(replica_of("h:9")), None), "follows h:9");
+        assert_eq!(
+            j(Ok(replica_of("h:1")), Some(line("online", 11))),
+            "lag 11 s > 10s"
+        );
+        assert_eq!(
+            j(Ok(replica_of("h:1")), Some(line("wait_bgsave", 0))),
+            "state wait_bgsave"
+        );
+    }
+
+    #[test]
+    fn flags_that_take_a_replica_out() {
+        assert_eq!(bad_flag("slave,s_down"), Some("s_down"));
+        assert_eq!(bad_flag("slave,disconnected"), Some("disconnected"));
+        assert_eq!(bad_flag("slave"), None);
+    }
+}

@@ -64,16 +64,16 @@ impl Policy {
         }
     }
 
-    /// The node for the next requests; `current` is the session's link.
-    /// `None`: wait (no master, or only nodes to avoid).
+    /// The node for the next requests; `current` is the session's link,
+    /// `avoid` a node to skip and the time now (read only when there is one:
+    /// this runs per batch). `None`: wait (no master, or only nodes to avoid).
     pub fn target(
         &self,
         routes: &Routes,
         current: Option<&Addr>,
-        avoid: Option<&Avoid>,
-        now: Instant,
+        avoid: Option<(&Avoid, Instant)>,
     ) -> Result<Option<Addr>, ClientError> {
-        let ok = |a: &Addr| !avoid.is_some_and(|x| x.blocks(a, routes.epoch, now));
+        let ok = |a: &Addr| !avoid.is_some_and(|(x, now)| x.blocks(a, routes.epoch, now));
         match self {
             Policy::Write => Ok(routes.master.clone().filter(ok)),
             Policy::Read { balancer, fallback } => {
@@ -185,7 +185,11 @@ mod tests {
     fn writes_go_to_the_master_unless_it_is_avoided() {
         let now = Instant::now();
         let r = routes(Some("m:1"), &["r:1"]);
-        let t = |avoid: Option<&Avoid>| Policy::Write.target(&r, None, avoid, now).unwrap();
+        let t = |avoid: Option<&Avoid>| {
+            Policy::Write
+                .target(&r, None, avoid.map(|a| (a, now)))
+                .unwrap()
+        };
         assert_eq!(t(None).as_deref(), Some("m:1"));
         let ro = Avoid::ReadOnly {
             addr: "m:1".into(),
@@ -209,7 +213,7 @@ mod tests {
         };
         assert_eq!(t(Some(&over)).as_deref(), Some("m:1"));
         assert_eq!(
-            Policy::Write.target(&routes(None, &["r:1"]), None, None, now),
+            Policy::Write.target(&routes(None, &["r:1"]), None, None),
             Ok(None)
         );
     }
@@ -220,12 +224,9 @@ mod tests {
         let p = read(ReadFallback::Master, ReadBalance::RoundRobin);
         let r = routes(Some("m:1"), &["r:1", "r:2"]);
         let on = "r:2".to_string();
-        assert_eq!(
-            p.target(&r, Some(&on), None, now).unwrap(),
-            Some(on.clone())
-        );
+        assert_eq!(p.target(&r, Some(&on), None).unwrap(), Some(on.clone()));
         let picks: Vec<_> = (0..4)
-            .map(|_| p.target(&r, None, None, now).unwrap().unwrap())
+            .map(|_| p.target(&r, None, None).unwrap().unwrap())
             .collect();
         assert_eq!(picks, ["r:1", "r:2", "r:1", "r:2"]);
         // A replica whose link was just lost is skipped, the session's too.
@@ -235,7 +236,7 @@ mod tests {
         };
         for _ in 0..3 {
             assert_eq!(
-                p.target(&r, Some(&on), Some(&lost), now)
+                p.target(&r, Some(&on), Some((&lost, now)))
                     .unwrap()
                     .as_deref(),
                 Some("r:1")
@@ -243,35 +244,28 @@ mod tests {
         }
         // No replica in rotation: the master, or an error.
         assert_eq!(
-            p.target(&routes(Some("m:1"), &[]), None, None, now)
+            p.target(&routes(Some("m:1"), &[]), None, None)
                 .unwrap()
                 .as_deref(),
             Some("m:1")
         );
         let strict = read(ReadFallback::Error, ReadBalance::RoundRobin);
         assert_eq!(
-            strict.target(&routes(Some("m:1"), &[]), None, None, now),
+            strict.target(&routes(Some("m:1"), &[]), None, None),
             Err(ClientError::NoReplica)
         );
     }
 
     #[test]
     fn least_outstanding_picks_the_least_bound_replica() {
-        let now = Instant::now();
         let p = read(ReadFallback::Master, ReadBalance::LeastOutstanding);
         let r = routes(Some("m:1"), &["r:1", "r:2"]);
         p.bind("r:1");
         p.bind("r:1");
         p.bind("r:2");
-        assert_eq!(
-            p.target(&r, None, None, now).unwrap().as_deref(),
-            Some("r:2")
-        );
+        assert_eq!(p.target(&r, None, None).unwrap().as_deref(), Some("r:2"));
         p.release("r:1");
         p.release("r:1");
-        assert_eq!(
-            p.target(&r, None, None, now).unwrap().as_deref(),
-            Some("r:1")
-        );
+        assert_eq!(p.target(&r, None, None).unwrap().as_deref(), Some("r:1"));
     }
 }

@@ -26,7 +26,8 @@ impl Session {
             }
         };
         if self.connect(&target).await {
-            if let Some(waited) = self.hold.end(Instant::now()) {
+            let held = matches!(self.hold, Hold::Since(_)); // no clock read per batch
+            if let Some(waited) = held.then(|| self.hold.end(Instant::now())).flatten() {
                 self.shared
                     .metrics
                     .hold_seconds
@@ -83,7 +84,8 @@ impl Session {
     pub(super) fn target(&self) -> Result<Option<Addr>, ClientError> {
         let current = self.backend.as_ref().map(|b| &b.addr);
         let policy = self.shared.policy(self.endpoint);
-        policy.target(&self.routes, current, self.avoid.as_ref(), Instant::now())
+        let avoid = self.avoid.as_ref().map(|a| (a, Instant::now()));
+        policy.target(&self.routes, current, avoid)
     }
 
     /// No backend now: hold, or give up after `--failover-hold`. Admin

@@ -343,7 +343,9 @@ impl Session {
         match wake {
             Wake::Client(Ok(0)) => self.on_client_eof(),
             Wake::Client(Ok(_)) => {
-                self.last_input = Instant::now();
+                if !self.shared.cfg.idle_timeout.is_zero() {
+                    self.last_input = Instant::now(); // only --timeout needs it
+                }
                 self.on_client_data();
             }
             Wake::Client(Err(e)) | Wake::Writable(Err(e)) => return Err(e),

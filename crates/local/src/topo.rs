@@ -357,9 +357,9 @@ impl Topology {
         let spw = o.spec.sentinel_password.as_deref();
         let deadline = std::time::Instant::now() + Duration::from_secs(15);
         loop {
-            let mut a =
-                role::ask_agreement(&o.sentinel_addrs(), spw, &o.spec.master_name, IO_TIMEOUT)
-                    .await;
+            let mut a = role::ask(&o.sentinel_addrs(), spw, &o.spec.master_name, IO_TIMEOUT)
+                .await
+                .agreement;
             if a == role::Agreement::NoneKnown {
                 if let Some(m) = self.recorded_master() {
                     a = role::Agreement::Agreed(m);
@@ -419,12 +419,8 @@ impl Topology {
         if !conf.exists() {
             let first = addr(&o.host, o.redis_ports[0]);
             let spw = o.spec.sentinel_password.as_deref();
-            let known = sentinel::most_common(
-                sentinel::ask_master_all(&o.sentinel_addrs(), spw, &o.spec.master_name, IO_TIMEOUT)
-                    .await
-                    .into_iter()
-                    .filter_map(|(_, v)| v.ok().flatten()),
-            );
+            let views = role::ask(&o.sentinel_addrs(), spw, &o.spec.master_name, IO_TIMEOUT).await;
+            let known = views.agreement.most_named().cloned();
             let master = split_addr(known.as_deref().unwrap_or(&first))
                 .ok_or_else(|| anyhow!("bad master address"))?;
             let node = SentinelNode {
@@ -455,21 +451,13 @@ impl Topology {
     /// `sentinel monitor` line after each failover).
     pub fn recorded_master(&self) -> Option<Addr> {
         let o = &self.opts;
-        let recorded = (0..o.sentinel_ports.len()).filter_map(|i| {
-            let conf =
-                std::fs::read_to_string(o.node_dir(&Spec::sentinel_name(i)).join("sentinel.conf"))
-                    .ok()?;
-            conf.lines().find_map(|l| {
-                let w: Vec<&str> = l.split_whitespace().collect();
-                match w.as_slice() {
-                    ["sentinel", "monitor", name, host, port, _] if *name == o.spec.master_name => {
-                        Some(addr(host, port.parse().ok()?))
-                    }
-                    _ => None,
-                }
+        let recorded: Vec<Option<Addr>> = (0..o.sentinel_ports.len())
+            .map(|i| {
+                let path = o.node_dir(&Spec::sentinel_name(i)).join("sentinel.conf");
+                monitored_in(&std::fs::read_to_string(path).ok()?, &o.spec.master_name)
             })
-        });
-        sentinel::most_common(recorded)
+            .collect();
+        role::agreement(&recorded).most_named().cloned()
     }
 
     /// Polls until one master, all replicas linked, and every sentinel sees
@@ -555,14 +543,17 @@ impl Topology {
 
     /// The master as most sentinels report it.
     pub async fn master(&self) -> anyhow::Result<Addr> {
-        let views = sentinel::ask_master_all(
+        let views = role::ask(
             &self.sentinel_addrs(),
             self.opts.spec.sentinel_password.as_deref(),
             &self.opts.spec.master_name,
             IO_TIMEOUT,
         )
         .await;
-        sentinel::most_common(views.into_iter().filter_map(|(_, v)| v.ok().flatten()))
+        views
+            .agreement
+            .most_named()
+            .cloned()
             .ok_or_else(|| anyhow!("no sentinel knows the master"))
     }
 
@@ -713,6 +704,19 @@ impl Drop for Topology {
             }
         }
     }
+}
+
+/// The master a `sentinel.conf` monitors under `name`.
+fn monitored_in(conf: &str, name: &str) -> Option<Addr> {
+    conf.lines().find_map(|l| {
+        let w: Vec<&str> = l.split_whitespace().collect();
+        match w.as_slice() {
+            ["sentinel", "monitor", n, host, port, _] if *n == name => {
+                Some(addr(host, port.parse().ok()?))
+            }
+            _ => None,
+        }
+    })
 }
 
 /// Polls `check` until it passes; past `deadline`, its last error.

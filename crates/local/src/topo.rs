@@ -90,17 +90,29 @@ impl Options {
         })
     }
 
+    /// The host every node is known by: `localhost` when the spec
+    /// announces hostnames (the ports keep the nodes apart), else the bind
+    /// address.
+    pub fn announce_host(&self) -> &str {
+        if self.spec.announce_hostnames {
+            "localhost"
+        } else {
+            &self.host
+        }
+    }
+
+    /// The Redis nodes as the sentinels report them.
     pub fn redis_addrs(&self) -> Vec<Addr> {
         self.redis_ports
             .iter()
-            .map(|p| addr(&self.host, *p))
+            .map(|p| addr(self.announce_host(), *p))
             .collect()
     }
 
     pub fn sentinel_addrs(&self) -> Vec<Addr> {
         self.sentinel_ports
             .iter()
-            .map(|p| addr(&self.host, *p))
+            .map(|p| addr(self.announce_host(), *p))
             .collect()
     }
 
@@ -144,8 +156,8 @@ impl Options {
 
     pub fn node_addr(&self, kind: NodeKind) -> Addr {
         match kind {
-            NodeKind::Redis(i) => addr(&self.host, self.redis_ports[i]),
-            NodeKind::Sentinel(i) => addr(&self.host, self.sentinel_ports[i]),
+            NodeKind::Redis(i) => addr(self.announce_host(), self.redis_ports[i]),
+            NodeKind::Sentinel(i) => addr(self.announce_host(), self.sentinel_ports[i]),
             NodeKind::Proxy => addr(
                 &self.host,
                 self.proxy.as_ref().map(|p| p.write).unwrap_or(0),
@@ -378,8 +390,8 @@ impl Topology {
         let name = Spec::redis_name(i);
         let dir = o.node_dir(&name);
         std::fs::create_dir_all(dir.join("data"))?;
-        let me = addr(&o.host, o.redis_ports[i]);
-        let first = addr(&o.host, o.redis_ports[0]);
+        let me = addr(o.announce_host(), o.redis_ports[i]);
+        let first = addr(o.announce_host(), o.redis_ports[0]);
         // Live sentinels know best (a majority of those answering, the same
         // decision as the Kubernetes init container's `redis-ha init-role`);
         // when none knows (the whole topology is starting again) the master
@@ -396,7 +408,10 @@ impl Topology {
             port: o.redis_ports[i],
             dir: dir.join("data").display().to_string(),
             replica_of,
-            announce: None,
+            announce: o
+                .spec
+                .announce_hostnames
+                .then(|| (o.announce_host().to_string(), o.redis_ports[i])),
             logfile: None,
             pidfile: None,
         };
@@ -417,7 +432,7 @@ impl Topology {
         // Sentinel rewrites its file with what it learns (current master,
         // epochs, peers); only a first start gets a freshly rendered one.
         if !conf.exists() {
-            let first = addr(&o.host, o.redis_ports[0]);
+            let first = addr(o.announce_host(), o.redis_ports[0]);
             let spw = o.spec.sentinel_password.as_deref();
             let views = role::ask(&o.sentinel_addrs(), spw, &o.spec.master_name, IO_TIMEOUT).await;
             let known = views.agreement.most_named().cloned();
@@ -428,8 +443,10 @@ impl Topology {
                 port: o.sentinel_ports[i],
                 dir: dir.display().to_string(),
                 master,
-                hostnames: false,
-                announce: None,
+                announce: o
+                    .spec
+                    .announce_hostnames
+                    .then(|| (o.announce_host().to_string(), o.sentinel_ports[i])),
                 logfile: None,
                 pidfile: None,
             };

@@ -2,9 +2,11 @@
 //! as the Kubernetes pods announce their DNS names: the sentinels report
 //! master and replicas by name, a kill -9 failover completes, the proxy
 //! (which resolves the names) routes writes to the new master, and
-//! `status` reports the topology healthy once the old master is back.
+//! `status` reports the topology healthy once the old master is back, and a
+//! planned switchover by name works.
 
 use redis_ha_local::cli::local_report;
+use redis_ha_local::switchover::{switchover, SwitchoverArgs};
 use redis_ha_local::Topology;
 use redis_ha_proxy::config::ProxyConfig;
 use redis_ha_resp::conn::query;
@@ -120,4 +122,16 @@ async fn hostname_topology_fails_over_and_the_proxy_follows_by_name() {
     .await;
     assert_eq!(r.master.as_deref(), Some(new.as_str()));
     assert!(r.sentinels_agree && !r.split_brain);
+
+    // A planned switchover by name, as the Kubernetes preStop hook runs it.
+    let mut a = SwitchoverArgs::new(vec![], t.opts.state_dir.clone());
+    a.only_if_master = Some(new.clone());
+    let s = switchover(&a).await.expect("switchover by hostname");
+    let third = s.new_master.expect("switched");
+    assert!(third.starts_with("localhost:") && third != new, "{third}");
+    let role = query(&new, &["ROLE"], IO).await.unwrap();
+    assert_eq!(
+        role.as_array().unwrap()[0].as_text().as_deref(),
+        Some("slave")
+    );
 }

@@ -19,6 +19,8 @@ use std::time::{Duration, Instant};
 
 const IO_TIMEOUT: Duration = Duration::from_secs(2);
 const POLL: Duration = Duration::from_millis(20);
+/// How long a replica may take to come back linked before anything is paused.
+const SETTLE: Duration = Duration::from_secs(10);
 
 /// Hand the master role to a replica with no acknowledged write lost.
 ///
@@ -209,6 +211,12 @@ pub fn lagging(master_offset: i64, replicas: &[(Addr, ReplicaSync)]) -> Vec<Stri
         .collect()
 }
 
+/// Pure: a sentinel's flags for the master (`SENTINEL MASTER`) show it
+/// carrying out a failover.
+pub fn failover_under_way(flags: &str) -> bool {
+    flags.split(',').any(|f| f == "failover_in_progress")
+}
+
 /// Pure: the new master once more than half of the `n` sentinels name one
 /// other than `old`.
 pub fn switched_to(views: &Views, n: usize, old: &str) -> Option<Addr> {
@@ -290,16 +298,35 @@ impl Target {
         Ok(parse_info(&f.as_text().unwrap_or_default()))
     }
 
-    /// The replicas Sentinel may promote, as the first sentinel that answers
-    /// lists them.
+    /// The replicas any sentinel may promote (each sentinel chooses from its
+    /// own list, and right after a failover some lists are still filling).
     async fn candidates(&self, order: &[Addr]) -> anyhow::Result<Vec<Addr>> {
         let spw = self.sentinel_password.as_deref();
+        let mut all: Option<Vec<Addr>> = None;
         for s in order {
             if let Ok(e) = sentinel::replicas(s, spw, &self.master_name, IO_TIMEOUT).await {
-                return Ok(candidates(&e));
+                let all = all.get_or_insert_with(Vec::new);
+                for c in candidates(&e) {
+                    if !all.contains(&c) {
+                        all.push(c);
+                    }
+                }
             }
         }
-        bail!("no sentinel answers SENTINEL REPLICAS {}", self.master_name)
+        all.ok_or_else(|| anyhow!("no sentinel answers SENTINEL REPLICAS {}", self.master_name))
+    }
+
+    /// The sentinels whose view of the master carries a failover under way.
+    async fn failing_over(&self) -> Vec<Addr> {
+        let spw = self.sentinel_password.as_deref();
+        let mut busy = Vec::new();
+        for s in &self.sentinels {
+            let m = sentinel::master_info(s, spw, &self.master_name, IO_TIMEOUT).await;
+            if m.is_ok_and(|m| failover_under_way(m.get("flags").map_or("", String::as_str))) {
+                busy.push(s.clone());
+            }
+        }
+        busy
     }
 
     async fn sync_states(&self, replicas: &[Addr]) -> Vec<(Addr, ReplicaSync)> {
@@ -335,17 +362,17 @@ pub async fn switchover(a: &SwitchoverArgs) -> anyhow::Result<Summary> {
     let t = target(a)?;
     let deadline = log.start + a.timeout;
     let n = t.sentinels.len();
-    let views = t.views().await;
-    let old = match decide(&views, n, a.only_if_master.as_deref()).map_err(anyhow::Error::msg)? {
-        Decision::Switch(m) => m,
-        Decision::NotMaster { agreed } => return Ok(no_op(&log, &t, a, agreed)),
+    let (views, old) = match settled(&t, a, deadline, &log).await? {
+        (views, Decision::Switch(m)) => (views, m),
+        (_, Decision::NotMaster { agreed }) => return Ok(no_op(&log, &t, a, agreed)),
     };
     log.step(format!(
         "{} of {n} sentinels name master {old}",
         views.votes_for(&old)
     ));
     let order = failover_order(&views, &old);
-    let replicas = linked_candidates(&t, &order, &log).await?;
+    let settle = deadline.min(Instant::now() + SETTLE);
+    let replicas = linked_candidates(&t, &order, settle, &log).await?;
     let pause = Pause::start(&t, &old, a.pause).await?;
     log.step(format!(
         "writes paused on {old} (CLIENT PAUSE {} WRITE, renewed while this runs)",
@@ -383,6 +410,41 @@ pub async fn switchover(a: &SwitchoverArgs) -> anyhow::Result<Summary> {
     })
 }
 
+/// The sentinels' views and the decision, once no sentinel is still
+/// carrying out a failover (a switchover right after another waits for it:
+/// starting a second one then would race the first).
+async fn settled(
+    t: &Target,
+    a: &SwitchoverArgs,
+    deadline: Instant,
+    log: &Log,
+) -> anyhow::Result<(Views, Decision)> {
+    let mut told = false;
+    loop {
+        let views = t.views().await;
+        let d = decide(&views, t.sentinels.len(), a.only_if_master.as_deref());
+        let busy = t.failing_over().await;
+        match d {
+            Ok(d @ Decision::NotMaster { .. }) => return Ok((views, d)),
+            Ok(d) if busy.is_empty() => return Ok((views, d)),
+            Err(e) if busy.is_empty() || Instant::now() >= deadline => bail!(e),
+            _ if Instant::now() >= deadline => bail!(
+                "a failover is still under way on {} : retry once `redis-ha status` is healthy",
+                busy.join(", ")
+            ),
+            _ if !told => {
+                told = true;
+                log.step(format!(
+                    "waiting for the failover under way on {} to end",
+                    busy.join(", ")
+                ));
+            }
+            _ => {}
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 fn no_op(log: &Log, t: &Target, a: &SwitchoverArgs, agreed: Addr) -> Summary {
     let me = a.only_if_master.clone().unwrap_or_default();
     let note = format!("{me} is not the master ({agreed} is): nothing to do");
@@ -400,24 +462,32 @@ fn no_op(log: &Log, t: &Target, a: &SwitchoverArgs, agreed: Addr) -> Summary {
 
 /// The candidates, checked before anything is paused: at least one must be
 /// linked to the master now.
-async fn linked_candidates(t: &Target, order: &[Addr], log: &Log) -> anyhow::Result<Vec<Addr>> {
-    let replicas = t.candidates(order).await?;
-    let states = t.sync_states(&replicas).await;
-    let up: Vec<&Addr> = states
-        .iter()
-        .filter(|(_, s)| s.link_up)
-        .map(|(a, _)| a)
-        .collect();
-    if up.is_empty() {
+/// A replica that is only reconnecting (just after a failover) gets until
+/// `deadline`.
+async fn linked_candidates(
+    t: &Target,
+    order: &[Addr],
+    deadline: Instant,
+    log: &Log,
+) -> anyhow::Result<Vec<Addr>> {
+    let (replicas, states) = loop {
+        let replicas = t.candidates(order).await?;
+        let states = t.sync_states(&replicas).await;
+        if states.iter().any(|(_, s)| s.link_up) || Instant::now() >= deadline {
+            break (replicas, states);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let up = states.iter().filter(|(_, s)| s.link_up).count();
+    if up == 0 {
         bail!(
             "no replica Sentinel could promote is linked to the master ({}): nothing was paused; bring a replica up (`redis-ha status` shows them) and retry",
             if replicas.is_empty() { "the sentinels list none".to_string() } else { lagging(i64::MAX, &states).join("; ") }
         );
     }
     log.step(format!(
-        "replicas Sentinel may promote: {} ({} linked)",
-        replicas.join(", "),
-        up.len()
+        "replicas Sentinel may promote: {} ({up} linked)",
+        replicas.join(", ")
     ));
     Ok(replicas)
 }
@@ -665,6 +735,16 @@ mod tests {
             Some("b:1".into())
         );
         assert_eq!(switched_to(&v("b:1", "c:1", "a:1"), 3, "a:1"), None);
+    }
+
+    #[test]
+    fn a_failover_under_way_shows_in_the_masters_flags() {
+        assert!(failover_under_way(
+            "master,failover_in_progress,force_failover"
+        ));
+        assert!(!failover_under_way("master"));
+        assert!(!failover_under_way("master,disconnected"));
+        assert!(!failover_under_way(""));
     }
 
     #[test]

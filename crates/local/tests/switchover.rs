@@ -2,8 +2,9 @@
 //! redis-sentinel) with the proxy in front: under INCR and RPUSH load the
 //! master changes, the sentinels agree on the new one, every acknowledged
 //! write is on the new master exactly once and no writer sees an error;
-//! `--only-if-master` naming a replica does nothing; with no replica to
-//! promote it refuses without pausing anything.
+//! `--only-if-master` naming a replica does nothing; a second switchover
+//! right after the first waits for it and switches again; with no replica
+//! to promote it refuses without pausing anything.
 
 use redis_ha_local::switchover::{switchover, SwitchoverArgs};
 use redis_ha_local::Topology;
@@ -200,6 +201,23 @@ async fn switchover_under_load_through_the_proxy_loses_and_repeats_nothing() {
     );
 }
 
+/// The second switchover starts while the sentinels still finish the
+/// first one's failover: it waits for them instead of racing it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn back_to_back_switchovers_both_switch() {
+    let t = Topology::start_test(1000).await.expect("topology");
+    let first = switchover(&args(&t)).await.expect("first switchover");
+    let second = switchover(&args(&t)).await.expect("second switchover");
+    assert_eq!(second.old_master, first.new_master.clone().unwrap());
+    let last = second.new_master.unwrap();
+    assert_ne!(last, second.old_master);
+    assert_eq!(agreed_master(&t).await, last);
+    t.wait_healthy(Duration::from_secs(30))
+        .await
+        .expect("healthy after two switches");
+    assert_eq!(t.master().await.unwrap(), last);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_if_master_naming_a_replica_does_nothing() {
     let t = Topology::start_test(1000).await.expect("topology");
@@ -227,7 +245,10 @@ async fn with_no_replica_to_promote_it_refuses_and_pauses_nothing() {
     for a in t.redis_addrs().into_iter().filter(|a| *a != old) {
         t.kill(&t.name_of(&a).unwrap()).unwrap();
     }
-    let err = switchover(&args(&t)).await.expect_err("nothing to promote");
+    let mut a = args(&t);
+    // It waits for a replica to come back linked until --timeout.
+    a.timeout = Duration::from_secs(3);
+    let err = switchover(&a).await.expect_err("nothing to promote");
     let msg = format!("{err:#}");
     assert!(msg.contains("no replica Sentinel could promote"), "{msg}");
     assert!(msg.contains("nothing was paused"), "{msg}");

@@ -8,7 +8,7 @@
 
 use redis_ha_local::switchover::{switchover, SwitchoverArgs};
 use redis_ha_local::Topology;
-use redis_ha_proxy::config::ProxyConfig;
+use redis_ha_proxy::config::{ConnMode, ProxyConfig};
 use redis_ha_resp::conn::query;
 use redis_ha_resp::{Connection, Frame};
 use redis_ha_topology::role;
@@ -118,14 +118,22 @@ async fn agreed_master(t: &Topology) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn switchover_under_load_through_the_proxy_loses_and_repeats_nothing() {
+    under_load(ConnMode::Dedicated).await
+}
+
+/// Kubernetes runs the proxy multiplexed: held writes share backend
+/// connections with other clients' requests.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn switchover_under_load_through_a_multiplexing_proxy_loses_and_repeats_nothing() {
+    under_load(ConnMode::Multiplex).await
+}
+
+async fn under_load(mode: ConnMode) {
     let t = Topology::start_test(1000).await.expect("topology");
     let old = t.master().await.unwrap();
-    let proxy = redis_ha_proxy::server::start(ProxyConfig::for_test(
-        t.sentinel_addrs(),
-        &t.opts.spec.master_name,
-    ))
-    .await
-    .expect("proxy");
+    let mut cfg = ProxyConfig::for_test(t.sentinel_addrs(), &t.opts.spec.master_name);
+    cfg.mode = mode;
+    let proxy = redis_ha_proxy::server::start(cfg).await.expect("proxy");
     proxy.wait_master(Duration::from_secs(10)).await.unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     let writers: Vec<_> = (0..WRITERS)

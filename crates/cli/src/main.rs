@@ -18,6 +18,7 @@ use std::process::ExitCode;
         redis-ha bench --scenario seed --test-time 10\n  \
         redis-ha drill              # kill -9 the master under load: outage, errors, lost writes\n  \
         redis-ha node kill redis-0  # or inject faults by hand\n  \
+        redis-ha switchover         # planned master switch, no write lost\n  \
         redis-ha down\n\n\
         On Kubernetes: redis-ha k8s --help",
     propagate_version = true
@@ -46,6 +47,8 @@ enum Cmd {
     K8s(Box<redis_ha_k8s::cli::K8sArgs>),
     /// Decide master or replica for a Redis node about to start (init container)
     InitRole(redis_ha_local::init_role::InitRoleArgs),
+    // Its help is the struct's: the long text teaches the steps.
+    Switchover(redis_ha_local::switchover::SwitchoverArgs),
 }
 
 fn main() -> ExitCode {
@@ -79,6 +82,7 @@ fn main() -> ExitCode {
             Cmd::Drill(a) => redis_ha_drill::cli::run(a).await,
             Cmd::K8s(a) => redis_ha_k8s::cli::run(*a).await,
             Cmd::InitRole(a) => redis_ha_local::init_role::run(a).await,
+            Cmd::Switchover(a) => redis_ha_local::switchover::run(a).await,
         }
     });
     match result {

@@ -4,7 +4,7 @@ use anyhow::{anyhow, bail, Context};
 use redis_ha_local::Topology;
 use redis_ha_resp::{ConnError, Connection, Frame};
 use redis_ha_topology::info::Role;
-use redis_ha_topology::{sentinel, Addr};
+use redis_ha_topology::{role, sentinel, Addr};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -251,15 +251,14 @@ pub async fn run_drill(cfg: DrillConfig) -> anyhow::Result<DrillReport> {
     }
     let timeout = Duration::from_secs(1);
     let spw = cfg.sentinel_password.as_deref();
-    let views = sentinel::ask_master_all(&cfg.sentinels, spw, &cfg.master_name, timeout).await;
-    let old_master = sentinel::most_common(views.into_iter().filter_map(|(_, v)| v.ok().flatten()))
-        .ok_or_else(|| {
-            anyhow!(
-                "no sentinel of {:?} knows master {:?}: is the topology up?",
-                cfg.sentinels,
-                cfg.master_name
-            )
-        })?;
+    let views = role::ask(&cfg.sentinels, spw, &cfg.master_name, timeout).await;
+    let old_master = views.agreement.most_named().cloned().ok_or_else(|| {
+        anyhow!(
+            "no sentinel of {:?} knows master {:?}: is the topology up?",
+            cfg.sentinels,
+            cfg.master_name
+        )
+    })?;
     let mut nodes: Vec<Addr> = match &topo {
         Some(t) => t.redis_addrs(),
         None => {
@@ -373,12 +372,8 @@ pub async fn run_drill(cfg: DrillConfig) -> anyhow::Result<DrillReport> {
     // promoted (and serve writes) well before the sentinels publish the
     // switch: wait for it, or the check would read the demoted old master.
     let agreed = || async {
-        sentinel::most_common(
-            sentinel::ask_master_all(&cfg.sentinels, spw, &cfg.master_name, timeout)
-                .await
-                .into_iter()
-                .filter_map(|(_, v)| v.ok().flatten()),
-        )
+        let views = role::ask(&cfg.sentinels, spw, &cfg.master_name, timeout).await;
+        views.agreement.most_named().cloned()
     };
     let mut new_master = agreed().await;
     if promoted.is_some() {

@@ -118,6 +118,8 @@ impl RenderOptions {
             quorum: sentinels / 2 + 1,
             down_after_ms: self.down_after_ms,
             maxmemory: self.maxmemory.clone(),
+            // Pods are known by their DNS names, which outlive their IPs.
+            announce_hostnames: true,
             ..Spec::default()
         };
         spec.validate()?;

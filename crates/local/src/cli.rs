@@ -22,6 +22,7 @@ use std::time::Duration;
 ///   redis-ha up                          # foreground; Ctrl-C stops everything
 ///   redis-ha up --detach                 # keep running; `redis-ha down` stops it
 ///   redis-ha up --down-after-ms 3000     # faster failover detection
+///   redis-ha up --announce-hostnames     # nodes known as localhost:PORT, as on Kubernetes
 #[derive(clap::Args, Debug, Default)]
 pub struct UpArgs {
     /// Directory holding each node's config, data, log and pid.
@@ -80,6 +81,12 @@ pub struct UpArgs {
     /// to each other with it too).
     #[arg(long, env = "REDIS_HA_SENTINEL_PASSWORD", hide_env_values = true)]
     pub sentinel_password: Option<String>,
+    /// Know every node as `localhost` instead of its IP (replicas announce
+    /// the name, sentinels resolve and announce hostnames), as Kubernetes
+    /// pods do with their DNS names; the ports keep the nodes apart. TOML:
+    /// `announce_hostnames = true`.
+    #[arg(long)]
+    pub announce_hostnames: bool,
 }
 
 /// Stop a topology started with `up --detach` (SIGTERM, then SIGKILL).
@@ -213,6 +220,9 @@ fn options_for(a: &UpArgs) -> anyhow::Result<Options> {
     if a.sentinel_password.is_some() {
         spec.sentinel_password = a.sentinel_password.clone();
     }
+    if a.announce_hostnames {
+        spec.announce_hostnames = true;
+    }
     let mut o = Options::with_defaults(spec, a.state_dir.clone());
     if let Some(h) = a.bind.clone().or(host) {
         o.host = h;
@@ -339,7 +349,11 @@ async fn report(a: &StatusArgs) -> anyhow::Result<Report> {
         let (pw, spw) = (a.password.as_deref(), a.sentinel_password.as_deref());
         return Ok(collect(&s, &[], &a.master_name, pw, spw, timeout).await);
     }
-    let o = Options::load(&a.state_dir)?;
+    local_report(&Options::load(&a.state_dir)?, timeout).await
+}
+
+/// The `status` report of a local topology, proxy included.
+pub async fn local_report(o: &Options, timeout: Duration) -> anyhow::Result<Report> {
     let s: Vec<(String, String)> = (0..o.sentinel_ports.len())
         .map(Spec::sentinel_name)
         .zip(o.sentinel_addrs())

@@ -57,7 +57,9 @@ pub async fn run(a: InitRoleArgs) -> anyhow::Result<u8> {
         anyhow::ensure!(split_addr(s).is_some(), "{s:?} is not HOST:PORT");
     }
     let spw = a.sentinel_password.as_deref();
-    let agreement = role::ask_agreement(&a.sentinels, spw, &a.master_name, a.timeout).await;
+    let agreement = role::ask(&a.sentinels, spw, &a.master_name, a.timeout)
+        .await
+        .agreement;
     let boot =
         role::boot_from(&a.announce, &agreement, &a.first_master).map_err(anyhow::Error::msg)?;
     std::fs::write(&a.output, include_for(&boot)?)

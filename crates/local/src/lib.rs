@@ -7,6 +7,7 @@ pub mod cli;
 pub mod init_role;
 pub mod ports;
 pub mod process;
+pub mod switchover;
 pub mod topo;
 
 pub use topo::{NodeKind, Options, Topology};

@@ -90,17 +90,29 @@ impl Options {
         })
     }
 
+    /// The host every node is known by: `localhost` when the spec
+    /// announces hostnames (the ports keep the nodes apart), else the bind
+    /// address.
+    pub fn announce_host(&self) -> &str {
+        if self.spec.announce_hostnames {
+            "localhost"
+        } else {
+            &self.host
+        }
+    }
+
+    /// The Redis nodes as the sentinels report them.
     pub fn redis_addrs(&self) -> Vec<Addr> {
         self.redis_ports
             .iter()
-            .map(|p| addr(&self.host, *p))
+            .map(|p| addr(self.announce_host(), *p))
             .collect()
     }
 
     pub fn sentinel_addrs(&self) -> Vec<Addr> {
         self.sentinel_ports
             .iter()
-            .map(|p| addr(&self.host, *p))
+            .map(|p| addr(self.announce_host(), *p))
             .collect()
     }
 
@@ -144,8 +156,8 @@ impl Options {
 
     pub fn node_addr(&self, kind: NodeKind) -> Addr {
         match kind {
-            NodeKind::Redis(i) => addr(&self.host, self.redis_ports[i]),
-            NodeKind::Sentinel(i) => addr(&self.host, self.sentinel_ports[i]),
+            NodeKind::Redis(i) => addr(self.announce_host(), self.redis_ports[i]),
+            NodeKind::Sentinel(i) => addr(self.announce_host(), self.sentinel_ports[i]),
             NodeKind::Proxy => addr(
                 &self.host,
                 self.proxy.as_ref().map(|p| p.write).unwrap_or(0),
@@ -357,9 +369,9 @@ impl Topology {
         let spw = o.spec.sentinel_password.as_deref();
         let deadline = std::time::Instant::now() + Duration::from_secs(15);
         loop {
-            let mut a =
-                role::ask_agreement(&o.sentinel_addrs(), spw, &o.spec.master_name, IO_TIMEOUT)
-                    .await;
+            let mut a = role::ask(&o.sentinel_addrs(), spw, &o.spec.master_name, IO_TIMEOUT)
+                .await
+                .agreement;
             if a == role::Agreement::NoneKnown {
                 if let Some(m) = self.recorded_master() {
                     a = role::Agreement::Agreed(m);
@@ -378,8 +390,8 @@ impl Topology {
         let name = Spec::redis_name(i);
         let dir = o.node_dir(&name);
         std::fs::create_dir_all(dir.join("data"))?;
-        let me = addr(&o.host, o.redis_ports[i]);
-        let first = addr(&o.host, o.redis_ports[0]);
+        let me = addr(o.announce_host(), o.redis_ports[i]);
+        let first = addr(o.announce_host(), o.redis_ports[0]);
         // Live sentinels know best (a majority of those answering, the same
         // decision as the Kubernetes init container's `redis-ha init-role`);
         // when none knows (the whole topology is starting again) the master
@@ -396,7 +408,10 @@ impl Topology {
             port: o.redis_ports[i],
             dir: dir.join("data").display().to_string(),
             replica_of,
-            announce: None,
+            announce: o
+                .spec
+                .announce_hostnames
+                .then(|| (o.announce_host().to_string(), o.redis_ports[i])),
             logfile: None,
             pidfile: None,
         };
@@ -417,14 +432,10 @@ impl Topology {
         // Sentinel rewrites its file with what it learns (current master,
         // epochs, peers); only a first start gets a freshly rendered one.
         if !conf.exists() {
-            let first = addr(&o.host, o.redis_ports[0]);
+            let first = addr(o.announce_host(), o.redis_ports[0]);
             let spw = o.spec.sentinel_password.as_deref();
-            let known = sentinel::most_common(
-                sentinel::ask_master_all(&o.sentinel_addrs(), spw, &o.spec.master_name, IO_TIMEOUT)
-                    .await
-                    .into_iter()
-                    .filter_map(|(_, v)| v.ok().flatten()),
-            );
+            let views = role::ask(&o.sentinel_addrs(), spw, &o.spec.master_name, IO_TIMEOUT).await;
+            let known = views.agreement.most_named().cloned();
             let master = split_addr(known.as_deref().unwrap_or(&first))
                 .ok_or_else(|| anyhow!("bad master address"))?;
             let node = SentinelNode {
@@ -432,8 +443,10 @@ impl Topology {
                 port: o.sentinel_ports[i],
                 dir: dir.display().to_string(),
                 master,
-                hostnames: false,
-                announce: None,
+                announce: o
+                    .spec
+                    .announce_hostnames
+                    .then(|| (o.announce_host().to_string(), o.sentinel_ports[i])),
                 logfile: None,
                 pidfile: None,
             };
@@ -455,21 +468,13 @@ impl Topology {
     /// `sentinel monitor` line after each failover).
     pub fn recorded_master(&self) -> Option<Addr> {
         let o = &self.opts;
-        let recorded = (0..o.sentinel_ports.len()).filter_map(|i| {
-            let conf =
-                std::fs::read_to_string(o.node_dir(&Spec::sentinel_name(i)).join("sentinel.conf"))
-                    .ok()?;
-            conf.lines().find_map(|l| {
-                let w: Vec<&str> = l.split_whitespace().collect();
-                match w.as_slice() {
-                    ["sentinel", "monitor", name, host, port, _] if *name == o.spec.master_name => {
-                        Some(addr(host, port.parse().ok()?))
-                    }
-                    _ => None,
-                }
+        let recorded: Vec<Option<Addr>> = (0..o.sentinel_ports.len())
+            .map(|i| {
+                let path = o.node_dir(&Spec::sentinel_name(i)).join("sentinel.conf");
+                monitored_in(&std::fs::read_to_string(path).ok()?, &o.spec.master_name)
             })
-        });
-        sentinel::most_common(recorded)
+            .collect();
+        role::agreement(&recorded).most_named().cloned()
     }
 
     /// Polls until one master, all replicas linked, and every sentinel sees
@@ -555,14 +560,17 @@ impl Topology {
 
     /// The master as most sentinels report it.
     pub async fn master(&self) -> anyhow::Result<Addr> {
-        let views = sentinel::ask_master_all(
+        let views = role::ask(
             &self.sentinel_addrs(),
             self.opts.spec.sentinel_password.as_deref(),
             &self.opts.spec.master_name,
             IO_TIMEOUT,
         )
         .await;
-        sentinel::most_common(views.into_iter().filter_map(|(_, v)| v.ok().flatten()))
+        views
+            .agreement
+            .most_named()
+            .cloned()
             .ok_or_else(|| anyhow!("no sentinel knows the master"))
     }
 
@@ -713,6 +721,19 @@ impl Drop for Topology {
             }
         }
     }
+}
+
+/// The master a `sentinel.conf` monitors under `name`.
+fn monitored_in(conf: &str, name: &str) -> Option<Addr> {
+    conf.lines().find_map(|l| {
+        let w: Vec<&str> = l.split_whitespace().collect();
+        match w.as_slice() {
+            ["sentinel", "monitor", n, host, port, _] if *n == name => {
+                Some(addr(host, port.parse().ok()?))
+            }
+            _ => None,
+        }
+    })
 }
 
 /// Polls `check` until it passes; past `deadline`, its last error.

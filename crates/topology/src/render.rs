@@ -74,8 +74,6 @@ pub struct SentinelNode {
     /// The master to monitor at first start (Sentinel rewrites its own file
     /// afterwards with what it learns).
     pub master: (String, u16),
-    /// Announce/resolve hostnames (Kubernetes DNS names).
-    pub hostnames: bool,
     pub announce: Option<(String, u16)>,
     pub logfile: Option<String>,
     pub pidfile: Option<String>,
@@ -100,7 +98,7 @@ pub fn sentinel_conf(spec: &Spec, node: &SentinelNode) -> String {
     if let Some(p) = &node.pidfile {
         let _ = writeln!(w, "pidfile {p}");
     }
-    if node.hostnames {
+    if spec.announce_hostnames {
         let _ = writeln!(w, "sentinel resolve-hostnames yes");
         let _ = writeln!(w, "sentinel announce-hostnames yes");
     }
@@ -145,7 +143,6 @@ mod tests {
                 port: 26379,
                 dir: "/tmp".into(),
                 master: ("127.0.0.1".into(), 7000),
-                hostnames: false,
                 announce: None,
                 logfile: None,
                 pidfile: None,
@@ -170,5 +167,29 @@ mod tests {
         assert!(r.contains("maxmemory 256mb\n"));
         assert!(r.contains("appendonly yes\nappendfsync everysec\n"));
         assert!(r.contains("replicaof 127.0.0.1 7000\n"));
+        assert!(!s.contains("hostnames"));
+    }
+
+    #[test]
+    fn hostnames_are_resolved_and_announced_when_the_spec_says_so() {
+        let spec = Spec {
+            announce_hostnames: true,
+            ..Spec::default()
+        };
+        let s = sentinel_conf(
+            &spec,
+            &SentinelNode {
+                bind: "127.0.0.1".into(),
+                port: 26379,
+                dir: "/tmp".into(),
+                master: ("localhost".into(), 7000),
+                announce: Some(("localhost".into(), 26379)),
+                logfile: None,
+                pidfile: None,
+            },
+        );
+        assert!(s.contains("sentinel resolve-hostnames yes\nsentinel announce-hostnames yes\n"));
+        assert!(s.contains("sentinel announce-ip localhost\n"));
+        assert!(s.contains("sentinel monitor mymaster localhost 7000 2\n"));
     }
 }

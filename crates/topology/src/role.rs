@@ -56,16 +56,74 @@ pub fn agreement(answers: &[Option<Addr>]) -> Agreement {
     }
 }
 
-/// Asks every sentinel for the master; unreachable ones do not vote.
-pub async fn ask_agreement(
+impl Agreement {
+    /// The master most sentinels name (ties: the first named), majority or
+    /// not: what a caller reporting a split, or one that must pick some
+    /// master to look at, uses. `None` when none knows one.
+    pub fn most_named(&self) -> Option<&Addr> {
+        match self {
+            Agreement::Agreed(m) => Some(m),
+            Agreement::NoneKnown => None,
+            Agreement::Split(votes) => {
+                let best = votes.iter().map(|(_, n)| *n).max()?;
+                votes.iter().find(|(_, n)| *n == best).map(|(m, _)| m)
+            }
+        }
+    }
+
+    /// The master a majority names, if any.
+    pub fn agreed(&self) -> Option<&Addr> {
+        match self {
+            Agreement::Agreed(m) => Some(m),
+            _ => None,
+        }
+    }
+}
+
+/// Every sentinel's answer, in the order asked, and what they agree on.
+#[derive(Clone, Debug)]
+pub struct Views {
+    /// `(sentinel, Ok(master it names, if any) or Err(why it did not answer))`.
+    pub answers: Vec<(Addr, Result<Option<Addr>, String>)>,
+    pub agreement: Agreement,
+}
+
+impl Views {
+    /// Pure: the agreement of the sentinels that answered.
+    pub fn from_answers(answers: Vec<(Addr, Result<Option<Addr>, String>)>) -> Views {
+        let named: Vec<Option<Addr>> = answers
+            .iter()
+            .filter_map(|(_, v)| v.as_ref().ok().cloned())
+            .collect();
+        Views {
+            agreement: agreement(&named),
+            answers,
+        }
+    }
+
+    /// How many sentinels name `master`.
+    pub fn votes_for(&self, master: &str) -> usize {
+        self.answers
+            .iter()
+            .filter(|(_, v)| matches!(v, Ok(Some(m)) if m == master))
+            .count()
+    }
+}
+
+/// Asks every sentinel (concurrently) for the master; unreachable ones do
+/// not vote.
+pub async fn ask(
     sentinels: &[Addr],
     sentinel_pw: Option<&str>,
     master_name: &str,
     timeout: Duration,
-) -> Agreement {
-    let views = sentinel::ask_master_all(sentinels, sentinel_pw, master_name, timeout).await;
-    let answers: Vec<Option<Addr>> = views.into_iter().filter_map(|(_, v)| v.ok()).collect();
-    agreement(&answers)
+) -> Views {
+    let answers = sentinel::ask_master_all(sentinels, sentinel_pw, master_name, timeout)
+        .await
+        .into_iter()
+        .map(|(s, v)| (s, v.map_err(|e| e.to_string())))
+        .collect();
+    Views::from_answers(answers)
 }
 
 /// The boot role from the sentinels' agreement: follow the agreed master;
@@ -91,8 +149,8 @@ pub async fn decide_boot(
     first_boot_master: &str,
     timeout: Duration,
 ) -> Result<Boot, String> {
-    let a = ask_agreement(sentinels, sentinel_pw, master_name, timeout).await;
-    boot_from(me, &a, first_boot_master)
+    let a = ask(sentinels, sentinel_pw, master_name, timeout).await;
+    boot_from(me, &a.agreement, first_boot_master)
 }
 
 #[cfg(test)]
@@ -128,6 +186,36 @@ mod tests {
             Ok(Boot::ReplicaOf("b:1".into()))
         );
         assert!(boot_from("a:1", &agreement(&[a, b]), "a:1").is_err());
+    }
+
+    #[test]
+    fn the_most_named_master_is_the_plurality_first_seen_on_ties() {
+        let v = |m: &str| Some(m.to_string());
+        assert_eq!(
+            agreement(&[v("a:1"), v("a:1"), v("b:1")]).most_named(),
+            Some(&"a:1".into())
+        );
+        // No majority, but b is named most: status and drills look at it.
+        let split = agreement(&[v("a:1"), v("b:1"), v("b:1"), None, None]);
+        assert!(split.agreed().is_none());
+        assert_eq!(split.most_named(), Some(&"b:1".into()));
+        assert_eq!(
+            agreement(&[v("b:1"), v("a:1")]).most_named(),
+            Some(&"b:1".into())
+        );
+        assert_eq!(agreement(&[None]).most_named(), None);
+    }
+
+    #[test]
+    fn views_count_only_the_sentinels_that_answered() {
+        let views = Views::from_answers(vec![
+            ("s0".into(), Ok(Some("a:1".into()))),
+            ("s1".into(), Err("connection refused".into())),
+            ("s2".into(), Ok(Some("a:1".into()))),
+        ]);
+        assert_eq!(views.agreement, Agreement::Agreed("a:1".into()));
+        assert_eq!(views.votes_for("a:1"), 2);
+        assert_eq!(views.votes_for("b:1"), 0);
     }
 
     #[test]

@@ -47,19 +47,6 @@ pub async fn ask_master_all(
     futures::future::join_all(futs).await
 }
 
-/// The most frequent value (ties: first seen).
-pub fn most_common(items: impl Iterator<Item = Addr>) -> Option<Addr> {
-    let mut counts: Vec<(Addr, usize)> = Vec::new();
-    for i in items {
-        match counts.iter_mut().find(|(a, _)| *a == i) {
-            Some((_, n)) => *n += 1,
-            None => counts.push((i, 1)),
-        }
-    }
-    let best = counts.iter().map(|(_, n)| *n).max()?;
-    counts.into_iter().find(|(_, n)| *n == best).map(|(a, _)| a)
-}
-
 /// `SENTINEL MASTER name` as a field map (flags, num-slaves, quorum...).
 pub async fn master_info(
     sentinel: &str,

@@ -26,6 +26,10 @@ pub struct Spec {
     /// Optional password of the sentinels themselves (their `requirepass`,
     /// which they also log in to each other with).
     pub sentinel_password: Option<String>,
+    /// Nodes are known by hostname, not IP: sentinels resolve and announce
+    /// hostnames (`resolve-hostnames`, `announce-hostnames`), as the
+    /// Kubernetes pods do with their DNS names.
+    pub announce_hostnames: bool,
 }
 
 impl Default for Spec {
@@ -44,6 +48,7 @@ impl Default for Spec {
             appendfsync: "everysec".into(),
             password: None,
             sentinel_password: None,
+            announce_hostnames: false,
         }
     }
 }

@@ -125,7 +125,9 @@ pub async fn collect(
     }
     let views: Vec<Addr> = sstat.iter().filter_map(|s| s.master.clone()).collect();
     let distinct: BTreeSet<&Addr> = views.iter().collect();
-    let master = sentinel::most_common(views.iter().cloned());
+    // The master most name, majority or not: the report shows any split.
+    let named: Vec<Option<Addr>> = views.iter().cloned().map(Some).collect();
+    let master = crate::role::agreement(&named).most_named().cloned();
     let mut node_list: Vec<(String, Addr)> = nodes.to_vec();
     if node_list.is_empty() {
         if let Some(m) = &master {

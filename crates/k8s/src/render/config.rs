@@ -84,7 +84,6 @@ pub fn sentinel_conf_text(o: &RenderOptions, spec: &Spec) -> String {
         port: SENTINEL_PORT,
         dir: "/data".into(),
         master: (o.redis_host(0), REDIS_PORT),
-        hostnames: true,
         announce: None,
         logfile: None,
         pidfile: None,

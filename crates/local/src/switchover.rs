@@ -9,7 +9,7 @@
 use crate::topo::Options;
 use anyhow::{anyhow, bail, Context};
 use redis_ha_resp::conn::query_auth;
-use redis_ha_topology::info::{parse_info, Role};
+use redis_ha_topology::info::{Replication, Role};
 use redis_ha_topology::role::{self, Views};
 use redis_ha_topology::{sentinel, split_addr, Addr};
 use serde::Serialize;
@@ -187,10 +187,10 @@ pub struct ReplicaSync {
 }
 
 impl ReplicaSync {
-    pub fn from_info(info: &HashMap<String, String>) -> ReplicaSync {
+    pub fn from_info(info: &Replication) -> ReplicaSync {
         ReplicaSync {
-            link_up: info.get("master_link_status").map(String::as_str) == Some("up"),
-            offset: info.get("slave_repl_offset").and_then(|o| o.parse().ok()),
+            link_up: info.link.as_deref() == Some("up"),
+            offset: info.replica_offset,
         }
     }
 }
@@ -293,9 +293,9 @@ impl Target {
             .with_context(|| format!("{} on {a}", args.join(" ")))
     }
 
-    async fn replication(&self, a: &str) -> anyhow::Result<HashMap<String, String>> {
+    async fn replication(&self, a: &str) -> anyhow::Result<Replication> {
         let f = self.node(a, &["INFO", "replication"]).await?;
-        Ok(parse_info(&f.as_text().unwrap_or_default()))
+        Ok(Replication::parse(&f.as_text().unwrap_or_default()))
     }
 
     /// The replicas any sentinel may promote (each sentinel chooses from its
@@ -529,8 +529,7 @@ async fn wait_caught_up(
     loop {
         let info = t.replication(master).await?;
         let offset: i64 = info
-            .get("master_repl_offset")
-            .and_then(|o| o.parse().ok())
+            .master_repl_offset
             .ok_or_else(|| anyhow!("{master} reports no master_repl_offset"))?;
         let behind = lagging(offset, &t.sync_states(replicas).await);
         if behind.is_empty() {
@@ -697,7 +696,8 @@ mod tests {
 
     #[test]
     fn caught_up_means_linked_and_at_the_masters_offset() {
-        let info = parse_info("role:slave\r\nmaster_link_status:up\r\nslave_repl_offset:100\r\n");
+        let info =
+            Replication::parse("role:slave\r\nmaster_link_status:up\r\nslave_repl_offset:100\r\n");
         let up = ReplicaSync::from_info(&info);
         assert_eq!(
             up,

@@ -192,13 +192,19 @@ fn role_init(o: &RenderOptions, spec: &Spec) -> Container {
     }
 }
 
-/// Hands the master role over before a planned stop (no-op on replicas).
+/// How long the Redis pods get to stop; the preStop switchover must finish
+/// well within it, or the kubelet kills the master mid-switch.
+const REDIS_GRACE_SECONDS: i64 = 60;
+
+/// Hands the master role over before a planned stop (no-op on replicas),
+/// within half the grace period.
 fn redis_pre_stop(o: &RenderOptions, spec: &Spec) -> Lifecycle {
     let own = format!("{}:{REDIS_PORT}", o.own_host(REDIS_SERVICE, "$POD_NAME"));
     let script = format!(
-        "{TOOLS_DIR}/redis-ha switchover {} --master-name {} --only-if-master \"{own}\" || true",
+        "{TOOLS_DIR}/redis-ha switchover {} --master-name {} --only-if-master \"{own}\" --timeout {}s || true",
         sentinel_flags(o).join(" "),
-        spec.master_name
+        spec.master_name,
+        REDIS_GRACE_SECONDS / 2
     );
     Lifecycle {
         pre_stop: Some(LifecycleHandler {
@@ -275,7 +281,7 @@ fn stateful_set(
 
 pub fn redis(o: &RenderOptions, spec: &Spec) -> StatefulSet {
     let pod = PodSpec {
-        termination_grace_period_seconds: Some(60),
+        termination_grace_period_seconds: Some(REDIS_GRACE_SECONDS),
         init_containers: Some(vec![tools_init(o), role_init(o, spec)]),
         containers: vec![redis_container(o, spec)],
         volumes: Some(vec![

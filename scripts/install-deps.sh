@@ -4,16 +4,34 @@
 #   scripts/install-deps.sh --test   # plus what the tests use: chromium (dashboard test), redis-py, iproute2 (partition test),
 #                                    # kubectl, kubernetes-validate and checkov (deploy/kubernetes tests, offline)
 #   scripts/install-deps.sh --bench  # plus haproxy and nutcracker (benchmarks/ compare against them)
+#   scripts/install-deps.sh --valkey # plus Valkey 8 (valkey-server, valkey-sentinel) from bookworm-backports
+#                                    # (--test includes it: the suite runs its engine matrix on Valkey too)
 set -euo pipefail
 want=(redis-server redis-sentinel redis-tools fonts-dejavu-core)
 py=0
+valkey=0
 for a in "$@"; do
   case "$a" in
-    --test) want+=(chromium python3-pip iproute2); py=1 ;;
+    --test) want+=(chromium python3-pip iproute2); py=1; valkey=1 ;;
     --bench) want+=(haproxy nutcracker) ;;
-    *) echo "unknown option $a" >&2; exit 2 ;;
+    --valkey) valkey=1 ;;
+    *) echo "unknown option $a (use --test, --bench or --valkey)" >&2; exit 2 ;;
   esac
 done
+# Valkey 8 is in Debian 12's backports suite: add it to apt's sources if missing (and say so).
+backports=()
+if [ "$valkey" = 1 ] && ! command -v valkey-server >/dev/null 2>&1; then
+  want+=(valkey-server valkey-sentinel valkey-tools)
+  codename=$(. /etc/os-release 2>/dev/null && echo "${VERSION_CODENAME:-}")
+  if [ "$codename" = bookworm ]; then
+    backports=(-t bookworm-backports)
+    if ! grep -rqs "bookworm-backports" /etc/apt/sources.list /etc/apt/sources.list.d/; then
+      sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+      echo "adding Debian's bookworm-backports suite to apt's sources (for Valkey 8): /etc/apt/sources.list.d/bookworm-backports.list" >&2
+      echo "deb http://deb.debian.org/debian bookworm-backports main" | $sudo tee /etc/apt/sources.list.d/bookworm-backports.list >/dev/null
+    fi
+  fi
+fi
 missing=()
 for p in "${want[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -23,14 +41,14 @@ if [ ${#missing[@]} -gt 0 ]; then
     sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
     echo "installing: ${missing[*]}" >&2
     $sudo apt-get update -qq >/dev/null
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${backports[@]}" "${missing[@]}" >/dev/null
   else
     echo "please install: ${missing[*]} (no apt-get here)" >&2
     exit 1
   fi
 fi
 # Debian may start system services on install; redis-ha runs its own processes.
-for svc in redis-server redis-sentinel haproxy nutcracker; do
+for svc in redis-server redis-sentinel valkey-server valkey-sentinel haproxy nutcracker; do
   if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet "$svc" 2>/dev/null; then
     systemctl stop "$svc" || true
   fi

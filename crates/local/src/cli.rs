@@ -23,6 +23,7 @@ use std::time::Duration;
 ///   redis-ha up --detach                 # keep running; `redis-ha down` stops it
 ///   redis-ha up --down-after-ms 3000     # faster failover detection
 ///   redis-ha up --announce-hostnames     # nodes known as localhost:PORT, as on Kubernetes
+///   redis-ha up --engine valkey          # valkey-server + valkey-sentinel instead of Redis
 #[derive(clap::Args, Debug, Default)]
 pub struct UpArgs {
     /// Directory holding each node's config, data, log and pid.
@@ -87,6 +88,11 @@ pub struct UpArgs {
     /// `announce_hostnames = true`.
     #[arg(long)]
     pub announce_hostnames: bool,
+    /// Which servers to run: redis (redis-server, redis-sentinel) or valkey
+    /// (valkey-server, valkey-sentinel; `scripts/install-deps.sh --valkey`
+    /// installs Valkey 8). TOML: `engine = "valkey"`.
+    #[arg(long, value_name = "redis|valkey")]
+    pub engine: Option<redis_ha_topology::Engine>,
 }
 
 /// Stop a topology started with `up --detach` (SIGTERM, then SIGKILL).
@@ -223,6 +229,9 @@ fn options_for(a: &UpArgs) -> anyhow::Result<Options> {
     if a.announce_hostnames {
         spec.announce_hostnames = true;
     }
+    if let Some(e) = a.engine {
+        spec.engine = e;
+    }
     let mut o = Options::with_defaults(spec, a.state_dir.clone());
     if let Some(h) = a.bind.clone().or(host) {
         o.host = h;
@@ -273,8 +282,13 @@ pub async fn up(a: UpArgs) -> anyhow::Result<u8> {
     }
     let tty = std::io::stderr().is_terminal();
     let bar = spinner(tty);
+    let (spec, e) = (&opts.spec, opts.spec.engine);
     bar.set_message(format!(
-        "starting 3 redis-server and 3 redis-sentinel in {}",
+        "starting {} {} and {} {} in {}",
+        spec.redis_nodes,
+        e.server(),
+        spec.sentinels,
+        e.sentinel(),
         a.state_dir.display()
     ));
     let step = |m: &str| bar.set_message(m.to_string());

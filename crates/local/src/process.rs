@@ -3,22 +3,41 @@
 use anyhow::{bail, Context};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
+use redis_ha_topology::Engine;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// Finds an engine's server or sentinel binary on PATH, or says which
+/// command installs it.
+pub fn engine_binary(engine: Engine, name: &str) -> anyhow::Result<std::path::PathBuf> {
+    find_on_path(name).ok_or_else(|| {
+        anyhow::anyhow!(
+            "`{name}` not found on PATH: install {engine} with `{}`",
+            engine.install_hint()
+        )
+    })
+}
+
 /// Finds a server binary on PATH, or says how to install it.
 pub fn require_binary(name: &str) -> anyhow::Result<std::path::PathBuf> {
+    if let Some(p) = find_on_path(name) {
+        return Ok(p);
+    }
+    bail!("`{name}` not found on PATH: install it (Debian: `apt-get install -y redis-server redis-sentinel`)")
+}
+
+fn find_on_path(name: &str) -> Option<std::path::PathBuf> {
     if let Some(paths) = std::env::var_os("PATH") {
         for dir in std::env::split_paths(&paths) {
             let p = dir.join(name);
             if p.is_file() {
-                return Ok(p);
+                return Some(p);
             }
         }
     }
-    bail!("`{name}` not found on PATH: install it (Debian: `apt-get install -y redis-server redis-sentinel`)")
+    None
 }
 
 /// Spawns `bin conf` in its own process group (so a terminal's Ctrl-C reaches
@@ -148,4 +167,18 @@ pub fn cmdline(pid: u32) -> String {
 /// Reads a pid file written by the supervisor.
 pub fn read_pid(path: &Path) -> Option<u32> {
     std::fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_engine_says_which_command_installs_it() {
+        let e = engine_binary(Engine::Valkey, "valkey-server-not-here").unwrap_err();
+        assert!(
+            e.to_string().contains("scripts/install-deps.sh --valkey"),
+            "{e}"
+        );
+    }
 }

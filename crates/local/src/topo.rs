@@ -76,6 +76,7 @@ impl Options {
         let spec = Spec {
             down_after_ms,
             failover_timeout_ms: 10_000,
+            engine: redis_ha_topology::Engine::from_env().map_err(anyhow::Error::msg)?,
             ..Spec::default()
         };
         let host = "127.0.0.1".to_string();
@@ -256,8 +257,9 @@ impl Topology {
         step: &(dyn Fn(&str) + Send + Sync),
     ) -> anyhow::Result<Topology> {
         opts.spec.validate()?;
-        let redis_bin = process::require_binary("redis-server")?;
-        let sentinel_bin = process::require_binary("redis-sentinel")?;
+        let engine = opts.spec.engine;
+        let redis_bin = process::engine_binary(engine, engine.server())?;
+        let sentinel_bin = process::engine_binary(engine, engine.sentinel())?;
         let node_ports = opts
             .node_names()
             .into_iter()
@@ -633,11 +635,13 @@ impl Topology {
         }
         match kind {
             NodeKind::Redis(i) => {
-                self.start_redis(i, &process::require_binary("redis-server")?)
+                let e = self.opts.spec.engine;
+                self.start_redis(i, &process::engine_binary(e, e.server())?)
                     .await
             }
             NodeKind::Sentinel(i) => {
-                self.start_sentinel(i, &process::require_binary("redis-sentinel")?)
+                let e = self.opts.spec.engine;
+                self.start_sentinel(i, &process::engine_binary(e, e.sentinel())?)
                     .await
             }
             NodeKind::Proxy => self.start_proxy().await,

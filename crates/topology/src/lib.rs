@@ -1,9 +1,11 @@
-//! The topology: what a Redis + Sentinel deployment is ([`spec`]), the
+//! The topology: what a Redis + Sentinel deployment is ([`spec`], on which
+//! [`engine`]), the
 //! configuration files rendered from it ([`render`], shared by the local
 //! supervisor and the Kubernetes manifests), the boot-role decision
 //! ([`role`]), and how to observe a running one through Sentinel
 //! ([`sentinel`], [`info`]).
 
+pub mod engine;
 pub mod info;
 pub mod render;
 pub mod role;
@@ -11,6 +13,7 @@ pub mod sentinel;
 pub mod spec;
 pub mod status;
 
+pub use engine::Engine;
 pub use spec::Spec;
 
 /// A `host:port` address as Redis and Sentinel report them.

@@ -30,6 +30,8 @@ pub struct Spec {
     /// hostnames (`resolve-hostnames`, `announce-hostnames`), as the
     /// Kubernetes pods do with their DNS names.
     pub announce_hostnames: bool,
+    /// `redis` or `valkey`: which servers run (same settings either way).
+    pub engine: crate::Engine,
 }
 
 impl Default for Spec {
@@ -49,6 +51,7 @@ impl Default for Spec {
             password: None,
             sentinel_password: None,
             announce_hostnames: false,
+            engine: crate::Engine::Redis,
         }
     }
 }

@@ -56,6 +56,8 @@ pub struct Plot {
     pub y_desc: String,
     /// Width of one time bucket in seconds (error bars are that wide).
     pub bucket_s: f64,
+    /// Legend suffixes after a series' name: ops, errors ("ops/s", "errors/s").
+    pub legend: (String, String),
     pub x_max: f64,
     pub series: Vec<Series>,
     pub markers: Vec<Marker>,
@@ -78,6 +80,7 @@ pub fn write(path: &Path, title: &str, phases: &[Phase]) -> anyhow::Result<()> {
         title: title.to_string(),
         y_desc: "ops / second".into(),
         bucket_s: 1.0,
+        legend: ("ops/s".into(), "errors/s".into()),
         x_max,
         series: series(phases),
         markers: Vec::new(),
@@ -221,7 +224,7 @@ where
         let col = colors[i % colors.len()];
         c.draw_series(LineSeries::new(s.ops.iter().copied(), col.stroke_width(2)))
             .map_err(err)?
-            .label(format!("{} ops/s", s.name))
+            .label(format!("{} {}", s.name, plot.legend.0))
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], col));
         if !s.errors.is_empty() {
             c.draw_series(
@@ -230,7 +233,7 @@ where
                     .map(|(x, y)| Rectangle::new([(x - half, 0.0), (x + half, *y)], RED.filled())),
             )
             .map_err(err)?
-            .label(format!("{} errors/s", s.name))
+            .label(format!("{} {}", s.name, plot.legend.1))
             .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 20, y + 5)], RED.filled()));
         }
     }

@@ -36,7 +36,7 @@ pub fn plot(r: &DrillReport) -> Plot {
     let centre = |i: usize| (i as f64 + 0.5) * BUCKET_MS / 1000.0;
     let b = &r.writes_per_100ms;
     let series = Series {
-        name: "acknowledged writes".into(),
+        name: "writes".into(),
         ops: b
             .iter()
             .enumerate()
@@ -49,9 +49,10 @@ pub fn plot(r: &DrillReport) -> Plot {
             .map(|(i, b)| (centre(i), b.errors as f64))
             .collect(),
         outages: r
-            .outage_window_s
-            .map(|(a, z)| vec![(a, z)])
-            .unwrap_or_default(),
+            .pauses
+            .iter()
+            .map(|p| (r.fault_at_s + p.0 / 1000.0, r.fault_at_s + p.1 / 1000.0))
+            .collect(),
         ..Series::default()
     };
     let mut markers = vec![Marker {
@@ -68,6 +69,7 @@ pub fn plot(r: &DrillReport) -> Plot {
         title: format!("redis-ha drill: {} through {}", r.fault.name(), r.target),
         y_desc: "writes / 100 ms".into(),
         bucket_s: BUCKET_MS / 1000.0,
+        legend: ("acknowledged / 100 ms".into(), "errors / 100 ms".into()),
         x_max: (b.len() as f64 * BUCKET_MS / 1000.0).max(0.1),
         series: vec![series],
         markers,

@@ -143,6 +143,24 @@ fn ms(v: Option<f64>) -> String {
         .unwrap_or_else(|| "never".into())
 }
 
+/// Pauses in writes as `N, total X ms: T+a..b s, ...`.
+fn pauses(r: &DrillReport) -> String {
+    if r.pauses.is_empty() {
+        return "none".into();
+    }
+    let total: f64 = r.pauses.iter().map(|(s, e)| e - s).sum();
+    let each: Vec<String> = r
+        .pauses
+        .iter()
+        .map(|(s, e)| format!("T+{:.2}..{:.2} s", s / 1000.0, e / 1000.0))
+        .collect();
+    format!(
+        "{}, {total:.0} ms in all: {}",
+        r.pauses.len(),
+        each.join(", ")
+    )
+}
+
 fn with_examples(n: u64, examples: &[String]) -> String {
     if examples.is_empty() {
         n.to_string()
@@ -183,6 +201,7 @@ fn summary_rows(r: &DrillReport) -> Vec<(&'static str, String)> {
             ms(r.first_ack_after_promotion_ms),
         ),
         ("longest write gap", format!("{:.0} ms", r.write_outage_ms)),
+        ("write pauses > 100 ms", pauses(r)),
         ("writes acknowledged", r.writes_acked.to_string()),
         ("client errors", format!("{} ({errors})", r.writes_failed)),
         (
@@ -239,6 +258,22 @@ fn timeline_table(rows: &[Row]) -> Table {
     t
 }
 
+/// The first event of each Sentinel channel after the fault.
+fn events_table(r: &DrillReport) -> Table {
+    let mut t = Table::new();
+    t.load_preset(UTF8_FULL_CONDENSED);
+    t.set_header(vec!["first event", "at", "sentinel", "payload"]);
+    for e in &r.first_events {
+        t.add_row(vec![
+            e.channel.clone(),
+            format!("T+{:.2} s", e.at_ms / 1000.0),
+            e.sentinel.clone(),
+            e.payload.clone(),
+        ]);
+    }
+    t
+}
+
 /// At most this many unknown outcomes are listed one by one (JSON: all).
 const UNKNOWN_ROWS: usize = 16;
 
@@ -288,8 +323,9 @@ pub fn render(r: &DrillReport) -> String {
         t.add_row(vec![k.to_string(), v]);
     }
     let mut out = format!(
-        "{t}\ntimeline (T = the fault):\n{}",
-        timeline_table(&r.timeline)
+        "{t}\ntimeline (T = the fault):\n{}\nSentinel events, first of each kind:\n{}",
+        timeline_table(&r.timeline),
+        events_table(r)
     );
     if let Some(u) = unknown_table(r) {
         out.push_str(&format!("\n{u}"));

@@ -87,6 +87,10 @@ pub struct DrillReport {
     pub outage_window_s: Option<(f64, f64)>,
     /// Errors seen during that outage window.
     pub errors_in_outage: u64,
+    /// Every gap of more than [`PAUSE_MS`] between acknowledged writes:
+    /// (start, end) in ms since the fault. A failover can pause writes more
+    /// than once (the promotion, then the sentinels' switch).
+    pub pauses: Vec<(f64, f64)>,
     /// Measured steps beside the original's expected timeline.
     pub timeline: Vec<Row>,
     /// The first event of each Sentinel channel after the fault.
@@ -391,6 +395,17 @@ async fn final_states(
     Ok(out)
 }
 
+/// A gap between acknowledged writes longer than this is a pause.
+pub const PAUSE_MS: f64 = 100.0;
+
+/// Every gap of more than `min_ms` between consecutive `acks` (sorted).
+pub fn gaps_over(acks: &[f64], min_ms: f64) -> Vec<(f64, f64)> {
+    acks.windows(2)
+        .filter(|w| w[1] - w[0] > min_ms)
+        .map(|w| (w[0], w[1]))
+        .collect()
+}
+
 /// The longest gap between consecutive `acks` (sorted): (start, end).
 pub fn longest_gap(acks: &[f64]) -> Option<(f64, f64)> {
     acks.windows(2)
@@ -499,6 +514,10 @@ fn report(
         first_ack_after_promotion_ms: t.promoted_ms.and_then(|p| first_after.map(|f| f - p)),
         write_outage_ms: gap.map_or(0.0, |(s, e)| e - s),
         outage_window_s: gap.map(|(s, e)| (s / 1000.0, e / 1000.0)),
+        pauses: gaps_over(&acks, PAUSE_MS)
+            .into_iter()
+            .map(|(s, e)| (since_fault(s), since_fault(e)))
+            .collect(),
         masters_at_end,
         failures,
         fault_at_s: t.fault_at / 1000.0,
@@ -516,5 +535,12 @@ mod tests {
         assert_eq!(longest_gap(&[]), None);
         assert_eq!(longest_gap(&[1.0]), None);
         assert_eq!(longest_gap(&[1.0, 2.0, 50.0, 51.0]), Some((2.0, 50.0)));
+    }
+
+    #[test]
+    fn every_long_gap_is_a_pause() {
+        let acks = [0.0, 10.0, 300.0, 310.0, 900.0, 1000.0];
+        assert_eq!(gaps_over(&acks, 100.0), [(10.0, 300.0), (310.0, 900.0)]);
+        assert_eq!(gaps_over(&acks[..2], 100.0), []);
     }
 }

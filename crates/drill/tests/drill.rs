@@ -130,6 +130,27 @@ async fn kill_with_password_protected_sentinels_through_proxy_costs_no_error_and
         "{:?}",
         r.timeline
     );
+    // The outage is one of the pauses the report lists.
+    assert!(
+        r.pauses
+            .iter()
+            .any(|(s, e)| (e - s - r.write_outage_ms).abs() < 0.001),
+        "{:?} vs {}",
+        r.pauses,
+        r.write_outage_ms
+    );
+    // The chart: drawn by the bench crate's code, fault and switch marked.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kill.svg");
+    redis_ha_drill::chart::write(&path, &r).expect("chart");
+    let svg = std::fs::read_to_string(&path).unwrap();
+    assert!(
+        svg.starts_with("<svg") || svg.contains("<svg"),
+        "not an SVG"
+    );
+    for label in ["kill (fault)", "+switch-master", "writes / 100 ms"] {
+        assert!(svg.contains(label), "no {label:?} in the chart");
+    }
 }
 
 /// A planned failover: the demoted master answers or refuses (READONLY,

@@ -123,11 +123,11 @@ fn pmessage(f: &Frame) -> Option<(String, String)> {
 }
 
 async fn subscribe(s: &Addr, pw: Option<&str>) -> Option<Connection> {
-    let mut c = Connection::connect_auth(s, pw, Duration::from_secs(1))
+    let mut c = Connection::connect_auth(s, pw, Duration::from_secs(2))
         .await
         .ok()?;
     c.send(&["PSUBSCRIBE", "*"]).await.ok()?;
-    let ack = tokio::time::timeout(Duration::from_secs(1), c.read_frame())
+    let ack = tokio::time::timeout(Duration::from_secs(2), c.read_frame())
         .await
         .ok()?
         .ok()?;

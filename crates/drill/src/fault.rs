@@ -1,7 +1,7 @@
 //! The faults a drill injects, and how each is undone afterwards.
 
 use crate::run::DrillConfig;
-use anyhow::{anyhow, bail};
+use anyhow::{anyhow, bail, Context};
 use redis_ha_local::Topology;
 use redis_ha_topology::{Addr, Spec};
 use serde::Serialize;
@@ -73,13 +73,15 @@ fn running_sentinel(t: &Topology) -> anyhow::Result<String> {
 }
 
 async fn planned_failover(cfg: &DrillConfig) -> anyhow::Result<()> {
+    // Generous: on a loaded machine a sentinel can take over a second.
     let f = redis_ha_resp::conn::query_auth(
         &cfg.sentinels[0],
         cfg.sentinel_password.as_deref(),
         &["SENTINEL", "FAILOVER", &cfg.master_name],
-        Duration::from_secs(1),
+        Duration::from_secs(5),
     )
-    .await?;
+    .await
+    .with_context(|| format!("SENTINEL FAILOVER on {}", cfg.sentinels[0]))?;
     if let Some(e) = f.error_message() {
         bail!("SENTINEL FAILOVER refused: {e}");
     }

@@ -468,7 +468,11 @@ fn report(
     let measured = Measured {
         promotion_seen_ms: t.promoted_ms.map(since_fault),
         first_ack_after_promotion_ms: first_after.map(since_fault),
-        outage_ms: gap.map(|(s, e)| (since_fault(s), since_fault(e))),
+        // Only a real pause is an outage on the timeline (a replica kill
+        // has none, just its slowest write).
+        outage_ms: gap
+            .filter(|(s, e)| e - s > PAUSE_MS)
+            .map(|(s, e)| (since_fault(s), since_fault(e))),
         old_master_replica_ms: t.old_master_back_ms,
     };
     let failures = verdict::failures(&Facts {

@@ -217,15 +217,7 @@ pub async fn run_drill(cfg: DrillConfig) -> anyhow::Result<DrillReport> {
     let cfg = Arc::new(cfg);
     let spw = cfg.sentinel_password.as_deref();
     let start = Instant::now();
-    let shared = Arc::new(Shared {
-        target: cfg.target.clone(),
-        password: cfg.password.clone(),
-        request_timeout: cfg.request_timeout,
-        prefix: unique_prefix(),
-        start,
-        stop: AtomicBool::new(false),
-        last_ack_us: AtomicU64::new(0),
-    });
+    let shared = shared_for(&cfg, start);
     // Subscribed before the first write, so nothing after the fault is missed.
     let recorder = Recorder::start(&cfg.sentinels, spw).await;
     let writers: Vec<_> = (0..cfg.writers)
@@ -258,21 +250,12 @@ pub async fn run_drill(cfg: DrillConfig) -> anyhow::Result<DrillReport> {
     let promoted_ms = promoted.as_ref().map(|p| p.1);
     // Writes must resume after the promotion; then keep writing a while.
     bar.set_message("waiting for writes to resume");
-    let resume_deadline = Instant::now() + cfg.max_wait;
     if let Some(p) = promoted_ms {
-        while (shared.last_ack_us.load(Ordering::Relaxed) as f64 / 1000.0) < p
-            && Instant::now() < resume_deadline
-        {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        wait_ack_after(&shared, p, Instant::now() + cfg.max_wait).await;
     }
     bar.set_message("writing after the fault");
     tokio::time::sleep(cfg.after).await;
-    shared.stop.store(true, Ordering::Relaxed);
-    let mut logs = Vec::new();
-    for w in writers {
-        logs.push(w.await?);
-    }
+    let logs = stop_writers(&shared, writers).await?;
     let duration_s = start.elapsed().as_secs_f64();
 
     // Verify against the master the sentinels agree on. A node can be
@@ -326,6 +309,40 @@ pub async fn run_drill(cfg: DrillConfig) -> anyhow::Result<DrillReport> {
         new_master,
         masters_at_end,
     ))
+}
+
+fn shared_for(cfg: &DrillConfig, start: Instant) -> Arc<Shared> {
+    Arc::new(Shared {
+        target: cfg.target.clone(),
+        password: cfg.password.clone(),
+        request_timeout: cfg.request_timeout,
+        prefix: unique_prefix(),
+        start,
+        stop: AtomicBool::new(false),
+        last_ack_us: AtomicU64::new(0),
+    })
+}
+
+/// Polls until a write is acknowledged after `ms` (since the start).
+async fn wait_ack_after(shared: &Shared, ms: f64, deadline: Instant) {
+    while (shared.last_ack_us.load(Ordering::Relaxed) as f64 / 1000.0) < ms
+        && Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Tells the writers to stop and collects what each saw.
+async fn stop_writers(
+    shared: &Shared,
+    writers: Vec<tokio::task::JoinHandle<WriterLog>>,
+) -> anyhow::Result<Vec<WriterLog>> {
+    shared.stop.store(true, Ordering::Relaxed);
+    let mut logs = Vec::new();
+    for w in writers {
+        logs.push(w.await?);
+    }
+    Ok(logs)
 }
 
 /// Key prefix unique to this drill (a previous drill's keys stay apart).

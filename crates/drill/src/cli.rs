@@ -10,6 +10,16 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// Shown after the options in `--help`.
+const EXIT_STATUS: &str = "\
+Writers: each sends RPUSH of a unique value to its own list, then INCR of its own counter, one
+request at a time; afterwards the new master's lists and counters are compared with what was
+acknowledged (lost, duplicated, and each unknown outcome: applied or not).
+
+Exit status: 0 passed; 1 the drill could not run; 2 an acknowledged write was lost, a write was
+applied twice, two masters remained at the end (split brain), or the fault needed a failover and
+none happened.";
+
 /// Inject a fault while writers run, then report the outage, client errors,
 /// the Sentinel timeline beside the original's expected one, and what was
 /// lost, applied twice, or had an unknown outcome.
@@ -29,6 +39,7 @@ use std::time::Duration;
 ///   redis-ha drill --chart drill.svg                # acknowledged writes and errors per 100 ms
 ///   redis-ha drill --target 127.0.0.1:7379          # through another endpoint (e.g. HAProxy)
 #[derive(clap::Args, Debug)]
+#[command(after_help = EXIT_STATUS)]
 pub struct DrillArgs {
     /// Fault to inject (on the current master unless named otherwise).
     #[arg(long, value_enum, default_value = "kill")]

@@ -343,3 +343,86 @@ pub fn render(r: &DrillReport) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::account::UnknownWrite;
+    use crate::timeline::{rows, Measured};
+    use crate::verdict::Failure;
+    use crate::writer::Command;
+
+    fn report() -> DrillReport {
+        let measured = Measured {
+            promotion_seen_ms: Some(5430.0),
+            ..Measured::default()
+        };
+        DrillReport {
+            target: "127.0.0.1:6379".into(),
+            fault: Fault::Kill,
+            old_master: "127.0.0.1:6381".into(),
+            new_master: Some("127.0.0.1:6382".into()),
+            writers: 2,
+            writes_acked: 1000,
+            writes_failed: 2,
+            errors: [("unknown_outcome".to_string(), 2)].into(),
+            lost_writes: 1,
+            lost_examples: vec!["RPUSH 0:7".into()],
+            duplicated_writes: 0,
+            duplicate_examples: vec![],
+            unknown_outcomes: 2,
+            unknown_applied: 1,
+            unknown_not_applied: 0,
+            unknown_writes: [(Command::Rpush, Some(true)), (Command::Incr, None)]
+                .into_iter()
+                .enumerate()
+                .map(|(i, (command, applied))| UnknownWrite {
+                    writer: i,
+                    command,
+                    seq: 9,
+                    kind: "unknown_outcome".into(),
+                    at_ms: 3010.0,
+                    applied,
+                })
+                .collect(),
+            promoted_after_ms: Some(5430.0),
+            switch_master_after_ms: None,
+            first_ack_after_promotion_ms: None,
+            write_outage_ms: 5400.0,
+            outage_window_s: Some((3.0, 8.4)),
+            errors_in_outage: 2,
+            pauses: vec![(0.0, 5400.0)],
+            timeline: rows(&[], "127.0.0.1:6381", &measured),
+            first_events: vec![],
+            events: vec![],
+            masters_at_end: vec!["127.0.0.1:6382".into()],
+            failures: vec![Failure::Lost { writes: 1 }],
+            fault_at_s: 3.0,
+            writes_per_100ms: vec![],
+            chart: None,
+            duration_s: 12.0,
+        }
+    }
+
+    #[test]
+    fn the_report_shows_the_verdict_the_timeline_and_each_unknown_outcome() {
+        let out = render(&report());
+        for want in [
+            "kill through 127.0.0.1:6379",
+            "FAILED: 1 acknowledged writes lost",
+            "1 e.g. RPUSH 0:7",
+            "2 (1 applied, 0 not, 1 cannot tell)",
+            "1, 5400 ms in all: T+0.00..5.40 s",
+            // The original's guess beside the measured value, row by row.
+            "T+5 s",
+            "T+5.43 s",
+            "not seen",
+            // Unknown outcomes, timed from the fault.
+            "Rpush #9",
+            "T+0.01 s",
+            "cannot tell",
+        ] {
+            assert!(out.contains(want), "no {want:?} in\n{out}");
+        }
+    }
+}

@@ -169,6 +169,16 @@ async fn planned_failover_with_a_password_through_proxy_costs_no_error_and_no_wr
     assert_eq!(r.writes_failed, 0, "{:?}", r.errors);
 }
 
+/// The master hangs (SIGSTOP): the sentinels fail over, the writes in
+/// flight at the freeze have an unknown outcome, nothing is lost or applied
+/// twice, and the resumed old master ends as a replica.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_master_through_proxy_costs_only_unknown_outcomes() {
+    let r = drill_through_proxy(Fault::Stop, None, None).await;
+    assert_failed_over(&r);
+    assert_only_unknown_outcomes(&r);
+}
+
 /// A replica dies: the master goes on, so not one write may fail or wait
 /// for long.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,5 +1,7 @@
-//! Timeline charts (SVG or PNG by file extension): ops/s and errors per
-//! second on top, p50/p99 latency below, outage windows shaded.
+//! Timeline charts (SVG or PNG by file extension): ops and errors per
+//! time bucket on top, p50/p99 latency below (when there is any), outage
+//! windows shaded, events marked. Bench runs draw per second; other callers
+//! (the drill) build a [`Plot`] of their own buckets.
 
 use crate::report::Report;
 use anyhow::{bail, Context};
@@ -41,9 +43,53 @@ pub struct Phase<'a> {
     pub report: &'a Report,
 }
 
+/// One line on the time axis (a fault, an event), labelled.
+pub struct Marker {
+    pub at_s: f64,
+    pub label: String,
+}
+
+/// Everything a chart shows; x in seconds.
+pub struct Plot {
+    pub title: String,
+    /// The top panel's unit ("ops / second", "writes / 100 ms").
+    pub y_desc: String,
+    /// Width of one time bucket in seconds (error bars are that wide).
+    pub bucket_s: f64,
+    /// Legend suffixes after a series' name: ops, errors ("ops/s", "errors/s").
+    pub legend: (String, String),
+    pub x_max: f64,
+    pub series: Vec<Series>,
+    pub markers: Vec<Marker>,
+}
+
 /// Writes the chart of `phases` (drawn one after the other on a common
 /// time axis) to `path`: `.svg` or `.png`.
 pub fn write(path: &Path, title: &str, phases: &[Phase]) -> anyhow::Result<()> {
+    let x_max = phases
+        .iter()
+        .map(|p| {
+            p.report
+                .timeline
+                .len()
+                .max(p.report.duration.as_secs() as usize)
+        })
+        .sum::<usize>()
+        .max(1) as f64;
+    let plot = Plot {
+        title: title.to_string(),
+        y_desc: "ops / second".into(),
+        bucket_s: 1.0,
+        legend: ("ops/s".into(), "errors/s".into()),
+        x_max,
+        series: series(phases),
+        markers: Vec::new(),
+    };
+    write_plot(path, &plot)
+}
+
+/// Writes `plot` to `path`: `.svg` or `.png`.
+pub fn write_plot(path: &Path, plot: &Plot) -> anyhow::Result<()> {
     font()?;
     let ext = path
         .extension()
@@ -54,13 +100,13 @@ pub fn write(path: &Path, title: &str, phases: &[Phase]) -> anyhow::Result<()> {
     match ext.as_str() {
         "svg" => {
             let root = SVGBackend::new(path, size).into_drawing_area();
-            draw(&root, title, phases)?;
+            draw(&root, plot)?;
             root.present()
                 .with_context(|| format!("cannot write {}", path.display()))?;
         }
         "png" => {
             let root = BitMapBackend::new(path, size).into_drawing_area();
-            draw(&root, title, phases)?;
+            draw(&root, plot)?;
             root.present()
                 .with_context(|| format!("cannot write {}", path.display()))?;
         }
@@ -69,13 +115,16 @@ pub fn write(path: &Path, title: &str, phases: &[Phase]) -> anyhow::Result<()> {
     Ok(())
 }
 
-struct Series {
-    name: String,
-    ops: Vec<(f64, f64)>,
-    errors: Vec<(f64, f64)>,
-    p50: Vec<(f64, f64)>,
-    p99: Vec<(f64, f64)>,
-    outages: Vec<(f64, f64)>,
+/// One run's points: (bucket centre in s, value); latency in ms, outages
+/// as (start, end) in s. Empty latency leaves the latency panel out.
+#[derive(Default)]
+pub struct Series {
+    pub name: String,
+    pub ops: Vec<(f64, f64)>,
+    pub errors: Vec<(f64, f64)>,
+    pub p50: Vec<(f64, f64)>,
+    pub p99: Vec<(f64, f64)>,
+    pub outages: Vec<(f64, f64)>,
 }
 
 fn series(phases: &[Phase]) -> Vec<Series> {
@@ -121,29 +170,23 @@ fn series(phases: &[Phase]) -> Vec<Series> {
     out
 }
 
-fn draw<DB: DrawingBackend>(
-    root: &DrawingArea<DB, Shift>,
-    title: &str,
-    phases: &[Phase],
-) -> anyhow::Result<()>
+fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, plot: &Plot) -> anyhow::Result<()>
 where
     DB::ErrorType: 'static,
 {
     let err = |e: DrawingAreaErrorKind<DB::ErrorType>| anyhow::anyhow!("chart: {e:?}");
     root.fill(&WHITE).map_err(err)?;
-    let root = root.titled(title, ("sans-serif", 22)).map_err(err)?;
-    let (top, bottom) = root.split_vertically(360);
-    let all = series(phases);
-    let x_max = phases
-        .iter()
-        .map(|p| {
-            p.report
-                .timeline
-                .len()
-                .max(p.report.duration.as_secs() as usize)
-        })
-        .sum::<usize>()
-        .max(1) as f64;
+    let root = root.titled(&plot.title, ("sans-serif", 22)).map_err(err)?;
+    let all = &plot.series;
+    let x_max = plot.x_max;
+    let half = plot.bucket_s * 0.4;
+    let with_latency = all.iter().any(|s| !s.p99.is_empty());
+    let (top, bottom) = if with_latency {
+        root.split_vertically(360)
+    } else {
+        let h = root.dim_in_pixel().1;
+        root.split_vertically(h)
+    };
     let y_ops = all
         .iter()
         .flat_map(|s| s.ops.iter().chain(&s.errors).map(|p| p.1))
@@ -164,11 +207,11 @@ where
         .map_err(err)?;
     c.configure_mesh()
         .y_label_formatter(&|v| format!("{v:.0}"))
-        .y_desc("ops / second")
+        .y_desc(plot.y_desc.as_str())
         .x_desc("seconds")
         .draw()
         .map_err(err)?;
-    for s in &all {
+    for s in all {
         for (a, b) in &s.outages {
             c.draw_series(std::iter::once(Rectangle::new(
                 [(*a, 0.0), (b.max(a + 0.05), y_ops)],
@@ -181,18 +224,33 @@ where
         let col = colors[i % colors.len()];
         c.draw_series(LineSeries::new(s.ops.iter().copied(), col.stroke_width(2)))
             .map_err(err)?
-            .label(format!("{} ops/s", s.name))
+            .label(format!("{} {}", s.name, plot.legend.0))
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], col));
         if !s.errors.is_empty() {
             c.draw_series(
                 s.errors
                     .iter()
-                    .map(|(x, y)| Rectangle::new([(x - 0.4, 0.0), (x + 0.4, *y)], RED.filled())),
+                    .map(|(x, y)| Rectangle::new([(x - half, 0.0), (x + half, *y)], RED.filled())),
             )
             .map_err(err)?
-            .label(format!("{} errors/s", s.name))
+            .label(format!("{} {}", s.name, plot.legend.1))
             .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 20, y + 5)], RED.filled()));
         }
+    }
+    for (i, m) in plot.markers.iter().enumerate() {
+        c.draw_series(std::iter::once(PathElement::new(
+            vec![(m.at_s, 0.0), (m.at_s, y_ops)],
+            BLACK.stroke_width(1),
+        )))
+        .map_err(err)?;
+        // Labels step down so markers close together stay readable.
+        let y = y_ops * (0.97 - 0.06 * (i % 4) as f64);
+        c.draw_series(std::iter::once(Text::new(
+            m.label.clone(),
+            (m.at_s, y),
+            ("sans-serif", 14),
+        )))
+        .map_err(err)?;
     }
     c.configure_series_labels()
         .background_style(WHITE.mix(0.8))
@@ -200,6 +258,9 @@ where
         .position(SeriesLabelPosition::LowerRight)
         .draw()
         .map_err(err)?;
+    if !with_latency {
+        return Ok(());
+    }
 
     let mut c = ChartBuilder::on(&bottom)
         .margin(10)

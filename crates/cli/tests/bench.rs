@@ -110,6 +110,9 @@ fn bad_flags_and_dead_server_exit_non_zero() {
     assert!(text(&o).contains("--pipeline"), "{}", text(&o));
     let o = run(&["bench", "--test-time", "1", "-n", "5"]);
     assert!(!o.status.success(), "--test-time and --requests conflict");
+    // The drill's exit status is documented where CI authors look.
+    let o = run(&["drill", "--help"]);
+    assert!(text(&o).contains("Exit status: 0 passed"), "{}", text(&o));
 }
 
 /// With `up --password --sentinel-password` the supervised proxy starts,
@@ -152,6 +155,7 @@ fn a_password_topology_serves_only_clients_that_log_in() {
     assert!(v["ALL STATS"]["Sets"]["Count"].as_u64().unwrap() > 0, "{v}");
 
     let target = format!("127.0.0.1:{}", p[6]);
+    let chart = dir.path().join("drill.svg").display().to_string();
     let o = run(&[
         "drill",
         "--fault",
@@ -165,10 +169,18 @@ fn a_password_topology_serves_only_clients_that_log_in() {
         "--after",
         "500ms",
         "--json",
+        "--chart",
+        &chart,
     ]);
     assert!(o.status.success(), "drill: {}", text(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_ne!(v["new_master"], v["old_master"], "{v}");
     assert_eq!(v["writes_failed"], 0, "{v}");
     assert_eq!(v["lost_writes"], 0, "{v}");
+    assert_eq!(v["duplicated_writes"], 0, "{v}");
+    assert_eq!(v["failures"], serde_json::json!([]), "{v}");
+    assert_eq!(v["chart"], chart.as_str(), "{v}");
+    assert!(std::fs::read_to_string(&chart)
+        .unwrap()
+        .contains("+switch-master"));
 }

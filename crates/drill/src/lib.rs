@@ -1,10 +1,20 @@
-//! Failover drills: run steady writers against an endpoint, inject a fault
-//! (kill -9, SIGSTOP or a planned `SENTINEL FAILOVER`) on the master, and
-//! report what the clients saw: the write outage, errors by kind, the lag
-//! between the new master accepting writes and the first write acknowledged
-//! through the endpoint, and any acknowledged write that is missing after.
+//! Failover drills: run steady non-idempotent writers against an endpoint,
+//! inject a fault (kill -9, SIGSTOP or a planned `SENTINEL FAILOVER` on the
+//! master, kill -9 of a replica or of a sentinel and then the master), and
+//! report what the clients saw: the write outage, errors by kind, every
+//! Sentinel event on a timeline beside the original's expected one, and
+//! exactly-once accounting (lost, duplicated, unknown outcomes and whether
+//! each was applied), with a chart on request.
 
+pub mod account;
+pub mod chart;
 pub mod cli;
+pub mod events;
+pub mod fault;
 pub mod run;
+pub mod timeline;
+pub mod verdict;
+pub mod writer;
 
-pub use run::{run_drill, DrillConfig, DrillReport, Fault};
+pub use fault::Fault;
+pub use run::{run_drill, DrillConfig, DrillReport};

@@ -1,8 +1,17 @@
-//! The drill itself: writers, fault, promotion watcher, verification.
+//! The drill itself: writers, Sentinel event recorder, fault, promotion
+//! watcher, exactly-once verification, restore, report.
 
+use crate::account::{self, Accounting, FinalState, UnknownWrite};
+use crate::chart::{self, Bucket};
+use crate::events::{Event, Kind, Recorder};
+use crate::fault::{self, Fault, Undo};
+use crate::timeline::{self, Measured, Row};
+use crate::verdict::{self, Facts, Failure};
+use crate::writer::{self, Outcome, Shared, WriterLog};
 use anyhow::{anyhow, bail, Context};
 use redis_ha_local::Topology;
-use redis_ha_resp::{ConnError, Connection, Frame};
+use redis_ha_resp::conn::query_auth;
+use redis_ha_resp::Connection;
 use redis_ha_topology::info::Role;
 use redis_ha_topology::{role, sentinel, Addr};
 use serde::Serialize;
@@ -11,17 +20,6 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Fault {
-    /// SIGKILL the master process (a crash).
-    Kill,
-    /// SIGSTOP the master (a hang); it is resumed at the end.
-    Stop,
-    /// `SENTINEL FAILOVER`: a planned switch.
-    Failover,
-}
 
 #[derive(Clone, Debug)]
 pub struct DrillConfig {
@@ -58,13 +56,24 @@ pub struct DrillReport {
     pub new_master: Option<Addr>,
     pub writers: usize,
     pub writes_acked: u64,
-    /// Requests that got an error or no answer (their effect is unknown).
+    /// Requests that got an error or no answer, and failed connections.
     pub writes_failed: u64,
-    /// Errors seen by the clients, by kind (`READONLY`, `timeout`, `io`...).
+    /// Errors seen by the clients, by kind (`READONLY`, `timeout`,
+    /// `unknown_outcome`...).
     pub errors: BTreeMap<String, u64>,
     /// Acknowledged writes missing on the new master afterwards.
     pub lost_writes: u64,
     pub lost_examples: Vec<String>,
+    /// Writes applied more often than sent (a value twice in a list, a
+    /// counter above acknowledged + unknown).
+    pub duplicated_writes: u64,
+    pub duplicate_examples: Vec<String>,
+    /// Writes whose outcome the client could not know, and how many of them
+    /// the master turned out to hold.
+    pub unknown_outcomes: u64,
+    pub unknown_applied: u64,
+    pub unknown_not_applied: u64,
+    pub unknown_writes: Vec<UnknownWrite>,
     /// Milliseconds from the fault to a replica reporting `role:master`.
     pub promoted_after_ms: Option<f64>,
     /// Milliseconds from the fault to the first `+switch-master` event.
@@ -74,105 +83,30 @@ pub struct DrillReport {
     pub first_ack_after_promotion_ms: Option<f64>,
     /// Longest gap between acknowledged writes (any writer).
     pub write_outage_ms: f64,
+    /// That gap, in seconds since the drill started.
+    pub outage_window_s: Option<(f64, f64)>,
     /// Errors seen during that outage window.
     pub errors_in_outage: u64,
+    /// Every gap of more than [`PAUSE_MS`] between acknowledged writes:
+    /// (start, end) in ms since the fault. A failover can pause writes more
+    /// than once (the promotion, then the sentinels' switch).
+    pub pauses: Vec<(f64, f64)>,
+    /// Measured steps beside the original's expected timeline.
+    pub timeline: Vec<Row>,
+    /// The first event of each Sentinel channel after the fault.
+    pub first_events: Vec<Event>,
+    /// Every Sentinel event from the subscription on.
+    pub events: Vec<Event>,
+    /// Nodes answering ROLE as master at the end.
+    pub masters_at_end: Vec<Addr>,
+    /// Why the drill failed (empty: passed; see `--help` for exit codes).
+    pub failures: Vec<Failure>,
+    /// The fault, in seconds since the drill started.
+    pub fault_at_s: f64,
+    pub writes_per_100ms: Vec<Bucket>,
+    /// Where the chart was written (`--chart`).
+    pub chart: Option<PathBuf>,
     pub duration_s: f64,
-}
-
-#[derive(Default)]
-struct WriterLog {
-    acked: Vec<u64>,
-    /// ms since start, per ack.
-    ack_ms: Vec<f64>,
-    errors: BTreeMap<String, u64>,
-    error_ms: Vec<f64>,
-}
-
-/// An error reply's kind: its first word, or `unknown_outcome` when the
-/// proxy says it could not know whether the write ran (its connection to
-/// the master was lost after sending it), rather than sending it twice.
-fn reply_kind(msg: &str) -> String {
-    if msg.contains("unknown outcome") {
-        return "unknown_outcome".into();
-    }
-    msg.split_whitespace().next().unwrap_or("ERR").to_string()
-}
-
-fn error_kind(e: &ConnError) -> String {
-    match e {
-        ConnError::Timeout(_) => "timeout".into(),
-        ConnError::Connect { .. } => "connect".into(),
-        ConnError::Closed => "closed".into(),
-        ConnError::Io(io) => format!("io:{:?}", io.kind()),
-        ConnError::Protocol(_) => "protocol".into(),
-        ConnError::Server(s) => reply_kind(s),
-    }
-}
-
-async fn writer(
-    id: usize,
-    cfg: Arc<DrillConfig>,
-    prefix: Arc<str>,
-    start: Instant,
-    stop: Arc<AtomicBool>,
-    last_ack_us: Arc<AtomicU64>,
-) -> WriterLog {
-    let mut log = WriterLog::default();
-    let mut conn: Option<Connection> = None;
-    let mut seq = 0u64;
-    let ms = |t: Instant| t.duration_since(start).as_secs_f64() * 1000.0;
-    while !stop.load(Ordering::Relaxed) {
-        let c = match conn.as_mut() {
-            Some(c) => c,
-            None => match Connection::connect_auth(
-                &cfg.target,
-                cfg.password.as_deref(),
-                Duration::from_secs(1),
-            )
-            .await
-            {
-                Ok(mut c) => {
-                    c.timeout = cfg.request_timeout;
-                    conn.insert(c)
-                }
-                Err(e) => {
-                    *log.errors.entry(error_kind(&e)).or_default() += 1;
-                    log.error_ms.push(ms(Instant::now()));
-                    // Back off a little so a dead endpoint is not hammered.
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                    continue;
-                }
-            },
-        };
-        seq += 1;
-        let key = format!("{prefix}:{id}:{seq}");
-        let val = seq.to_string();
-        match c.request(&["SET", key.as_str(), val.as_str()]).await {
-            Ok(Frame::Simple(s)) if &s[..] == b"OK" => {
-                let now = Instant::now();
-                log.acked.push(seq);
-                log.ack_ms.push(ms(now));
-                last_ack_us.fetch_max(
-                    now.duration_since(start).as_micros() as u64,
-                    Ordering::Relaxed,
-                );
-            }
-            Ok(other) => {
-                let kind = other
-                    .error_message()
-                    .map(|m| reply_kind(&m))
-                    .unwrap_or_else(|| "unexpected-reply".into());
-                *log.errors.entry(kind).or_default() += 1;
-                log.error_ms.push(ms(Instant::now()));
-            }
-            Err(e) => {
-                *log.errors.entry(error_kind(&e)).or_default() += 1;
-                log.error_ms.push(ms(Instant::now()));
-                conn = None;
-            }
-        }
-    }
-    log
 }
 
 /// Polls ROLE on `nodes` every few ms; returns the first that is master.
@@ -206,38 +140,38 @@ async fn watch_promotion(
     None
 }
 
-/// Waits for the first `+switch-master` from any sentinel.
-async fn watch_switch(sentinels: Vec<Addr>, pw: Option<String>, start: Instant) -> Option<f64> {
-    let mut subs: Vec<_> = sentinels
-        .into_iter()
-        .map(|s| {
-            let pw = pw.clone();
-            Box::pin(async move {
-                let mut c = Connection::connect_auth(&s, pw.as_deref(), Duration::from_secs(1))
-                    .await
-                    .ok()?;
-                c.send(&["SUBSCRIBE", "+switch-master"]).await.ok()?;
-                loop {
-                    let f = c.read_frame().await.ok()?;
-                    let kind = f
-                        .as_array()
-                        .and_then(|v| v.first())
-                        .and_then(|k| k.as_text());
-                    if kind.as_deref() == Some("message") {
-                        return Some(start.elapsed().as_secs_f64() * 1000.0);
-                    }
-                }
-            })
-        })
-        .collect();
-    while !subs.is_empty() {
-        let (out, _, rest) = futures::future::select_all(subs).await;
-        if out.is_some() {
-            return out;
+/// The node's ROLE, if it answers within half a second.
+async fn role(node: &str, pw: Option<&str>) -> Option<Role> {
+    let f = query_auth(node, pw, &["ROLE"], Duration::from_millis(500))
+        .await
+        .ok()?;
+    Role::from_frame(&f)
+}
+
+/// Polls until `node` is a replica linked to its master; when it was.
+async fn wait_replica(node: &str, pw: Option<&str>, deadline: Instant) -> Option<Instant> {
+    loop {
+        if let Some(Role::Replica { state, .. }) = role(node, pw).await {
+            if state == "connected" {
+                return Some(Instant::now());
+            }
         }
-        subs = rest;
+        if Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    None
+}
+
+/// The nodes that answer ROLE as master.
+async fn masters(nodes: &[Addr], pw: Option<&str>) -> Vec<Addr> {
+    let roles = futures::future::join_all(nodes.iter().map(|n| role(n, pw))).await;
+    nodes
+        .iter()
+        .zip(roles)
+        .filter(|(_, r)| matches!(r, Some(Role::Master { .. })))
+        .map(|(n, _)| n.clone())
+        .collect()
 }
 
 pub async fn run_drill(cfg: DrillConfig) -> anyhow::Result<DrillReport> {
@@ -282,90 +216,45 @@ pub async fn run_drill(cfg: DrillConfig) -> anyhow::Result<DrillReport> {
     let cfg = Arc::new(cfg);
     let spw = cfg.sentinel_password.as_deref();
     let start = Instant::now();
-    let prefix: Arc<str> = format!(
-        "drill:{}",
-        std::process::id() as u64 * 1000 + start.elapsed().subsec_millis() as u64
-    )
-    .into();
-    let stop = Arc::new(AtomicBool::new(false));
-    let last_ack_us = Arc::new(AtomicU64::new(0));
+    let shared = shared_for(&cfg, start);
+    // Subscribed before the first write, so nothing after the fault is missed.
+    let recorder = Recorder::start(&cfg.sentinels, spw).await;
     let writers: Vec<_> = (0..cfg.writers)
-        .map(|i| {
-            tokio::spawn(writer(
-                i,
-                cfg.clone(),
-                prefix.clone(),
-                start,
-                stop.clone(),
-                last_ack_us.clone(),
-            ))
-        })
+        .map(|i| tokio::spawn(writer::run(i, shared.clone())))
         .collect();
     bar.set_message(format!(
-        "writing through {} with {} connections",
-        cfg.target, cfg.writers
+        "writing through {} with {} connections ({} sentinels subscribed)",
+        cfg.target, cfg.writers, recorder.subscribed
     ));
     tokio::time::sleep(cfg.before).await;
 
-    let fault_at = start.elapsed().as_secs_f64() * 1000.0;
+    let fault_instant = Instant::now();
+    let fault_at = ms_since(start, fault_instant);
     let watch_deadline = Instant::now() + cfg.max_wait;
-    let promo = tokio::spawn(watch_promotion(
-        nodes,
-        cfg.password.clone(),
-        start,
-        watch_deadline,
-    ));
-    let mut switch = tokio::spawn(watch_switch(
-        cfg.sentinels.clone(),
-        cfg.sentinel_password.clone(),
-        start,
-    ));
-    let old_name = topo.as_ref().and_then(|t| t.name_of(&old_master));
-    bar.set_message(format!("{:?} on master {old_master}", cfg.fault));
-    match cfg.fault {
-        Fault::Kill => topo.as_ref().expect("checked").kill(
-            old_name
-                .as_deref()
-                .ok_or_else(|| anyhow!("{old_master} is not a node of this topology"))?,
-        )?,
-        Fault::Stop => topo.as_ref().expect("checked").stop(
-            old_name
-                .as_deref()
-                .ok_or_else(|| anyhow!("{old_master} is not a node of this topology"))?,
-        )?,
-        Fault::Failover => {
-            let f = redis_ha_resp::conn::query_auth(
-                &cfg.sentinels[0],
-                spw,
-                &["SENTINEL", "FAILOVER", &cfg.master_name],
-                timeout,
-            )
-            .await?;
-            if let Some(e) = f.error_message() {
-                bail!("SENTINEL FAILOVER refused: {e}");
-            }
-        }
-    }
+    let promo = cfg.fault.failover_expected().then(|| {
+        tokio::spawn(watch_promotion(
+            nodes.clone(),
+            cfg.password.clone(),
+            start,
+            watch_deadline,
+        ))
+    });
+    bar.set_message(format!("{} on master {old_master}", cfg.fault.name()));
+    let undo = fault::inject(&cfg, topo.as_ref(), &old_master, &nodes).await?;
     bar.set_message("waiting for a new master");
-    let promoted = promo.await?;
+    let promoted = match promo {
+        Some(p) => p.await?,
+        None => None,
+    };
     let promoted_ms = promoted.as_ref().map(|p| p.1);
     // Writes must resume after the promotion; then keep writing a while.
     bar.set_message("waiting for writes to resume");
-    let resume_deadline = Instant::now() + cfg.max_wait;
     if let Some(p) = promoted_ms {
-        while (last_ack_us.load(Ordering::Relaxed) as f64 / 1000.0) < p
-            && Instant::now() < resume_deadline
-        {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        wait_ack_after(&shared, p, Instant::now() + cfg.max_wait).await;
     }
-    bar.set_message("writing after the failover");
+    bar.set_message("writing after the fault");
     tokio::time::sleep(cfg.after).await;
-    stop.store(true, Ordering::Relaxed);
-    let mut logs = Vec::new();
-    for w in writers {
-        logs.push(w.await?);
-    }
+    let logs = stop_writers(&shared, writers).await?;
     let duration_s = start.elapsed().as_secs_f64();
 
     // Verify against the master the sentinels agree on. A node can be
@@ -384,101 +273,290 @@ pub async fn run_drill(cfg: DrillConfig) -> anyhow::Result<DrillReport> {
             new_master = agreed().await;
         }
     }
-    // The switch watcher has seen the event by now if there was one.
-    let switch_ms = match tokio::time::timeout(Duration::from_millis(200), &mut switch).await {
-        Ok(Ok(v)) => v,
-        _ => None,
-    };
-    switch.abort();
     bar.set_message("verifying acknowledged writes");
     let verify_on = new_master.clone().unwrap_or_else(|| old_master.clone());
     let pw = cfg.password.as_deref();
-    let (lost, examples) = verify(&verify_on, pw, &prefix, &logs).await?;
-
-    if cfg.restore {
-        if let (Some(t), Some(name)) = (&topo, &old_name) {
-            bar.set_message(format!("restoring {name}"));
-            match cfg.fault {
-                Fault::Kill => t.restart(name).await?,
-                Fault::Stop => t.cont(name)?,
-                Fault::Failover => {}
-            }
-        }
-    }
+    let states = final_states(&verify_on, pw, &shared.prefix, logs.len()).await?;
+    let back = restore(&cfg, topo.as_ref(), &undo, &old_master, &bar).await?;
+    let all_nodes: Vec<Addr> = nodes.iter().chain([&old_master]).cloned().collect();
+    let masters_at_end = masters(&all_nodes, pw).await;
+    let events = recorder.events(fault_instant);
+    drop(recorder);
     bar.finish_and_clear();
 
-    let mut errors = BTreeMap::new();
-    let mut acks: Vec<f64> = Vec::new();
-    let mut err_ms: Vec<f64> = Vec::new();
-    for l in &logs {
-        for (k, v) in &l.errors {
-            *errors.entry(k.clone()).or_insert(0) += v;
-        }
-        acks.extend(&l.ack_ms);
-        err_ms.extend(&l.error_ms);
-    }
-    acks.sort_by(f64::total_cmp);
-    let (mut gap, mut gap_start, mut gap_end) = (0.0, 0.0, 0.0);
-    for w in acks.windows(2) {
-        if w[1] - w[0] > gap {
-            (gap, gap_start, gap_end) = (w[1] - w[0], w[0], w[1]);
-        }
-    }
-    let first_after = promoted_ms.and_then(|p| acks.iter().find(|a| **a > p).map(|a| a - p));
-    Ok(DrillReport {
-        target: cfg.target.clone(),
-        fault: cfg.fault,
+    let accounting = account::account_all(
+        &logs.iter().map(|l| l.writes.as_slice()).collect::<Vec<_>>(),
+        &states,
+    );
+    let t = Times {
+        fault_at,
+        promoted_ms,
+        old_master_back_ms: back.map(|b| ms_since(fault_instant, b)),
+        duration_s,
+    };
+    Ok(report(
+        &cfg,
+        &logs,
+        accounting,
+        events,
+        &t,
         old_master,
         new_master,
-        writers: cfg.writers,
-        writes_acked: acks.len() as u64,
-        writes_failed: errors.values().sum(),
-        errors_in_outage: err_ms
-            .iter()
-            .filter(|t| **t >= gap_start && **t <= gap_end)
-            .count() as u64,
-        errors,
-        lost_writes: lost,
-        lost_examples: examples,
-        promoted_after_ms: promoted_ms.map(|p| p - fault_at),
-        switch_master_after_ms: switch_ms.map(|s| s - fault_at),
-        first_ack_after_promotion_ms: first_after,
-        write_outage_ms: gap,
-        duration_s,
+        masters_at_end,
+    ))
+}
+
+fn shared_for(cfg: &DrillConfig, start: Instant) -> Arc<Shared> {
+    Arc::new(Shared {
+        target: cfg.target.clone(),
+        password: cfg.password.clone(),
+        request_timeout: cfg.request_timeout,
+        prefix: unique_prefix(),
+        start,
+        stop: AtomicBool::new(false),
+        last_ack_us: AtomicU64::new(0),
     })
 }
 
-/// Reads back every acknowledged key (pipelined GETs) on `master`.
-async fn verify(
+/// Polls until a write is acknowledged after `ms` (since the start).
+async fn wait_ack_after(shared: &Shared, ms: f64, deadline: Instant) {
+    while (shared.last_ack_us.load(Ordering::Relaxed) as f64 / 1000.0) < ms
+        && Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Tells the writers to stop and collects what each saw.
+async fn stop_writers(
+    shared: &Shared,
+    writers: Vec<tokio::task::JoinHandle<WriterLog>>,
+) -> anyhow::Result<Vec<WriterLog>> {
+    shared.stop.store(true, Ordering::Relaxed);
+    let mut logs = Vec::new();
+    for w in writers {
+        logs.push(w.await?);
+    }
+    Ok(logs)
+}
+
+/// Key prefix unique to this drill (a previous drill's keys stay apart).
+fn unique_prefix() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    format!("drill:{}:{}", std::process::id(), now.as_millis())
+}
+
+fn ms_since(from: Instant, t: Instant) -> f64 {
+    t.saturating_duration_since(from).as_secs_f64() * 1000.0
+}
+
+/// Undoes the fault (with `restore`), then waits for the old master to be a
+/// replica again where it comes back; when it was.
+async fn restore(
+    cfg: &DrillConfig,
+    topo: Option<&Topology>,
+    undo: &[Undo],
+    old_master: &str,
+    bar: &indicatif::ProgressBar,
+) -> anyhow::Result<Option<Instant>> {
+    if cfg.restore {
+        if let Some(t) = topo {
+            bar.set_message("restoring the topology");
+            fault::undo(t, undo).await?;
+        }
+    }
+    if !cfg.fault.old_master_returns(cfg.restore) {
+        return Ok(None);
+    }
+    bar.set_message(format!("waiting for {old_master} to be a replica"));
+    let deadline = Instant::now() + cfg.max_wait.min(Duration::from_secs(30));
+    Ok(wait_replica(old_master, cfg.password.as_deref(), deadline).await)
+}
+
+/// Each writer's list and counter on `master`.
+async fn final_states(
     master: &str,
     password: Option<&str>,
     prefix: &str,
-    logs: &[WriterLog],
-) -> anyhow::Result<(u64, Vec<String>)> {
+    writers: usize,
+) -> anyhow::Result<Vec<FinalState>> {
     let mut c = Connection::connect_auth(master, password, Duration::from_secs(2))
         .await
         .with_context(|| format!("cannot verify on {master}"))?;
     c.timeout = Duration::from_secs(10);
-    let mut lost = 0u64;
-    let mut examples = Vec::new();
-    for (id, log) in logs.iter().enumerate() {
-        for chunk in log.acked.chunks(500) {
-            for seq in chunk {
-                c.send(&["GET".to_string(), format!("{prefix}:{id}:{seq}")])
-                    .await?;
-            }
-            for seq in chunk {
-                let f = tokio::time::timeout(Duration::from_secs(10), c.read_frame())
-                    .await
-                    .map_err(|_| anyhow!("verification timed out on {master}"))??;
-                if f.as_bytes().map(|b| &b[..]) != Some(seq.to_string().as_bytes()) {
-                    lost += 1;
-                    if examples.len() < 5 {
-                        examples.push(format!("{prefix}:{id}:{seq}"));
-                    }
-                }
-            }
+    let mut out = Vec::new();
+    for id in 0..writers {
+        let list = c
+            .request_ok(&["LRANGE", &writer::list_key(prefix, id), "0", "-1"])
+            .await
+            .with_context(|| format!("LRANGE on {master}"))?;
+        let list = list
+            .into_array()
+            .ok_or_else(|| anyhow!("LRANGE on {master}: not an array"))?;
+        let counter = c
+            .request_ok(&["GET", &writer::counter_key(prefix, id)])
+            .await
+            .with_context(|| format!("GET on {master}"))?;
+        out.push(FinalState {
+            list: list.iter().filter_map(|f| f.as_text()).collect(),
+            counter: counter.as_int().unwrap_or(0),
+        });
+    }
+    Ok(out)
+}
+
+/// A gap between acknowledged writes longer than this is a pause.
+pub const PAUSE_MS: f64 = 100.0;
+
+/// Every gap of more than `min_ms` between consecutive `acks` (sorted).
+pub fn gaps_over(acks: &[f64], min_ms: f64) -> Vec<(f64, f64)> {
+    acks.windows(2)
+        .filter(|w| w[1] - w[0] > min_ms)
+        .map(|w| (w[0], w[1]))
+        .collect()
+}
+
+/// The longest gap between consecutive `acks` (sorted): (start, end).
+pub fn longest_gap(acks: &[f64]) -> Option<(f64, f64)> {
+    acks.windows(2)
+        .map(|w| (w[0], w[1]))
+        .max_by(|a, b| (a.1 - a.0).total_cmp(&(b.1 - b.0)))
+}
+
+/// Errors by kind and their times (ms since the start), from the writes
+/// that were not acknowledged and the connections that failed.
+fn errors_of(logs: &[WriterLog]) -> (BTreeMap<String, u64>, Vec<f64>) {
+    let mut kinds = BTreeMap::new();
+    let mut at = Vec::new();
+    for l in logs {
+        let failed = l.writes.iter().filter_map(|w| match &w.outcome {
+            Outcome::Acked(_) => None,
+            Outcome::Refused(k) | Outcome::Unknown(k) => Some((w.at_ms, k)),
+        });
+        let connects = l.connect_failures.iter().map(|(t, k)| (*t, k));
+        for (t, k) in failed.chain(connects) {
+            *kinds.entry(k.clone()).or_insert(0) += 1;
+            at.push(t);
         }
     }
-    Ok((lost, examples))
+    (kinds, at)
+}
+
+/// Times the report is built from: ms since the start unless named.
+struct Times {
+    fault_at: f64,
+    promoted_ms: Option<f64>,
+    /// Since the fault.
+    old_master_back_ms: Option<f64>,
+    duration_s: f64,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn report(
+    cfg: &DrillConfig,
+    logs: &[WriterLog],
+    a: Accounting,
+    events: Vec<Event>,
+    t: &Times,
+    old_master: Addr,
+    new_master: Option<Addr>,
+    masters_at_end: Vec<Addr>,
+) -> DrillReport {
+    let (errors, err_ms) = errors_of(logs);
+    let mut acks: Vec<f64> = logs
+        .iter()
+        .flat_map(|l| l.writes.iter())
+        .filter(|w| matches!(w.outcome, Outcome::Acked(_)))
+        .map(|w| w.at_ms)
+        .collect();
+    acks.sort_by(f64::total_cmp);
+    let gap = longest_gap(&acks);
+    let first_after = t
+        .promoted_ms
+        .and_then(|p| acks.iter().find(|a| **a > p).copied());
+    let since_fault = |v: f64| v - t.fault_at;
+    let measured = Measured {
+        promotion_seen_ms: t.promoted_ms.map(since_fault),
+        first_ack_after_promotion_ms: first_after.map(since_fault),
+        // Only a real pause is an outage on the timeline (a replica kill
+        // has none, just its slowest write).
+        outage_ms: gap
+            .filter(|(s, e)| e - s > PAUSE_MS)
+            .map(|(s, e)| (since_fault(s), since_fault(e))),
+        old_master_replica_ms: t.old_master_back_ms,
+    };
+    let failures = verdict::failures(&Facts {
+        lost: a.lost,
+        duplicated: a.duplicated,
+        masters_at_end: masters_at_end.clone(),
+        failover_expected: cfg.fault.failover_expected(),
+        old_master: old_master.clone(),
+        new_master: new_master.clone(),
+    });
+    let (applied, not_applied) = a.unknown_applied();
+    let end_ms = t.duration_s * 1000.0;
+    DrillReport {
+        target: cfg.target.clone(),
+        fault: cfg.fault,
+        timeline: timeline::rows(&events, &old_master, &measured),
+        first_events: timeline::first_per_channel(&events),
+        switch_master_after_ms: events
+            .iter()
+            .filter(|e| e.kind == Kind::SwitchMaster && e.at_ms >= 0.0)
+            .map(|e| e.at_ms)
+            .min_by(f64::total_cmp),
+        events,
+        old_master,
+        new_master,
+        writers: cfg.writers,
+        writes_acked: a.acked,
+        writes_failed: errors.values().sum(),
+        errors_in_outage: gap.map_or(0, |(s, e)| {
+            err_ms.iter().filter(|t| **t >= s && **t <= e).count() as u64
+        }),
+        writes_per_100ms: chart::buckets(&acks, &err_ms, end_ms),
+        errors,
+        lost_writes: a.lost,
+        lost_examples: a.lost_examples,
+        duplicated_writes: a.duplicated,
+        duplicate_examples: a.duplicate_examples,
+        unknown_outcomes: a.unknown,
+        unknown_applied: applied,
+        unknown_not_applied: not_applied,
+        unknown_writes: a.unknown_writes,
+        promoted_after_ms: t.promoted_ms.map(since_fault),
+        first_ack_after_promotion_ms: t.promoted_ms.and_then(|p| first_after.map(|f| f - p)),
+        write_outage_ms: gap.map_or(0.0, |(s, e)| e - s),
+        outage_window_s: gap.map(|(s, e)| (s / 1000.0, e / 1000.0)),
+        pauses: gaps_over(&acks, PAUSE_MS)
+            .into_iter()
+            .map(|(s, e)| (since_fault(s), since_fault(e)))
+            .collect(),
+        masters_at_end,
+        failures,
+        fault_at_s: t.fault_at / 1000.0,
+        chart: None,
+        duration_s: t.duration_s,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_longest_gap_between_acknowledgements_is_the_outage() {
+        assert_eq!(longest_gap(&[]), None);
+        assert_eq!(longest_gap(&[1.0]), None);
+        assert_eq!(longest_gap(&[1.0, 2.0, 50.0, 51.0]), Some((2.0, 50.0)));
+    }
+
+    #[test]
+    fn every_long_gap_is_a_pause() {
+        let acks = [0.0, 10.0, 300.0, 310.0, 900.0, 1000.0];
+        assert_eq!(gaps_over(&acks, 100.0), [(10.0, 300.0), (310.0, 900.0)]);
+        assert_eq!(gaps_over(&acks[..2], 100.0), []);
+    }
 }

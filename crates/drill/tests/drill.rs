@@ -1,9 +1,13 @@
 //! Drills against a real topology: through the proxy a planned failover
 //! must cost no client error, a kill -9 at most the one unknown-outcome
-//! error per writer in flight, and neither an acknowledged write; straight to
-//! the old master, the drill must end on its own and report the damage.
+//! error per writer in flight, and none an acknowledged write or a write
+//! applied twice; killing a replica must not interrupt writes at all, and
+//! with one sentinel dead the other two still fail over. Straight to the old
+//! master, the drill must end on its own and report the damage.
 
-use redis_ha_drill::{run_drill, DrillConfig, Fault};
+use redis_ha_drill::timeline::Step;
+use redis_ha_drill::verdict::Failure;
+use redis_ha_drill::{run_drill, DrillConfig, DrillReport, Fault};
 use redis_ha_local::Topology;
 use redis_ha_proxy::config::ProxyConfig;
 use std::time::Duration;
@@ -28,8 +32,13 @@ fn config(t: &Topology, target: String, fault: Fault) -> DrillConfig {
 }
 
 /// `password`: the nodes require it (`requirepass`, sentinel `auth-pass`);
-/// `sentinel_pw`: the sentinels do (`requirepass`, also between them). The supervisor, the proxy and the drill log in with them.
-async fn drill_through_proxy(fault: Fault, password: Option<&str>, sentinel_pw: Option<&str>) {
+/// `sentinel_pw`: the sentinels do (`requirepass`, also between them). The
+/// supervisor, the proxy and the drill log in with them.
+async fn drill_through_proxy(
+    fault: Fault,
+    password: Option<&str>,
+    sentinel_pw: Option<&str>,
+) -> DrillReport {
     let t = Topology::start_test_with(1000, |s| {
         s.password = password.map(str::to_string);
         s.sentinel_password = sentinel_pw.map(str::to_string);
@@ -44,46 +53,171 @@ async fn drill_through_proxy(fault: Fault, password: Option<&str>, sentinel_pw: 
         .await
         .expect("drill");
     eprintln!("{}", redis_ha_drill::cli::render(&r));
+    assert!(r.writes_acked > 100, "too few writes: {}", r.writes_acked);
+    // Exactly once: nothing acknowledged is missing, nothing ran twice, and
+    // the state tells for every unknown outcome whether it ran (one in
+    // flight per writer: the next reply or the final counter places it).
+    assert_eq!(
+        (r.lost_writes, r.duplicated_writes),
+        (0, 0),
+        "lost {:?}, duplicated {:?}",
+        r.lost_examples,
+        r.duplicate_examples
+    );
+    assert!(
+        r.unknown_writes.iter().all(|u| u.applied.is_some()),
+        "{:?}",
+        r.unknown_writes
+    );
+    assert_eq!(r.failures, [], "the drill must pass");
+    assert_eq!(r.masters_at_end.len(), 1, "{:?}", r.masters_at_end);
+    // restore: the killed node is back and the topology healthy.
+    t.wait_healthy(Duration::from_secs(30))
+        .await
+        .expect("healthy after restore");
+    r
+}
+
+/// A failover through the proxy: a new master, the proxy follows it, and
+/// the timeline has Sentinel's switch and the writes resuming after it.
+fn assert_failed_over(r: &DrillReport) {
     assert_ne!(
         r.new_master.as_deref(),
         Some(r.old_master.as_str()),
         "no failover happened"
     );
-    assert!(r.writes_acked > 100, "too few writes: {}", r.writes_acked);
-    // A kill -9 leaves each writer's request in flight with an unknown
-    // outcome: the proxy answers it with an error instead of sending it
-    // twice. A planned failover loses no request: the demoted master answers
-    // or refuses (READONLY, sent again), so there is no error at all.
-    let unknown_allowed = match fault {
-        Fault::Kill => r.writers as u64,
-        _ => 0,
+    assert!(r.promoted_after_ms.is_some() && r.first_ack_after_promotion_ms.is_some());
+    let at = |s: Step| {
+        r.timeline
+            .iter()
+            .find(|row| row.step == s)
+            .unwrap()
+            .measured_ms
     };
+    let switch = at(Step::SwitchMaster).expect("+switch-master on the timeline");
+    assert_eq!(r.switch_master_after_ms, Some(switch));
+    assert!(at(Step::OldMasterBack).is_some(), "{:?}", r.timeline);
+    // A planned failover may pause writes for less than 100 ms: no outage.
+    assert_eq!(
+        at(Step::WritesResume).is_some(),
+        r.write_outage_ms > 100.0,
+        "{:?}",
+        r.timeline
+    );
+}
+
+/// A kill -9 leaves each writer's request in flight with an unknown outcome:
+/// the proxy answers it with an error instead of sending it twice.
+fn assert_only_unknown_outcomes(r: &DrillReport) {
     assert!(
-        r.writes_failed <= unknown_allowed && r.errors.keys().all(|k| k == "unknown_outcome"),
+        r.writes_failed <= r.writers as u64 && r.errors.keys().all(|k| k == "unknown_outcome"),
         "client errors through the proxy: {:?}",
         r.errors
     );
-    assert_eq!(
-        r.lost_writes, 0,
-        "lost acknowledged writes: {:?}",
-        r.lost_examples
-    );
-    assert!(r.promoted_after_ms.is_some() && r.first_ack_after_promotion_ms.is_some());
-    // restore: the killed node is back as a replica and the topology healthy.
-    t.wait_healthy(Duration::from_secs(30))
-        .await
-        .expect("healthy after restore");
+    assert_eq!(r.unknown_outcomes, r.writes_failed);
 }
 
 /// The sentinels must log in to each other to vote the failover through.
+/// The timeline has the master seen down and the vote, in that order.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_with_password_protected_sentinels_through_proxy_costs_no_error_and_no_write() {
-    drill_through_proxy(Fault::Kill, None, Some("sentinel-pw")).await;
+    let r = drill_through_proxy(Fault::Kill, None, Some("sentinel-pw")).await;
+    assert_failed_over(&r);
+    assert_only_unknown_outcomes(&r);
+    let at = |s: Step| {
+        r.timeline
+            .iter()
+            .find(|row| row.step == s)
+            .unwrap()
+            .measured_ms
+    };
+    let (down, vote) = (at(Step::MasterSeenDown), at(Step::Vote));
+    assert!(
+        matches!((down, vote), (Some(d), Some(v)) if d <= v),
+        "{:?}",
+        r.timeline
+    );
+    // The outage is one of the pauses the report lists.
+    assert!(
+        r.pauses
+            .iter()
+            .any(|(s, e)| (e - s - r.write_outage_ms).abs() < 0.001),
+        "{:?} vs {}",
+        r.pauses,
+        r.write_outage_ms
+    );
+    // The chart: drawn by the bench crate's code, fault and switch marked.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kill.svg");
+    redis_ha_drill::chart::write(&path, &r).expect("chart");
+    let svg = std::fs::read_to_string(&path).unwrap();
+    assert!(
+        svg.starts_with("<svg") || svg.contains("<svg"),
+        "not an SVG"
+    );
+    for label in ["kill (fault)", "+switch-master", "writes / 100 ms"] {
+        assert!(svg.contains(label), "no {label:?} in the chart");
+    }
 }
 
+/// A planned failover: the demoted master answers or refuses (READONLY,
+/// sent again), so no request is lost and there is no error at all.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn planned_failover_with_a_password_through_proxy_costs_no_error_and_no_write() {
-    drill_through_proxy(Fault::Failover, Some("s3cret"), None).await;
+    let r = drill_through_proxy(Fault::Failover, Some("s3cret"), None).await;
+    assert_failed_over(&r);
+    assert_eq!(r.writes_failed, 0, "{:?}", r.errors);
+}
+
+/// The master hangs (SIGSTOP): the sentinels fail over, the writes in
+/// flight at the freeze have an unknown outcome, nothing is lost or applied
+/// twice, and the resumed old master ends as a replica.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_master_through_proxy_costs_only_unknown_outcomes() {
+    let r = drill_through_proxy(Fault::Stop, None, None).await;
+    assert_failed_over(&r);
+    assert_only_unknown_outcomes(&r);
+}
+
+/// A replica dies: the master goes on, so not one write may fail or wait
+/// for long.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_a_replica_does_not_interrupt_writes() {
+    let r = drill_through_proxy(Fault::KillReplica, None, None).await;
+    assert_eq!(r.new_master.as_deref(), Some(r.old_master.as_str()));
+    assert_eq!(r.writes_failed, 0, "{:?}", r.errors);
+    assert_eq!(r.promoted_after_ms, None, "nothing to promote");
+    // A write takes well under a millisecond here; 500 ms allows for a
+    // loaded CI machine, far below a failover's pause (over a second).
+    assert!(
+        r.write_outage_ms < 500.0,
+        "writes paused {} ms",
+        r.write_outage_ms
+    );
+    // No failover step on the timeline, and no outage either when no gap
+    // between writes reached 100 ms.
+    let seen: Vec<Step> = r
+        .timeline
+        .iter()
+        .filter(|row| row.measured_ms.is_some())
+        .map(|row| row.step)
+        .collect();
+    let pause_only = [Step::WritesStop, Step::WritesResume];
+    assert!(
+        seen.iter().all(|s| pause_only.contains(s)) && (seen.is_empty() == r.pauses.is_empty()),
+        "{:?} {:?}",
+        r.timeline,
+        r.pauses
+    );
+}
+
+/// One sentinel dies, then the master: the other two are a quorum and a
+/// majority, so they still fail over, and the proxy follows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_one_sentinel_dead_a_master_kill_still_fails_over() {
+    let r = drill_through_proxy(Fault::KillSentinel, None, None).await;
+    assert_failed_over(&r);
+    assert_only_unknown_outcomes(&r);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -111,6 +245,16 @@ async fn drill_straight_to_a_dead_master_ends_and_reports_the_errors() {
         r.writers,
         r.lost_examples
     );
+    // Nothing is sent twice on a direct connection; a loss, if any, fails
+    // the drill and nothing else does.
+    assert_eq!(r.duplicated_writes, 0, "{:?}", r.duplicate_examples);
+    let lost: Vec<Failure> = (r.lost_writes > 0)
+        .then_some(Failure::Lost {
+            writes: r.lost_writes,
+        })
+        .into_iter()
+        .collect();
+    assert_eq!(r.failures, lost);
 }
 
 #[tokio::test]

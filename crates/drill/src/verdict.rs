@@ -1,0 +1,136 @@
+//! Whether a drill passed, so it can gate CI: an acknowledged write lost, a
+//! write applied twice, two masters at the end (split brain), or no
+//! failover where the fault needs one, each fails it (exit code 2; 1 is a
+//! drill that could not run).
+
+use serde::Serialize;
+
+/// One reason a drill failed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "failure")]
+pub enum Failure {
+    Lost { writes: u64 },
+    Duplicated { writes: u64 },
+    SplitBrain { masters: Vec<String> },
+    NoFailover,
+}
+
+impl Failure {
+    pub fn describe(&self) -> String {
+        match self {
+            Failure::Lost { writes } => format!("{writes} acknowledged writes lost"),
+            Failure::Duplicated { writes } => format!("{writes} writes applied twice"),
+            Failure::SplitBrain { masters } => {
+                format!(
+                    "split brain: {} masters ({})",
+                    masters.len(),
+                    masters.join(", ")
+                )
+            }
+            Failure::NoFailover => "no failover happened".into(),
+        }
+    }
+}
+
+/// What the verdict is made from.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Facts {
+    pub lost: u64,
+    pub duplicated: u64,
+    /// Nodes answering ROLE as master at the end.
+    pub masters_at_end: Vec<String>,
+    /// The fault must make the sentinels promote a replica.
+    pub failover_expected: bool,
+    pub old_master: String,
+    pub new_master: Option<String>,
+}
+
+/// Every reason the drill failed; empty when it passed.
+pub fn failures(f: &Facts) -> Vec<Failure> {
+    let mut out = Vec::new();
+    if f.lost > 0 {
+        out.push(Failure::Lost { writes: f.lost });
+    }
+    if f.duplicated > 0 {
+        out.push(Failure::Duplicated {
+            writes: f.duplicated,
+        });
+    }
+    if f.masters_at_end.len() > 1 {
+        out.push(Failure::SplitBrain {
+            masters: f.masters_at_end.clone(),
+        });
+    }
+    let moved = f.new_master.as_ref().is_some_and(|m| *m != f.old_master);
+    if f.failover_expected && !moved {
+        out.push(Failure::NoFailover);
+    }
+    out
+}
+
+/// The process exit code for these failures: 0 passed, 2 failed.
+pub fn exit_code(failures: &[Failure]) -> u8 {
+    if failures.is_empty() {
+        0
+    } else {
+        2
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn passing() -> Facts {
+        Facts {
+            masters_at_end: vec!["b".into()],
+            failover_expected: true,
+            old_master: "a".into(),
+            new_master: Some("b".into()),
+            ..Facts::default()
+        }
+    }
+
+    #[test]
+    fn a_clean_failover_passes() {
+        assert_eq!(failures(&passing()), []);
+        assert_eq!(exit_code(&failures(&passing())), 0);
+    }
+
+    #[test]
+    fn lost_duplicated_and_split_brain_each_fail() {
+        let f = Facts {
+            lost: 1,
+            duplicated: 2,
+            masters_at_end: vec!["a".into(), "b".into()],
+            ..passing()
+        };
+        let got = failures(&f);
+        assert_eq!(
+            got,
+            [
+                Failure::Lost { writes: 1 },
+                Failure::Duplicated { writes: 2 },
+                Failure::SplitBrain {
+                    masters: vec!["a".into(), "b".into()]
+                }
+            ]
+        );
+        assert_eq!(exit_code(&got), 2);
+    }
+
+    #[test]
+    fn no_failover_fails_only_where_one_was_expected() {
+        let stayed = Facts {
+            new_master: Some("a".into()),
+            masters_at_end: vec!["a".into()],
+            ..passing()
+        };
+        assert_eq!(failures(&stayed), [Failure::NoFailover]);
+        let replica_killed = Facts {
+            failover_expected: false,
+            ..stayed
+        };
+        assert_eq!(failures(&replica_killed), []);
+    }
+}

@@ -106,6 +106,28 @@ fn is_not_found(e: &kube::Error) -> bool {
     matches!(e, kube::Error::Api(r) if r.code == 404)
 }
 
+/// The command-line client inside a pod's `container`: the engine's own,
+/// judged from its image (`valkey/valkey:8.0` has valkey-cli).
+fn cli_for(pod: &Pod, container: &str) -> &'static str {
+    let image = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.containers.iter().find(|c| c.name == container))
+        .and_then(|c| c.image.as_deref())
+        .unwrap_or("");
+    engine_of_image(image).cli()
+}
+
+/// Pure: which engine an image runs (by its name; Redis unless it says Valkey).
+pub fn engine_of_image(image: &str) -> redis_ha_topology::Engine {
+    let name = image.rsplit('/').next().unwrap_or(image);
+    if image.contains("valkey") && !name.starts_with("redis") {
+        redis_ha_topology::Engine::Valkey
+    } else {
+        redis_ha_topology::Engine::Redis
+    }
+}
+
 impl Cluster {
     /// Connects with the current kubeconfig context, or `context`.
     pub async fn connect(context: Option<&str>, ns: &str) -> anyhow::Result<Cluster> {
@@ -319,8 +341,9 @@ impl Cluster {
                     error: "pod not running".into(),
                 }
             } else {
+                let cli = cli_for(&p, "redis");
                 match self
-                    .exec(&name, "redis", &["redis-cli", "--no-auth-warning", "ROLE"])
+                    .exec(&name, "redis", &[cli, "--no-auth-warning", "ROLE"])
                     .await
                 {
                     Ok(text) => parse_role(&text),
@@ -339,21 +362,23 @@ impl Cluster {
         master_name: &str,
     ) -> anyhow::Result<Vec<(String, Option<String>)>> {
         let port = SENTINEL_PORT.to_string();
-        let cmd = [
-            "redis-cli",
-            "--no-auth-warning",
-            "-p",
-            &port,
-            "SENTINEL",
-            "get-master-addr-by-name",
-            master_name,
-        ];
+        let cmd = |cli| {
+            [
+                cli,
+                "--no-auth-warning",
+                "-p",
+                &port,
+                "SENTINEL",
+                "get-master-addr-by-name",
+                master_name,
+            ]
+        };
         let mut out = Vec::new();
         for p in self.pods("sentinel").await? {
             let name = p.metadata.name.clone().unwrap_or_default();
             let view = match Self::running(&p) {
                 true => self
-                    .exec(&name, "sentinel", &cmd)
+                    .exec(&name, "sentinel", &cmd(cli_for(&p, "sentinel")))
                     .await
                     .ok()
                     .and_then(|t| parse_sentinel_master(&t)),
@@ -616,4 +641,24 @@ fn print_phases(phases: &[(String, Value)], as_json: bool) -> anyhow::Result<()>
     }
     println!("{t}");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cli_follows_the_image() {
+        use redis_ha_topology::Engine;
+        assert_eq!(engine_of_image("redis:7.2"), Engine::Redis);
+        assert_eq!(engine_of_image("valkey/valkey:8.0"), Engine::Valkey);
+        assert_eq!(
+            engine_of_image("registry.local/valkey/valkey:8.0.2"),
+            Engine::Valkey
+        );
+        assert_eq!(
+            engine_of_image("docker.io/library/redis:7.2"),
+            Engine::Redis
+        );
+    }
 }

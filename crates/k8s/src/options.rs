@@ -48,9 +48,14 @@ pub struct RenderOptions {
     /// Sentinel down-after-milliseconds.
     #[arg(long, default_value_t = 5000)]
     pub down_after_ms: u64,
-    /// Redis server image.
-    #[arg(long, default_value = "redis:7.2")]
-    pub redis_image: String,
+    /// Server engine of the Redis and Sentinel pods: redis or valkey (their
+    /// commands and default image follow it).
+    #[arg(long, default_value = "redis", value_name = "redis|valkey")]
+    pub engine: redis_ha_topology::Engine,
+    /// Server image of the Redis and Sentinel pods (default: the engine's
+    /// official image, redis:7.2 or valkey/valkey:8.0).
+    #[arg(long, value_name = "IMAGE")]
+    pub redis_image: Option<String>,
     /// The redis-ha image (init-role, proxy, bench); see the Dockerfile.
     #[arg(long, default_value = "redis-ha:0.1.0")]
     pub image: String,
@@ -120,6 +125,7 @@ impl RenderOptions {
             maxmemory: self.maxmemory.clone(),
             // Pods are known by their DNS names, which outlive their IPs.
             announce_hostnames: true,
+            engine: self.engine,
             ..Spec::default()
         };
         spec.validate()?;
@@ -128,6 +134,11 @@ impl RenderOptions {
             "--proxy-replicas must be at least 1"
         );
         Ok(spec)
+    }
+
+    /// The Redis and Sentinel pods' image.
+    pub fn server_image(&self) -> String {
+        (self.redis_image.clone()).unwrap_or_else(|| self.engine.image().to_string())
     }
 
     /// DNS name of pod `pod` behind headless service `service`.
@@ -175,12 +186,34 @@ mod tests {
     }
 
     #[test]
+    fn the_engine_picks_the_image_unless_one_is_given() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct P {
+            #[command(flatten)]
+            o: RenderOptions,
+        }
+        let v = P::parse_from(["render", "--engine", "valkey"]).o;
+        assert_eq!(v.server_image(), "valkey/valkey:8.0");
+        assert_eq!(v.spec().unwrap().engine, redis_ha_topology::Engine::Valkey);
+        let pinned = P::parse_from([
+            "render",
+            "--engine",
+            "valkey",
+            "--redis-image",
+            "valkey/valkey:8.0.2",
+        ])
+        .o;
+        assert_eq!(pinned.server_image(), "valkey/valkey:8.0.2");
+    }
+
+    #[test]
     fn defaults_are_the_originals() {
         let o = RenderOptions::default();
         assert_eq!(o.namespace, "redis-sentinel");
         assert_eq!((o.redis_replicas, o.sentinels, o.proxy_replicas), (3, 3, 2));
         assert_eq!(
-            (o.redis_image.as_str(), o.image.as_str()),
+            (o.server_image().as_str(), o.image.as_str()),
             ("redis:7.2", "redis-ha:0.1.0")
         );
         let spec = o.spec().unwrap();

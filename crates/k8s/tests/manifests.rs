@@ -151,6 +151,27 @@ fn options_change_the_render() {
     assert!(manifests(&bad).is_err());
 }
 
+#[test]
+fn the_valkey_engine_renders_valkey_pods() {
+    let o = RenderOptions {
+        engine: redis_ha_topology::Engine::Valkey,
+        ..RenderOptions::default()
+    };
+    let all: String = manifests(&o)
+        .unwrap()
+        .iter()
+        .map(|m| to_yaml(m).unwrap())
+        .collect();
+    assert!(all.contains("image: valkey/valkey:8.0"));
+    assert!(all.contains("- valkey-server"));
+    assert!(all.contains("valkey-cli --no-auth-warning ping"));
+    assert!(
+        !all.contains("redis-cli --") && !all.contains("- redis-server"),
+        "a redis-cli or redis-server command left in the valkey render"
+    );
+    assert!(!all.contains("image: redis:"));
+}
+
 /// The tool's path, or `None` after printing SKIPPED (a failure under CI).
 fn tool(name: &str, install: &str) -> Option<PathBuf> {
     let found = std::env::var_os("PATH").and_then(|p| {

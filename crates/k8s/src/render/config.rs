@@ -96,6 +96,7 @@ pub fn sentinel_conf_text(o: &RenderOptions, spec: &Spec) -> String {
 /// peers for the current master in case it is no longer the first pod.
 pub fn sentinel_init_script(o: &RenderOptions, spec: &Spec) -> String {
     let m = &spec.master_name;
+    let cli = spec.engine.cli();
     let peers: Vec<String> = (0..usize::from(o.sentinels))
         .map(|i| o.pod_host(&Spec::sentinel_name(i), SENTINEL_SERVICE))
         .collect();
@@ -111,7 +112,7 @@ if [ -f "$conf" ]; then
 fi
 cp /config/sentinel.conf "$conf.tmp"
 for peer in {peers}; do
-  addr=$(REDISCLI_AUTH="$REDIS_HA_SENTINEL_PASSWORD" timeout 3 redis-cli --no-auth-warning -h "$peer" -p {SENTINEL_PORT} SENTINEL get-master-addr-by-name {m} 2>/dev/null | tr '\n' ' ' || true)
+  addr=$(REDISCLI_AUTH="$REDIS_HA_SENTINEL_PASSWORD" timeout 3 {cli} --no-auth-warning -h "$peer" -p {SENTINEL_PORT} SENTINEL get-master-addr-by-name {m} 2>/dev/null | tr '\n' ' ' || true)
   set -- $addr
   if [ $# -eq 2 ]; then
     echo "peer $peer knows master $1:$2"

@@ -83,7 +83,7 @@ pub fn manifests(o: &RenderOptions) -> anyhow::Result<Vec<Manifest>> {
         ),
         m(
             "05-statefulset-sentinel.yaml",
-            vec![O::StatefulSet(workloads::sentinel(o))],
+            vec![O::StatefulSet(workloads::sentinel(o, &spec))],
         ),
         m(
             "06a-benchmark-write-job.yaml",

@@ -232,13 +232,16 @@ fn redis_container(o: &RenderOptions, spec: &Spec) -> Container {
     env.extend(password_env(o));
     env.push(secret_env(o, "REDISCLI_AUTH", PASSWORD_KEY));
     Container {
-        command: Some(strings(&["redis-server"])),
+        command: Some(strings(&[spec.engine.server()])),
         args: Some(strings(&args)),
         env: Some(env),
         ports: Some(vec![container_port("redis", REDIS_PORT)]),
         liveness_probe: Some(tcp_probe(REDIS_PORT, 10, 6)),
         readiness_probe: Some(exec_probe(
-            "redis-cli --no-auth-warning ping | grep -q PONG",
+            &format!(
+                "{} --no-auth-warning ping | grep -q PONG",
+                spec.engine.cli()
+            ),
             5,
             2,
         )),
@@ -249,7 +252,7 @@ fn redis_container(o: &RenderOptions, spec: &Spec) -> Container {
             mount("config", "/etc/redis"),
             mount("tools", TOOLS_DIR),
         ]),
-        ..container("redis", &o.redis_image)
+        ..container("redis", &o.server_image())
     }
 }
 
@@ -309,14 +312,15 @@ fn sentinel_init(o: &RenderOptions) -> Container {
         env: Some(env),
         volume_mounts: Some(vec![mount("data", "/data"), mount("config", "/config")]),
         resources: Some(resources(&o.sentinel_cpu, &o.sentinel_memory)),
-        ..container("copy-config", &o.redis_image)
+        ..container("copy-config", &o.server_image())
     }
 }
 
-fn sentinel_container(o: &RenderOptions) -> Container {
+fn sentinel_container(o: &RenderOptions, spec: &Spec) -> Container {
+    let cli = spec.engine.cli();
     Container {
         command: Some(strings(&[
-            "redis-server",
+            spec.engine.server(),
             "/data/sentinel.conf",
             "--sentinel",
         ])),
@@ -324,13 +328,13 @@ fn sentinel_container(o: &RenderOptions) -> Container {
         ports: Some(vec![container_port("sentinel", SENTINEL_PORT)]),
         liveness_probe: Some(tcp_probe(SENTINEL_PORT, 10, 6)),
         readiness_probe: Some(exec_probe(
-            &format!("redis-cli --no-auth-warning -p {SENTINEL_PORT} ping | grep -q PONG"),
+            &format!("{cli} --no-auth-warning -p {SENTINEL_PORT} ping | grep -q PONG"),
             5,
             2,
         )),
         resources: Some(resources(&o.sentinel_cpu, &o.sentinel_memory)),
         volume_mounts: Some(vec![mount("data", "/data")]),
-        ..container("sentinel", &o.redis_image)
+        ..container("sentinel", &o.server_image())
     }
 }
 
@@ -339,10 +343,10 @@ fn sentinel_container(o: &RenderOptions) -> Container {
 /// of its own, because Sentinel rewrites its config file with what it has
 /// learnt (epochs, replicas, peers); a Deployment pod would restart with
 /// the ConfigMap's first-boot view and a new identity.
-pub fn sentinel(o: &RenderOptions) -> StatefulSet {
+pub fn sentinel(o: &RenderOptions, spec: &Spec) -> StatefulSet {
     let pod = PodSpec {
         init_containers: Some(vec![sentinel_init(o)]),
-        containers: vec![sentinel_container(o)],
+        containers: vec![sentinel_container(o, spec)],
         volumes: Some(vec![config_volume("config", SENTINEL_CONFIGMAP)]),
         ..Default::default()
     };

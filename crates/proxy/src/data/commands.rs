@@ -166,11 +166,12 @@ fn kind(c: &Command, spec: Option<&Spec>) -> Kind {
 }
 
 /// Meant to act on a busy node at once: SCRIPT KILL, FUNCTION KILL (not
-/// the connection commands Redis also lets through while busy, like AUTH).
+/// the connection and transaction commands a server also lets through
+/// while busy, like AUTH, or MULTI and WATCH on Valkey).
 fn urgent(s: &Spec) -> bool {
     s.flags & flag::ALLOW_BUSY != 0
         && s.flags & flag::READONLY == 0
-        && s.acl & acl::CONNECTION == 0
+        && s.acl & (acl::CONNECTION | acl::TRANSACTION) == 0
         && s.first_key == 0
 }
 
@@ -376,6 +377,11 @@ mod tests {
             assert_eq!(e(admin), Effect::Admin, "{admin:?}");
         }
         assert!(!shared(&["script", "kill"]) && !shared(&["function", "kill"]));
+        // Valkey lets MULTI and WATCH through while busy (allow_busy in the
+        // table): they are still held through a failover like the rest.
+        for held in [&["multi"][..], &["watch", "k"]] {
+            assert_ne!(e(held), Effect::Admin, "{held:?}");
+        }
         let untracked = |args: &[&str]| classify(&Command::from_args(args)).untracked();
         assert!(untracked(&["client", "tracking", "on"]) && untracked(&["nosuch"]));
         assert!(!untracked(&["script", "kill"]) && !untracked(&["config", "set", "a", "b"]));

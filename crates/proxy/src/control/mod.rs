@@ -72,6 +72,14 @@ pub fn spawn(cfg: &ProxyConfig, metrics: Arc<Metrics>) -> (RouteHandle, Arc<Cont
     )
 }
 
+/// What an event leaves to do. Ordered: of a burst, the most wanted wins.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Then {
+    Done,
+    /// Take a full look (sentinels, master, replicas) once the burst is in.
+    Refresh,
+}
+
 struct Controller {
     cfg: ProxyConfig,
     metrics: Arc<Metrics>,
@@ -104,8 +112,18 @@ impl Controller {
         loop {
             tokio::select! {
                 Some(ev) = events.recv() => {
-                    self.on_event(ev).await;
+                    // Every event already queued is taken before one refresh:
+                    // a refresh can take a probe timeout (a frozen master), and
+                    // one per event would leave a promotion waiting behind
+                    // the refreshes of the +sdown/+odown burst before it.
+                    let mut then = self.on_event(ev).await;
+                    while let Ok(ev) = events.try_recv() {
+                        then = then.max(self.on_event(ev).await);
+                    }
                     self.sync_failover();
+                    if then == Then::Refresh {
+                        self.refresh().await;
+                    }
                 }
                 Some(r) = refresh.recv() => {
                     tracing::debug!(?r, "refresh requested by the data path");
@@ -156,10 +174,13 @@ impl Controller {
         }
     }
 
-    async fn on_event(&mut self, ev: Event) {
+    async fn on_event(&mut self, ev: Event) -> Then {
         let name = &self.cfg.master_name;
         match ev {
-            Event::Connected(s, up) => self.state.set_sentinel_subscribed(&s, up),
+            Event::Connected(s, up) => {
+                self.state.set_sentinel_subscribed(&s, up);
+                Then::Done
+            }
             Event::Sentinel {
                 channel,
                 payload,
@@ -168,13 +189,14 @@ impl Controller {
                 tracing::debug!(%from, %channel, %payload, "sentinel event");
                 self.state.push_event(&channel, &payload);
                 self.on_sentinel_event(events::parse_event(&channel, &payload, name))
-                    .await;
+                    .await
             }
             Event::PromotionGaveUp(addr) => {
-                if self.watching_promotion.as_deref() == Some(addr.as_str()) {
-                    self.watching_promotion = None;
-                    self.refresh().await;
+                if self.watching_promotion.as_deref() != Some(addr.as_str()) {
+                    return Then::Done;
                 }
+                self.watching_promotion = None;
+                Then::Refresh
             }
             Event::Promoted(addr) => {
                 if self.watching_promotion.as_deref() == Some(addr.as_str()) {
@@ -182,11 +204,12 @@ impl Controller {
                 }
                 // The replica was chosen by the epoch leader and says master.
                 self.try_adopt(&addr, true).await;
+                Then::Done
             }
         }
     }
 
-    async fn on_sentinel_event(&mut self, ev: SentinelEvent) {
+    async fn on_sentinel_event(&mut self, ev: SentinelEvent) -> Then {
         match ev {
             SentinelEvent::Promoting { step, replica } => {
                 self.failover_started(&step);
@@ -204,6 +227,7 @@ impl Controller {
                         self.event_tx.clone(),
                     ));
                 }
+                Then::Done
             }
             SentinelEvent::SwitchMaster { new } => {
                 self.try_adopt(&new, true).await;
@@ -214,18 +238,18 @@ impl Controller {
                 if self.routes.master.as_deref() == Some(new.as_str()) {
                     self.end_failover("+switch-master");
                 }
-                self.refresh().await;
+                Then::Refresh
             }
             SentinelEvent::MasterDown { flag } => {
                 self.failover_started(&flag);
-                self.refresh().await;
+                Then::Refresh
             }
             // The promotion was not confirmed in time (or the failover ended
             // otherwise): the replica we may have adopted will be turned
             // back; refresh holds writes until the sentinels name a master.
             SentinelEvent::FailoverEnded { outcome } => {
                 self.end_failover(&outcome);
-                self.refresh().await;
+                Then::Refresh
             }
             SentinelEvent::MasterBack => {
                 // The master came back before anything was promoted.
@@ -237,10 +261,10 @@ impl Controller {
                 if !promoting {
                     self.end_failover("recovered without failover");
                 }
-                self.refresh().await;
+                Then::Refresh
             }
-            SentinelEvent::Changed => self.refresh().await,
-            SentinelEvent::Ignored => {}
+            SentinelEvent::Changed => Then::Refresh,
+            SentinelEvent::Ignored => Then::Done,
         }
     }
 

@@ -23,6 +23,17 @@ pub struct ErrorLabels {
     pub kind: String,
 }
 
+/// A node's address as a label (Prometheus convention for info gauges).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct NodeLabels {
+    pub addr: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BuildLabels {
+    pub version: String,
+}
+
 pub struct Metrics {
     pub registry: Registry,
     pub client_connections: Family<EndpointLabels, Gauge>,
@@ -47,6 +58,18 @@ pub struct Metrics {
     pub healthy_replicas: Gauge,
     /// Clients turned away at `--maxclients` (both endpoints).
     pub rejected_connections_total: Counter,
+    /// 1 for the master writes go to (one series, labelled by address).
+    pub master_info: Family<NodeLabels, Gauge>,
+    /// Per replica the sentinels know: 1 while in the read rotation.
+    pub replica_in_rotation: Family<NodeLabels, Gauge>,
+    /// Seconds since the replica's last ACK, as the master reports it.
+    pub replica_lag_seconds: Family<NodeLabels, Gauge>,
+    /// The master's replication offset minus the replica's.
+    pub replica_lag_bytes: Family<NodeLabels, Gauge>,
+    /// Per sentinel: 1 while it answers.
+    pub sentinel_up: Family<NodeLabels, Gauge>,
+    /// From the fault first seen to the new master adopted.
+    pub failover_seconds: Histogram,
     write: EndpointMetrics,
     read: EndpointMetrics,
 }
@@ -62,6 +85,14 @@ pub struct EndpointMetrics {
     pub held: Counter,
     pub backend_connections: Gauge,
     errors: [Counter; ErrorKind::ALL.len()],
+}
+
+/// What the metrics show of one replica.
+pub struct ReplicaGauges {
+    pub addr: String,
+    pub in_rotation: bool,
+    pub lag_seconds: Option<i64>,
+    pub lag_bytes: Option<i64>,
 }
 
 impl EndpointMetrics {
@@ -99,6 +130,12 @@ impl Metrics {
             master_known: Gauge::default(),
             healthy_replicas: Gauge::default(),
             rejected_connections_total: Counter::default(),
+            master_info: Family::default(),
+            replica_in_rotation: Family::default(),
+            replica_lag_seconds: Family::default(),
+            replica_lag_bytes: Family::default(),
+            sentinel_up: Family::default(),
+            failover_seconds: Histogram::new(exponential_buckets(0.05, 2.0, 12)),
             registry: Registry::default(),
             // Resolved below, once the families exist.
             write: EndpointMetrics::default(),
@@ -174,6 +211,43 @@ impl Metrics {
             "Replicas in the read rotation",
             m.healthy_replicas.clone(),
         );
+        let build: Family<BuildLabels, Gauge> = Family::default();
+        build
+            .get_or_create(&BuildLabels {
+                version: env!("CARGO_PKG_VERSION").into(),
+            })
+            .set(1);
+        registry.register("build_info", "redis-ha's version (always 1)", build);
+        registry.register(
+            "master_info",
+            "1 for the master writes go to, by address",
+            m.master_info.clone(),
+        );
+        registry.register(
+            "replica_in_rotation",
+            "1 while a replica serves the read endpoint, 0 while it is out",
+            m.replica_in_rotation.clone(),
+        );
+        registry.register(
+            "replica_lag_seconds",
+            "Seconds since the replica's last acknowledgement, as the master reports it",
+            m.replica_lag_seconds.clone(),
+        );
+        registry.register(
+            "replica_lag_bytes",
+            "Replication bytes the replica is behind the master",
+            m.replica_lag_bytes.clone(),
+        );
+        registry.register(
+            "sentinel_up",
+            "1 while a sentinel answers, 0 while it does not",
+            m.sentinel_up.clone(),
+        );
+        registry.register(
+            "failover_seconds",
+            "Failovers: from the fault first seen to the new master adopted",
+            m.failover_seconds.clone(),
+        );
         // Every series exists from the start (0 before the first event).
         let resolve = |ep| {
             let l = EndpointLabels { endpoint: ep };
@@ -208,6 +282,47 @@ impl Metrics {
         let mut s = String::new();
         let _ = prometheus_client::encoding::text::encode(&mut s, &self.registry);
         s
+    }
+
+    /// The current master as the one `master_info` series (none while held).
+    pub fn set_master(&self, master: Option<&str>) {
+        self.master_info.clear();
+        if let Some(m) = master {
+            self.master_info
+                .get_or_create(&NodeLabels { addr: m.into() })
+                .set(1);
+        }
+    }
+
+    /// Per-node gauges from the control plane's last look; nodes no longer
+    /// known disappear.
+    pub fn set_nodes(&self, sentinels: &[(String, bool)], replicas: &[ReplicaGauges]) {
+        self.sentinel_up.clear();
+        for (addr, up) in sentinels {
+            let l = NodeLabels { addr: addr.clone() };
+            self.sentinel_up.get_or_create(&l).set(*up as i64);
+        }
+        for f in [
+            &self.replica_in_rotation,
+            &self.replica_lag_seconds,
+            &self.replica_lag_bytes,
+        ] {
+            f.clear();
+        }
+        for r in replicas {
+            let l = NodeLabels {
+                addr: r.addr.clone(),
+            };
+            self.replica_in_rotation
+                .get_or_create(&l)
+                .set(r.in_rotation as i64);
+            if let Some(s) = r.lag_seconds {
+                self.replica_lag_seconds.get_or_create(&l).set(s);
+            }
+            if let Some(b) = r.lag_bytes {
+                self.replica_lag_bytes.get_or_create(&l).set(b);
+            }
+        }
     }
 
     /// An endpoint's series.

@@ -83,3 +83,82 @@ async fn admin_endpoints_and_dashboard() {
         "{dom}"
     );
 }
+
+/// `(name as exposed, type)` of every metric family in a `/metrics` body;
+/// counters are exposed with `_total`.
+fn exposed(body: &str) -> std::collections::BTreeSet<(String, String)> {
+    body.lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split_once(' '))
+        .map(|(n, t)| match t {
+            "counter" => (format!("{n}_total"), t.to_string()),
+            _ => (n.to_string(), t.to_string()),
+        })
+        .collect()
+}
+
+/// `(name, type)` of every row of the README's metrics table.
+fn documented() -> std::collections::BTreeSet<(String, String)> {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md"))
+        .expect("README.md");
+    let start = readme
+        .find("<!-- metrics-table -->")
+        .expect("metrics table marker");
+    let end = readme
+        .find("<!-- /metrics-table -->")
+        .expect("metrics table end marker");
+    readme[start..end]
+        .lines()
+        .filter_map(|l| {
+            let cells: Vec<&str> = l.split('|').map(str::trim).collect();
+            let name = cells.get(1)?.strip_prefix('`')?.strip_suffix('`')?;
+            Some((name.to_string(), cells.get(2)?.to_string()))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readme_metrics_table_matches_metrics() {
+    let (t, p) = setup(|_| {}).await;
+    let master = t.master().await.unwrap();
+    // The per-node series appear after the control plane's first full look.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let body = loop {
+        let (_, body) = http_get(p.admin_addr, "/metrics").await;
+        if body.contains("redis_ha_replica_lag_bytes{") || std::time::Instant::now() > deadline {
+            break body;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    let (exposed, documented) = (exposed(&body), documented());
+    let undocumented: Vec<_> = exposed.difference(&documented).collect();
+    let missing: Vec<_> = documented.difference(&exposed).collect();
+    assert!(
+        undocumented.is_empty(),
+        "in /metrics, not in README's table: {undocumented:?}"
+    );
+    assert!(
+        missing.is_empty(),
+        "in README's table, not in /metrics: {missing:?}"
+    );
+    assert!(
+        body.contains(&format!("redis_ha_master_info{{addr=\"{master}\"}} 1")),
+        "{body}"
+    );
+    for s in t.sentinel_addrs() {
+        assert!(
+            body.contains(&format!("redis_ha_sentinel_up{{addr=\"{s}\"}} 1")),
+            "{body}"
+        );
+    }
+    for r in t.redis_addrs().iter().filter(|r| **r != master) {
+        assert!(
+            body.contains(&format!("redis_ha_replica_in_rotation{{addr=\"{r}\"}} 1")),
+            "{body}"
+        );
+        assert!(
+            body.contains(&format!("redis_ha_replica_lag_bytes{{addr=\"{r}\"}}")),
+            "{body}"
+        );
+    }
+}

@@ -147,6 +147,17 @@ async fn writes_are_held_through_a_kill_and_resume_on_the_same_connection(mode: 
             .get()
             >= 1
     );
+    // The failover's duration is recorded once +switch-master ends it.
+    poll(
+        "a failover in the duration histogram",
+        Duration::from_secs(10),
+        || async {
+            let m = p.metrics.encode();
+            let master = format!("redis_ha_master_info{{addr=\"{new}\"}} 1");
+            (m.contains("redis_ha_failover_seconds_count 1") && m.contains(&master)).then_some(())
+        },
+    )
+    .await;
 }
 
 async fn hold_expires_with_a_clear_error(mode: ConnMode) {

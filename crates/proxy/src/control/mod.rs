@@ -163,6 +163,7 @@ impl Controller {
             self.last_master = next.master.clone();
         }
         self.metrics.master_known.set(next.master.is_some() as i64);
+        self.metrics.set_master(next.master.as_deref());
         self.metrics
             .healthy_replicas
             .set(next.replicas.len() as i64);
@@ -283,6 +284,9 @@ impl Controller {
     fn end_failover(&mut self, outcome: &str) {
         self.watching_promotion = None;
         if let Some(mut f) = self.failover.take() {
+            if let Some(ms) = f.adopted_ms.filter(|_| f.new_master.is_some()) {
+                self.metrics.failover_seconds.observe(ms / 1000.0);
+            }
             f.ended_ms = Some(f.started.elapsed().as_secs_f64() * 1000.0);
             f.outcome = outcome.to_string();
             self.state.push_failover(f);
@@ -317,6 +321,23 @@ impl Controller {
             f.adopted_ms
                 .get_or_insert(f.started.elapsed().as_secs_f64() * 1000.0);
         }
+    }
+
+    fn export_nodes(&self, views: &[SentinelView], replicas: &[ReplicaView]) {
+        let sentinels: Vec<(Addr, bool)> = views
+            .iter()
+            .map(|v| (v.addr.clone(), v.error.is_none()))
+            .collect();
+        let replicas: Vec<crate::metrics::ReplicaGauges> = replicas
+            .iter()
+            .map(|r| crate::metrics::ReplicaGauges {
+                addr: r.addr.clone(),
+                in_rotation: r.healthy,
+                lag_seconds: r.lag_seconds,
+                lag_bytes: r.lag_bytes,
+            })
+            .collect();
+        self.metrics.set_nodes(&sentinels, &replicas);
     }
 
     /// Why writes fail closed: the sentinel majority lost for longer than
@@ -410,6 +431,7 @@ impl Controller {
             .filter(|r| r.healthy)
             .map(|r| r.addr.clone())
             .collect();
+        self.export_nodes(&views, &replicas);
         self.state.set_views(views, replicas);
         if next.master.is_some() && next.master != self.routes.master {
             if let Some(f) = self.failover.as_mut() {

@@ -24,8 +24,45 @@ use std::process::ExitCode;
     propagate_version = true
 )]
 struct Cli {
+    /// Log lines on stderr as text or as JSON (one object per line, for
+    /// Kubernetes log collectors). The level comes from REDIS_HA_LOG
+    /// (e.g. `info`, `redis_ha_proxy=debug`).
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "text",
+        env = "REDIS_HA_LOG_FORMAT"
+    )]
+    log_format: LogFormat,
     #[command(subcommand)]
     cmd: Cmd,
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Logs go to stderr. By default warnings only, except that the proxy
+/// also logs each routing change and failover step (its control plane at
+/// `info`).
+fn init_logs(format: LogFormat, proxy: bool) {
+    let default = if proxy {
+        "warn,redis_ha_proxy::control=info"
+    } else {
+        "warn"
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("REDIS_HA_LOG")
+        .unwrap_or_else(|_| default.into());
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().init(),
+    }
 }
 
 #[derive(Subcommand)]
@@ -53,13 +90,7 @@ enum Cmd {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("REDIS_HA_LOG")
-                .unwrap_or_else(|_| "warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    init_logs(cli.log_format, matches!(cli.cmd, Cmd::Proxy(_)));
     let rt = match &cli.cmd {
         Cmd::Proxy(a) => redis_ha_proxy::cli::runtime(a),
         _ => tokio::runtime::Runtime::new(),

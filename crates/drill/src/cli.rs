@@ -1,14 +1,56 @@
 //! `redis-ha drill` command line: arguments, the human report (summary,
-//! timeline beside the original's, unknown outcomes), JSON, chart, exit code.
+//! timeline beside the original's, unknown outcomes), JSON, chart, exit
+//! code; `--fault all` runs every fault in turn and prints one summary.
 
 use crate::run::{run_drill, DrillConfig, DrillReport};
 use crate::timeline::Row;
 use crate::verdict;
 use crate::Fault;
+use anyhow::Context;
+use clap::builder::PossibleValue;
+use clap::ValueEnum;
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
+use redis_ha_local::Topology;
+use serde::Serialize;
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+/// `--fault`: one fault, or all of them in turn.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FaultChoice {
+    One(Fault),
+    All,
+}
+
+impl FaultChoice {
+    const VARIANTS: [FaultChoice; 9] = [
+        FaultChoice::One(Fault::Kill),
+        FaultChoice::One(Fault::Stop),
+        FaultChoice::One(Fault::Failover),
+        FaultChoice::One(Fault::Switchover),
+        FaultChoice::One(Fault::KillReplica),
+        FaultChoice::One(Fault::KillSentinel),
+        FaultChoice::One(Fault::KillSentinels),
+        FaultChoice::One(Fault::RollingRestart),
+        FaultChoice::All,
+    ];
+}
+
+impl ValueEnum for FaultChoice {
+    fn value_variants<'a>() -> &'a [Self] {
+        &Self::VARIANTS
+    }
+
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        match self {
+            FaultChoice::One(f) => f.to_possible_value(),
+            FaultChoice::All => Some(PossibleValue::new("all").help(
+                "Every fault above in turn on the local topology (healthy again between them), then one summary table",
+            )),
+        }
+    }
+}
 
 /// Shown after the options in `--help`.
 const EXIT_STATUS: &str = "\
@@ -17,8 +59,9 @@ request at a time; afterwards the new master's lists and counters are compared w
 acknowledged (lost, duplicated, and each unknown outcome: applied or not).
 
 Exit status: 0 passed; 1 the drill could not run; 2 an acknowledged write was lost, a write was
-applied twice, two masters remained at the end (split brain), or the fault needed a failover and
-none happened.";
+applied twice, two masters remained at the end (split brain), the fault needed a failover and
+none happened, or a failover happened where none may (kill-replica, kill-sentinels: no quorum).
+With --fault all: 2 when any drill failed.";
 
 /// Inject a fault while writers run, then report the outage, client errors,
 /// the Sentinel timeline beside the original's expected one, and what was
@@ -30,12 +73,17 @@ none happened.";
 ///
 /// Exit status: 0 passed; 1 the drill could not run; 2 an acknowledged write
 /// was lost, a write was applied twice, two masters remained at the end
-/// (split brain), or the fault needed a failover and none happened.
+/// (split brain), the fault needed a failover and none happened, or one
+/// happened where none may.
 ///
 /// Examples:
 ///   redis-ha drill                                  # kill -9 the local master, writing through the proxy
 ///   redis-ha drill --fault failover --writers 16    # planned SENTINEL FAILOVER
 ///   redis-ha drill --fault kill-sentinel            # one sentinel dies, then the master
+///   redis-ha drill --fault kill-sentinels           # two die, then the master: no failover may happen
+///   redis-ha drill --fault switchover               # the zero-loss planned switch
+///   redis-ha drill --fault rolling-restart          # replicas restarted in turn, switchover, old master
+///   redis-ha drill --fault all                      # every fault in turn, one summary table
 ///   redis-ha drill --chart drill.svg                # acknowledged writes and errors per 100 ms
 ///   redis-ha drill --target 127.0.0.1:7379          # through another endpoint (e.g. HAProxy)
 #[derive(clap::Args, Debug)]
@@ -43,7 +91,7 @@ none happened.";
 pub struct DrillArgs {
     /// Fault to inject (on the current master unless named otherwise).
     #[arg(long, value_enum, default_value = "kill")]
-    pub fault: Fault,
+    pub fault: FaultChoice,
     /// Endpoint the writers use (default: the local topology's proxy write endpoint).
     #[arg(long, value_name = "HOST:PORT")]
     pub target: Option<String>,
@@ -77,28 +125,25 @@ pub struct DrillArgs {
     /// Client timeout per request (keep it above the proxy's --failover-hold).
     #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
     pub timeout: Duration,
-    /// Leave a killed node dead / a stopped node stopped.
+    /// Leave a killed node dead / a stopped node stopped (not with --fault all).
     #[arg(long)]
     pub no_restore: bool,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
     /// Draw acknowledged writes and errors per 100 ms, with the fault and
-    /// +switch-master marked, to FILE (.svg or .png).
+    /// +switch-master marked, to FILE (.svg or .png); with --fault all one
+    /// per fault, FILE's name suffixed with the fault's.
     #[arg(long, value_name = "FILE")]
     pub chart: Option<PathBuf>,
 }
 
 pub async fn run(a: DrillArgs) -> anyhow::Result<u8> {
-    let cfg = config(&a)?;
-    let mut r = run_drill(cfg).await?;
-    if let Some(path) = &a.chart {
-        match crate::chart::write(path, &r) {
-            Ok(()) => r.chart = Some(path.clone()),
-            // The numbers are out either way; a missing font is no failed drill.
-            Err(e) => eprintln!("warning: no chart: {e:#}"),
-        }
-    }
+    let fault = match a.fault {
+        FaultChoice::One(f) => f,
+        FaultChoice::All => return run_all(&a).await,
+    };
+    let r = drill_with_chart(&a, fault, a.chart.clone()).await?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&r)?);
     } else {
@@ -107,7 +152,158 @@ pub async fn run(a: DrillArgs) -> anyhow::Result<u8> {
     Ok(verdict::exit_code(&r.failures))
 }
 
-fn config(a: &DrillArgs) -> anyhow::Result<DrillConfig> {
+/// One drill, its chart drawn to `chart` if given.
+async fn drill_with_chart(
+    a: &DrillArgs,
+    fault: Fault,
+    chart: Option<PathBuf>,
+) -> anyhow::Result<DrillReport> {
+    let mut r = run_drill(config(a, fault)?).await?;
+    if let Some(path) = chart {
+        match crate::chart::write(&path, &r) {
+            Ok(()) => r.chart = Some(path),
+            // The numbers are out either way; a missing font is no failed drill.
+            Err(e) => eprintln!("warning: no chart: {e:#}"),
+        }
+    }
+    Ok(r)
+}
+
+/// `drill.svg` for kill: `drill-kill.svg`.
+pub fn chart_path_for(path: &Path, fault: Fault) -> PathBuf {
+    let stem = path.file_stem().unwrap_or_default().to_string_lossy();
+    let name = match path.extension() {
+        Some(e) => format!("{stem}-{}.{}", fault.name(), e.to_string_lossy()),
+        None => format!("{stem}-{}", fault.name()),
+    };
+    path.with_file_name(name)
+}
+
+/// `--fault all`: every fault in turn on the local topology, each after
+/// the topology is healthy again; one summary at the end.
+async fn run_all(a: &DrillArgs) -> anyhow::Result<u8> {
+    anyhow::ensure!(
+        !a.no_restore,
+        "--fault all restores the topology between faults: drop --no-restore"
+    );
+    let topo = Topology::open(&a.state_dir).with_context(|| {
+        format!(
+            "--fault all needs a local topology in {}",
+            a.state_dir.display()
+        )
+    })?;
+    let mut reports = Vec::new();
+    for fault in Fault::ALL {
+        let healthy = topo.wait_healthy(a.max_wait).await;
+        let r = match healthy {
+            Ok(()) => {
+                let chart = a.chart.as_deref().map(|p| chart_path_for(p, fault));
+                drill_with_chart(a, fault, chart).await
+            }
+            Err(e) => Err(e.context("the topology is not healthy")),
+        };
+        match r {
+            Ok(r) => {
+                if !a.json {
+                    println!("{}\n", render(&r));
+                }
+                reports.push(r);
+            }
+            Err(e) => {
+                if !a.json && !reports.is_empty() {
+                    println!("{}", summary_table(&all_rows(&reports)));
+                }
+                return Err(e.context(format!("--fault all: {} could not run", fault.name())));
+            }
+        }
+    }
+    let failures: Vec<verdict::Failure> = reports.iter().flat_map(|r| r.failures.clone()).collect();
+    let rows = all_rows(&reports);
+    if a.json {
+        let out = AllReport {
+            summary: rows,
+            drills: reports,
+        };
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        println!("{}", summary_table(&rows));
+    }
+    Ok(verdict::exit_code(&failures))
+}
+
+/// `--fault all --json`: the summary, then every drill's full report.
+#[derive(Serialize)]
+struct AllReport {
+    summary: Vec<SummaryRow>,
+    drills: Vec<DrillReport>,
+}
+
+/// One line of the `--fault all` summary.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SummaryRow {
+    pub fault: &'static str,
+    /// The longest gap between acknowledged writes.
+    pub outage_ms: f64,
+    pub errors: u64,
+    pub unknown_outcomes: u64,
+    pub lost: u64,
+    pub duplicated: u64,
+    /// `passed`, or `FAILED: ` and why.
+    pub verdict: String,
+}
+
+/// `passed`, or `FAILED: ` and every reason.
+fn verdict_text(r: &DrillReport) -> String {
+    if r.failures.is_empty() {
+        return "passed".into();
+    }
+    let why: Vec<String> = r.failures.iter().map(|f| f.describe()).collect();
+    format!("FAILED: {}", why.join("; "))
+}
+
+/// The summary of `--fault all`, one row per drill.
+pub fn all_rows(reports: &[DrillReport]) -> Vec<SummaryRow> {
+    reports
+        .iter()
+        .map(|r| SummaryRow {
+            fault: r.fault.name(),
+            outage_ms: r.write_outage_ms,
+            errors: r.writes_failed,
+            unknown_outcomes: r.unknown_outcomes,
+            lost: r.lost_writes,
+            duplicated: r.duplicated_writes,
+            verdict: verdict_text(r),
+        })
+        .collect()
+}
+
+pub fn summary_table(rows: &[SummaryRow]) -> Table {
+    let mut t = Table::new();
+    t.load_preset(UTF8_FULL_CONDENSED);
+    t.set_header(vec![
+        "fault",
+        "outage",
+        "errors",
+        "unknown outcomes",
+        "lost",
+        "duplicated",
+        "verdict",
+    ]);
+    for r in rows {
+        t.add_row(vec![
+            r.fault.to_string(),
+            format!("{:.0} ms", r.outage_ms),
+            r.errors.to_string(),
+            r.unknown_outcomes.to_string(),
+            r.lost.to_string(),
+            r.duplicated.to_string(),
+            r.verdict.clone(),
+        ]);
+    }
+    t
+}
+
+fn config(a: &DrillArgs, fault: Fault) -> anyhow::Result<DrillConfig> {
     let local = redis_ha_local::Options::load(&a.state_dir).ok();
     let sentinels = if a.sentinels.is_empty() {
         local.as_ref().map(|o| o.sentinel_addrs()).ok_or_else(|| {
@@ -138,7 +334,7 @@ fn config(a: &DrillArgs) -> anyhow::Result<DrillConfig> {
             .sentinel_password
             .clone()
             .or_else(|| spec.and_then(|s| s.sentinel_password.clone())),
-        fault: a.fault,
+        fault,
         writers: a.writers,
         before: a.before,
         after: a.after,
@@ -172,6 +368,18 @@ fn pauses(r: &DrillReport) -> String {
     )
 }
 
+/// Whether the master changed, and whether the fault wanted it to.
+fn failover_line(r: &DrillReport) -> String {
+    let moved = r.new_master.as_ref().is_some_and(|m| *m != r.old_master);
+    let promoted = r.promoted_after_ms.is_some();
+    match (r.failover_expected, moved || promoted) {
+        (true, true) => "yes (expected)".into(),
+        (true, false) => "NONE, though the fault needs one".into(),
+        (false, false) => format!("none, as expected for {}", r.fault.name()),
+        (false, true) => "YES, where none may happen".into(),
+    }
+}
+
 fn with_examples(n: u64, examples: &[String]) -> String {
     if examples.is_empty() {
         n.to_string()
@@ -190,12 +398,7 @@ fn summary_rows(r: &DrillReport) -> Vec<(&'static str, String)> {
             .collect::<Vec<_>>()
             .join(", ")
     };
-    let verdict = if r.failures.is_empty() {
-        "passed".to_string()
-    } else {
-        let why: Vec<String> = r.failures.iter().map(|f| f.describe()).collect();
-        format!("FAILED: {}", why.join("; "))
-    };
+    let verdict = verdict_text(r);
     vec![
         (
             "master",
@@ -205,6 +408,7 @@ fn summary_rows(r: &DrillReport) -> Vec<(&'static str, String)> {
                 r.new_master.clone().unwrap_or_else(|| "none".into())
             ),
         ),
+        ("failover", failover_line(r)),
         ("promoted after fault", ms(r.promoted_after_ms)),
         ("+switch-master after fault", ms(r.switch_master_after_ms)),
         (
@@ -360,6 +564,7 @@ mod tests {
         DrillReport {
             target: "127.0.0.1:6379".into(),
             fault: Fault::Kill,
+            failover_expected: true,
             old_master: "127.0.0.1:6381".into(),
             new_master: Some("127.0.0.1:6382".into()),
             writers: 2,
@@ -421,8 +626,95 @@ mod tests {
             "Rpush #9",
             "T+0.01 s",
             "cannot tell",
+            "yes (expected)",
         ] {
             assert!(out.contains(want), "no {want:?} in\n{out}");
         }
+    }
+
+    #[test]
+    fn a_drill_without_quorum_reports_no_failover_as_expected() {
+        let r = DrillReport {
+            fault: Fault::KillSentinels,
+            failover_expected: false,
+            new_master: Some("127.0.0.1:6381".into()),
+            promoted_after_ms: None,
+            failures: vec![],
+            ..report()
+        };
+        assert_eq!(failover_line(&r), "none, as expected for kill-sentinels");
+        let promoted = DrillReport {
+            promoted_after_ms: Some(1500.0),
+            ..r
+        };
+        assert_eq!(failover_line(&promoted), "YES, where none may happen");
+    }
+
+    #[test]
+    fn the_summary_of_all_faults_has_one_row_each_and_the_verdicts() {
+        let failed = report();
+        let passed = DrillReport {
+            fault: Fault::Switchover,
+            write_outage_ms: 80.4,
+            writes_failed: 0,
+            unknown_outcomes: 0,
+            lost_writes: 0,
+            failures: vec![],
+            ..report()
+        };
+        let rows = all_rows(&[passed, failed]);
+        assert_eq!(
+            rows,
+            [
+                SummaryRow {
+                    fault: "switchover",
+                    outage_ms: 80.4,
+                    errors: 0,
+                    unknown_outcomes: 0,
+                    lost: 0,
+                    duplicated: 0,
+                    verdict: "passed".into(),
+                },
+                SummaryRow {
+                    fault: "kill",
+                    outage_ms: 5400.0,
+                    errors: 2,
+                    unknown_outcomes: 2,
+                    lost: 1,
+                    duplicated: 0,
+                    verdict: "FAILED: 1 acknowledged writes lost".into(),
+                },
+            ]
+        );
+        let table = summary_table(&rows).to_string();
+        for want in ["unknown outcomes", "switchover", "80 ms", "FAILED"] {
+            assert!(table.contains(want), "no {want:?} in\n{table}");
+        }
+    }
+
+    #[test]
+    fn every_fault_and_all_are_choices_and_charts_get_the_fault_name() {
+        let names: Vec<String> = FaultChoice::value_variants()
+            .iter()
+            .filter_map(|c| c.to_possible_value())
+            .map(|v| v.get_name().to_string())
+            .collect();
+        for f in Fault::ALL {
+            assert!(names.contains(&f.name().to_string()), "{names:?}");
+        }
+        assert_eq!(names.len(), Fault::ALL.len() + 1);
+        assert_eq!(names.last().map(String::as_str), Some("all"));
+        assert_eq!(
+            FaultChoice::from_str("kill-sentinels", false),
+            Ok(FaultChoice::One(Fault::KillSentinels))
+        );
+        assert_eq!(
+            chart_path_for(Path::new("out/drill.svg"), Fault::Stop),
+            Path::new("out/drill-stop.svg")
+        );
+        assert_eq!(
+            chart_path_for(Path::new("drill"), Fault::Kill),
+            Path::new("drill-kill")
+        );
     }
 }

@@ -1,11 +1,16 @@
-//! The faults a drill injects, and how each is undone afterwards.
+//! The faults a drill injects, and how each is undone afterwards: kill -9,
+//! SIGSTOP, a planned `SENTINEL FAILOVER` or zero-loss switchover, a
+//! replica or one sentinel killed, two sentinels killed (no quorum), and
+//! the rolling restart of an upgrade.
 
-use crate::run::DrillConfig;
+use crate::run::{wait_replica, DrillConfig};
 use anyhow::{anyhow, bail, Context};
+use redis_ha_local::switchover::{switchover, SwitchoverArgs};
 use redis_ha_local::Topology;
 use redis_ha_topology::{Addr, Spec};
 use serde::Serialize;
-use std::time::Duration;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -20,6 +25,15 @@ pub enum Fault {
     KillReplica,
     /// SIGKILL one sentinel, then the master: the other two fail over.
     KillSentinel,
+    /// `redis-ha switchover`: writes paused, replicas caught up, then the
+    /// switch; no error and no write lost.
+    Switchover,
+    /// SIGKILL two of three sentinels, then the master: no quorum, so no
+    /// failover may happen; the master is restarted after the wait.
+    KillSentinels,
+    /// The upgrade procedure: each replica restarted in turn (linked again
+    /// before the next), a switchover, then the old master restarted.
+    RollingRestart,
 }
 
 impl Fault {
@@ -31,20 +45,50 @@ impl Fault {
             Fault::Failover => "failover",
             Fault::KillReplica => "kill-replica",
             Fault::KillSentinel => "kill-sentinel",
+            Fault::Switchover => "switchover",
+            Fault::KillSentinels => "kill-sentinels",
+            Fault::RollingRestart => "rolling-restart",
         }
     }
 
-    /// The sentinels must promote a replica.
+    /// Every fault, in the order `--fault all` runs them (the gentle ones
+    /// first).
+    pub const ALL: [Fault; 8] = [
+        Fault::KillReplica,
+        Fault::Failover,
+        Fault::Switchover,
+        Fault::RollingRestart,
+        Fault::Kill,
+        Fault::Stop,
+        Fault::KillSentinel,
+        Fault::KillSentinels,
+    ];
+
+    /// The sentinels must promote a replica; for the others a promotion
+    /// is a failure.
     pub fn failover_expected(self) -> bool {
-        self != Fault::KillReplica
+        !matches!(self, Fault::KillReplica | Fault::KillSentinels)
+    }
+
+    /// It signals or restarts processes of the local topology (failover and
+    /// switchover need only the sentinels).
+    pub fn needs_topology(self) -> bool {
+        !matches!(self, Fault::Failover | Fault::Switchover)
+    }
+
+    /// No failover may happen: the drill watches for one during
+    /// [`no_failover_window`], then brings the master back itself.
+    pub fn proves_no_failover(self) -> bool {
+        self == Fault::KillSentinels
     }
 
     /// The old master is alive again at the end (restored, or demoted in a
     /// planned failover) and must come back as a replica.
     pub fn old_master_returns(self, restore: bool) -> bool {
         match self {
-            Fault::Failover => true,
-            Fault::KillReplica => false,
+            Fault::Failover | Fault::Switchover | Fault::RollingRestart => true,
+            // Kill-sentinels restarts the old master as the master.
+            Fault::KillReplica | Fault::KillSentinels => false,
             Fault::Kill | Fault::Stop | Fault::KillSentinel => restore,
         }
     }
@@ -88,28 +132,114 @@ async fn planned_failover(cfg: &DrillConfig) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// How long a drill that must see no failover watches for one: twice
+/// Sentinel's `down-after-milliseconds` and 2 s more (with a quorum the
+/// promotion comes about 1 s after down-after).
+pub fn no_failover_window(down_after_ms: u64) -> Duration {
+    Duration::from_millis(2 * down_after_ms + 2000)
+}
+
+/// What undoes an injected fault.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Injected {
+    /// Undone while the writers still run, after [`no_failover_window`]
+    /// (with no failover, only the master's return brings writes back).
+    pub now: Vec<Undo>,
+    /// Undone at the end (unless `--no-restore`).
+    pub later: Vec<Undo>,
+}
+
+impl Injected {
+    fn later(steps: Vec<Undo>) -> Injected {
+        Injected {
+            now: Vec::new(),
+            later: steps,
+        }
+    }
+}
+
+/// `redis-ha switchover`, in process, on the drill's sentinels.
+async fn planned_switchover(cfg: &DrillConfig) -> anyhow::Result<()> {
+    let mut a = SwitchoverArgs::new(cfg.sentinels.clone(), PathBuf::new());
+    a.master_name = Some(cfg.master_name.clone());
+    a.password = cfg.password.clone();
+    a.sentinel_password = cfg.sentinel_password.clone();
+    a.timeout = cfg.max_wait;
+    // Its steps go to stderr: stdout carries the drill's report (--json).
+    a.json = true;
+    switchover(&a).await.context("switchover")?;
+    Ok(())
+}
+
+/// Restarts the node at `a` and waits until it is a replica linked to
+/// its master.
+async fn restart_linked(
+    t: &Topology,
+    a: &str,
+    pw: Option<&str>,
+    deadline: Instant,
+) -> anyhow::Result<()> {
+    let name = node_name(t, a)?;
+    t.restart(&name).await?;
+    wait_replica(a, pw, deadline)
+        .await
+        .ok_or_else(|| anyhow!("{name} ({a}) restarted but is not a linked replica in time"))?;
+    Ok(())
+}
+
+/// The upgrade procedure: every replica restarted in turn, a switchover,
+/// then the old master restarted (it rejoins as a replica).
+async fn rolling_restart(
+    cfg: &DrillConfig,
+    t: &Topology,
+    old_master: &str,
+    replicas: &[Addr],
+) -> anyhow::Result<()> {
+    let deadline = Instant::now() + cfg.max_wait;
+    let pw = cfg.password.as_deref();
+    for r in replicas {
+        restart_linked(t, r, pw, deadline).await?;
+    }
+    planned_switchover(cfg).await?;
+    restart_linked(t, old_master, pw, deadline).await
+}
+
+/// Kills `n` running sentinels; their names.
+fn kill_sentinels(t: &Topology, n: usize) -> anyhow::Result<Vec<String>> {
+    let mut killed = Vec::new();
+    for _ in 0..n {
+        let s = running_sentinel(t)?;
+        t.kill(&s)?;
+        killed.push(s);
+    }
+    Ok(killed)
+}
+
 /// Injects `cfg.fault` on `old_master` (or, for kill-replica, on the first
-/// of `replicas`); returns the steps that undo it, in order.
+/// of `replicas`); returns the steps that undo it.
 pub async fn inject(
     cfg: &DrillConfig,
     topo: Option<&Topology>,
     old_master: &str,
     replicas: &[Addr],
-) -> anyhow::Result<Vec<Undo>> {
-    if cfg.fault == Fault::Failover {
-        planned_failover(cfg).await?;
-        return Ok(Vec::new());
+) -> anyhow::Result<Injected> {
+    match cfg.fault {
+        Fault::Failover => return planned_failover(cfg).await.map(|_| Injected::default()),
+        Fault::Switchover => return planned_switchover(cfg).await.map(|_| Injected::default()),
+        _ => {}
     }
     let t = topo.ok_or_else(|| anyhow!("--fault {} needs a local topology", cfg.fault.name()))?;
     let master = node_name(t, old_master)?;
+    let restart =
+        |names: Vec<String>| -> Vec<Undo> { names.into_iter().map(Undo::Restart).collect() };
     Ok(match cfg.fault {
         Fault::Kill => {
             t.kill(&master)?;
-            vec![Undo::Restart(master)]
+            Injected::later(vec![Undo::Restart(master)])
         }
         Fault::Stop => {
             t.stop(&master)?;
-            vec![Undo::Cont(master)]
+            Injected::later(vec![Undo::Cont(master)])
         }
         Fault::KillReplica => {
             let r = replicas
@@ -117,15 +247,26 @@ pub async fn inject(
                 .ok_or_else(|| anyhow!("the topology has no replica"))?;
             let r = node_name(t, r)?;
             t.kill(&r)?;
-            vec![Undo::Restart(r)]
+            Injected::later(vec![Undo::Restart(r)])
         }
         Fault::KillSentinel => {
-            let s = running_sentinel(t)?;
-            t.kill(&s)?;
+            let s = kill_sentinels(t, 1)?;
             t.kill(&master)?;
-            vec![Undo::Restart(s), Undo::Restart(master)]
+            Injected::later(restart([s, vec![master]].concat()))
         }
-        Fault::Failover => Vec::new(),
+        Fault::KillSentinels => {
+            let s = kill_sentinels(t, 2)?;
+            t.kill(&master)?;
+            Injected {
+                now: vec![Undo::Restart(master)],
+                later: restart(s),
+            }
+        }
+        Fault::RollingRestart => {
+            rolling_restart(cfg, t, old_master, replicas).await?;
+            Injected::default()
+        }
+        Fault::Failover | Fault::Switchover => Injected::default(),
     })
 }
 
@@ -145,15 +286,35 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_a_replica_kill_needs_no_failover() {
+    fn killing_a_replica_or_two_sentinels_needs_no_failover() {
         use Fault::*;
-        let want: Vec<bool> = [Kill, Stop, Failover, KillReplica, KillSentinel]
-            .iter()
-            .map(|f| f.failover_expected())
-            .collect();
-        assert_eq!(want, [true, true, true, false, true]);
+        let want: Vec<bool> = Fault::ALL.iter().map(|f| f.failover_expected()).collect();
+        // kill-replica, failover, switchover, rolling-restart, kill, stop,
+        // kill-sentinel, kill-sentinels
+        assert_eq!(want, [false, true, true, true, true, true, true, false]);
         assert!(Failover.old_master_returns(false));
+        assert!(Switchover.old_master_returns(false) && RollingRestart.old_master_returns(false));
         assert!(!Kill.old_master_returns(false) && Kill.old_master_returns(true));
         assert!(!KillReplica.old_master_returns(true));
+        // Without a quorum the old master comes back as the master.
+        assert!(!KillSentinels.old_master_returns(true));
+        assert!(KillSentinels.proves_no_failover() && !KillReplica.proves_no_failover());
+    }
+
+    #[test]
+    fn only_planned_switches_run_without_a_local_topology() {
+        let remote: Vec<Fault> = Fault::ALL
+            .into_iter()
+            .filter(|f| !f.needs_topology())
+            .collect();
+        assert_eq!(remote, [Fault::Failover, Fault::Switchover]);
+    }
+
+    #[test]
+    fn the_no_failover_window_outlasts_a_failover_with_quorum() {
+        // down-after 1000 ms (the tests): a failover with a quorum promotes
+        // about 1.5 s after the fault.
+        assert_eq!(no_failover_window(1000), Duration::from_millis(4000));
+        assert_eq!(no_failover_window(5000), Duration::from_millis(12_000));
     }
 }

@@ -1,6 +1,7 @@
 //! Failover drills: run steady non-idempotent writers against an endpoint,
-//! inject a fault (kill -9, SIGSTOP or a planned `SENTINEL FAILOVER` on the
-//! master, kill -9 of a replica or of a sentinel and then the master), and
+//! inject a fault (kill -9, SIGSTOP, a planned `SENTINEL FAILOVER` or a
+//! zero-loss switchover on the master, kill -9 of a replica, of one or two
+//! sentinels and then the master, a rolling restart), and
 //! report what the clients saw: the write outage, errors by kind, every
 //! Sentinel event on a timeline beside the original's expected one, and
 //! exactly-once accounting (lost, duplicated, unknown outcomes and whether

@@ -4,7 +4,7 @@
 use crate::account::{self, Accounting, FinalState, UnknownWrite};
 use crate::chart::{self, Bucket};
 use crate::events::{Event, Kind, Recorder};
-use crate::fault::{self, Fault, Undo};
+use crate::fault::{self, Fault, Injected, Undo};
 use crate::timeline::{self, Measured, Row};
 use crate::verdict::{self, Facts, Failure};
 use crate::writer::{self, Outcome, Shared, WriterLog};
@@ -52,6 +52,8 @@ pub struct DrillConfig {
 pub struct DrillReport {
     pub target: Addr,
     pub fault: Fault,
+    /// The fault needs a failover; otherwise one is a failure.
+    pub failover_expected: bool,
     pub old_master: Addr,
     pub new_master: Option<Addr>,
     pub writers: usize,
@@ -149,7 +151,11 @@ async fn role(node: &str, pw: Option<&str>) -> Option<Role> {
 }
 
 /// Polls until `node` is a replica linked to its master; when it was.
-async fn wait_replica(node: &str, pw: Option<&str>, deadline: Instant) -> Option<Instant> {
+pub(crate) async fn wait_replica(
+    node: &str,
+    pw: Option<&str>,
+    deadline: Instant,
+) -> Option<Instant> {
     loop {
         if let Some(Role::Replica { state, .. }) = role(node, pw).await {
             if state == "connected" {
@@ -180,8 +186,8 @@ pub async fn run_drill(cfg: DrillConfig) -> anyhow::Result<DrillReport> {
         Some(d) => Some(Topology::open(d)?),
         None => None,
     };
-    if cfg.fault != Fault::Failover && topo.is_none() {
-        bail!("--fault {:?} needs a local topology (--state-dir); with only --sentinel use --fault failover", cfg.fault);
+    if cfg.fault.needs_topology() && topo.is_none() {
+        bail!("--fault {} needs a local topology (--state-dir); with only --sentinel use --fault failover or switchover", cfg.fault.name());
     }
     let timeout = Duration::from_secs(1);
     let spw = cfg.sentinel_password.as_deref();
@@ -230,28 +236,17 @@ pub async fn run_drill(cfg: DrillConfig) -> anyhow::Result<DrillReport> {
 
     let fault_instant = Instant::now();
     let fault_at = ms_since(start, fault_instant);
-    let watch_deadline = Instant::now() + cfg.max_wait;
-    let promo = cfg.fault.failover_expected().then(|| {
-        tokio::spawn(watch_promotion(
-            nodes.clone(),
-            cfg.password.clone(),
-            start,
-            watch_deadline,
-        ))
-    });
     bar.set_message(format!("{} on master {old_master}", cfg.fault.name()));
-    let undo = fault::inject(&cfg, topo.as_ref(), &old_master, &nodes).await?;
-    bar.set_message("waiting for a new master");
-    let promoted = match promo {
-        Some(p) => p.await?,
-        None => None,
+    let f = FaultPhase {
+        cfg: &cfg,
+        topo: topo.as_ref(),
+        old_master: &old_master,
+        nodes: &nodes,
+        start,
+        shared: &shared,
+        bar: &bar,
     };
-    let promoted_ms = promoted.as_ref().map(|p| p.1);
-    // Writes must resume after the promotion; then keep writing a while.
-    bar.set_message("waiting for writes to resume");
-    if let Some(p) = promoted_ms {
-        wait_ack_after(&shared, p, Instant::now() + cfg.max_wait).await;
-    }
+    let (promoted, undo) = f.run().await?;
     bar.set_message("writing after the fault");
     tokio::time::sleep(cfg.after).await;
     let logs = stop_writers(&shared, writers).await?;
@@ -277,7 +272,7 @@ pub async fn run_drill(cfg: DrillConfig) -> anyhow::Result<DrillReport> {
     let verify_on = new_master.clone().unwrap_or_else(|| old_master.clone());
     let pw = cfg.password.as_deref();
     let states = final_states(&verify_on, pw, &shared.prefix, logs.len()).await?;
-    let back = restore(&cfg, topo.as_ref(), &undo, &old_master, &bar).await?;
+    let back = restore(&cfg, topo.as_ref(), &undo.later, &old_master, &bar).await?;
     let all_nodes: Vec<Addr> = nodes.iter().chain([&old_master]).cloned().collect();
     let masters_at_end = masters(&all_nodes, pw).await;
     let events = recorder.events(fault_instant);
@@ -290,7 +285,7 @@ pub async fn run_drill(cfg: DrillConfig) -> anyhow::Result<DrillReport> {
     );
     let t = Times {
         fault_at,
-        promoted_ms,
+        promoted,
         old_master_back_ms: back.map(|b| ms_since(fault_instant, b)),
         duration_s,
     };
@@ -304,6 +299,80 @@ pub async fn run_drill(cfg: DrillConfig) -> anyhow::Result<DrillReport> {
         new_master,
         masters_at_end,
     ))
+}
+
+/// What the fault phase works on.
+struct FaultPhase<'a> {
+    cfg: &'a DrillConfig,
+    topo: Option<&'a Topology>,
+    old_master: &'a Addr,
+    /// The replicas.
+    nodes: &'a [Addr],
+    start: Instant,
+    shared: &'a Shared,
+    bar: &'a indicatif::ProgressBar,
+}
+
+/// A promotion watcher: the replica seen answering ROLE master, and when.
+type Watch = tokio::task::JoinHandle<Option<(Addr, f64)>>;
+
+impl FaultPhase<'_> {
+    /// Injects the fault and waits for what must follow: where a failover
+    /// is expected, the promotion and the writes resuming; where none may
+    /// happen, the window in which one would have (watching for it), then
+    /// the master brought back and the writes resuming. The promotion seen
+    /// (node, ms since the start) and what is left to undo.
+    async fn run(&self) -> anyhow::Result<(Option<(Addr, f64)>, Injected)> {
+        let window = self.no_failover_window();
+        let watch = self.watch(window);
+        let injected = fault::inject(self.cfg, self.topo, self.old_master, self.nodes).await?;
+        self.bar.set_message(match window {
+            Some(w) => format!("watching {w:?} for a failover that must not happen"),
+            None => "waiting for a new master".into(),
+        });
+        let promoted = match watch {
+            Some(p) => p.await?,
+            None => None,
+        };
+        if let (Some(t), false) = (self.topo, injected.now.is_empty()) {
+            self.bar.set_message("bringing the master back");
+            fault::undo(t, &injected.now).await?;
+        }
+        // Writes must resume (after the promotion, or the master's return).
+        let resumed_from = match (&promoted, window) {
+            (Some(p), _) => Some(p.1),
+            (None, Some(_)) => Some(ms_since(self.start, Instant::now())),
+            (None, None) => None,
+        };
+        if let Some(ms) = resumed_from {
+            self.bar.set_message("waiting for writes to resume");
+            wait_ack_after(self.shared, ms, Instant::now() + self.cfg.max_wait).await;
+        }
+        Ok((promoted, injected))
+    }
+
+    /// How long to watch for a failover that must not happen, if the fault
+    /// is one where none may.
+    fn no_failover_window(&self) -> Option<Duration> {
+        let t = self.topo.filter(|_| self.cfg.fault.proves_no_failover())?;
+        Some(fault::no_failover_window(t.opts.spec.down_after_ms))
+    }
+
+    /// Watches the replicas for a promotion: until `max_wait` where one is
+    /// expected, for `window` where none may happen, else not at all.
+    fn watch(&self, window: Option<Duration>) -> Option<Watch> {
+        let cfg = self.cfg;
+        if !cfg.fault.failover_expected() && window.is_none() {
+            return None;
+        }
+        let deadline = Instant::now() + window.unwrap_or(cfg.max_wait);
+        Some(tokio::spawn(watch_promotion(
+            self.nodes.to_vec(),
+            cfg.password.clone(),
+            self.start,
+            deadline,
+        )))
+    }
 }
 
 fn shared_for(cfg: &DrillConfig, start: Instant) -> Arc<Shared> {
@@ -447,7 +516,8 @@ fn errors_of(logs: &[WriterLog]) -> (BTreeMap<String, u64>, Vec<f64>) {
 /// Times the report is built from: ms since the start unless named.
 struct Times {
     fault_at: f64,
-    promoted_ms: Option<f64>,
+    /// The replica seen answering ROLE master, and when.
+    promoted: Option<(Addr, f64)>,
     /// Since the fault.
     old_master_back_ms: Option<f64>,
     duration_s: f64,
@@ -465,6 +535,7 @@ fn report(
     masters_at_end: Vec<Addr>,
 ) -> DrillReport {
     let (errors, err_ms) = errors_of(logs);
+    let promoted_ms = t.promoted.as_ref().map(|p| p.1);
     let mut acks: Vec<f64> = logs
         .iter()
         .flat_map(|l| l.writes.iter())
@@ -473,12 +544,10 @@ fn report(
         .collect();
     acks.sort_by(f64::total_cmp);
     let gap = longest_gap(&acks);
-    let first_after = t
-        .promoted_ms
-        .and_then(|p| acks.iter().find(|a| **a > p).copied());
+    let first_after = promoted_ms.and_then(|p| acks.iter().find(|a| **a > p).copied());
     let since_fault = |v: f64| v - t.fault_at;
     let measured = Measured {
-        promotion_seen_ms: t.promoted_ms.map(since_fault),
+        promotion_seen_ms: promoted_ms.map(since_fault),
         first_ack_after_promotion_ms: first_after.map(since_fault),
         // Only a real pause is an outage on the timeline (a replica kill
         // has none, just its slowest write).
@@ -494,12 +563,14 @@ fn report(
         failover_expected: cfg.fault.failover_expected(),
         old_master: old_master.clone(),
         new_master: new_master.clone(),
+        promotion_seen: t.promoted.as_ref().map(|p| p.0.clone()),
     });
     let (applied, not_applied) = a.unknown_applied();
     let end_ms = t.duration_s * 1000.0;
     DrillReport {
         target: cfg.target.clone(),
         fault: cfg.fault,
+        failover_expected: cfg.fault.failover_expected(),
         timeline: timeline::rows(&events, &old_master, &measured),
         first_events: timeline::first_per_channel(&events),
         switch_master_after_ms: events
@@ -526,8 +597,8 @@ fn report(
         unknown_applied: applied,
         unknown_not_applied: not_applied,
         unknown_writes: a.unknown_writes,
-        promoted_after_ms: t.promoted_ms.map(since_fault),
-        first_ack_after_promotion_ms: t.promoted_ms.and_then(|p| first_after.map(|f| f - p)),
+        promoted_after_ms: promoted_ms.map(since_fault),
+        first_ack_after_promotion_ms: promoted_ms.and_then(|p| first_after.map(|f| f - p)),
         write_outage_ms: gap.map_or(0.0, |(s, e)| e - s),
         outage_window_s: gap.map(|(s, e)| (s / 1000.0, e / 1000.0)),
         pauses: gaps_over(&acks, PAUSE_MS)

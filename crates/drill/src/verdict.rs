@@ -1,7 +1,8 @@
 //! Whether a drill passed, so it can gate CI: an acknowledged write lost, a
-//! write applied twice, two masters at the end (split brain), or no
-//! failover where the fault needs one, each fails it (exit code 2; 1 is a
-//! drill that could not run).
+//! write applied twice, two masters at the end (split brain), no failover
+//! where the fault needs one, or a failover where none may happen (a
+//! replica killed, no quorum), each fails it (exit code 2; 1 is a drill
+//! that could not run).
 
 use serde::Serialize;
 
@@ -9,10 +10,20 @@ use serde::Serialize;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case", tag = "failure")]
 pub enum Failure {
-    Lost { writes: u64 },
-    Duplicated { writes: u64 },
-    SplitBrain { masters: Vec<String> },
+    Lost {
+        writes: u64,
+    },
+    Duplicated {
+        writes: u64,
+    },
+    SplitBrain {
+        masters: Vec<String>,
+    },
     NoFailover,
+    /// A replica was promoted although the fault allows no failover.
+    UnexpectedFailover {
+        to: String,
+    },
 }
 
 impl Failure {
@@ -28,6 +39,9 @@ impl Failure {
                 )
             }
             Failure::NoFailover => "no failover happened".into(),
+            Failure::UnexpectedFailover { to } => {
+                format!("a failover to {to} happened where none may")
+            }
         }
     }
 }
@@ -43,6 +57,8 @@ pub struct Facts {
     pub failover_expected: bool,
     pub old_master: String,
     pub new_master: Option<String>,
+    /// A replica the drill saw answer ROLE as master during the fault.
+    pub promotion_seen: Option<String>,
 }
 
 /// Every reason the drill failed; empty when it passed.
@@ -64,6 +80,15 @@ pub fn failures(f: &Facts) -> Vec<Failure> {
     let moved = f.new_master.as_ref().is_some_and(|m| *m != f.old_master);
     if f.failover_expected && !moved {
         out.push(Failure::NoFailover);
+    }
+    if !f.failover_expected {
+        let to = f
+            .promotion_seen
+            .clone()
+            .or(moved.then(|| f.new_master.clone()).flatten());
+        if let Some(to) = to {
+            out.push(Failure::UnexpectedFailover { to });
+        }
     }
     out
 }
@@ -132,5 +157,29 @@ mod tests {
             ..stayed
         };
         assert_eq!(failures(&replica_killed), []);
+    }
+
+    #[test]
+    fn a_failover_where_none_may_happen_fails() {
+        let no_quorum = Facts {
+            failover_expected: false,
+            new_master: Some("a".into()),
+            masters_at_end: vec!["a".into()],
+            ..passing()
+        };
+        assert_eq!(failures(&no_quorum), []);
+        let promoted = Facts {
+            promotion_seen: Some("b".into()),
+            ..no_quorum.clone()
+        };
+        let moved = Facts {
+            new_master: Some("c".into()),
+            ..no_quorum
+        };
+        for (f, to) in [(promoted, "b"), (moved, "c")] {
+            let got = failures(&f);
+            assert_eq!(got, [Failure::UnexpectedFailover { to: to.into() }]);
+            assert_eq!(exit_code(&got), 2);
+        }
     }
 }

@@ -36,12 +36,12 @@ echo "== redis-ha bench --scenario seed (the original's write phase, then read p
 
 echo "== redis-ha drill: kill -9 the master under load, through the proxy"
 rc=0
-"$B" drill --fault kill || rc=$?
-echo "== redis-ha drill: planned failover (SENTINEL FAILOVER) under load"
-"$B" drill --fault failover || rc=$?
+"$B" drill --fault kill --chart "$OUT/drill-kill.svg" || rc=$?
+echo "== redis-ha drill: planned switchover (writes paused, replica caught up, SENTINEL FAILOVER) under load"
+"$B" drill --fault switchover --chart "$OUT/drill-switchover.svg" || rc=$?
 
 echo "== redis-ha status after the drills (once Sentinel has demoted the old master; up to 60 s)"
 for _ in $(seq 60); do "$B" status >/dev/null 2>&1 && break; sleep 1; done
 "$B" status || true
-echo "reports: $OUT/seed.json $OUT/seed.svg"
+echo "reports: $OUT/seed.json $OUT/seed.svg $OUT/drill-kill.svg $OUT/drill-switchover.svg"
 exit $rc

@@ -88,6 +88,22 @@ async fn hostname_topology_fails_over_and_the_proxy_follows_by_name() {
         .unwrap();
     c.timeout = Duration::from_secs(20);
     c.request_ok(&["SET", "before", "1"]).await.unwrap();
+    // Replication is asynchronous: a write acknowledged just before a kill
+    // -9 may never reach a replica. Kill only once both replicas have it.
+    for r in t.redis_addrs().into_iter().filter(|r| *r != old) {
+        poll(
+            "the write on every replica",
+            Duration::from_secs(10),
+            || {
+                let r = r.clone();
+                async move {
+                    let f = query(&r, &["GET", "before"], IO).await.ok()?;
+                    (f.as_text().as_deref() == Some("1")).then_some(())
+                }
+            },
+        )
+        .await;
+    }
 
     t.kill(&t.name_of(&old).unwrap()).unwrap();
     let new = t

@@ -179,13 +179,15 @@ pub fn runtime(a: &ProxyArgs) -> std::io::Result<tokio::runtime::Runtime> {
 pub async fn run(a: ProxyArgs) -> anyhow::Result<u8> {
     let cfg = a.config()?;
     let mut h = crate::server::start(cfg).await?;
-    eprintln!(
+    // Where it listens goes to stdout: stderr carries only log lines, so
+    // with --log-format json every line there is one JSON object.
+    println!(
         "redis-ha proxy: write {}  read {}  admin http://{}/",
         h.write_addr, h.read_addr, h.admin_addr
     );
     match h.wait_master(Duration::from_secs(5)).await {
-        Ok(m) => eprintln!("master {m}"),
-        Err(e) => eprintln!("warning: {e:#}; commands are held until one is known"),
+        Ok(m) => println!("master {m}"),
+        Err(e) => tracing::warn!("{e:#}; commands are held until one is known"),
     }
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {

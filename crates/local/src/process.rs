@@ -1,6 +1,6 @@
 //! Starting and signalling server processes.
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use redis_ha_topology::Engine;
@@ -20,12 +20,9 @@ pub fn engine_binary(engine: Engine, name: &str) -> anyhow::Result<std::path::Pa
     })
 }
 
-/// Finds a server binary on PATH, or says how to install it.
+/// Finds a Redis binary on PATH, or says how to install it.
 pub fn require_binary(name: &str) -> anyhow::Result<std::path::PathBuf> {
-    if let Some(p) = find_on_path(name) {
-        return Ok(p);
-    }
-    bail!("`{name}` not found on PATH: install it (Debian: `apt-get install -y redis-server redis-sentinel`)")
+    engine_binary(Engine::Redis, name)
 }
 
 fn find_on_path(name: &str) -> Option<std::path::PathBuf> {

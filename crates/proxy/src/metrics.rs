@@ -2,6 +2,7 @@
 //! once, at start ([`EndpointMetrics`]), so the data path pays an atomic add
 //! per update, never a label lookup or a lock.
 
+use crate::control::{ReplicaView, SentinelView};
 use crate::data::ErrorKind;
 use crate::route::Endpoint;
 use prometheus_client::encoding::EncodeLabelSet;
@@ -85,14 +86,6 @@ pub struct EndpointMetrics {
     pub held: Counter,
     pub backend_connections: Gauge,
     errors: [Counter; ErrorKind::ALL.len()],
-}
-
-/// What the metrics show of one replica.
-pub struct ReplicaGauges {
-    pub addr: String,
-    pub in_rotation: bool,
-    pub lag_seconds: Option<i64>,
-    pub lag_bytes: Option<i64>,
 }
 
 impl EndpointMetrics {
@@ -296,11 +289,15 @@ impl Metrics {
 
     /// Per-node gauges from the control plane's last look; nodes no longer
     /// known disappear.
-    pub fn set_nodes(&self, sentinels: &[(String, bool)], replicas: &[ReplicaGauges]) {
+    pub fn set_nodes(&self, sentinels: &[SentinelView], replicas: &[ReplicaView]) {
         self.sentinel_up.clear();
-        for (addr, up) in sentinels {
-            let l = NodeLabels { addr: addr.clone() };
-            self.sentinel_up.get_or_create(&l).set(*up as i64);
+        for v in sentinels {
+            let l = NodeLabels {
+                addr: v.addr.clone(),
+            };
+            self.sentinel_up
+                .get_or_create(&l)
+                .set(v.error.is_none() as i64);
         }
         for f in [
             &self.replica_in_rotation,
@@ -315,7 +312,7 @@ impl Metrics {
             };
             self.replica_in_rotation
                 .get_or_create(&l)
-                .set(r.in_rotation as i64);
+                .set(r.healthy as i64);
             if let Some(s) = r.lag_seconds {
                 self.replica_lag_seconds.get_or_create(&l).set(s);
             }

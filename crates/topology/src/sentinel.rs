@@ -86,11 +86,16 @@ async fn list(
     timeout: Duration,
 ) -> Result<Vec<HashMap<String, String>>, ConnError> {
     let f = query_auth(sentinel, pw, &["SENTINEL", what, name], timeout).await?;
-    Ok(f.into_array()
+    Ok(entries(f))
+}
+
+/// A SENTINEL REPLICAS/SENTINELS reply as one field map per entry.
+fn entries(f: Frame) -> Vec<HashMap<String, String>> {
+    f.into_array()
         .unwrap_or_default()
         .into_iter()
         .map(|e| e.into_pairs().into_iter().collect())
-        .collect())
+        .collect()
 }
 
 /// `SENTINEL CKQUORUM name`: `Ok(message)` when failover is possible.
@@ -151,13 +156,6 @@ pub async fn view(
     c.timeout = timeout;
     let mut ask = async |what: &str| c.request_ok(&["SENTINEL", what, name]).await;
     let master = ask("MASTER").await?.into_pairs().into_iter().collect();
-    let entries = |f: Frame| -> Vec<HashMap<String, String>> {
-        f.into_array()
-            .unwrap_or_default()
-            .into_iter()
-            .map(|e| e.into_pairs().into_iter().collect())
-            .collect()
-    };
     let replicas = entries(ask("REPLICAS").await?);
     let peers = entries(ask("SENTINELS").await?);
     Ok(View {

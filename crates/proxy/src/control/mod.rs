@@ -323,23 +323,6 @@ impl Controller {
         }
     }
 
-    fn export_nodes(&self, views: &[SentinelView], replicas: &[ReplicaView]) {
-        let sentinels: Vec<(Addr, bool)> = views
-            .iter()
-            .map(|v| (v.addr.clone(), v.error.is_none()))
-            .collect();
-        let replicas: Vec<crate::metrics::ReplicaGauges> = replicas
-            .iter()
-            .map(|r| crate::metrics::ReplicaGauges {
-                addr: r.addr.clone(),
-                in_rotation: r.healthy,
-                lag_seconds: r.lag_seconds,
-                lag_bytes: r.lag_bytes,
-            })
-            .collect();
-        self.metrics.set_nodes(&sentinels, &replicas);
-    }
-
     /// Why writes fail closed: the sentinel majority lost for longer than
     /// `quorum_timeout` with no reachable master.
     fn closed_reason(&self, reachable: usize) -> Option<String> {
@@ -431,7 +414,7 @@ impl Controller {
             .filter(|r| r.healthy)
             .map(|r| r.addr.clone())
             .collect();
-        self.export_nodes(&views, &replicas);
+        self.metrics.set_nodes(&views, &replicas);
         self.state.set_views(views, replicas);
         if next.master.is_some() && next.master != self.routes.master {
             if let Some(f) = self.failover.as_mut() {

@@ -2,6 +2,10 @@
 //! once, at start ([`EndpointMetrics`]), so the data path pays an atomic add
 //! per update, never a label lookup or a lock.
 
+mod latency;
+
+pub use latency::{Latency, LatencySnapshot};
+
 use crate::control::{ReplicaView, SentinelView};
 use crate::data::ErrorKind;
 use crate::route::Endpoint;
@@ -71,6 +75,10 @@ pub struct Metrics {
     pub sentinel_up: Family<NodeLabels, Gauge>,
     /// From the fault first seen to the new master adopted.
     pub failover_seconds: Histogram,
+    /// From a request read to its reply written, per endpoint.
+    pub request_duration_seconds: Family<EndpointLabels, Latency>,
+    pub received_bytes_total: Family<EndpointLabels, Counter>,
+    pub sent_bytes_total: Family<EndpointLabels, Counter>,
     write: EndpointMetrics,
     read: EndpointMetrics,
 }
@@ -85,6 +93,10 @@ pub struct EndpointMetrics {
     pub retried: Counter,
     pub held: Counter,
     pub backend_connections: Gauge,
+    pub latency: Latency,
+    /// Bytes read from clients / written to them.
+    pub bytes_in: Counter,
+    pub bytes_out: Counter,
     errors: [Counter; ErrorKind::ALL.len()],
 }
 
@@ -129,6 +141,9 @@ impl Metrics {
             replica_lag_bytes: Family::default(),
             sentinel_up: Family::default(),
             failover_seconds: Histogram::new(exponential_buckets(0.05, 2.0, 12)),
+            request_duration_seconds: Family::default(),
+            received_bytes_total: Family::default(),
+            sent_bytes_total: Family::default(),
             registry: Registry::default(),
             // Resolved below, once the families exist.
             write: EndpointMetrics::default(),
@@ -241,6 +256,21 @@ impl Metrics {
             "Failovers: from the fault first seen to the new master adopted",
             m.failover_seconds.clone(),
         );
+        registry.register(
+            "request_duration_seconds",
+            "From a client's request read to its reply written",
+            m.request_duration_seconds.clone(),
+        );
+        registry.register(
+            "received_bytes",
+            "Bytes read from clients",
+            m.received_bytes_total.clone(),
+        );
+        registry.register(
+            "sent_bytes",
+            "Bytes written to clients",
+            m.sent_bytes_total.clone(),
+        );
         // Every series exists from the start (0 before the first event).
         let resolve = |ep| {
             let l = EndpointLabels { endpoint: ep };
@@ -251,6 +281,9 @@ impl Metrics {
                 retried: m.commands_retried_total.get_or_create(&l).clone(),
                 held: m.commands_held_total.get_or_create(&l).clone(),
                 backend_connections: m.backend_connections.get_or_create(&l).clone(),
+                latency: m.request_duration_seconds.get_or_create(&l).clone(),
+                bytes_in: m.received_bytes_total.get_or_create(&l).clone(),
+                bytes_out: m.sent_bytes_total.get_or_create(&l).clone(),
                 errors: ErrorKind::ALL.map(|kind| {
                     m.errors_total
                         .get_or_create(&ErrorLabels {

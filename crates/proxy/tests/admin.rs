@@ -28,6 +28,19 @@ async fn admin_endpoints_and_dashboard() {
     ] {
         assert!(body.contains(name), "missing {name} in:\n{body}");
     }
+    // Ten SETs: ten latency samples, 27 bytes each in, +OK (5 bytes) each out.
+    let value = |series: &str| -> f64 {
+        body.lines()
+            .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {series} in:\n{body}"))
+    };
+    let ep = "{endpoint=\"write\"}";
+    assert!(value(&format!("redis_ha_request_duration_seconds_count{ep}")) >= 10.0);
+    assert!(value(&format!("redis_ha_request_duration_seconds_sum{ep}")) > 0.0);
+    assert!(value(&format!("redis_ha_received_bytes_total{ep}")) >= 270.0);
+    assert!(value(&format!("redis_ha_sent_bytes_total{ep}")) >= 50.0);
+    let inf = "redis_ha_request_duration_seconds_bucket{le=\"+Inf\",endpoint=\"write\"}";
+    assert!(value(inf) >= 10.0);
     let (code, body) = http_get(p.admin_addr, "/api/status").await;
     assert_eq!(code, 200);
     let json: serde_json::Value =

@@ -245,16 +245,31 @@ impl Session {
         }
     }
 
-    /// Writes what the client will take now, without waiting.
+    /// Writes what the client will take now, without waiting, then counts
+    /// the replies that left toward the latency metric.
     fn write_out(&mut self) -> std::io::Result<()> {
-        while !self.out.is_empty() {
-            match self.cw.try_write(&self.out) {
-                Ok(n) => self.out.advance(n),
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(()),
-                Err(e) => return Err(e),
+        let m = self.shared.metrics.ep(self.endpoint);
+        let mut written = 0;
+        let r = loop {
+            if self.out.is_empty() {
+                break Ok(());
             }
+            match self.cw.try_write(&self.out) {
+                Ok(n) => {
+                    self.out.advance(n);
+                    written += n;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break Ok(()),
+                Err(e) => break Err(e),
+            }
+        };
+        if written > 0 {
+            m.bytes_out.inc_by(written as u64);
+            let now = Instant::now();
+            self.pipeline
+                .take_answered(|t, n| m.latency.observe(now - t, n));
         }
-        Ok(())
+        r
     }
 
     fn finished(&self) -> bool {
@@ -342,10 +357,15 @@ impl Session {
     fn on_wake(&mut self, wake: Wake) -> std::io::Result<()> {
         match wake {
             Wake::Client(Ok(0)) => self.on_client_eof(),
-            Wake::Client(Ok(_)) => {
-                if !self.shared.cfg.idle_timeout.is_zero() {
-                    self.last_input = Instant::now(); // only --timeout needs it
-                }
+            Wake::Client(Ok(n)) => {
+                let now = Instant::now();
+                self.last_input = now;
+                self.pipeline.arrived(now);
+                self.shared
+                    .metrics
+                    .ep(self.endpoint)
+                    .bytes_in
+                    .inc_by(n as u64);
                 self.on_client_data();
             }
             Wake::Client(Err(e)) | Wake::Writable(Err(e)) => return Err(e),

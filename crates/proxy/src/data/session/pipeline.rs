@@ -10,6 +10,7 @@ use crate::data::error::ClientError;
 use bytes::{Bytes, BytesMut};
 use redis_ha_resp::Command;
 use std::collections::VecDeque;
+use std::time::Instant;
 
 /// What happens once a reply has been written to the client.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -35,6 +36,8 @@ pub struct Slot {
     pub state: SlotState,
     /// Backend connections lost while this request was on them.
     pub losses: u8,
+    /// When it was read (set by [`Pipeline::push`]), for the latency metric.
+    at: Option<Instant>,
 }
 
 impl Slot {
@@ -44,6 +47,7 @@ impl Slot {
             class,
             state: SlotState::Queued,
             losses: 0,
+            at: None,
         }
     }
 }
@@ -62,10 +66,38 @@ pub struct Pipeline {
     slots: VecDeque<Slot>,
     queued: usize,
     written: usize,
+    /// The time of the client read the next pushed slots came from.
+    arrived: Option<Instant>,
+    /// Replies moved out since [`Pipeline::take_answered`], by arrival
+    /// time (run-length: one read's requests share it).
+    answered: Vec<(Instant, u64)>,
 }
 
 impl Pipeline {
-    pub fn push(&mut self, slot: Slot) {
+    /// Slots pushed from now on were read at `t` (one clock read per read,
+    /// not per request).
+    pub fn arrived(&mut self, t: Instant) {
+        self.arrived = Some(t);
+    }
+
+    /// Hands each group of replies moved out since the last call, with the
+    /// time its requests were read.
+    pub fn take_answered(&mut self, mut f: impl FnMut(Instant, u64)) {
+        for (t, n) in self.answered.drain(..) {
+            f(t, n);
+        }
+    }
+
+    fn note_answered(&mut self, at: Option<Instant>) {
+        let Some(t) = at else { return };
+        match self.answered.last_mut() {
+            Some((last, n)) if *last == t => *n += 1,
+            _ => self.answered.push((t, 1)),
+        }
+    }
+
+    pub fn push(&mut self, mut slot: Slot) {
+        slot.at = self.arrived;
         match slot.state {
             SlotState::Queued => self.queued += 1,
             SlotState::Written => self.written += 1,
@@ -81,6 +113,7 @@ impl Pipeline {
             class,
             state: SlotState::Done(reply, after),
             losses: 0,
+            at: None,
         });
     }
 
@@ -144,6 +177,7 @@ impl Pipeline {
         self.written -= 1;
         if i == 0 {
             let s = self.slots.pop_front().expect("found");
+            self.note_answered(s.at);
             out.extend_from_slice(reply);
             return Some((s.cmd, s.class));
         }
@@ -272,7 +306,8 @@ impl Pipeline {
             };
             out.extend_from_slice(reply);
             let after = *after;
-            self.slots.pop_front();
+            let at = self.slots.pop_front().and_then(|s| s.at);
+            self.note_answered(at);
             if after == After::Close {
                 return After::Close;
             }
@@ -350,6 +385,30 @@ mod tests {
         p.flush(&mut out);
         assert_eq!(&out[..], b"+OK\r\n$1\r\n1\r\n");
         assert!(p.is_empty());
+    }
+
+    #[test]
+    fn answered_replies_carry_their_read_time() {
+        let mut p = Pipeline::default();
+        let (t0, t1) = (
+            Instant::now(),
+            Instant::now() + std::time::Duration::from_millis(1),
+        );
+        p.arrived(t0);
+        p.push(req(&["GET", "a"]));
+        p.push(req(&["GET", "b"]));
+        p.arrived(t1);
+        p.push(req(&["GET", "c"]));
+        let mut batch = BytesMut::new();
+        p.write_queued(&mut batch, |_| true);
+        let mut out = BytesMut::new();
+        p.answer(b"+1\r\n", &mut out);
+        p.answer(b"+2\r\n", &mut out);
+        p.answer(b"+3\r\n", &mut out);
+        let mut seen = vec![];
+        p.take_answered(|t, n| seen.push((t, n)));
+        assert_eq!(seen, vec![(t0, 2), (t1, 1)]);
+        p.take_answered(|_, _| panic!("taken once"));
     }
 
     #[test]

@@ -135,11 +135,15 @@ def main():
     ap.add_argument("--no-ha-bench", action="store_true",
                     help="skip the second load generator (redis-ha bench, 50 connections)")
     ap.add_argument("--conns", default="50,500")
+    ap.add_argument("--cells", default="set:1,set:16,get:1,get:16", help="COMMAND:PIPELINE cells to measure")
     ap.add_argument("--proxy-args", default="", help="extra `redis-ha proxy` flags, e.g. '--mux-connections 1'")
     ap.add_argument("--ab-binary", help="also measure this redis-ha binary (an older build) in multiplex mode, "
                     "side by side: an A/B run of two versions of the proxy")
     ap.add_argument("--ab-name", default="old", help="the A/B binary's name in the tables")
     ap.add_argument("--no-twemproxy", action="store_true", help="skip twemproxy (nutcracker)")
+    ap.add_argument("--variant", action="append", default=[], metavar="NAME=FLAGS",
+                    help="also measure this build with extra proxy flags (multiplex), e.g. "
+                         "'write-ack=--write-ack replicas=1'; repeatable")
     ap.add_argument("--out", default=os.path.join(h.ROOT, "benchmarks", "RESULTS.md"))
     a = ap.parse_args()
     for b, p in (("redis-benchmark", "redis-tools"), ("redis-server", "redis-server"), ("haproxy", "haproxy"),
@@ -170,14 +174,19 @@ def main():
     for mode, p in proxies.items():
         paths[f"redis-ha ({mode})"] = (p["write"], p["read"])
         proxy_pid[f"redis-ha ({mode})"] = p["pid"]
+    for v in a.variant:
+        vname, _, flags = v.partition("=")
+        vp = h.start_proxy(topo, "multiplex", extra=a.proxy_args.split() + flags.split())
+        paths[f"redis-ha {vname} (multiplex)"] = (vp["write"], vp["read"])
+        proxy_pid[f"redis-ha {vname} (multiplex)"] = vp["pid"]
     redis_pids = [int(h.redis_cli(q, "INFO", "server").split("process_id:")[1].split()[0])
                   for q in topo.redis_ports]
     cells = []
     for conns in [int(c) for c in a.conns.split(",")]:
-        for cmd in ("set", "get"):
-            for pipe in (1, 16):
-                n = int((200_000 if pipe == 1 else 1_500_000) * scale)
-                cells.append((cmd, pipe, conns, n))
+        for cell in a.cells.split(","):
+            cmd, pipe = cell.split(":")[0], int(cell.split(":")[1])
+            n = int((200_000 if pipe == 1 else 1_500_000) * scale)
+            cells.append((cmd, pipe, conns, n))
     results = {}
     for rnd in range(a.rounds):
         for cmd, pipe, conns, n in cells:

@@ -1,13 +1,19 @@
 #!/usr/bin/env bash
 # The test command: installs what the tests need, then runs lint, the whole suite
 # (on Redis), and the engine matrix (the main real-process tests on Valkey).
+# Tests run under cargo-nextest (.config/nextest.toml: several at once, each in its
+# own process, a hung test killed after 5 min); it is installed if missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh --test
+if ! cargo nextest --version >/dev/null 2>&1; then
+  echo "test.sh: installing cargo-nextest (cargo install --locked)"
+  cargo install cargo-nextest --locked
+fi
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
-cargo test --workspace
+cargo nextest run --workspace
 # The engine matrix: the proxy, local-topology and drill tests once more on Valkey 8 (the
 # rolling-restart drill, the longest, only on Redis: CI time).
-REDIS_HA_ENGINE=valkey cargo test -p redis-ha-proxy -p redis-ha-local -p redis-ha-drill \
-  --test compat --test failover --test writes --test harness --test drill -- --skip rolling_restart
+REDIS_HA_ENGINE=valkey cargo nextest run -p redis-ha-proxy -p redis-ha-local -p redis-ha-drill \
+  -E '(binary(compat) | binary(failover) | binary(writes) | binary(write_ack) | binary(harness) | binary(drill)) & !test(rolling_restart)'

@@ -51,6 +51,12 @@ pub fn redis_conf(spec: &Spec, node: &RedisNode) -> String {
     // proxy routes around them instead, so stale data is never served silently.
     let _ = writeln!(w, "replica-serve-stale-data yes");
     let _ = writeln!(w, "repl-diskless-sync yes");
+    if spec.redis_nodes > 1 {
+        // A master cut off from every replica for 10 s refuses writes,
+        // bounding what a partition can lose (--write-ack closes the rest).
+        let _ = writeln!(w, "min-replicas-to-write 1");
+        let _ = writeln!(w, "min-replicas-max-lag 10");
+    }
     if let Some(pw) = &spec.password {
         let _ = writeln!(w, "requirepass {pw}");
         let _ = writeln!(w, "masterauth {pw}");

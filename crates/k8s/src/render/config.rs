@@ -66,10 +66,6 @@ pub fn redis_conf_text(o: &RenderOptions, spec: &Spec) -> String {
         pidfile: None,
     };
     let mut s = redis_conf(spec, &node);
-    s.push_str("# Kubernetes: refuse writes the master could not replicate to any replica.\n");
-    if o.redis_replicas > 1 {
-        s.push_str("min-replicas-to-write 1\nmin-replicas-max-lag 10\n");
-    }
     s.push_str(
         "# Written by the init container (redis-ha init-role): empty or `replicaof HOST PORT`.\n",
     );

@@ -62,6 +62,9 @@ pub struct ProxyConfig {
     /// Clients connected at once over both endpoints (`--maxclients`); lowered
     /// at start if the descriptor limit cannot carry it.
     pub maxclients: usize,
+    /// Names shown beside addresses on the dashboard (`--node-name
+    /// ADDR=NAME`: `redis-0`, `sentinel-1`...), as given.
+    pub node_names: Vec<(Addr, String)>,
 }
 
 impl ProxyConfig {
@@ -95,6 +98,7 @@ impl ProxyConfig {
             client_output_limit: 512 << 20,
             idle_timeout: Duration::ZERO,
             maxclients: 10_000,
+            node_names: Vec::new(),
         }
     }
 }

@@ -63,6 +63,7 @@ pub fn spawn(cfg: &ProxyConfig, metrics: Arc<Metrics>) -> (RouteHandle, Arc<Cont
         majority_lost_since: None,
         watching_promotion: None,
         failover: None,
+        replies_before_publish: 0,
     };
     state.set_task(tokio::spawn(c.run(event_rx, refresh_rx)));
     (
@@ -99,6 +100,8 @@ struct Controller {
     watching_promotion: Option<Addr>,
     /// The failover in progress, for the history.
     failover: Option<FailoverRecord>,
+    /// Replies written on the write endpoint when routes were last published.
+    replies_before_publish: u64,
 }
 
 impl Controller {
@@ -152,6 +155,9 @@ impl Controller {
     }
 
     fn publish(&mut self, mut next: Routes) {
+        // Before the new routes reach the data path: a reply counted after
+        // this was routed by them (see `watch_first_write`).
+        self.replies_before_publish = self.metrics.ep(Endpoint::write).latency.snapshot().count();
         next.epoch = self.routes.epoch;
         match decide::master_change(self.last_master.as_ref(), next.master.as_ref()) {
             MasterChange::None => {}
@@ -290,8 +296,11 @@ impl Controller {
 
     fn failover_started(&mut self, channel: &str) {
         if self.failover.is_none() {
-            tracing::info!(step = "fault_seen", trigger = channel, old_master = ?self.routes.master, "failover step");
-            self.failover = Some(FailoverRecord::start(self.routes.master.clone(), channel));
+            // Writes may already be held (the master refused connections
+            // before the sentinels' +sdown): the old master is the last one.
+            let old = self.routes.master.clone().or(self.last_master.clone());
+            tracing::info!(step = "fault_seen", trigger = channel, old_master = ?old, "failover step");
+            self.failover = Some(FailoverRecord::start(old, channel));
         }
     }
 
@@ -325,7 +334,8 @@ impl Controller {
         };
         let (failover_at, started) = (f.at_unix_ms, f.started);
         let latency = self.metrics.ep(Endpoint::write).latency.clone();
-        let before = latency.snapshot().count();
+        // Adoption follows the publish of the new master's routes.
+        let before = self.replies_before_publish;
         let tx = self.event_tx.clone();
         tokio::spawn(async move {
             let deadline = Instant::now() + FAILOVER_GUARD;
@@ -481,12 +491,16 @@ impl Controller {
             .collect();
         self.metrics.set_nodes(&views, &replicas);
         self.state.set_views(views, replicas);
-        if next.master.is_some() && next.master != self.routes.master {
+        let adopted = next
+            .master
+            .clone()
+            .filter(|m| self.routes.master.as_ref() != Some(m));
+        self.publish(next);
+        if let Some(m) = adopted {
             if let Some(f) = self.failover.as_mut() {
-                f.new_master = next.master.clone();
+                f.new_master = Some(m);
             }
             self.failover_step("adopted", |f| &mut f.adopted_ms);
         }
-        self.publish(next);
     }
 }

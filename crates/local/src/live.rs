@@ -134,8 +134,8 @@ pub fn render(v: &Value, prev: Option<(&Value, f64)>) -> String {
             ("odown_ms", "+odown"),
             ("promoted_ms", "promoted"),
             ("adopted_ms", "adopted"),
-            ("switch_master_ms", "+switch-master"),
             ("first_write_ms", "first write"),
+            ("switch_master_ms", "+switch-master"),
         ]
         .iter()
         .filter_map(|(k, name)| Some(format!("{name} +{:.0} ms", f[*k].as_f64()?)))

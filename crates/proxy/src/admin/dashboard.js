@@ -5,7 +5,7 @@
 const SPAN_MS = 15 * 60 * 1000;
 const W = 600, H = 170, L = 44, R = 8, T = 8, B = 20;
 const COLORS = ["#1a73e8", "#e8710a", "#188038", "#9334e6", "#d01884", "#12b5cb", "#b3261e", "#5f6368", "#f9ab00"];
-const STEPS = ["odown_ms", "promoted_ms", "adopted_ms", "switch_master_ms", "first_write_ms", "ended_ms"];
+const STEPS = ["odown_ms", "promoted_ms", "adopted_ms", "first_write_ms", "switch_master_ms", "ended_ms"];
 const e = s => String(s ?? "").replace(/[&<>"]/g, c => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", "\"": "&quot;" })[c]);
 let names = {};
 let samples = [];

@@ -28,14 +28,15 @@ fn clock(unix_ms: u64) -> String {
     format!("{:02}:{:02}:{:02} UTC", s / 3600, s / 60 % 60, s % 60)
 }
 
-/// The recent-failovers table's columns after "started": each step's time
-/// from the fault first seen.
+/// The recent-failovers table's columns after "fault seen": each step's
+/// time from it, in their usual order (the proxy adopts the promoted replica
+/// before Sentinel's `+switch-master`).
 pub const STEPS: [(&str, &str); 6] = [
     ("odown_ms", "+odown"),
     ("promoted_ms", "promoted"),
     ("adopted_ms", "adopted"),
-    ("switch_master_ms", "+switch-master"),
     ("first_write_ms", "first write served"),
+    ("switch_master_ms", "+switch-master"),
     ("ended_ms", "ended"),
 ];
 

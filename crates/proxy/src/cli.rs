@@ -100,6 +100,15 @@ pub struct ProxyArgs {
     /// Lowered at start (with a warning) if the open-file limit is too low.
     #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub maxclients: u64,
+    /// Acknowledge a write to the client only once N replicas have it:
+    /// after each batch of writes the proxy sends `WAIT N MS` (one per batch,
+    /// not per command) and holds the replies until it answers. Fewer than N
+    /// within the timeout: each write gets `-NOREPLICAS` (it ran on the
+    /// master and may be lost in a failover). Closes the window asynchronous
+    /// replication leaves, at a cost in latency (see benchmarks/).
+    /// Format: replicas=N[,timeout=MS] (timeout default 500)
+    #[arg(long, value_name = "replicas=N[,timeout=MS]", value_parser = crate::data::ack::WriteAck::parse)]
+    pub write_ack: Option<crate::data::ack::WriteAck>,
     /// A name for a node's address on the dashboard and in /api/status
     /// (repeatable), e.g. `--node-name 127.0.0.1:6381=redis-0`; `redis-ha up`
     /// passes its nodes' names. Unnamed nodes known by a hostname show its
@@ -176,6 +185,7 @@ impl ProxyArgs {
             client_output_limit: self.client_output_limit,
             idle_timeout: self.timeout,
             maxclients: self.maxclients as usize,
+            write_ack: self.write_ack,
             node_names: self.node_names.clone(),
         })
     }

@@ -62,6 +62,8 @@ pub struct ProxyConfig {
     /// Clients connected at once over both endpoints (`--maxclients`); lowered
     /// at start if the descriptor limit cannot carry it.
     pub maxclients: usize,
+    /// `--write-ack`: writes are acknowledged once this many replicas have them.
+    pub write_ack: Option<crate::data::ack::WriteAck>,
     /// Names shown beside addresses on the dashboard (`--node-name
     /// ADDR=NAME`: `redis-0`, `sentinel-1`...), as given.
     pub node_names: Vec<(Addr, String)>,
@@ -98,6 +100,7 @@ impl ProxyConfig {
             client_output_limit: 512 << 20,
             idle_timeout: Duration::ZERO,
             maxclients: 10_000,
+            write_ack: None,
             node_names: Vec::new(),
         }
     }

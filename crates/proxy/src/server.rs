@@ -118,6 +118,7 @@ pub async fn start(cfg: ProxyConfig) -> anyhow::Result<ProxyHandle> {
         cfg.password.clone(),
         cfg.connect_timeout,
         metrics.shared_backend_connections.clone(),
+        cfg.write_ack,
     ));
     let shared = Arc::new(Shared {
         routes: routes.clone(),

@@ -17,10 +17,11 @@ pub enum ErrorKind {
     Poison,
     Denied,
     OutputLimit,
+    NotReplicated,
 }
 
 impl ErrorKind {
-    pub const ALL: [ErrorKind; 9] = [
+    pub const ALL: [ErrorKind; 10] = [
         ErrorKind::HoldTimeout,
         ErrorKind::Protocol,
         ErrorKind::SessionBroken,
@@ -30,6 +31,7 @@ impl ErrorKind {
         ErrorKind::Poison,
         ErrorKind::Denied,
         ErrorKind::OutputLimit,
+        ErrorKind::NotReplicated,
     ];
 
     pub fn label(self) -> &'static str {
@@ -43,6 +45,7 @@ impl ErrorKind {
             ErrorKind::Poison => "poison",
             ErrorKind::Denied => "denied",
             ErrorKind::OutputLimit => "output_limit",
+            ErrorKind::NotReplicated => "not_replicated",
         }
     }
 }
@@ -86,6 +89,11 @@ pub enum ClientError {
     Denied {
         command: String,
     },
+    /// `--write-ack`: the write ran on the master, but the replicas did not
+    /// confirm it (`detail` says how).
+    NotReplicated {
+        detail: String,
+    },
     /// Replication streams cannot pass a request/reply proxy.
     NotProxied {
         command: String,
@@ -103,6 +111,7 @@ impl ClientError {
             ClientError::UnknownOutcome { .. } => ErrorKind::UnknownOutcome,
             ClientError::Poison { .. } => ErrorKind::Poison,
             ClientError::Denied { .. } | ClientError::NotProxied { .. } => ErrorKind::Denied,
+            ClientError::NotReplicated { .. } => ErrorKind::NotReplicated,
         }
     }
 
@@ -110,7 +119,8 @@ impl ClientError {
         match self {
             ClientError::UnknownOutcome { .. }
             | ClientError::Poison { .. }
-            | ClientError::SessionBroken { .. } => Ran::Unknown,
+            | ClientError::SessionBroken { .. }
+            | ClientError::NotReplicated { .. } => Ran::Unknown,
             _ => Ran::No,
         }
     }
@@ -126,6 +136,7 @@ impl ClientError {
             ClientError::UnknownOutcome { node, why } => format!("ERR redis-ha: unknown outcome: the connection to {node} was lost ({why}) after this command was sent; it may or may not have been applied, check before retrying"),
             ClientError::Poison { node } => format!("ERR redis-ha: this command lost its connection to {node} twice; not sending it again"),
             ClientError::Denied { command } => format!("ERR redis-ha: {command} is not allowed through the proxy (--deny-commands); run it against the node directly"),
+            ClientError::NotReplicated { detail } => format!("NOREPLICAS redis-ha: the write ran on the master, but {detail} (--write-ack); a failover now could lose it, check before retrying"),
             ClientError::NotProxied { command } => format!("ERR redis-ha: {command} (a replication stream) cannot pass through the proxy; connect to the node directly (redis-ha status shows its address)"),
         }
     }

@@ -4,6 +4,7 @@
 //! [`RouteHandle::refresh`]; it never talks to Sentinel.
 
 mod accept;
+pub mod ack;
 mod bufpool;
 mod commands;
 pub mod deny;

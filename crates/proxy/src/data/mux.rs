@@ -15,7 +15,13 @@
 //! decides what is sent again. A connection whose node leaves the routing
 //! table is retired: it takes nothing new but still delivers the replies to
 //! what was written, for up to [`DRAIN`].
+//!
+//! With `--write-ack`, a flush that carries writes awaiting replication ends
+//! with one WAIT; its verdict goes to each session that had such a write in
+//! the flush ([`Reply::Ack`]), after that session's replies.
 
+use super::ack::WriteAck;
+use super::error::ClientError;
 use crate::route::Routes;
 use atomic_waker::AtomicWaker;
 use bytes::{Buf, Bytes, BytesMut};
@@ -42,6 +48,9 @@ pub enum Reply {
     /// The connection failed after this request was written, before its
     /// reply: it may have run.
     Lost,
+    /// `--write-ack`: the replicas' verdict on this session's replied writes
+    /// sent before the WAIT.
+    Ack(Result<(), ClientError>),
 }
 
 /// Where a session's replies arrive, tagged with the session generation
@@ -82,10 +91,27 @@ impl Inbox {
     }
 }
 
+/// Whose replies the next `n` are.
+enum Dest {
+    Session(Arc<Inbox>, u64),
+    /// The proxy's WAIT: its verdict goes to these sessions.
+    Gate(Vec<(Arc<Inbox>, u64)>),
+}
+
+impl Dest {
+    /// Where some of a waiter's replies go while the rest are still due. A
+    /// gate (one reply) is never split.
+    fn part(&self) -> Dest {
+        match self {
+            Dest::Session(inbox, gen) => Dest::Session(inbox.clone(), *gen),
+            Dest::Gate(_) => Dest::Gate(Vec::new()),
+        }
+    }
+}
+
 /// `n` consecutive requests of one session (a pipeline costs one entry).
 struct Waiter {
-    inbox: Arc<Inbox>,
-    gen: u64,
+    dest: Dest,
     n: usize,
     /// Where its requests start in the connection's byte stream: written
     /// once the socket has taken more than this.
@@ -124,6 +150,8 @@ struct Outgoing {
     /// Bytes queued and bytes the socket took, since the connection opened.
     pushed: u64,
     flushed: u64,
+    /// Sessions with writes awaiting replication since the last WAIT.
+    gated: Vec<(Arc<Inbox>, u64)>,
 }
 
 /// What a flush achieved.
@@ -141,6 +169,7 @@ pub struct MuxConn {
     wake: Notify,
     reader: Mutex<Option<AbortHandle>>,
     open: Gauge,
+    ack: Option<WriteAck>,
 }
 
 /// Queues requests on a shared connection; the writer is woken when the
@@ -153,6 +182,7 @@ pub struct Sender<'a> {
     n: usize,
     start: u64,
     was_empty: bool,
+    awaited: bool,
 }
 
 impl Sender<'_> {
@@ -163,6 +193,12 @@ impl Sender<'_> {
         g.pushed += raw.len() as u64;
         self.n += n;
     }
+
+    /// Some of them are writes whose replies wait for the replicas: the
+    /// flush that carries them ends with a WAIT.
+    pub fn await_ack(&mut self) {
+        self.awaited = true;
+    }
 }
 
 impl Drop for Sender<'_> {
@@ -170,11 +206,13 @@ impl Drop for Sender<'_> {
         let Some(mut g) = self.g.take() else { return };
         if self.n > 0 {
             g.waiting.push_back(Waiter {
-                inbox: self.inbox.clone(),
-                gen: self.gen,
+                dest: Dest::Session(self.inbox.clone(), self.gen),
                 n: self.n,
                 start: self.start,
             });
+            if self.awaited && self.conn.ack.is_some() {
+                g.gated.push((self.inbox.clone(), self.gen));
+            }
         }
         if g.buf.is_empty() || g.blocked {
             return; // nothing to send, or the writer waits for room already
@@ -216,6 +254,7 @@ impl MuxConn {
             n: 0,
             start,
             was_empty,
+            awaited: false,
         })
     }
 
@@ -244,8 +283,25 @@ impl MuxConn {
         self.fail("retired: its node left the routing table");
     }
 
+    /// Ends the batch with a WAIT if writes in it await replication.
+    fn gate_locked(&self, g: &mut Outgoing) {
+        let Some(ack) = &self.ack else { return };
+        if g.gated.is_empty() {
+            return;
+        }
+        let wait = ack.wait();
+        g.waiting.push_back(Waiter {
+            dest: Dest::Gate(std::mem::take(&mut g.gated)),
+            n: 1,
+            start: g.pushed,
+        });
+        g.buf.extend_from_slice(&wait.raw);
+        g.pushed += wait.raw.len() as u64;
+    }
+
     /// Writes what it can of the batch without blocking.
     fn flush_locked(&self, g: &mut Outgoing) -> Flush {
+        self.gate_locked(g);
         while !g.buf.is_empty() {
             match self.sock.try_write(&g.buf) {
                 Ok(n) => {
@@ -288,7 +344,15 @@ impl MuxConn {
             // Never written: certainly not run. Otherwise it may have run.
             let unsent = w.start >= flushed;
             let reply = move || if unsent { Reply::Unsent } else { Reply::Lost };
-            w.inbox.push_all((0..w.n).map(|_| (w.gen, reply())));
+            match w.dest {
+                Dest::Session(inbox, gen) => inbox.push_all((0..w.n).map(|_| (gen, reply()))),
+                Dest::Gate(sessions) => {
+                    for (inbox, gen) in sessions {
+                        let lost = Reply::Ack(Err(WriteAck::lost(&self.addr)));
+                        inbox.push_all(std::iter::once((gen, lost)));
+                    }
+                }
+            }
         }
         // Closed now, whoever still holds this connection: nothing more may
         // reach a fenced node.
@@ -327,7 +391,7 @@ async fn writer(conn: Arc<MuxConn>) {
 
 async fn reader(conn: Arc<MuxConn>, mut buf: BytesMut) {
     let mut lens: Vec<usize> = Vec::new();
-    let mut ready: Vec<(Arc<Inbox>, u64, usize)> = Vec::new();
+    let mut ready: Vec<(Dest, usize)> = Vec::new();
     loop {
         // Complete replies first (some may have arrived with the handshake).
         let mut at = 0;
@@ -352,20 +416,22 @@ async fn reader(conn: Arc<MuxConn>, mut buf: BytesMut) {
                         return conn.fail("a reply nobody asked for");
                     };
                     let k = w.n.min(left);
-                    ready.push((w.inbox.clone(), w.gen, k));
                     w.n -= k;
                     left -= k;
-                    if w.n == 0 {
-                        g.waiting.pop_front();
-                    }
+                    let dest = if w.n == 0 {
+                        g.waiting.pop_front().expect("front").dest
+                    } else {
+                        w.dest.part()
+                    };
+                    ready.push((dest, k));
                 }
                 if g.phase == Phase::Retiring && g.waiting.is_empty() {
                     drop(g);
-                    deliver(&mut buf, &mut lens, &mut ready);
+                    deliver(&mut buf, &mut lens, &mut ready, conn.ack.as_ref());
                     return conn.fail("retired: every reply delivered");
                 }
             }
-            deliver(&mut buf, &mut lens, &mut ready);
+            deliver(&mut buf, &mut lens, &mut ready, conn.ack.as_ref());
         }
         if buf.capacity() - buf.len() < 16 * 1024 {
             buf.reserve(64 * 1024);
@@ -389,21 +455,40 @@ async fn reader(conn: Arc<MuxConn>, mut buf: BytesMut) {
 }
 
 /// Hands each waiter its replies: `lens` are the reply lengths at the front
-/// of `buf`, `ready` says whose they are.
-fn deliver(buf: &mut BytesMut, lens: &mut Vec<usize>, ready: &mut Vec<(Arc<Inbox>, u64, usize)>) {
+/// of `buf`, `ready` says whose they are; a WAIT's reply becomes the verdict
+/// for its sessions.
+fn deliver(
+    buf: &mut BytesMut,
+    lens: &mut Vec<usize>,
+    ready: &mut Vec<(Dest, usize)>,
+    ack: Option<&WriteAck>,
+) {
     let mut lens_it = lens.drain(..);
-    for (inbox, gen, k) in ready.drain(..) {
-        let frames = lens_it
-            .by_ref()
-            .take(k)
-            .map(|n| (gen, Reply::Frame(buf.split_to(n).freeze())));
-        inbox.push_all(frames);
+    for (dest, k) in ready.drain(..) {
+        match dest {
+            Dest::Session(inbox, gen) => {
+                let frames = lens_it
+                    .by_ref()
+                    .take(k)
+                    .map(|n| (gen, Reply::Frame(buf.split_to(n).freeze())));
+                inbox.push_all(frames);
+            }
+            Dest::Gate(sessions) => {
+                let Some(n) = lens_it.next() else { continue };
+                let frame = buf.split_to(n);
+                let verdict = ack.map_or(Ok(()), |a| a.judge(&frame));
+                for (inbox, gen) in sessions {
+                    inbox.push_all(std::iter::once((gen, Reply::Ack(verdict.clone()))));
+                }
+            }
+        }
     }
 }
 
 /// The shared connections, a few per node.
 pub struct Pool {
     per_node: usize,
+    ack: Option<WriteAck>,
     password: Option<String>,
     connect_timeout: Duration,
     /// Per node and protocol: RESP3 clients (HELLO 3) get connections of
@@ -433,9 +518,11 @@ impl Pool {
         password: Option<String>,
         connect_timeout: Duration,
         open: Gauge,
+        ack: Option<WriteAck>,
     ) -> Pool {
         Pool {
             per_node: per_node.max(1),
+            ack,
             password,
             connect_timeout,
             nodes: Mutex::new(HashMap::new()),
@@ -544,6 +631,7 @@ impl Pool {
             wake: Notify::new(),
             reader: Mutex::new(None),
             open: self.open.clone(),
+            ack: self.ack,
         });
         let rd = tokio::spawn(reader(conn.clone(), buf));
         *lock(&conn.reader) = Some(rd.abort_handle());

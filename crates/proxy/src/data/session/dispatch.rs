@@ -173,6 +173,7 @@ impl Session {
 
     /// Writes the queued requests the link can carry, in one batch.
     pub(super) async fn send(&mut self) {
+        let mut acks = self.ack_rule();
         let Some(b) = self.backend.as_mut() else {
             return;
         };
@@ -184,9 +185,13 @@ impl Session {
         let mut batch = std::mem::take(&mut self.batch);
         let (state, lane) = (&mut self.state, &mut self.lane);
         let mut stop = false;
-        let n = self.pipeline.write_queued(&mut batch, |s| {
+        let mut n = self.pipeline.write_queued(&mut batch, |s| {
             if stop || (on_shared && !s.class.shared) {
-                return false;
+                return Take::Stop;
+            }
+            let take = acks.take(s);
+            if take == Take::Stop {
+                return take;
             }
             state.on_sent(s.class.kind);
             if !s.class.shared {
@@ -195,12 +200,20 @@ impl Session {
                 }
             }
             stop = s.class.kind == Kind::Reset && reset_logs_out;
-            true
+            take
         });
         if stop {
             b.phase = Phase::ReplaceWhenIdle;
         }
-        let sent = b.send(&batch, n, &self.inbox, self.gen).await;
+        if acks.stopped {
+            self.retry_at = Some(Instant::now()); // the rest goes in the next batch
+        }
+        let awaited = acks.awaited > 0;
+        if let (true, false, Some(a)) = (awaited, on_shared, &self.shared.cfg.write_ack) {
+            self.pipeline.push_gate(a.wait(), &mut batch);
+            n += 1;
+        }
+        let sent = b.send(&batch, n, awaited, &self.inbox, self.gen).await;
         batch.clear();
         self.batch = batch;
         match sent {
@@ -212,6 +225,17 @@ impl Session {
             }
             Err(SendError::Closed) => self.unsent_on_retired(n),
             Err(SendError::Failed(e)) => self.backend_lost(&e.to_string()),
+        }
+    }
+
+    /// Which of the next batch's requests wait for the replicas.
+    fn ack_rule(&self) -> AckRule {
+        let on = self.endpoint == Endpoint::write && self.shared.cfg.write_ack.is_some();
+        AckRule {
+            on,
+            in_tx: matches!(self.state.tx, state::Tx::Multi { .. }),
+            awaited: 0,
+            stopped: false,
         }
     }
 
@@ -240,5 +264,104 @@ impl Session {
             let m = self.shared.metrics.ep(self.endpoint);
             m.backend_connections.dec();
         }
+    }
+}
+
+/// `--write-ack` for one batch: a write outside a transaction, or an EXEC,
+/// waits for the replicas; the WAIT closing the batch must not land inside
+/// a MULTI, so a MULTI after such a write starts the next batch.
+pub(super) struct AckRule {
+    on: bool,
+    in_tx: bool,
+    pub awaited: usize,
+    pub stopped: bool,
+}
+
+impl AckRule {
+    pub fn take(&mut self, s: &Slot) -> Take {
+        if !self.on {
+            return Take::Send;
+        }
+        let awaited = match s.class.kind {
+            Kind::Multi if self.awaited > 0 => {
+                self.stopped = true;
+                return Take::Stop;
+            }
+            Kind::Multi => {
+                self.in_tx = true;
+                false
+            }
+            Kind::EndMulti => {
+                self.in_tx = false;
+                s.cmd.is("EXEC")
+            }
+            _ => !self.in_tx && s.class.effect == Effect::Write,
+        };
+        if awaited {
+            self.awaited += 1;
+            Take::SendAwaited
+        } else {
+            Take::Send
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::classify;
+
+    fn rule(in_tx: bool) -> AckRule {
+        AckRule {
+            on: true,
+            in_tx,
+            awaited: 0,
+            stopped: false,
+        }
+    }
+
+    fn take(r: &mut AckRule, args: &[&str]) -> Take {
+        let c = Command::from_args(args);
+        let class = classify(&c);
+        r.take(&Slot::remote(c, class))
+    }
+
+    #[test]
+    fn writes_wait_for_the_replicas_reads_do_not() {
+        let mut r = rule(false);
+        assert_eq!(take(&mut r, &["INCR", "c"]), Take::SendAwaited);
+        assert_eq!(take(&mut r, &["GET", "c"]), Take::Send);
+        assert_eq!(take(&mut r, &["PING"]), Take::Send);
+        assert_eq!(take(&mut r, &["EVAL", "return 1", "0"]), Take::SendAwaited);
+        assert_eq!(r.awaited, 2);
+        let mut off = AckRule {
+            on: false,
+            ..rule(false)
+        };
+        assert_eq!(take(&mut off, &["INCR", "c"]), Take::Send);
+    }
+
+    #[test]
+    fn a_transaction_waits_once_at_exec() {
+        let mut r = rule(false);
+        assert_eq!(take(&mut r, &["MULTI"]), Take::Send);
+        assert_eq!(
+            take(&mut r, &["INCR", "c"]),
+            Take::Send,
+            "+QUEUED is not the outcome"
+        );
+        assert_eq!(take(&mut r, &["EXEC"]), Take::SendAwaited);
+        let mut r = rule(true); // MULTI went in an earlier batch
+        assert_eq!(take(&mut r, &["RPUSH", "l", "x"]), Take::Send);
+        assert_eq!(take(&mut r, &["DISCARD"]), Take::Send);
+    }
+
+    #[test]
+    fn a_multi_after_an_awaited_write_starts_the_next_batch() {
+        // Else the batch's WAIT would be queued inside the transaction.
+        let mut r = rule(false);
+        assert_eq!(take(&mut r, &["SET", "a", "1"]), Take::SendAwaited);
+        assert_eq!(take(&mut r, &["MULTI"]), Take::Stop);
+        assert!(r.stopped);
     }
 }

@@ -90,11 +90,13 @@ impl Backend {
     }
 
     /// Writes `n` requests encoded in `batch`; on a shared link their
-    /// replies arrive in `inbox`, tagged `gen`.
+    /// replies arrive in `inbox`, tagged `gen`, and `awaited` (writes wait
+    /// for the replicas) makes the connection end its flush with a WAIT.
     pub async fn send(
         &mut self,
         batch: &[u8],
         n: usize,
+        awaited: bool,
         inbox: &Arc<Inbox>,
         gen: u64,
     ) -> Result<(), SendError> {
@@ -103,6 +105,9 @@ impl Backend {
             Link::Shared(conn) => {
                 let mut tx = conn.sender(inbox, gen).ok_or(SendError::Closed)?;
                 tx.push_n(batch, n);
+                if awaited {
+                    tx.await_ack();
+                }
                 Ok(())
             }
         }

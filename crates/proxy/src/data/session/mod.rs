@@ -42,7 +42,7 @@ mod state;
 use self::hold::{Hold, Next};
 use self::link::{Backend, Link, Phase, SendError};
 use self::login::{Gate, Login};
-use self::pipeline::{After, Pipeline, Slot};
+use self::pipeline::{Ack, After, Answer, Pipeline, Slot, Take};
 use self::replay::{Loss, Verdict};
 use self::state::{ConnState, Replies};
 use super::bufpool;

@@ -3,6 +3,11 @@
 //! awaited) or done (a reply ready for the client: the backend's, kept until
 //! every earlier slot is done, or the proxy's own). Replies leave strictly in
 //! request order. No sockets here: the session's driver does the I/O.
+//!
+//! With `--write-ack`, a written write waits once more after its reply
+//! (replied: held until WAIT says the replicas have it); on a dedicated
+//! link the WAIT is a slot of its own (a gate, answered to nobody), on a
+//! shared one the connection sends it and passes on the verdict.
 
 use super::replay::{self, Loss};
 use crate::data::commands::{Class, Kind};
@@ -25,8 +30,49 @@ pub enum SlotState {
     Queued,
     /// Written to the current link; its reply is awaited.
     Written,
+    /// Its reply came; held until the replicas confirm it (`--write-ack`).
+    Replied(Bytes),
     /// The reply, waiting for earlier slots.
     Done(Bytes, After),
+}
+
+/// A slot's part in `--write-ack`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ack {
+    No,
+    /// A write whose reply waits for the replicas' confirmation.
+    Awaited,
+    /// The WAIT the proxy added after a batch: its reply goes to nobody.
+    Gate,
+}
+
+/// What [`Pipeline::write_queued`] does with the next queued request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Take {
+    Stop,
+    Send,
+    /// Send it; its reply waits for the replicas (`--write-ack`).
+    SendAwaited,
+}
+
+impl From<bool> for Take {
+    fn from(send: bool) -> Take {
+        if send {
+            Take::Send
+        } else {
+            Take::Stop
+        }
+    }
+}
+
+/// Whose reply came in.
+#[derive(Debug)]
+pub enum Answer {
+    Client(Command, Class),
+    /// The proxy's own WAIT: judge it, then [`Pipeline::confirm`].
+    Gate,
+    /// Nobody's (nothing written is due).
+    Unmatched,
 }
 
 #[derive(Debug)]
@@ -38,6 +84,7 @@ pub struct Slot {
     pub losses: u8,
     /// When it was read (set by [`Pipeline::push`]), for the latency metric.
     at: Option<Instant>,
+    pub ack: Ack,
 }
 
 impl Slot {
@@ -48,6 +95,7 @@ impl Slot {
             state: SlotState::Queued,
             losses: 0,
             at: None,
+            ack: Ack::No,
         }
     }
 }
@@ -100,7 +148,7 @@ impl Pipeline {
         slot.at = self.arrived;
         match slot.state {
             SlotState::Queued => self.queued += 1,
-            SlotState::Written => self.written += 1,
+            SlotState::Written | SlotState::Replied(_) => self.written += 1,
             SlotState::Done(..) => {}
         }
         self.slots.push_back(slot);
@@ -114,6 +162,7 @@ impl Pipeline {
             state: SlotState::Done(reply, after),
             losses: 0,
             at: None,
+            ack: Ack::No,
         });
     }
 
@@ -143,19 +192,21 @@ impl Pipeline {
     /// Writes queued requests in order into `batch` while `take` accepts
     /// them (it may stop at one the current link cannot carry), marking them
     /// written; returns how many.
-    pub fn write_queued(
+    pub fn write_queued<T: Into<Take>>(
         &mut self,
         batch: &mut BytesMut,
-        mut take: impl FnMut(&Slot) -> bool,
+        mut take: impl FnMut(&Slot) -> T,
     ) -> usize {
         let mut n = 0;
         for s in self.slots.iter_mut() {
             if !matches!(s.state, SlotState::Queued) {
                 continue;
             }
-            if !take(s) {
-                break;
-            }
+            s.ack = match take(s).into() {
+                Take::Stop => break,
+                Take::Send => Ack::No,
+                Take::SendAwaited => Ack::Awaited,
+            };
             batch.extend_from_slice(&s.cmd.raw);
             s.state = SlotState::Written;
             n += 1;
@@ -169,35 +220,97 @@ impl Pipeline {
     /// (the usual case) the reply is appended to `out` at once; otherwise it
     /// is kept until the slots before it are done. Returns the slot's
     /// command and class for state tracking.
-    pub fn answer(&mut self, reply: &[u8], out: &mut BytesMut) -> Option<(Command, Class)> {
-        let i = self
+    pub fn answer(&mut self, reply: &[u8], out: &mut BytesMut) -> Answer {
+        let Some(i) = self
             .slots
             .iter()
-            .position(|s| matches!(s.state, SlotState::Written))?;
+            .position(|s| matches!(s.state, SlotState::Written))
+        else {
+            return Answer::Unmatched;
+        };
+        match self.slots[i].ack {
+            Ack::Gate => {
+                self.slots.remove(i);
+                self.written -= 1;
+                return Answer::Gate;
+            }
+            Ack::Awaited => {
+                let s = &mut self.slots[i];
+                s.state = SlotState::Replied(Bytes::copy_from_slice(reply));
+                return Answer::Client(s.cmd.clone(), s.class);
+            }
+            Ack::No => {}
+        }
         self.written -= 1;
         if i == 0 {
             let s = self.slots.pop_front().expect("found");
             self.note_answered(s.at);
             out.extend_from_slice(reply);
-            return Some((s.cmd, s.class));
+            return Answer::Client(s.cmd, s.class);
         }
         let s = &mut self.slots[i];
         s.state = SlotState::Done(Bytes::copy_from_slice(reply), After::Continue);
-        Some((s.cmd.clone(), s.class))
+        Answer::Client(s.cmd.clone(), s.class)
+    }
+
+    /// After the written requests, a WAIT of the proxy's own (`raw`, its
+    /// encoding, goes into `batch`): a dedicated link's gate.
+    pub fn push_gate(&mut self, wait: Command, batch: &mut BytesMut) {
+        batch.extend_from_slice(&wait.raw);
+        let class = crate::data::commands::classify(&wait);
+        self.slots.push_back(Slot {
+            cmd: wait,
+            class,
+            state: SlotState::Written,
+            losses: 0,
+            at: None,
+            ack: Ack::Gate,
+        });
+        self.written += 1;
+    }
+
+    /// The replicas' verdict on every replied write: `Ok` releases the
+    /// replies; an error replaces each (but Redis's own errors: those
+    /// writes did nothing). Returns how many got the error.
+    pub fn confirm(&mut self, verdict: Result<(), ClientError>) -> u64 {
+        let mut failed = 0;
+        for s in self.slots.iter_mut() {
+            let SlotState::Replied(reply) = &s.state else {
+                continue;
+            };
+            let reply = match &verdict {
+                Err(e) if !reply.starts_with(b"-") => {
+                    failed += 1;
+                    e.reply()
+                }
+                _ => reply.clone(),
+            };
+            s.state = SlotState::Done(reply, After::Continue);
+            s.ack = Ack::No;
+            self.written -= 1;
+        }
+        failed
     }
 
     /// The first written request certainly did not run (READONLY and the
     /// like): it goes back to the queue.
-    pub fn requeue_first_written(&mut self) {
-        if let Some(s) = self
+    /// Returns [`Ack::Gate`] when that was the proxy's WAIT (dropped: the
+    /// caller confirms without it).
+    pub fn requeue_first_written(&mut self) -> Option<Ack> {
+        let i = self
             .slots
-            .iter_mut()
-            .find(|s| matches!(s.state, SlotState::Written))
-        {
-            s.state = SlotState::Queued;
-            self.written -= 1;
-            self.queued += 1;
+            .iter()
+            .position(|s| matches!(s.state, SlotState::Written))?;
+        self.written -= 1;
+        if self.slots[i].ack == Ack::Gate {
+            self.slots.remove(i);
+            return Some(Ack::Gate);
         }
+        let s = &mut self.slots[i];
+        s.state = SlotState::Queued;
+        s.ack = Ack::No;
+        self.queued += 1;
+        Some(Ack::No)
     }
 
     /// The last `n` written requests never left (their link was closed
@@ -210,6 +323,7 @@ impl Pipeline {
             .find(|s| matches!(s.state, SlotState::Written))
         {
             s.state = SlotState::Queued;
+            s.ack = Ack::No;
             self.written -= 1;
             self.queued += 1;
         }
@@ -228,6 +342,7 @@ impl Pipeline {
         match &r {
             Ok(()) => {
                 s.state = SlotState::Queued;
+                s.ack = Ack::No;
                 self.queued += 1;
             }
             Err(e) => s.state = SlotState::Done(e.reply(), After::Continue),
@@ -239,6 +354,21 @@ impl Pipeline {
     /// failed (see [`Pipeline::lose_first_written`]).
     pub fn lose_written(&mut self, loss: &Loss) -> Resolved {
         let mut r = Resolved::default();
+        // The proxy's WAITs go with the link; what they were to confirm ran
+        // on the master and may not have reached a replica.
+        let gates = self.slots.len();
+        self.slots
+            .retain(|s| !(s.ack == Ack::Gate && matches!(s.state, SlotState::Written)));
+        self.written -= gates - self.slots.len();
+        let unconfirmed = ClientError::NotReplicated {
+            detail: format!(
+                "the connection to {} was lost ({}) before the replicas confirmed it",
+                loss.node, loss.why
+            ),
+        };
+        for _ in 0..self.confirm(Err(unconfirmed.clone())) {
+            r.failed.push(unconfirmed.clone());
+        }
         while let Some(one) = self.lose_first_written(loss) {
             match one {
                 Ok(()) => r.replayed += 1,
@@ -342,6 +472,11 @@ impl Pipeline {
         self.slots
             .retain(|s| !matches!(s.state, SlotState::Written));
         self.written = 0;
+        for s in self.slots.iter_mut() {
+            if let SlotState::Replied(reply) = &s.state {
+                s.state = SlotState::Done(reply.clone(), After::Continue);
+            }
+        }
     }
 }
 
@@ -409,6 +544,130 @@ mod tests {
         p.take_answered(|t, n| seen.push((t, n)));
         assert_eq!(seen, vec![(t0, 2), (t1, 1)]);
         p.take_answered(|_, _| panic!("taken once"));
+    }
+
+    fn awaited(p: &mut Pipeline, args: &[&str]) {
+        p.push(req(args));
+    }
+
+    fn write_all_awaited(p: &mut Pipeline) -> usize {
+        let mut batch = BytesMut::new();
+        p.write_queued(&mut batch, |s: &Slot| {
+            if s.class.effect == crate::data::Effect::Write {
+                Take::SendAwaited
+            } else {
+                Take::Send
+            }
+        })
+    }
+
+    fn not_replicated() -> ClientError {
+        ClientError::NotReplicated {
+            detail: "only 0 of 1 replicas confirmed it".into(),
+        }
+    }
+
+    #[test]
+    fn an_awaited_write_is_held_until_the_replicas_confirm() {
+        let mut p = Pipeline::default();
+        awaited(&mut p, &["INCR", "c"]);
+        awaited(&mut p, &["GET", "c"]);
+        assert_eq!(write_all_awaited(&mut p), 2);
+        let mut out = BytesMut::new();
+        assert!(matches!(p.answer(b":1\r\n", &mut out), Answer::Client(..)));
+        assert!(matches!(
+            p.answer(b"$1\r\n1\r\n", &mut out),
+            Answer::Client(..)
+        ));
+        p.flush(&mut out);
+        assert!(
+            out.is_empty(),
+            "the GET waits behind the INCR's confirmation"
+        );
+        assert_eq!(p.written(), 1, "the confirmation is still due on this link");
+        assert_eq!(p.confirm(Ok(())), 0);
+        p.flush(&mut out);
+        assert_eq!(&out[..], b":1\r\n$1\r\n1\r\n");
+        assert_eq!((p.written(), p.len()), (0, 0));
+    }
+
+    #[test]
+    fn unconfirmed_writes_get_the_error_but_redis_errors_pass() {
+        let mut p = Pipeline::default();
+        awaited(&mut p, &["INCR", "c"]);
+        awaited(&mut p, &["INCR", "notanumber"]);
+        write_all_awaited(&mut p);
+        let mut out = BytesMut::new();
+        p.answer(b":1\r\n", &mut out);
+        p.answer(b"-ERR value is not an integer\r\n", &mut out);
+        assert_eq!(p.confirm(Err(not_replicated())), 1);
+        p.flush(&mut out);
+        let text = String::from_utf8_lossy(&out).to_string();
+        assert!(
+            text.starts_with("-NOREPLICAS redis-ha: the write ran on the master"),
+            "{text}"
+        );
+        assert!(text.ends_with("-ERR value is not an integer\r\n"), "{text}");
+    }
+
+    #[test]
+    fn a_dedicated_links_gate_is_answered_to_nobody() {
+        let mut p = Pipeline::default();
+        awaited(&mut p, &["SET", "k", "v"]);
+        let mut batch = BytesMut::new();
+        p.write_queued(&mut batch, |_| Take::SendAwaited);
+        p.push_gate(Command::from_args(&["WAIT", "1", "100"]), &mut batch);
+        assert!(batch.ends_with(b"$4\r\nWAIT\r\n$1\r\n1\r\n$3\r\n100\r\n"));
+        assert_eq!(p.written(), 2);
+        let mut out = BytesMut::new();
+        assert!(matches!(p.answer(b"+OK\r\n", &mut out), Answer::Client(..)));
+        assert!(matches!(p.answer(b":1\r\n", &mut out), Answer::Gate));
+        p.confirm(Ok(()));
+        p.flush(&mut out);
+        assert_eq!(&out[..], b"+OK\r\n");
+        assert!(p.is_empty());
+        assert!(matches!(
+            p.answer(b"+stray\r\n", &mut out),
+            Answer::Unmatched
+        ));
+    }
+
+    #[test]
+    fn a_lost_link_fails_replied_writes_and_drops_the_gate() {
+        let mut p = Pipeline::default();
+        awaited(&mut p, &["SET", "a", "1"]);
+        awaited(&mut p, &["GET", "a"]);
+        let mut batch = BytesMut::new();
+        p.write_queued(&mut batch, |s: &Slot| {
+            if s.cmd.is("SET") {
+                Take::SendAwaited
+            } else {
+                Take::Send
+            }
+        });
+        p.push_gate(Command::from_args(&["WAIT", "1", "100"]), &mut batch);
+        let mut out = BytesMut::new();
+        p.answer(b"+OK\r\n", &mut out); // SET replied, GET and WAIT unanswered
+        let r = p.lose_written(&lost());
+        assert_eq!(r.replayed, 1, "the GET goes again");
+        assert!(matches!(r.failed[..], [ClientError::NotReplicated { .. }]));
+        assert_eq!((p.queued(), p.written(), p.len()), (1, 0, 2));
+        p.flush(&mut out);
+        assert!(out.starts_with(b"-NOREPLICAS redis-ha: the write ran on the master, but the connection to n:1 was lost"));
+    }
+
+    #[test]
+    fn a_requeued_write_forgets_it_was_awaited() {
+        let mut p = Pipeline::default();
+        awaited(&mut p, &["SET", "a", "1"]);
+        write_all_awaited(&mut p);
+        assert_eq!(p.requeue_first_written(), Some(Ack::No));
+        assert_eq!(p.next_queued().unwrap().ack, Ack::No);
+        let mut batch = BytesMut::new();
+        p.write_queued(&mut batch, |_| Take::Send);
+        let mut out = BytesMut::new();
+        p.answer(b"+OK\r\n", &mut out);
+        assert_eq!(&out[..], b"+OK\r\n");
     }
 
     #[test]

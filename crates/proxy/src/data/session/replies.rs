@@ -31,7 +31,10 @@ impl Session {
             }
             match r {
                 Reply::Frame(f) => self.on_frame(&f),
-                Reply::Unsent => self.pipeline.requeue_first_written(),
+                Reply::Unsent => {
+                    self.pipeline.requeue_first_written();
+                }
+                Reply::Ack(verdict) => self.confirm(verdict),
                 Reply::Lost => {
                     lost = true;
                     let loss = self.loss("shared connection failed");
@@ -97,21 +100,42 @@ impl Session {
             return self.not_run(frame);
         }
         match self.pipeline.answer(frame, out) {
-            Some((cmd, class)) => {
+            Answer::Client(cmd, class) => {
                 // RESET: Redis logs the connection out too.
                 if self.state.on_reply(&cmd, &class, frame) && self.shared.cfg.clients_log_in() {
                     self.login = Login::Required;
                 }
             }
+            Answer::Gate => {
+                let verdict = self.shared.cfg.write_ack.map_or(Ok(()), |a| a.judge(frame));
+                self.confirm(verdict);
+            }
             // A reply nobody asked for: forward it rather than lose it.
-            None => out.extend_from_slice(frame),
+            Answer::Unmatched => out.extend_from_slice(frame),
+        }
+    }
+
+    /// `--write-ack`: the replicas' verdict on the writes replied so far.
+    pub(super) fn confirm(&mut self, verdict: Result<(), ClientError>) {
+        let kind = verdict.as_ref().err().map(ClientError::kind);
+        let failed = self.pipeline.confirm(verdict);
+        if let (Some(kind), true) = (kind, failed > 0) {
+            self.shared
+                .metrics
+                .ep(self.endpoint)
+                .error(kind)
+                .inc_by(failed);
         }
     }
 
     /// The node refused to run the request (READONLY: it was demoted;
     /// LOADING; MASTERDOWN): it goes to the next master.
     pub(super) fn not_run(&mut self, frame: &[u8]) {
-        self.pipeline.requeue_first_written();
+        if self.pipeline.requeue_first_written() == Some(Ack::Gate) {
+            let why = String::from_utf8_lossy(frame).trim_end().to_string();
+            let detail = format!("WAIT was refused ({why})");
+            self.confirm(Err(ClientError::NotReplicated { detail }));
+        }
         self.shared.metrics.ep(self.endpoint).retried.inc();
         self.retry_at = Some(Instant::now() + hold::RETRY);
         let Some(b) = self.backend.as_mut() else {

@@ -161,11 +161,33 @@ pub fn render(v: &Value) -> String {
             format!("{} in · {} out", c["received_bytes"], c["sent_bytes"]),
         ),
     ];
-    let mut page = include_str!("dashboard.html").to_string();
-    for (k, v) in fill {
-        page = page.replace(&format!("{{{{{k}}}}}"), &v);
+    fill_in(include_str!("dashboard.html"), &fill)
+}
+
+/// `template` with each `{{key}}` replaced by its value, in one pass (a
+/// value that contains `{{...}}` itself stays as it is).
+fn fill_in(template: &str, fill: &[(&str, String)]) -> String {
+    let mut out = String::with_capacity(template.len() * 2);
+    let mut rest = template;
+    while let Some(i) = rest.find("{{") {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 2..];
+        match after
+            .find("}}")
+            .and_then(|j| Some((j, &fill.iter().find(|(k, _)| *k == &after[..j])?.1)))
+        {
+            Some((j, v)) => {
+                out.push_str(v);
+                rest = &after[j + 2..];
+            }
+            None => {
+                out.push_str("{{");
+                rest = after;
+            }
+        }
     }
-    page
+    out.push_str(rest);
+    out
 }
 
 #[cfg(test)]
@@ -196,5 +218,11 @@ mod tests {
         assert!(page.contains("01:02:03 UTC"));
         assert!(page.contains("<td>+12 ms</td><td>-</td><td>+640 ms</td>"));
         assert!(page.contains("hold_timeout 2"));
+    }
+
+    #[test]
+    fn values_are_not_filled_in_again() {
+        let fill = [("a", "{{b}}".to_string()), ("b", "B".to_string())];
+        assert_eq!(fill_in("x{{a}}y{{b}}z{{c}}", &fill), "x{{b}}yBz{{c}}");
     }
 }

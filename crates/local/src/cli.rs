@@ -109,8 +109,9 @@ pub struct DownArgs {
 /// Examples:
 ///   redis-ha status
 ///   redis-ha status --json
-///   redis-ha status --watch
-///   redis-ha status --sentinel 10.0.0.5:26379 --sentinel 10.0.0.6:26379
+///   redis-ha status --watch              # refresh every second, with the proxy's live ops/s
+///   redis-ha status --watch --interval 5s --count 10
+///   redis-ha status --sentinel 10.0.0.5:26379 --sentinel 10.0.0.6:26379 --admin 10.0.0.7:8404
 #[derive(clap::Args, Debug)]
 pub struct StatusArgs {
     #[arg(long, default_value = ".redis-ha")]
@@ -130,9 +131,20 @@ pub struct StatusArgs {
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
-    /// Refresh every second until Ctrl-C.
+    /// Refresh (every --interval) until Ctrl-C, showing the proxy's live
+    /// numbers: ops/s, latency, errors, holds.
     #[arg(long)]
     pub watch: bool,
+    /// Time between refreshes with --watch.
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    pub interval: Duration,
+    /// Stop after this many refreshes (implies --watch).
+    #[arg(long, value_name = "N")]
+    pub count: Option<u64>,
+    /// The proxy's admin endpoint (HOST:PORT) for its live numbers, with
+    /// --sentinel; the local topology's own proxy is found by itself.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub admin: Option<String>,
 }
 
 #[derive(clap::ValueEnum, Debug, Clone, Copy)]
@@ -503,24 +515,97 @@ pub fn render(r: &Report, color: bool) -> String {
     out
 }
 
+/// Where the proxy's admin endpoint is: `--admin`, else the local
+/// topology's proxy.
+fn admin_addr(a: &StatusArgs) -> Option<String> {
+    if a.admin.is_some() || !a.sentinels.is_empty() {
+        return a.admin.clone();
+    }
+    let o = Options::load(&a.state_dir).ok()?;
+    o.proxy
+        .as_ref()
+        .map(|p| redis_ha_topology::addr(&o.host, p.admin))
+}
+
 pub async fn status(a: StatusArgs) -> anyhow::Result<u8> {
     let color = std::io::stdout().is_terminal();
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    status_to(a, &mut std::io::stdout(), color, ctrl_c).await
+}
+
+/// `status` writing to `out`, until `stop` completes (Ctrl-C) or --count
+/// refreshes; exit code 0 when the last report was healthy, else 2.
+pub async fn status_to(
+    a: StatusArgs,
+    out: &mut impl std::io::Write,
+    color: bool,
+    stop: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<u8> {
+    let watch = a.watch || a.count.is_some();
+    let admin = admin_addr(&a);
+    let mut prev: Option<(serde_json::Value, std::time::Instant)> = None;
+    tokio::pin!(stop);
+    let mut n = 0u64;
     loop {
+        n += 1;
         let r = report(&a).await?;
+        let live = match &admin {
+            Some(addr) => Some(crate::live::fetch(addr, Duration::from_secs(1)).await),
+            None => None,
+        };
         if a.json {
-            println!("{}", serde_json::to_string_pretty(&r)?);
-        } else {
-            if a.watch && color {
-                print!("\x1b[2J\x1b[H");
+            let mut v = serde_json::to_value(&r)?;
+            if let Some(Ok(l)) = &live {
+                v["proxy_live"] = l.clone();
             }
-            print!("{}", render(&r, color));
+            writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
+        } else {
+            if watch && color {
+                write!(out, "\x1b[2J\x1b[H")?;
+            }
+            if watch {
+                let t = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap_or_default()
+                    .as_secs()
+                    % 86_400;
+                let of = a.count.map(|c| format!(" of {c}")).unwrap_or_default();
+                writeln!(
+                    out,
+                    "redis-ha status · {:02}:{:02}:{:02} UTC · every {} · refresh {n}{of} (Ctrl-C stops)",
+                    t / 3600,
+                    t / 60 % 60,
+                    t % 60,
+                    humantime::format_duration(a.interval)
+                )?;
+            }
+            write!(out, "{}", render(&r, color))?;
+            match &live {
+                Some(Ok(v)) => {
+                    let p = prev.as_ref().map(|(p, at)| (p, at.elapsed().as_secs_f64()));
+                    write!(out, "{}", crate::live::render(v, p))?;
+                }
+                Some(Err(e)) => writeln!(
+                    out,
+                    "proxy admin {}: no live numbers ({e:#})",
+                    admin.as_deref().unwrap_or("")
+                )?,
+                None => {}
+            }
         }
-        if !a.watch {
-            return Ok(if r.healthy { 0 } else { 2 });
+        out.flush()?;
+        if let Some(Ok(v)) = live {
+            prev = Some((v, std::time::Instant::now()));
+        }
+        let code = if r.healthy { 0 } else { 2 };
+        if !watch || a.count.is_some_and(|c| n >= c) {
+            return Ok(code);
         }
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => return Ok(if r.healthy { 0 } else { 2 }),
-            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = &mut stop => return Ok(code),
+            _ = tokio::time::sleep(a.interval) => {}
         }
     }
 }

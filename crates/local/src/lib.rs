@@ -5,6 +5,7 @@
 
 pub mod cli;
 pub mod init_role;
+pub mod live;
 pub mod ports;
 pub mod process;
 pub mod switchover;

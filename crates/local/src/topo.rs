@@ -117,6 +117,17 @@ impl Options {
             .collect()
     }
 
+    /// `(address as the sentinels report it, name)` of every Redis node
+    /// and sentinel: `redis-0`..., `sentinel-0`...
+    pub fn named_addrs(&self) -> Vec<(Addr, String)> {
+        let redis = self.redis_addrs().into_iter().enumerate();
+        let sentinels = self.sentinel_addrs().into_iter().enumerate();
+        redis
+            .map(|(i, a)| (a, Spec::redis_name(i)))
+            .chain(sentinels.map(|(i, a)| (a, Spec::sentinel_name(i))))
+            .collect()
+    }
+
     pub fn node_names(&self) -> Vec<String> {
         (0..self.redis_ports.len())
             .map(Spec::redis_name)
@@ -679,6 +690,10 @@ impl Topology {
             "--admin-port".into(),
             p.admin.to_string(),
         ]);
+        // The dashboard shows these names beside the addresses.
+        for (a, name) in o.named_addrs() {
+            args.extend(["--node-name".into(), format!("{a}={name}")]);
+        }
         args.extend(p.args.iter().cloned());
         let log = dir.join("proxy.log");
         // The password goes by environment, not on the command line (`ps`).

@@ -2,20 +2,24 @@
 //! liveness and readiness. Reads control state and metrics; never touches
 //! the data path.
 
+mod dashboard;
+pub mod history;
 mod listen;
+pub mod names;
 
 use crate::config::ProxyConfig;
 use crate::control::ControlState;
 use crate::metrics::Metrics;
 use crate::route::Endpoint;
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use history::History;
+use names::Names;
 use serde::Serialize;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Arc;
 
 #[derive(Clone)]
 pub struct AdminState {
@@ -27,13 +31,8 @@ pub struct AdminState {
 #[derive(Clone)]
 struct App {
     s: AdminState,
-    rates: Arc<Mutex<Rates>>,
-}
-
-#[derive(Clone, Default, Serialize)]
-struct Rates {
-    write_ops_per_sec: f64,
-    read_ops_per_sec: f64,
+    history: Arc<History>,
+    names: Arc<Names>,
 }
 
 #[derive(Serialize)]
@@ -42,60 +41,66 @@ struct Counters {
     read_clients: i64,
     write_commands: u64,
     read_commands: u64,
+    /// Over the last second (the history's latest sample).
     write_ops_per_sec: f64,
     read_ops_per_sec: f64,
+    write_p50_ms: Option<f64>,
+    write_p99_ms: Option<f64>,
+    read_p50_ms: Option<f64>,
+    read_p99_ms: Option<f64>,
     errors: u64,
+    /// By kind, both endpoints, since start.
+    errors_by_kind: std::collections::BTreeMap<&'static str, u64>,
     retried: u64,
     held: u64,
     failovers: u64,
+    received_bytes: u64,
+    sent_bytes: u64,
 }
 
 fn counters(app: &App) -> Counters {
     let m = &app.s.metrics;
     let (w, r) = (m.ep(Endpoint::write), m.ep(Endpoint::read));
-    let rates = app.rates.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let last = app.history.latest().unwrap_or_default();
     Counters {
         write_clients: w.client_connections.get(),
         read_clients: r.client_connections.get(),
         write_commands: w.commands.get(),
         read_commands: r.commands.get(),
-        write_ops_per_sec: rates.write_ops_per_sec,
-        read_ops_per_sec: rates.read_ops_per_sec,
+        write_ops_per_sec: last.write_ops,
+        read_ops_per_sec: last.read_ops,
+        write_p50_ms: last.write_p50_ms,
+        write_p99_ms: last.write_p99_ms,
+        read_p50_ms: last.read_p50_ms,
+        read_p99_ms: last.read_p99_ms,
         errors: w.errors_total() + r.errors_total(),
+        errors_by_kind: crate::data::ErrorKind::ALL
+            .iter()
+            .map(|&k| (k.label(), w.error(k).get() + r.error(k).get()))
+            .filter(|(_, n)| *n > 0)
+            .collect(),
         retried: w.retried.get() + r.retried.get(),
         held: w.held.get() + r.held.get(),
         failovers: m.failovers_total.get(),
+        received_bytes: w.bytes_in.get() + r.bytes_in.get(),
+        sent_bytes: w.bytes_out.get() + r.bytes_out.get(),
     }
 }
 
 pub async fn serve(listener: tokio::net::TcpListener, state: AdminState) -> std::io::Result<()> {
     let app = App {
+        names: Arc::new(Names::new(&state.config.node_names)),
+        history: Arc::new(History::default()),
         s: state,
-        rates: Arc::new(Mutex::new(Rates::default())),
     };
-    // ops/s sampled once a second here, not counted on the data path.
-    let sampler = {
-        let app = app.clone();
-        tokio::spawn(async move {
-            let m = app.s.metrics.clone();
-            let get = |ep| m.ep(ep).commands.get();
-            let (mut w0, mut r0) = (get(Endpoint::write), get(Endpoint::read));
-            let mut tick = tokio::time::interval(Duration::from_secs(1));
-            loop {
-                tick.tick().await;
-                let (w1, r1) = (get(Endpoint::write), get(Endpoint::read));
-                *app.rates.lock().unwrap_or_else(|e| e.into_inner()) = Rates {
-                    write_ops_per_sec: (w1 - w0) as f64,
-                    read_ops_per_sec: (r1 - r0) as f64,
-                };
-                (w0, r0) = (w1, r1);
-            }
-        })
-    };
+    // Sampled once a second here, not counted on the data path.
+    let sampler = tokio::spawn(history::run(app.s.metrics.clone(), app.history.clone()));
     let router = Router::new()
         .route("/", get(dashboard))
+        .route("/dashboard.js", get(script))
         .route("/metrics", get(metrics))
         .route("/api/status", get(status))
+        .route("/api/history", get(history_json))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .with_state(app);
@@ -118,8 +123,22 @@ async fn metrics(State(app): State<App>) -> Response {
 fn status_json(app: &App) -> serde_json::Value {
     let snap = app.s.control.snapshot();
     let c = &app.s.config;
+    let addrs = snap
+        .replicas
+        .iter()
+        .map(|r| r.addr.as_str())
+        .chain(snap.sentinels.iter().map(|s| s.addr.as_str()))
+        .chain(snap.master.as_deref())
+        .chain(
+            snap.failovers
+                .iter()
+                .flat_map(|f| [f.old_master.as_deref(), f.new_master.as_deref()])
+                .flatten(),
+        );
+    let names = app.names.map(addrs);
     serde_json::json!({
         "status": snap,
+        "names": names,
         "counters": counters(app),
         "config": {
             "sentinels": c.sentinels,
@@ -155,103 +174,36 @@ async fn readyz(State(app): State<App>) -> Response {
     }
 }
 
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
+#[derive(serde::Deserialize)]
+struct Since {
+    /// Only samples after this unix time (ms).
+    since: Option<u64>,
+}
+
+/// The last 15 minutes, one sample a second, and the failovers to mark on
+/// the charts.
+async fn history_json(State(app): State<App>, Query(q): Query<Since>) -> Json<serde_json::Value> {
+    let snap = app.s.control.snapshot();
+    Json(serde_json::json!({
+        "now": history::unix_ms(),
+        "interval_ms": history::INTERVAL.as_millis() as u64,
+        "capacity": history::CAPACITY,
+        "samples": app.history.since(q.since.unwrap_or(0)),
+        "failovers": snap.failovers,
+    }))
+}
+
+async fn script() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        include_str!("admin/dashboard.js"),
+    )
+        .into_response()
 }
 
 async fn dashboard(State(app): State<App>) -> Html<String> {
-    let v = status_json(&app);
-    let s = &v["status"];
-    let c = &v["counters"];
-    let mut rows = String::new();
-    for r in s["replicas"].as_array().into_iter().flatten() {
-        rows.push_str(&format!(
-            "<tr><td>{}</td><td class=\"{}\">{}</td><td>{}</td><td>{}</td></tr>",
-            esc(r["addr"].as_str().unwrap_or("")),
-            if r["healthy"].as_bool() == Some(true) {
-                "ok"
-            } else {
-                "bad"
-            },
-            if r["healthy"].as_bool() == Some(true) {
-                "in rotation".to_string()
-            } else {
-                esc(r["reason"].as_str().unwrap_or("out"))
-            },
-            r["lag_seconds"]
-                .as_i64()
-                .map(|l| format!("{l} s"))
-                .unwrap_or_default(),
-            r["lag_bytes"]
-                .as_i64()
-                .map(|l| format!("{l} B"))
-                .unwrap_or_default(),
-        ));
-    }
-    let mut sents = String::new();
-    for x in s["sentinels"].as_array().into_iter().flatten() {
-        sents.push_str(&format!(
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"{}\">{}</td></tr>",
-            esc(x["addr"].as_str().unwrap_or("")),
-            esc(x["master"].as_str().unwrap_or("-")),
-            esc(x["flags"].as_str().unwrap_or("")),
-            x["config_epoch"],
-            if x["error"].is_null() { "ok" } else { "bad" },
-            if x["error"].is_null() {
-                if x["subscribed"].as_bool() == Some(true) {
-                    "reachable, subscribed".to_string()
-                } else {
-                    "reachable".to_string()
-                }
-            } else {
-                esc(x["error"].as_str().unwrap_or(""))
-            },
-        ));
-    }
-    let mut fos = String::new();
-    for f in s["failovers"].as_array().into_iter().flatten() {
-        let ms = |k: &str| {
-            f[k].as_f64()
-                .map(|v| format!("{v:.0} ms"))
-                .unwrap_or_else(|| "-".into())
-        };
-        fos.push_str(&format!(
-            "<tr><td>{}</td><td>{}</td><td>{} → {}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            esc(f["trigger"].as_str().unwrap_or("")),
-            esc(f["outcome"].as_str().unwrap_or("")),
-            esc(f["old_master"].as_str().unwrap_or("?")),
-            esc(f["new_master"].as_str().unwrap_or("?")),
-            ms("adopted_ms"),
-            ms("switch_master_ms"),
-            ms("ended_ms"),
-        ));
-    }
-    let master = s["master"].as_str().map(esc).unwrap_or_else(|| {
-        format!(
-            "none ({})",
-            esc(s["closed"]
-                .as_str()
-                .unwrap_or("holding writes: failover in progress?"))
-        )
-    });
-    Html(format!(
-        include_str!("admin/dashboard.html"),
-        name = esc(s["master_name"].as_str().unwrap_or("")),
-        master = master,
-        epoch = s["epoch"],
-        replicas = rows,
-        sentinels = sents,
-        failovers = fos,
-        wc = c["write_clients"],
-        rc = c["read_clients"],
-        wops = c["write_ops_per_sec"],
-        rops = c["read_ops_per_sec"],
-        errors = c["errors"],
-        retried = c["retried"],
-        held = c["held"],
-        nfo = c["failovers"],
-    ))
+    Html(dashboard::render(&status_json(&app)))
 }

@@ -109,6 +109,24 @@ pub struct ProxyArgs {
     /// Format: replicas=N[,timeout=MS] (timeout default 500)
     #[arg(long, value_name = "replicas=N[,timeout=MS]", value_parser = crate::data::ack::WriteAck::parse)]
     pub write_ack: Option<crate::data::ack::WriteAck>,
+    /// A name for a node's address on the dashboard and in /api/status
+    /// (repeatable), e.g. `--node-name 127.0.0.1:6381=redis-0`; `redis-ha up`
+    /// passes its nodes' names. Unnamed nodes known by a hostname show its
+    /// first label (`redis-1` for `redis-1.redis-headless:6379`)
+    #[arg(long = "node-name", value_name = "ADDR=NAME", value_parser = parse_node_name)]
+    pub node_names: Vec<(String, String)>,
+}
+
+/// `ADDR=NAME` of `--node-name`.
+pub fn parse_node_name(s: &str) -> Result<(String, String), String> {
+    match s.rsplit_once('=') {
+        Some((a, n)) if redis_ha_topology::split_addr(a).is_some() && !n.trim().is_empty() => {
+            Ok((a.to_string(), n.trim().to_string()))
+        }
+        _ => Err(format!(
+            "{s:?} is not ADDR=NAME (e.g. 127.0.0.1:6381=redis-0)"
+        )),
+    }
 }
 
 /// A size as Redis writes it: 1024, 64kb, 512mb, 1gb (k/m/g: powers of 1000).
@@ -168,6 +186,7 @@ impl ProxyArgs {
             idle_timeout: self.timeout,
             maxclients: self.maxclients as usize,
             write_ack: self.write_ack,
+            node_names: self.node_names.clone(),
         })
     }
 }
@@ -210,7 +229,18 @@ pub async fn run(a: ProxyArgs) -> anyhow::Result<u8> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_size;
+    use super::{parse_node_name, parse_size};
+
+    #[test]
+    fn node_names() {
+        assert_eq!(
+            parse_node_name("127.0.0.1:6381=redis-0"),
+            Ok(("127.0.0.1:6381".into(), "redis-0".into()))
+        );
+        assert!(parse_node_name("redis-0").is_err());
+        assert!(parse_node_name("127.0.0.1=redis-0").is_err());
+        assert!(parse_node_name("127.0.0.1:6381=").is_err());
+    }
 
     #[test]
     fn sizes() {

@@ -64,6 +64,9 @@ pub struct ProxyConfig {
     pub maxclients: usize,
     /// `--write-ack`: writes are acknowledged once this many replicas have them.
     pub write_ack: Option<crate::data::ack::WriteAck>,
+    /// Names shown beside addresses on the dashboard (`--node-name
+    /// ADDR=NAME`: `redis-0`, `sentinel-1`...), as given.
+    pub node_names: Vec<(Addr, String)>,
 }
 
 impl ProxyConfig {
@@ -98,6 +101,7 @@ impl ProxyConfig {
             idle_timeout: Duration::ZERO,
             maxclients: 10_000,
             write_ack: None,
+            node_names: Vec::new(),
         }
     }
 }

@@ -158,6 +158,18 @@ async fn writes_are_held_through_a_kill_and_resume_on_the_same_connection(mode: 
         },
     )
     .await;
+    // Its record names both masters (writes were held before the +sdown
+    // that started it) and times the steps in order.
+    let f = p.control.snapshot().failovers.remove(0);
+    assert_eq!(f.old_master.as_deref(), Some(old.as_str()), "{f:?}");
+    assert_eq!(f.new_master.as_deref(), Some(new.as_str()), "{f:?}");
+    let (promoted, adopted, first) = (
+        f.promoted_ms.expect("promoted"),
+        f.adopted_ms.expect("adopted"),
+        f.first_write_ms.expect("first write: the held INCR"),
+    );
+    assert!(promoted <= adopted && adopted <= first, "{f:?}");
+    assert!(f.odown_ms.is_some(), "{f:?}");
 }
 
 async fn hold_expires_with_a_clear_error(mode: ConnMode) {

@@ -20,6 +20,10 @@ pub enum Event {
     Promoted(Addr),
     /// The promotion watch gave up (failover aborted or too slow).
     PromotionGaveUp(Addr),
+    /// The first reply on the write endpoint after the failover that started
+    /// at `failover_at` (its `at_unix_ms`) adopted a new master, `ms` after
+    /// its start.
+    FirstWrite { failover_at: u64, ms: f64 },
 }
 
 /// Follows one sentinel's events; `pw` is the sentinel's own password.

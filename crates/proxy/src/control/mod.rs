@@ -30,7 +30,7 @@ pub use state::{ControlState, FailoverRecord, ReplicaView, SentinelView, StatusS
 
 use crate::config::ProxyConfig;
 use crate::metrics::Metrics;
-use crate::route::{Refresh, RouteHandle, Routes};
+use crate::route::{Endpoint, Refresh, RouteHandle, Routes};
 use decide::{MasterChange, MasterDecision, SentinelVerdict};
 use events::{Event, SentinelEvent};
 use probe::RoleProbe;
@@ -41,6 +41,8 @@ use tokio::sync::{mpsc, watch};
 
 /// A failover that produces no ending event stops guarding after this long.
 const FAILOVER_GUARD: Duration = Duration::from_secs(60);
+/// How often the first write after a failover is looked for (its precision).
+const FIRST_WRITE_POLL: Duration = Duration::from_millis(2);
 
 /// Starts the control plane on the current runtime; returns at once.
 pub fn spawn(cfg: &ProxyConfig, metrics: Arc<Metrics>) -> (RouteHandle, Arc<ControlState>) {
@@ -61,6 +63,7 @@ pub fn spawn(cfg: &ProxyConfig, metrics: Arc<Metrics>) -> (RouteHandle, Arc<Cont
         majority_lost_since: None,
         watching_promotion: None,
         failover: None,
+        replies_before_publish: 0,
     };
     state.set_task(tokio::spawn(c.run(event_rx, refresh_rx)));
     (
@@ -97,6 +100,8 @@ struct Controller {
     watching_promotion: Option<Addr>,
     /// The failover in progress, for the history.
     failover: Option<FailoverRecord>,
+    /// Replies written on the write endpoint when routes were last published.
+    replies_before_publish: u64,
 }
 
 impl Controller {
@@ -150,6 +155,9 @@ impl Controller {
     }
 
     fn publish(&mut self, mut next: Routes) {
+        // Before the new routes reach the data path: a reply counted after
+        // this was routed by them (see `watch_first_write`).
+        self.replies_before_publish = self.metrics.ep(Endpoint::write).latency.snapshot().count();
         next.epoch = self.routes.epoch;
         match decide::master_change(self.last_master.as_ref(), next.master.as_ref()) {
             MasterChange::None => {}
@@ -199,10 +207,24 @@ impl Controller {
                 self.watching_promotion = None;
                 Then::Refresh
             }
+            Event::FirstWrite { failover_at, ms } => {
+                match self.failover.as_mut() {
+                    Some(f) if f.at_unix_ms == failover_at => {
+                        if f.first_write_ms.is_none() {
+                            f.first_write_ms = Some(ms);
+                            tracing::info!(step = "first_write", ms = ms.round(), "failover step");
+                        }
+                    }
+                    // Served after the failover ended (+switch-master first).
+                    _ => self.state.set_first_write(failover_at, ms),
+                }
+                Then::Done
+            }
             Event::Promoted(addr) => {
                 if self.watching_promotion.as_deref() == Some(addr.as_str()) {
                     self.watching_promotion = None;
                 }
+                self.failover_step("promoted", |f| &mut f.promoted_ms);
                 // The replica was chosen by the epoch leader and says master.
                 self.try_adopt(&addr, true).await;
                 Then::Done
@@ -214,6 +236,9 @@ impl Controller {
         match ev {
             SentinelEvent::Promoting { step, replica } => {
                 self.failover_started(&step);
+                if step == "+promoted-slave" {
+                    self.failover_step("promoted", |f| &mut f.promoted_ms);
+                }
                 // Hold writes: the old master is about to be demoted.
                 let mut next = self.routes.clone();
                 if next.master.as_deref() != Some(replica.as_str()) {
@@ -232,10 +257,7 @@ impl Controller {
             }
             SentinelEvent::SwitchMaster { new } => {
                 self.try_adopt(&new, true).await;
-                if let Some(f) = self.failover.as_mut() {
-                    f.switch_master_ms
-                        .get_or_insert(f.started.elapsed().as_secs_f64() * 1000.0);
-                }
+                self.failover_step("switch_master", |f| &mut f.switch_master_ms);
                 if self.routes.master.as_deref() == Some(new.as_str()) {
                     self.end_failover("+switch-master");
                 }
@@ -243,6 +265,9 @@ impl Controller {
             }
             SentinelEvent::MasterDown { flag } => {
                 self.failover_started(&flag);
+                if flag == "+odown" {
+                    self.failover_step("odown", |f| &mut f.odown_ms);
+                }
                 Then::Refresh
             }
             // The promotion was not confirmed in time (or the failover ended
@@ -271,8 +296,58 @@ impl Controller {
 
     fn failover_started(&mut self, channel: &str) {
         if self.failover.is_none() {
-            self.failover = Some(FailoverRecord::start(self.routes.master.clone(), channel));
+            // Writes may already be held (the master refused connections
+            // before the sentinels' +sdown): the old master is the last one.
+            let old = self.routes.master.clone().or(self.last_master.clone());
+            tracing::info!(step = "fault_seen", trigger = channel, old_master = ?old, "failover step");
+            self.failover = Some(FailoverRecord::start(old, channel));
         }
+    }
+
+    /// Records a step of the failover in progress, the first time it is seen
+    /// (each sentinel sends its own `+odown`, `+switch-master`...).
+    /// `name` is the step's name in the failover records (`<name>_ms`).
+    fn failover_step(
+        &mut self,
+        name: &str,
+        step: impl FnOnce(&mut FailoverRecord) -> &mut Option<f64>,
+    ) {
+        if let Some(f) = self.failover.as_mut() {
+            let ms = f.started.elapsed().as_secs_f64() * 1000.0;
+            let slot = step(f);
+            if slot.is_none() {
+                *slot = Some(ms);
+                tracing::info!(step = name, ms = ms.round(), "failover step");
+                if name == "adopted" {
+                    self.watch_first_write();
+                }
+            }
+        }
+    }
+
+    /// Polls the write endpoint's reply count (every [`FIRST_WRITE_POLL`])
+    /// until a reply is written after the adoption: the failover's
+    /// `first_write_ms`. Gives up after [`FAILOVER_GUARD`] without traffic.
+    fn watch_first_write(&self) {
+        let Some(f) = self.failover.as_ref() else {
+            return;
+        };
+        let (failover_at, started) = (f.at_unix_ms, f.started);
+        let latency = self.metrics.ep(Endpoint::write).latency.clone();
+        // Adoption follows the publish of the new master's routes.
+        let before = self.replies_before_publish;
+        let tx = self.event_tx.clone();
+        tokio::spawn(async move {
+            let deadline = Instant::now() + FAILOVER_GUARD;
+            while Instant::now() < deadline && !tx.is_closed() {
+                tokio::time::sleep(FIRST_WRITE_POLL).await;
+                if latency.snapshot().count() > before {
+                    let ms = started.elapsed().as_secs_f64() * 1000.0;
+                    let _ = tx.send(Event::FirstWrite { failover_at, ms });
+                    return;
+                }
+            }
+        });
     }
 
     fn failover_in_progress(&self) -> bool {
@@ -289,6 +364,7 @@ impl Controller {
             }
             f.ended_ms = Some(f.started.elapsed().as_secs_f64() * 1000.0);
             f.outcome = outcome.to_string();
+            tracing::info!(step = "ended", ms = f.ended_ms.map(f64::round), outcome, new_master = ?f.new_master, "failover step");
             self.state.push_failover(f);
         }
     }
@@ -318,9 +394,8 @@ impl Controller {
         self.publish(next);
         if let Some(f) = self.failover.as_mut() {
             f.new_master = Some(new.to_string());
-            f.adopted_ms
-                .get_or_insert(f.started.elapsed().as_secs_f64() * 1000.0);
         }
+        self.failover_step("adopted", |f| &mut f.adopted_ms);
     }
 
     /// Why writes fail closed: the sentinel majority lost for longer than
@@ -416,13 +491,16 @@ impl Controller {
             .collect();
         self.metrics.set_nodes(&views, &replicas);
         self.state.set_views(views, replicas);
-        if next.master.is_some() && next.master != self.routes.master {
-            if let Some(f) = self.failover.as_mut() {
-                f.new_master = next.master.clone();
-                f.adopted_ms
-                    .get_or_insert(f.started.elapsed().as_secs_f64() * 1000.0);
-            }
-        }
+        let adopted = next
+            .master
+            .clone()
+            .filter(|m| self.routes.master.as_ref() != Some(m));
         self.publish(next);
+        if let Some(m) = adopted {
+            if let Some(f) = self.failover.as_mut() {
+                f.new_master = Some(m);
+            }
+            self.failover_step("adopted", |f| &mut f.adopted_ms);
+        }
     }
 }

@@ -34,8 +34,8 @@ pub struct ReplicaView {
     pub reason: Option<String>,
 }
 
-/// One failover as the proxy saw it; times in ms from its start (the first
-/// `+sdown`/`+odown`/failover event).
+/// One failover as the proxy saw it; times in ms from its start, the fault
+/// first seen (the first `+sdown`/`+odown`/failover event, `trigger`).
 #[derive(Clone, Debug, Serialize)]
 pub struct FailoverRecord {
     /// Unix time (ms) of the start.
@@ -43,9 +43,18 @@ pub struct FailoverRecord {
     pub trigger: String,
     pub old_master: Option<Addr>,
     pub new_master: Option<Addr>,
+    /// The first sentinel's `+odown` (the master objectively down); none in
+    /// a planned failover.
+    pub odown_ms: Option<f64>,
+    /// The chosen replica answered ROLE as master (or a sentinel sent
+    /// `+promoted-slave`), whichever came first.
+    pub promoted_ms: Option<f64>,
     /// New master adopted by the proxy (writes flow again).
     pub adopted_ms: Option<f64>,
     pub switch_master_ms: Option<f64>,
+    /// The first reply to a command on the write endpoint after the new
+    /// master was adopted (seen within a few ms; none without traffic).
+    pub first_write_ms: Option<f64>,
     pub ended_ms: Option<f64>,
     pub outcome: String,
     #[serde(skip)]
@@ -59,8 +68,11 @@ impl FailoverRecord {
             trigger: trigger.to_string(),
             old_master,
             new_master: None,
+            odown_ms: None,
+            promoted_ms: None,
             adopted_ms: None,
             switch_master_ms: None,
+            first_write_ms: None,
             ended_ms: None,
             outcome: "in progress".into(),
             started: Instant::now(),
@@ -182,6 +194,15 @@ impl ControlState {
         i.failovers.push_back(f);
         while i.failovers.len() > 20 {
             i.failovers.pop_front();
+        }
+    }
+
+    /// Sets `first_write_ms` of a failover already in the history (found
+    /// by its start), when writes were first served after it ended.
+    pub(crate) fn set_first_write(&self, at_unix_ms: u64, ms: f64) {
+        let mut i = self.lock();
+        if let Some(f) = i.failovers.iter_mut().find(|f| f.at_unix_ms == at_unix_ms) {
+            f.first_write_ms.get_or_insert(ms);
         }
     }
 

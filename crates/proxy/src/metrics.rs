@@ -73,7 +73,7 @@ pub struct Metrics {
     pub replica_lag_bytes: Family<NodeLabels, Gauge>,
     /// Per sentinel: 1 while it answers.
     pub sentinel_up: Family<NodeLabels, Gauge>,
-    /// From the fault first seen to the new master adopted.
+    /// From the fault first seen to the first write the new master served.
     pub failover_seconds: Histogram,
     /// From a request read to its reply written, per endpoint.
     pub request_duration_seconds: Family<EndpointLabels, Latency>,
@@ -253,7 +253,7 @@ impl Metrics {
         );
         registry.register(
             "failover_seconds",
-            "Failovers: from the fault first seen to the new master adopted",
+            "Failovers: from the fault first seen to the first write served by the new master",
             m.failover_seconds.clone(),
         );
         registry.register(

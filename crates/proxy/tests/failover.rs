@@ -147,7 +147,7 @@ async fn writes_are_held_through_a_kill_and_resume_on_the_same_connection(mode: 
             .get()
             >= 1
     );
-    // The failover's duration is recorded once +switch-master ends it.
+    // The failover's duration is recorded once a write is served again.
     poll(
         "a failover in the duration histogram",
         Duration::from_secs(10),

@@ -208,15 +208,19 @@ impl Controller {
                 Then::Refresh
             }
             Event::FirstWrite { failover_at, ms } => {
-                match self.failover.as_mut() {
+                let first = match self.failover.as_mut() {
                     Some(f) if f.at_unix_ms == failover_at => {
-                        if f.first_write_ms.is_none() {
-                            f.first_write_ms = Some(ms);
-                            tracing::info!(step = "first_write", ms = ms.round(), "failover step");
-                        }
+                        let first = f.first_write_ms.is_none();
+                        f.first_write_ms.get_or_insert(ms);
+                        first
                     }
                     // Served after the failover ended (+switch-master first).
                     _ => self.state.set_first_write(failover_at, ms),
+                };
+                if first {
+                    tracing::info!(step = "first_write", ms = ms.round(), "failover step");
+                    // What clients lived through: fault seen to writes served again.
+                    self.metrics.failover_seconds.observe(ms / 1000.0);
                 }
                 Then::Done
             }
@@ -359,9 +363,6 @@ impl Controller {
     fn end_failover(&mut self, outcome: &str) {
         self.watching_promotion = None;
         if let Some(mut f) = self.failover.take() {
-            if let Some(ms) = f.adopted_ms.filter(|_| f.new_master.is_some()) {
-                self.metrics.failover_seconds.observe(ms / 1000.0);
-            }
             f.ended_ms = Some(f.started.elapsed().as_secs_f64() * 1000.0);
             f.outcome = outcome.to_string();
             tracing::info!(step = "ended", ms = f.ended_ms.map(f64::round), outcome, new_master = ?f.new_master, "failover step");

@@ -199,10 +199,15 @@ impl ControlState {
 
     /// Sets `first_write_ms` of a failover already in the history (found
     /// by its start), when writes were first served after it ended.
-    pub(crate) fn set_first_write(&self, at_unix_ms: u64, ms: f64) {
+    /// True when it was not set before.
+    pub(crate) fn set_first_write(&self, at_unix_ms: u64, ms: f64) -> bool {
         let mut i = self.lock();
-        if let Some(f) = i.failovers.iter_mut().find(|f| f.at_unix_ms == at_unix_ms) {
-            f.first_write_ms.get_or_insert(ms);
+        match i.failovers.iter_mut().find(|f| f.at_unix_ms == at_unix_ms) {
+            Some(f) if f.first_write_ms.is_none() => {
+                f.first_write_ms = Some(ms);
+                true
+            }
+            _ => false,
         }
     }
 

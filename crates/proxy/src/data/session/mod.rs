@@ -141,6 +141,9 @@ pub struct Session {
     last_class: LastClass,
     batch: BytesMut,
     hold: Hold,
+    /// Since when the master refuses writes as not run (LOADING,
+    /// NOREPLICAS...): they are sent again up to `--failover-hold`.
+    refused: Hold,
     avoid: Option<Avoid>,
     retry_at: Option<Instant>,
     last_input: Instant,
@@ -195,6 +198,7 @@ impl Session {
             last_class: LastClass::default(),
             batch: BytesMut::new(),
             hold: Hold::Off,
+            refused: Hold::Off,
             avoid: None,
             retry_at: None,
             last_input: Instant::now(),

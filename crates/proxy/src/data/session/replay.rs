@@ -42,14 +42,17 @@ pub enum Verdict {
     /// The client's answer.
     Answer,
     /// The node refused to run it because it is not (or not yet) a usable
-    /// master: it did not run, and goes to the next master.
+    /// master: it did not run, and is sent again (to the next master, or
+    /// the same one once it takes writes) for up to `--failover-hold`.
     NotRun,
 }
 
 /// Judges a reply on the write endpoint outside a transaction (inside one,
 /// Redis's own EXECABORT logic applies and the reply is the client's).
 pub fn judge(reply: &[u8]) -> Verdict {
-    const NOT_RUN: [&[u8]; 3] = [b"-READONLY", b"-LOADING", b"-MASTERDOWN"];
+    // NOREPLICAS: min-replicas-to-write refused it before running it (a new
+    // master whose replicas are still resyncing).
+    const NOT_RUN: [&[u8]; 4] = [b"-READONLY", b"-LOADING", b"-MASTERDOWN", b"-NOREPLICAS"];
     if reply.first() == Some(&b'-') && NOT_RUN.iter().any(|p| reply.starts_with(p)) {
         Verdict::NotRun
     } else {
@@ -95,6 +98,10 @@ mod tests {
         );
         assert_eq!(
             judge(b"-LOADING Redis is loading the dataset in memory\r\n"),
+            Verdict::NotRun
+        );
+        assert_eq!(
+            judge(b"-NOREPLICAS Not enough good replicas to write.\r\n"),
             Verdict::NotRun
         );
         assert_eq!(judge(b"-ERR wrong type\r\n"), Verdict::Answer);

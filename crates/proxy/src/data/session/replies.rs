@@ -90,15 +90,19 @@ impl Session {
 
     /// One reply from the backend.
     pub(super) fn on_frame(&mut self, frame: &[u8]) {
-        let out = bufpool::held(&mut self.out);
         if self.state.replies == Replies::Streamed || frame.first() == Some(&b'>') {
-            out.extend_from_slice(frame);
+            bufpool::held(&mut self.out).extend_from_slice(frame);
             return;
         }
         let in_tx = matches!(self.state.tx, state::Tx::Multi { .. });
-        if self.endpoint == Endpoint::write && !in_tx && replay::judge(frame) == Verdict::NotRun {
-            return self.not_run(frame);
+        if self.endpoint == Endpoint::write && !in_tx {
+            match replay::judge(frame) {
+                Verdict::NotRun if self.not_run(frame) => return,
+                Verdict::NotRun => {} // refused for too long: the client gets it
+                Verdict::Answer => self.refused = Hold::Off,
+            }
         }
+        let out = bufpool::held(&mut self.out);
         match self.pipeline.answer(frame, out) {
             Answer::Client(cmd, class) => {
                 // RESET: Redis logs the connection out too.
@@ -129,17 +133,24 @@ impl Session {
     }
 
     /// The node refused to run the request (READONLY: it was demoted;
-    /// LOADING; MASTERDOWN): it goes to the next master.
-    pub(super) fn not_run(&mut self, frame: &[u8]) {
+    /// LOADING; MASTERDOWN; NOREPLICAS): it goes again, to the next master,
+    /// for up to `--failover-hold` of refusals; false once that is over
+    /// (the refusal is then the client's answer).
+    pub(super) fn not_run(&mut self, frame: &[u8]) -> bool {
+        let now = Instant::now();
+        let retry = match self.refused.wait(now, self.shared.cfg.failover_hold).0 {
+            Next::RetryAt(t) => t,
+            Next::GiveUp => return false,
+        };
         if self.pipeline.requeue_first_written() == Some(Ack::Gate) {
             let why = String::from_utf8_lossy(frame).trim_end().to_string();
             let detail = format!("WAIT was refused ({why})");
             self.confirm(Err(ClientError::NotReplicated { detail }));
         }
         self.shared.metrics.ep(self.endpoint).retried.inc();
-        self.retry_at = Some(Instant::now() + hold::RETRY);
+        self.retry_at = Some(retry);
         let Some(b) = self.backend.as_mut() else {
-            return;
+            return true;
         };
         if b.phase == Phase::Open {
             b.phase = Phase::ReplaceWhenIdle;
@@ -154,6 +165,7 @@ impl Session {
                 .routes
                 .refresh(Refresh::ReadOnly(b.addr.clone()));
         }
+        true
     }
 
     /// The backend link failed: written requests are re-queued or failed

@@ -18,7 +18,10 @@ import time
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BIN = os.path.join(ROOT, "target", "release", "redis-ha")
+# Where cargo puts the release build: CARGO_TARGET_DIR when set (relative
+# to the workspace root, as cargo reads it), else target/.
+TARGET = os.path.join(ROOT, os.environ.get("CARGO_TARGET_DIR", "target"))
+BIN = os.path.join(TARGET, "release", "redis-ha")
 HOST = "127.0.0.1"
 _children = []
 _cleanups = []
@@ -100,14 +103,15 @@ signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
 class Topology:
     """`redis-ha up --detach --no-proxy` in a temp state dir, on free ports."""
 
-    def __init__(self, down_after_ms=5000):
-        self.dir = tempfile.mkdtemp(prefix="redis-ha-bench-")
+    def __init__(self, down_after_ms=5000, engine="redis"):
+        self.engine = engine
+        self.dir = tempfile.mkdtemp(prefix=f"redis-ha-bench-{engine}-")
         ports = free_ports(6)
         self.redis_ports, self.sentinel_ports = ports[:3], ports[3:]
         cmd = [BIN, "up", "--detach", "--no-proxy", "--state-dir", self.dir,
                "--redis-ports", ",".join(map(str, self.redis_ports)),
                "--sentinel-ports", ",".join(map(str, self.sentinel_ports)),
-               "--down-after-ms", str(down_after_ms)]
+               "--down-after-ms", str(down_after_ms), "--engine", engine]
         log("starting topology: " + " ".join(cmd[1:]))
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
         _cleanups.append(self.down)
@@ -215,6 +219,7 @@ def machine():
         "cpu": cpu,
         "kernel": platform.release(),
         "redis": ver(["redis-server", "--version"]),
+        "valkey": ver(["valkey-server", "--version"]) if shutil.which("valkey-server") else "absent",
         "haproxy": ver(["haproxy", "-v"]) if shutil.which("haproxy") else "absent",
         "twemproxy": ver(["nutcracker", "--version"]) if shutil.which("nutcracker") else "absent",
         "redis-ha": f"git {rev}",

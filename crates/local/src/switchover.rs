@@ -545,6 +545,20 @@ async fn wait_caught_up(
     }
 }
 
+/// One sentinel's refusal of SENTINEL FAILOVER, as the operator must read
+/// it. A `NOPERM` means the ACL user redis-ha logs in to the sentinels as
+/// (`--sentinel-password`, the `default` user) lacks the subcommand: the
+/// message names the rule to add.
+pub fn refusal(sentinel: &str, error: &str) -> String {
+    if error.contains("NOPERM") {
+        format!(
+            "{sentinel}: {error} (the sentinel's ACL user may not run SENTINEL FAILOVER: add `+sentinel|failover` to it, e.g. `ACL SETUSER default +sentinel|failover` on every sentinel)"
+        )
+    } else {
+        format!("{sentinel}: {error}")
+    }
+}
+
 /// SENTINEL FAILOVER on the first sentinel that accepts it.
 async fn request_failover(t: &Target, order: &[Addr]) -> anyhow::Result<Addr> {
     let spw = t.sentinel_password.as_deref();
@@ -554,7 +568,7 @@ async fn request_failover(t: &Target, order: &[Addr]) -> anyhow::Result<Addr> {
         match query_auth(s, spw, &args, IO_TIMEOUT).await {
             Ok(_) => return Ok(s.clone()),
             // -NOGOODSLAVE, -INPROG, unreachable: the next one may do it.
-            Err(e) => refusals.push(format!("{s}: {e}")),
+            Err(e) => refusals.push(refusal(s, &e.to_string())),
         }
     }
     bail!(

@@ -269,8 +269,8 @@ impl Topology {
     ) -> anyhow::Result<Topology> {
         opts.spec.validate()?;
         let engine = opts.spec.engine;
-        let redis_bin = process::engine_binary(engine, engine.server())?;
-        let sentinel_bin = process::engine_binary(engine, engine.sentinel())?;
+        let redis_bin = process::server_launch(engine)?;
+        let sentinel_bin = process::sentinel_launch(engine)?;
         let node_ports = opts
             .node_names()
             .into_iter()
@@ -398,7 +398,7 @@ impl Topology {
         }
     }
 
-    async fn start_redis(&self, i: usize, bin: &Path) -> anyhow::Result<()> {
+    async fn start_redis(&self, i: usize, bin: &process::Launch) -> anyhow::Result<()> {
         let o = &self.opts;
         let name = Spec::redis_name(i);
         let dir = o.node_dir(&name);
@@ -430,13 +430,13 @@ impl Topology {
         };
         let conf = dir.join("redis.conf");
         std::fs::write(&conf, render::redis_conf(&o.spec, &node))?;
-        let pid = process::spawn(bin, &conf, &dir.join("redis.log"), self.attached)?;
+        let pid = process::spawn_launch(bin, &conf, &dir.join("redis.log"), self.attached)?;
         std::fs::write(o.pid_file(&name), pid.to_string())?;
         let pw = o.spec.password.as_deref();
         wait_ping(&me, pw, pid, &dir.join("redis.log"), true).await
     }
 
-    async fn start_sentinel(&self, i: usize, bin: &Path) -> anyhow::Result<()> {
+    async fn start_sentinel(&self, i: usize, bin: &process::Launch) -> anyhow::Result<()> {
         let o = &self.opts;
         let name = Spec::sentinel_name(i);
         let dir = o.node_dir(&name);
@@ -465,7 +465,7 @@ impl Topology {
             };
             std::fs::write(&conf, render::sentinel_conf(&o.spec, &node))?;
         }
-        let pid = process::spawn(bin, &conf, &dir.join("sentinel.log"), self.attached)?;
+        let pid = process::spawn_launch(bin, &conf, &dir.join("sentinel.log"), self.attached)?;
         std::fs::write(o.pid_file(&name), pid.to_string())?;
         wait_ping(
             &addr(&o.host, o.sentinel_ports[i]),
@@ -647,13 +647,11 @@ impl Topology {
         match kind {
             NodeKind::Redis(i) => {
                 let e = self.opts.spec.engine;
-                self.start_redis(i, &process::engine_binary(e, e.server())?)
-                    .await
+                self.start_redis(i, &process::server_launch(e)?).await
             }
             NodeKind::Sentinel(i) => {
                 let e = self.opts.spec.engine;
-                self.start_sentinel(i, &process::engine_binary(e, e.sentinel())?)
-                    .await
+                self.start_sentinel(i, &process::sentinel_launch(e)?).await
             }
             NodeKind::Proxy => self.start_proxy().await,
         }

@@ -12,8 +12,12 @@ if ! cargo nextest --version >/dev/null 2>&1; then
 fi
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
-cargo nextest run --workspace
+# Network partitions and the rolling restart are the tests most sensitive to a loaded
+# machine: they run afterwards, alone.
+alone='binary(partition) | test(partition) | test(rolling_restart)'
+cargo nextest run --workspace -E "not ($alone)"
+cargo nextest run --workspace -E "$alone" --test-threads 1
 # The engine matrix: the proxy, local-topology and drill tests once more on Valkey 8 (the
 # rolling-restart drill, the longest, only on Redis: CI time).
 REDIS_HA_ENGINE=valkey cargo nextest run -p redis-ha-proxy -p redis-ha-local -p redis-ha-drill \
-  -E '(binary(compat) | binary(failover) | binary(writes) | binary(write_ack) | binary(harness) | binary(drill)) & !test(rolling_restart)'
+  -E '(binary(compat) | binary(failover) | binary(writes) | binary(write_ack) | binary(harness) | binary(drill)) & !test(rolling_restart) & !test(partition)'

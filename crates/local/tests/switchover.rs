@@ -250,6 +250,10 @@ async fn only_if_master_naming_a_replica_does_nothing() {
 async fn with_no_replica_to_promote_it_refuses_and_pauses_nothing() {
     let t = Topology::start_test(1000).await.expect("topology");
     let old = t.master().await.unwrap();
+    // Without replicas min-replicas-to-write would refuse the write below
+    // for a reason of its own: this test is about what switchover pauses.
+    let off = ["CONFIG", "SET", "min-replicas-to-write", "0"];
+    query(&old, &off, Duration::from_secs(2)).await.unwrap();
     for a in t.redis_addrs().into_iter().filter(|a| *a != old) {
         t.kill(&t.name_of(&a).unwrap()).unwrap();
     }

@@ -24,7 +24,7 @@ pub enum FaultChoice {
 }
 
 impl FaultChoice {
-    const VARIANTS: [FaultChoice; 9] = [
+    const VARIANTS: [FaultChoice; 10] = [
         FaultChoice::One(Fault::Kill),
         FaultChoice::One(Fault::Stop),
         FaultChoice::One(Fault::Failover),
@@ -33,6 +33,7 @@ impl FaultChoice {
         FaultChoice::One(Fault::KillSentinel),
         FaultChoice::One(Fault::KillSentinels),
         FaultChoice::One(Fault::RollingRestart),
+        FaultChoice::One(Fault::Partition),
         FaultChoice::All,
     ];
 }
@@ -83,6 +84,7 @@ With --fault all: 2 when any drill failed.";
 ///   redis-ha drill --fault kill-sentinels           # two die, then the master: no failover may happen
 ///   redis-ha drill --fault switchover               # the zero-loss planned switch
 ///   redis-ha drill --fault rolling-restart          # replicas restarted in turn, switchover, old master
+///   sudo redis-ha drill --fault partition           # master cut off from its replicas and sentinels (own topology)
 ///   redis-ha drill --fault all                      # every fault in turn, one summary table
 ///   redis-ha drill --chart drill.svg                # acknowledged writes and errors per 100 ms
 ///   redis-ha drill --target 127.0.0.1:7379          # through another endpoint (e.g. HAProxy)
@@ -95,6 +97,15 @@ pub struct DrillArgs {
     /// Endpoint the writers use (default: the local topology's proxy write endpoint).
     #[arg(long, value_name = "HOST:PORT")]
     pub target: Option<String>,
+    /// The read endpoint a reader uses during the drill, counting read
+    /// errors and stale reads (default: the local topology's proxy read
+    /// endpoint when the writers use its write endpoint).
+    #[arg(long = "read", value_name = "HOST:PORT")]
+    pub read: Option<String>,
+    /// The proxy's admin address, for when it switched (default: the local
+    /// topology's proxy, when the writers use it).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub admin: Option<String>,
     /// State dir of the local topology (for kill/stop and to restore the node).
     #[arg(long, default_value = ".redis-ha")]
     pub state_dir: PathBuf,
@@ -125,6 +136,14 @@ pub struct DrillArgs {
     /// Client timeout per request (keep it above the proxy's --failover-hold).
     #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
     pub timeout: Duration,
+    /// --fault partition: how long the master stays cut off (it must
+    /// outlast Sentinel's failover: down-after is 2 s there).
+    #[arg(long, default_value = "8s", value_parser = humantime::parse_duration)]
+    pub heal_after: Duration,
+    /// --fault partition: `min-replicas-to-write` on the drill's own
+    /// master (0, Redis's default, is what the local topology runs with).
+    #[arg(long, default_value_t = 0)]
+    pub min_replicas_to_write: u32,
     /// Leave a killed node dead / a stopped node stopped (not with --fault all).
     #[arg(long)]
     pub no_restore: bool,
@@ -304,8 +323,17 @@ pub fn summary_table(rows: &[SummaryRow]) -> Table {
 }
 
 fn config(a: &DrillArgs, fault: Fault) -> anyhow::Result<DrillConfig> {
+    if fault == Fault::Partition {
+        anyhow::ensure!(
+            a.target.is_none() && a.sentinels.is_empty(),
+            "--fault partition builds its own topology and proxy: drop --target and --sentinel"
+        );
+        crate::partition::available().map_err(|e| anyhow::anyhow!(e))?;
+    }
     let local = redis_ha_local::Options::load(&a.state_dir).ok();
-    let sentinels = if a.sentinels.is_empty() {
+    let sentinels = if fault == Fault::Partition {
+        vec![] // the drill's own
+    } else if a.sentinels.is_empty() {
         local.as_ref().map(|o| o.sentinel_addrs()).ok_or_else(|| {
             anyhow::anyhow!(
                 "no topology in {} and no --sentinel given: run `redis-ha up --detach` first",
@@ -316,11 +344,25 @@ fn config(a: &DrillArgs, fault: Fault) -> anyhow::Result<DrillConfig> {
         a.sentinels.clone()
     };
     let spec = local.as_ref().map(|o| &o.spec);
+    // Through the local topology's proxy unless --target says otherwise;
+    // its read endpoint and admin then come with it.
+    let proxy = local
+        .as_ref()
+        .and_then(|o| o.proxy.as_ref().map(|p| (o.announce_host().to_string(), p)));
+    let own = |port: fn(&redis_ha_local::topo::ProxyPorts) -> u16| {
+        proxy
+            .as_ref()
+            .filter(|_| a.target.is_none())
+            .map(|(h, p)| format!("{h}:{}", port(p)))
+    };
     Ok(DrillConfig {
         target: a
             .target
             .clone()
+            .or_else(|| own(|p| p.write))
             .unwrap_or_else(|| "127.0.0.1:6379".to_string()),
+        read_target: a.read.clone().or_else(|| own(|p| p.read)),
+        admin: a.admin.clone().or_else(|| own(|p| p.admin)),
         state_dir: local.as_ref().map(|_| a.state_dir.clone()),
         sentinels,
         master_name: spec
@@ -342,7 +384,57 @@ fn config(a: &DrillArgs, fault: Fault) -> anyhow::Result<DrillConfig> {
         request_timeout: a.timeout,
         restore: !a.no_restore,
         progress: !a.json && std::io::stderr().is_terminal(),
+        heal_after: a.heal_after,
+        min_replicas_to_write: a.min_replicas_to_write,
     })
+}
+
+/// `T+1.23 s` for ms since the fault; before it, `T-0.05 s` (and never
+/// `T+-0.00 s`).
+pub fn t_plus(ms: f64) -> String {
+    let s = ms / 1000.0;
+    if format!("{s:.2}") == "-0.00" || s >= 0.0 {
+        format!("T+{:.2} s", s.max(0.0))
+    } else {
+        format!("T-{:.2} s", -s)
+    }
+}
+
+fn proxy_switch(r: &DrillReport) -> String {
+    match (r.proxy_switched_after_ms, r.proxy_switches.len()) {
+        (Some(v), 1) => format!("{v:.0} ms"),
+        (Some(v), n) => format!("{v:.0} ms (first of {n} failovers it recorded)"),
+        (None, 0) => "not seen (no failover in its /api/status, or no --admin)".into(),
+        (None, _) => "never (its failover did not adopt a master)".into(),
+    }
+}
+
+fn lost(r: &DrillReport) -> String {
+    let n = with_examples(r.lost_writes, &r.lost_examples);
+    match r.lost_acked_between_ms {
+        Some((a, b)) => format!("{n}; acknowledged {}..{}", t_plus(a), t_plus(b)),
+        None => n,
+    }
+}
+
+fn reads(r: &DrillReport) -> String {
+    let Some(x) = &r.reads else {
+        return "no reader (--read HOST:PORT)".into();
+    };
+    let kinds: Vec<String> = x
+        .errors_by_kind
+        .iter()
+        .map(|(k, v)| format!("{k}: {v}"))
+        .collect();
+    let kinds = if kinds.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", kinds.join(", "))
+    };
+    format!(
+        "{} through {}, {} errors{kinds}, {} stale (at most {} increments behind), longest gap {:.0} ms",
+        x.reads, x.endpoint, x.errors, x.stale, x.max_behind, x.longest_gap_ms
+    )
 }
 
 fn ms(v: Option<f64>) -> String {
@@ -359,7 +451,7 @@ fn pauses(r: &DrillReport) -> String {
     let each: Vec<String> = r
         .pauses
         .iter()
-        .map(|(s, e)| format!("T+{:.2}..{:.2} s", s / 1000.0, e / 1000.0))
+        .map(|(s, e)| format!("{}..{:.2} s", t_plus(*s).trim_end_matches(" s"), e / 1000.0))
         .collect();
     format!(
         "{}, {total:.0} ms in all: {}",
@@ -399,7 +491,8 @@ fn summary_rows(r: &DrillReport) -> Vec<(&'static str, String)> {
             .join(", ")
     };
     let verdict = verdict_text(r);
-    vec![
+    let notes = r.notes.iter().map(|n| ("note", n.clone()));
+    let mut rows = vec![
         (
             "master",
             format!(
@@ -411,6 +504,7 @@ fn summary_rows(r: &DrillReport) -> Vec<(&'static str, String)> {
         ("failover", failover_line(r)),
         ("promoted after fault", ms(r.promoted_after_ms)),
         ("+switch-master after fault", ms(r.switch_master_after_ms)),
+        ("proxy switched after fault", proxy_switch(r)),
         (
             "first ack after promotion",
             ms(r.first_ack_after_promotion_ms),
@@ -430,14 +524,12 @@ fn summary_rows(r: &DrillReport) -> Vec<(&'static str, String)> {
                     .saturating_sub(r.unknown_applied + r.unknown_not_applied)
             ),
         ),
-        (
-            "lost acknowledged writes",
-            with_examples(r.lost_writes, &r.lost_examples),
-        ),
+        ("lost acknowledged writes", lost(r)),
         (
             "duplicated writes",
             with_examples(r.duplicated_writes, &r.duplicate_examples),
         ),
+        ("reads (read endpoint)", reads(r)),
         ("masters at the end", r.masters_at_end.join(", ")),
         (
             "writers / duration",
@@ -451,7 +543,9 @@ fn summary_rows(r: &DrillReport) -> Vec<(&'static str, String)> {
                 .unwrap_or_else(|| "none (--chart FILE)".into()),
         ),
         ("verdict", verdict),
-    ]
+    ];
+    rows.extend(notes);
+    rows
 }
 
 fn timeline_table(rows: &[Row]) -> Table {
@@ -465,7 +559,7 @@ fn timeline_table(rows: &[Row]) -> Table {
                 .map(|s| format!("T+{s:.0} s"))
                 .unwrap_or_else(|| "-".into()),
             r.measured_ms
-                .map(|m| format!("T+{:.2} s", m / 1000.0))
+                .map(t_plus)
                 .unwrap_or_else(|| "not seen".into()),
             r.source.clone(),
         ]);
@@ -481,7 +575,7 @@ fn events_table(r: &DrillReport) -> Table {
     for e in &r.first_events {
         t.add_row(vec![
             e.channel.clone(),
-            format!("T+{:.2} s", e.at_ms / 1000.0),
+            t_plus(e.at_ms),
             e.sentinel.clone(),
             e.payload.clone(),
         ]);
@@ -515,7 +609,7 @@ fn unknown_table(r: &DrillReport) -> Option<Table> {
             format!("writer {}", u.writer),
             format!("{:?} #{}", u.command, u.seq),
             u.kind.clone(),
-            format!("T+{:.2} s", (u.at_ms / 1000.0) - r.fault_at_s),
+            t_plus(u.at_ms - r.fault_at_s * 1000.0),
             applied.to_string(),
         ]);
     }
@@ -573,6 +667,7 @@ mod tests {
             errors: [("unknown_outcome".to_string(), 2)].into(),
             lost_writes: 1,
             lost_examples: vec!["RPUSH 0:7".into()],
+            lost_acked_between_ms: Some((-0.001, 12.0)),
             duplicated_writes: 0,
             duplicate_examples: vec![],
             unknown_outcomes: 2,
@@ -591,6 +686,9 @@ mod tests {
                 })
                 .collect(),
             promoted_after_ms: Some(5430.0),
+            proxy_switched_after_ms: Some(5480.0),
+            proxy_switches: vec![],
+            reads: None,
             switch_master_after_ms: None,
             first_ack_after_promotion_ms: None,
             write_outage_ms: 5400.0,
@@ -602,6 +700,7 @@ mod tests {
             events: vec![],
             masters_at_end: vec!["127.0.0.1:6382".into()],
             failures: vec![Failure::Lost { writes: 1 }],
+            notes: vec![],
             fault_at_s: 3.0,
             writes_per_100ms: vec![],
             chart: None,
@@ -618,6 +717,10 @@ mod tests {
             "1 e.g. RPUSH 0:7",
             "2 (1 applied, 0 not, 1 cannot tell)",
             "1, 5400 ms in all: T+0.00..5.40 s",
+            // Never "T+-0.00 s".
+            "acknowledged T+0.00 s..T+0.01 s",
+            "5480 ms",
+            "no reader",
             // The original's guess beside the measured value, row by row.
             "T+5 s",
             "T+5.43 s",
@@ -630,6 +733,14 @@ mod tests {
         ] {
             assert!(out.contains(want), "no {want:?} in\n{out}");
         }
+    }
+
+    #[test]
+    fn times_before_the_fault_are_t_minus_and_zero_has_no_sign() {
+        assert_eq!(t_plus(-0.001), "T+0.00 s");
+        assert_eq!(t_plus(-4.9), "T+0.00 s");
+        assert_eq!(t_plus(-50.0), "T-0.05 s");
+        assert_eq!(t_plus(1234.0), "T+1.23 s");
     }
 
     #[test]

@@ -12,6 +12,8 @@ pub mod chart;
 pub mod cli;
 pub mod events;
 pub mod fault;
+pub mod observe;
+pub mod partition;
 pub mod run;
 pub mod timeline;
 pub mod verdict;

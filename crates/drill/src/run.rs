@@ -5,6 +5,8 @@ use crate::account::{self, Accounting, FinalState, UnknownWrite};
 use crate::chart::{self, Bucket};
 use crate::events::{Event, Kind, Recorder};
 use crate::fault::{self, Fault, Injected, Undo};
+use crate::observe::{self, ProxySwitch, ReadStats};
+use crate::partition::Lab;
 use crate::timeline::{self, Measured, Row};
 use crate::verdict::{self, Facts, Failure};
 use crate::writer::{self, Outcome, Shared, WriterLog};
@@ -17,7 +19,7 @@ use redis_ha_topology::{role, sentinel, Addr};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -46,6 +48,15 @@ pub struct DrillConfig {
     /// Restart a killed node / resume a stopped one when done.
     pub restore: bool,
     pub progress: bool,
+    /// The read endpoint: a reader there counts read errors and stale reads.
+    pub read_target: Option<Addr>,
+    /// The proxy's admin address: when it switched, from `/api/status`.
+    pub admin: Option<Addr>,
+    /// `--fault partition`: how long the master stays cut off.
+    pub heal_after: Duration,
+    /// `--fault partition`: `min-replicas-to-write` on the drill's own
+    /// topology (0: Redis's default, like the local topology).
+    pub min_replicas_to_write: u32,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -66,6 +77,9 @@ pub struct DrillReport {
     /// Acknowledged writes missing on the new master afterwards.
     pub lost_writes: u64,
     pub lost_examples: Vec<String>,
+    /// When the lost RPUSH writes were acknowledged: the first and the last,
+    /// ms since the fault.
+    pub lost_acked_between_ms: Option<(f64, f64)>,
     /// Writes applied more often than sent (a value twice in a list, a
     /// counter above acknowledged + unknown).
     pub duplicated_writes: u64,
@@ -80,6 +94,13 @@ pub struct DrillReport {
     pub promoted_after_ms: Option<f64>,
     /// Milliseconds from the fault to the first `+switch-master` event.
     pub switch_master_after_ms: Option<f64>,
+    /// Milliseconds from the fault to the proxy adopting the new master
+    /// (the first failover in its `/api/status` with an adoption).
+    pub proxy_switched_after_ms: Option<f64>,
+    /// Every failover the proxy recorded from the fault on.
+    pub proxy_switches: Vec<ProxySwitch>,
+    /// The reader on the read endpoint.
+    pub reads: Option<ReadStats>,
     /// Milliseconds from the promotion to the first write acknowledged
     /// through the target (the proxy's own reaction lag).
     pub first_ack_after_promotion_ms: Option<f64>,
@@ -103,6 +124,9 @@ pub struct DrillReport {
     pub masters_at_end: Vec<Addr>,
     /// Why the drill failed (empty: passed; see `--help` for exit codes).
     pub failures: Vec<Failure>,
+    /// What the numbers mean where a fault is expected to cost something
+    /// (a partition's lost writes).
+    pub notes: Vec<String>,
     /// The fault, in seconds since the drill started.
     pub fault_at_s: f64,
     pub writes_per_100ms: Vec<Bucket>,
@@ -182,6 +206,43 @@ async fn masters(nodes: &[Addr], pw: Option<&str>) -> Vec<Addr> {
 
 pub async fn run_drill(cfg: DrillConfig) -> anyhow::Result<DrillReport> {
     anyhow::ensure!(cfg.writers >= 1, "--writers must be at least 1");
+    if cfg.fault == Fault::Partition {
+        return run_partition(cfg).await;
+    }
+    run_on(cfg, None).await
+}
+
+/// `--fault partition`: builds the namespace topology and a proxy in
+/// front of it, runs the drill through that proxy, and always tears it all
+/// down (on error, and on Ctrl-C, which ends the drill).
+async fn run_partition(mut cfg: DrillConfig) -> anyhow::Result<DrillReport> {
+    crate::partition::available().map_err(|e| anyhow!(e))?;
+    let lab = Lab::start(cfg.min_replicas_to_write)
+        .await
+        .context("cannot build the partition topology")?;
+    let pcfg =
+        redis_ha_proxy::config::ProxyConfig::for_test(lab.sentinels.clone(), &lab.master_name);
+    let proxy = redis_ha_proxy::server::start(pcfg)
+        .await
+        .context("cannot start the proxy for the partition drill")?;
+    cfg.target = proxy.write_addr.to_string();
+    cfg.sentinels = lab.sentinels.clone();
+    cfg.master_name = lab.master_name.clone();
+    cfg.state_dir = None;
+    cfg.password = None;
+    cfg.sentinel_password = None;
+    cfg.read_target = Some(proxy.read_addr.to_string());
+    cfg.admin = Some(proxy.admin_addr.to_string());
+    let r = tokio::select! {
+        r = run_on(cfg, Some(&lab)) => r,
+        _ = tokio::signal::ctrl_c() => Err(anyhow!("interrupted: the partition was healed and its namespace removed")),
+    };
+    proxy.control.stop();
+    drop(lab);
+    r
+}
+
+async fn run_on(cfg: DrillConfig, lab: Option<&Lab>) -> anyhow::Result<DrillReport> {
     let topo = match &cfg.state_dir {
         Some(d) => Some(Topology::open(d)?),
         None => None,
@@ -199,9 +260,10 @@ pub async fn run_drill(cfg: DrillConfig) -> anyhow::Result<DrillReport> {
             cfg.master_name
         )
     })?;
-    let mut nodes: Vec<Addr> = match &topo {
-        Some(t) => t.redis_addrs(),
-        None => {
+    let mut nodes: Vec<Addr> = match (&topo, lab) {
+        (Some(t), _) => t.redis_addrs(),
+        (None, Some(l)) => l.redis_addrs(),
+        (None, None) => {
             let reps =
                 sentinel::replicas(&cfg.sentinels[0], spw, &cfg.master_name, timeout).await?;
             reps.iter().filter_map(sentinel::entry_addr).collect()
@@ -228,6 +290,10 @@ pub async fn run_drill(cfg: DrillConfig) -> anyhow::Result<DrillReport> {
     let writers: Vec<_> = (0..cfg.writers)
         .map(|i| tokio::spawn(writer::run(i, shared.clone())))
         .collect();
+    let reader = cfg.read_target.clone().map(|r| {
+        let key = writer::counter_key(&shared.prefix, 0);
+        tokio::spawn(observe::reader(r, shared.clone(), key))
+    });
     bar.set_message(format!(
         "writing through {} with {} connections ({} sentinels subscribed)",
         cfg.target, cfg.writers, recorder.subscribed
@@ -235,11 +301,13 @@ pub async fn run_drill(cfg: DrillConfig) -> anyhow::Result<DrillReport> {
     tokio::time::sleep(cfg.before).await;
 
     let fault_instant = Instant::now();
+    let fault_unix_ms = observe::unix_ms();
     let fault_at = ms_since(start, fault_instant);
     bar.set_message(format!("{} on master {old_master}", cfg.fault.name()));
     let f = FaultPhase {
         cfg: &cfg,
         topo: topo.as_ref(),
+        lab,
         old_master: &old_master,
         nodes: &nodes,
         start,
@@ -250,6 +318,10 @@ pub async fn run_drill(cfg: DrillConfig) -> anyhow::Result<DrillReport> {
     bar.set_message("writing after the fault");
     tokio::time::sleep(cfg.after).await;
     let logs = stop_writers(&shared, writers).await?;
+    let reads = match reader {
+        Some(r) => Some(r.await?),
+        None => None,
+    };
     let duration_s = start.elapsed().as_secs_f64();
 
     // Verify against the master the sentinels agree on. A node can be
@@ -272,7 +344,7 @@ pub async fn run_drill(cfg: DrillConfig) -> anyhow::Result<DrillReport> {
     let verify_on = new_master.clone().unwrap_or_else(|| old_master.clone());
     let pw = cfg.password.as_deref();
     let states = final_states(&verify_on, pw, &shared.prefix, logs.len()).await?;
-    let back = restore(&cfg, topo.as_ref(), &undo.later, &old_master, &bar).await?;
+    let back = restore(&cfg, topo.as_ref(), lab, &undo.later, &old_master, &bar).await?;
     let all_nodes: Vec<Addr> = nodes.iter().chain([&old_master]).cloned().collect();
     let masters_at_end = masters(&all_nodes, pw).await;
     let events = recorder.events(fault_instant);
@@ -283,13 +355,27 @@ pub async fn run_drill(cfg: DrillConfig) -> anyhow::Result<DrillReport> {
         &logs.iter().map(|l| l.writes.as_slice()).collect::<Vec<_>>(),
         &states,
     );
+    let proxy_switches = match &cfg.admin {
+        Some(a) => observe::proxy_switches(a, fault_unix_ms)
+            .await
+            .unwrap_or_else(|e| {
+                eprintln!("warning: no proxy switch times from {a}: {e:#}");
+                vec![]
+            }),
+        None => vec![],
+    };
+    let min_replicas = match lab {
+        Some(_) => Some(min_replicas_to_write(&old_master, pw).await),
+        None => None,
+    };
     let t = Times {
         fault_at,
+        proxy_switched_ms: proxy_switches.iter().find_map(|p| p.adopted_after_ms),
         promoted,
         old_master_back_ms: back.map(|b| ms_since(fault_instant, b)),
         duration_s,
     };
-    Ok(report(
+    let mut r = report(
         &cfg,
         &logs,
         accounting,
@@ -298,13 +384,49 @@ pub async fn run_drill(cfg: DrillConfig) -> anyhow::Result<DrillReport> {
         old_master,
         new_master,
         masters_at_end,
-    ))
+    );
+    r.proxy_switches = proxy_switches;
+    r.reads = reads;
+    if let Some(min) = min_replicas {
+        r.notes.push(partition_note(r.lost_writes, min));
+    }
+    Ok(r)
+}
+
+/// `min-replicas-to-write` on `node` (`None`: it did not say).
+async fn min_replicas_to_write(node: &str, pw: Option<&str>) -> Option<u32> {
+    let f = query_auth(
+        node,
+        pw,
+        &["CONFIG", "GET", "min-replicas-to-write"],
+        Duration::from_secs(1),
+    )
+    .await
+    .ok()?;
+    f.as_array()?.get(1)?.as_text()?.parse().ok()
+}
+
+/// What a partition's lost writes mean.
+pub fn partition_note(lost: u64, min_replicas: Option<u32>) -> String {
+    let min = match min_replicas {
+        Some(0) => "min-replicas-to-write is 0 on this master (Redis's default, as in the local topology), so nothing stopped it".to_string(),
+        Some(n) => format!("min-replicas-to-write is {n} on this master: it refuses writes once its replicas have been silent for min-replicas-max-lag (10 s), which bounds the window, not closes it"),
+        None => "the master did not report min-replicas-to-write".to_string(),
+    };
+    if lost == 0 {
+        format!("partition: no acknowledged write was lost; {min}")
+    } else {
+        format!(
+            "partition: {lost} acknowledged writes lost, the expected finding with asynchronous replication: the cut-off master went on acknowledging writes its replicas never received, and discarded them when it rejoined as a replica; {min}"
+        )
+    }
 }
 
 /// What the fault phase works on.
 struct FaultPhase<'a> {
     cfg: &'a DrillConfig,
     topo: Option<&'a Topology>,
+    lab: Option<&'a Lab>,
     old_master: &'a Addr,
     /// The replicas.
     nodes: &'a [Addr],
@@ -325,7 +447,9 @@ impl FaultPhase<'_> {
     async fn run(&self) -> anyhow::Result<(Option<(Addr, f64)>, Injected)> {
         let window = self.no_failover_window();
         let watch = self.watch(window);
-        let injected = fault::inject(self.cfg, self.topo, self.old_master, self.nodes).await?;
+        let at = Instant::now();
+        let injected =
+            fault::inject(self.cfg, self.topo, self.lab, self.old_master, self.nodes).await?;
         self.bar.set_message(match window {
             Some(w) => format!("watching {w:?} for a failover that must not happen"),
             None => "waiting for a new master".into(),
@@ -334,9 +458,13 @@ impl FaultPhase<'_> {
             Some(p) => p.await?,
             None => None,
         };
-        if let (Some(t), false) = (self.topo, injected.now.is_empty()) {
+        if injected.now.contains(&Undo::Heal) {
+            self.bar.set_message("partitioned: waiting to heal");
+            tokio::time::sleep_until((at + self.cfg.heal_after).into()).await;
+        }
+        if !injected.now.is_empty() {
             self.bar.set_message("bringing the master back");
-            fault::undo(t, &injected.now).await?;
+            fault::undo(self.topo, self.lab, &injected.now).await?;
         }
         // Writes must resume (after the promotion, or the master's return).
         let resumed_from = match (&promoted, window) {
@@ -384,6 +512,7 @@ fn shared_for(cfg: &DrillConfig, start: Instant) -> Arc<Shared> {
         start,
         stop: AtomicBool::new(false),
         last_ack_us: AtomicU64::new(0),
+        acked_counter: AtomicI64::new(0),
     })
 }
 
@@ -426,15 +555,14 @@ fn ms_since(from: Instant, t: Instant) -> f64 {
 async fn restore(
     cfg: &DrillConfig,
     topo: Option<&Topology>,
+    lab: Option<&Lab>,
     undo: &[Undo],
     old_master: &str,
     bar: &indicatif::ProgressBar,
 ) -> anyhow::Result<Option<Instant>> {
-    if cfg.restore {
-        if let Some(t) = topo {
-            bar.set_message("restoring the topology");
-            fault::undo(t, undo).await?;
-        }
+    if cfg.restore && (topo.is_some() || lab.is_some()) {
+        bar.set_message("restoring the topology");
+        fault::undo(topo, lab, undo).await?;
     }
     if !cfg.fault.old_master_returns(cfg.restore) {
         return Ok(None);
@@ -516,6 +644,8 @@ fn errors_of(logs: &[WriterLog]) -> (BTreeMap<String, u64>, Vec<f64>) {
 /// Times the report is built from: ms since the start unless named.
 struct Times {
     fault_at: f64,
+    /// Since the fault.
+    proxy_switched_ms: Option<f64>,
     /// The replica seen answering ROLE master, and when.
     promoted: Option<(Addr, f64)>,
     /// Since the fault.
@@ -555,6 +685,7 @@ fn report(
             .filter(|(s, e)| e - s > PAUSE_MS)
             .map(|(s, e)| (since_fault(s), since_fault(e))),
         old_master_replica_ms: t.old_master_back_ms,
+        proxy_switched_ms: t.proxy_switched_ms,
     };
     let failures = verdict::failures(&Facts {
         lost: a.lost,
@@ -590,6 +721,13 @@ fn report(
         writes_per_100ms: chart::buckets(&acks, &err_ms, end_ms),
         errors,
         lost_writes: a.lost,
+        lost_acked_between_ms: a
+            .lost_acked_at_ms
+            .iter()
+            .copied()
+            .min_by(f64::total_cmp)
+            .zip(a.lost_acked_at_ms.iter().copied().max_by(f64::total_cmp))
+            .map(|(f, l)| (since_fault(f), since_fault(l))),
         lost_examples: a.lost_examples,
         duplicated_writes: a.duplicated,
         duplicate_examples: a.duplicate_examples,
@@ -598,6 +736,9 @@ fn report(
         unknown_not_applied: not_applied,
         unknown_writes: a.unknown_writes,
         promoted_after_ms: promoted_ms.map(since_fault),
+        proxy_switched_after_ms: t.proxy_switched_ms,
+        proxy_switches: vec![],
+        reads: None,
         first_ack_after_promotion_ms: promoted_ms.and_then(|p| first_after.map(|f| f - p)),
         write_outage_ms: gap.map_or(0.0, |(s, e)| e - s),
         outage_window_s: gap.map(|(s, e)| (s / 1000.0, e / 1000.0)),
@@ -607,6 +748,7 @@ fn report(
             .collect(),
         masters_at_end,
         failures,
+        notes: Vec::new(),
         fault_at_s: t.fault_at / 1000.0,
         chart: None,
         duration_s: t.duration_s,

@@ -5,7 +5,7 @@
 
 use redis_ha_resp::{ConnError, Connection, Frame};
 use serde::Serialize;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -117,6 +117,9 @@ pub struct Shared {
     pub stop: AtomicBool,
     /// Microseconds since `start` of the latest acknowledgement (any writer).
     pub last_ack_us: AtomicU64,
+    /// Writer 0's counter as its latest acknowledged INCR returned it (the
+    /// reader's measure of a stale read).
+    pub acked_counter: AtomicI64,
 }
 
 impl Shared {
@@ -185,6 +188,17 @@ pub async fn run(id: usize, s: Arc<Shared>) -> WriterLog {
         let v = value(id, seq);
         let ok = write_one(&s, c, &mut log, Command::Rpush, &["RPUSH", &list, &v], seq).await
             && write_one(&s, c, &mut log, Command::Incr, &["INCR", &counter], seq).await;
+        if let (
+            0,
+            Some(Write {
+                cmd: Command::Incr,
+                outcome: Outcome::Acked(n),
+                ..
+            }),
+        ) = (id, log.writes.last())
+        {
+            s.acked_counter.fetch_max(*n, Ordering::Relaxed);
+        }
         if !ok {
             conn = None;
         }

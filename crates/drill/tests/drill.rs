@@ -462,3 +462,34 @@ async fn a_partitioned_master_fails_over_and_the_drill_counts_what_it_lost() {
         "namespace left behind"
     );
 }
+
+/// `--fault all` runs each fault on a fresh topology: after a failover,
+/// the topology is stopped, its state removed and started again, so the
+/// next drill starts from the first node as master with new processes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fault_all_gives_each_drill_a_fresh_topology() {
+    let t = Topology::start_test(1000).await.expect("topology");
+    let first = t.master().await.unwrap();
+    let pids: Vec<Option<u32>> = t.opts.node_names().iter().map(|n| t.pid(n)).collect();
+    let s = &t.sentinel_addrs()[0];
+    redis_ha_resp::conn::query(
+        s,
+        &["SENTINEL", "FAILOVER", "mymaster"],
+        Duration::from_secs(5),
+    )
+    .await
+    .unwrap();
+    let moved = t
+        .wait_new_master(&first, Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_ne!(moved, first);
+    redis_ha_drill::cli::fresh_topology(&t.opts.state_dir, Duration::from_secs(30))
+        .await
+        .expect("fresh topology");
+    assert_eq!(t.master().await.unwrap(), first, "not started afresh");
+    let now: Vec<Option<u32>> = t.opts.node_names().iter().map(|n| t.pid(n)).collect();
+    for (b, a) in pids.iter().zip(&now) {
+        assert!(a.is_some() && a != b, "{pids:?} -> {now:?}");
+    }
+}

@@ -88,6 +88,7 @@ With --fault all: 2 when any drill failed.";
 ///   redis-ha drill --fault all                      # every fault in turn, one summary table
 ///   redis-ha drill --chart drill.svg                # acknowledged writes and errors per 100 ms
 ///   redis-ha drill --target 127.0.0.1:7379          # through another endpoint (e.g. HAProxy)
+///   redis-ha drill --via haproxy                    # the same load through HAProxy too, side by side
 #[derive(clap::Args, Debug)]
 #[command(after_help = EXIT_STATUS)]
 pub struct DrillArgs {
@@ -97,6 +98,14 @@ pub struct DrillArgs {
     /// Endpoint the writers use (default: the local topology's proxy write endpoint).
     #[arg(long, value_name = "HOST:PORT")]
     pub target: Option<String>,
+    /// The same load, at the same time, through another path for
+    /// comparison, accounted apart (it does not change the verdict):
+    /// HOST:PORT, `haproxy` (the drill starts HAProxy set up like the
+    /// original, benchmarks/haproxy.cfg.in, on the drill's nodes, with a
+    /// reader on its read frontend) or `master` (the master at the start,
+    /// directly).
+    #[arg(long, value_name = "HOST:PORT|haproxy|master")]
+    pub via: Option<String>,
     /// The read endpoint a reader uses during the drill, counting read
     /// errors and stale reads (default: the local topology's proxy read
     /// endpoint when the writers use its write endpoint).
@@ -424,6 +433,7 @@ fn config(a: &DrillArgs, fault: Fault) -> anyhow::Result<DrillConfig> {
             .or_else(|| own(|p| p.write))
             .unwrap_or_else(|| "127.0.0.1:6379".to_string()),
         read_target: a.read.clone().or_else(|| own(|p| p.read)),
+        via: a.via.clone(),
         admin: a.admin.clone().or_else(|| own(|p| p.admin)),
         state_dir: local.as_ref().map(|_| a.state_dir.clone()),
         sentinels,
@@ -682,6 +692,76 @@ fn unknown_table(r: &DrillReport) -> Option<Table> {
     Some(t)
 }
 
+/// `--via`: the two paths side by side.
+fn via_table(r: &DrillReport) -> Option<Table> {
+    let v = r.via.as_ref()?;
+    let mut t = Table::new();
+    t.load_preset(UTF8_FULL_CONDENSED);
+    t.set_header(vec![
+        "same load, same run".to_string(),
+        format!("target {}", r.target),
+        format!("via {} ({})", v.via, v.endpoint),
+    ]);
+    let errs = |e: &std::collections::BTreeMap<String, u64>| {
+        let k: Vec<String> = e.iter().map(|(k, n)| format!("{k}: {n}")).collect();
+        if k.is_empty() {
+            "none".to_string()
+        } else {
+            k.join(", ")
+        }
+    };
+    let window = |w: Option<(f64, f64)>| {
+        w.map(|(a, b)| format!("; acknowledged {}..{}", t_plus(a), t_plus(b)))
+            .unwrap_or_default()
+    };
+    let read = |x: &Option<crate::observe::ReadStats>| match x {
+        Some(x) => format!("{} reads, {} errors, {} stale", x.reads, x.errors, x.stale),
+        None => "-".into(),
+    };
+    let rows: [(&str, String, String); 8] = [
+        (
+            "writes acknowledged",
+            r.writes_acked.to_string(),
+            v.writes_acked.to_string(),
+        ),
+        (
+            "client errors",
+            format!("{} ({})", r.writes_failed, errs(&r.errors)),
+            format!("{} ({})", v.writes_failed, errs(&v.errors)),
+        ),
+        (
+            "unknown outcomes",
+            r.unknown_outcomes.to_string(),
+            v.unknown_outcomes.to_string(),
+        ),
+        (
+            "lost acknowledged writes",
+            format!("{}{}", r.lost_writes, window(r.lost_acked_between_ms)),
+            format!("{}{}", v.lost_writes, window(v.lost_acked_between_ms)),
+        ),
+        (
+            "duplicated writes",
+            r.duplicated_writes.to_string(),
+            v.duplicated_writes.to_string(),
+        ),
+        (
+            "longest write gap",
+            format!("{:.0} ms", r.write_outage_ms),
+            format!("{:.0} ms", v.write_outage_ms),
+        ),
+        (
+            "first ack after promotion",
+            ms(r.first_ack_after_promotion_ms),
+            ms(v.first_ack_after_promotion_ms),
+        ),
+        ("reads", read(&r.reads), read(&v.reads)),
+    ];
+    for (k, a, b) in rows {
+        t.add_row(vec![k.to_string(), a, b]);
+    }
+    Some(t)
+}
+
 /// The human report: summary, timeline, unknown outcomes.
 pub fn render(r: &DrillReport) -> String {
     let mut t = Table::new();
@@ -698,6 +778,9 @@ pub fn render(r: &DrillReport) -> String {
         timeline_table(&r.timeline),
         events_table(r)
     );
+    if let Some(v) = via_table(r) {
+        out.push_str(&format!("\n{v}"));
+    }
     if let Some(u) = unknown_table(r) {
         out.push_str(&format!("\n{u}"));
     }
@@ -751,6 +834,7 @@ mod tests {
             proxy_switched_after_ms: Some(5480.0),
             proxy_switches: vec![],
             reads: None,
+            via: None,
             switch_master_after_ms: None,
             first_ack_after_promotion_ms: None,
             write_outage_ms: 5400.0,

@@ -12,6 +12,7 @@ pub mod chart;
 pub mod cli;
 pub mod events;
 pub mod fault;
+pub mod haproxy;
 pub mod observe;
 pub mod partition;
 pub mod run;

@@ -123,14 +123,12 @@ pub fn unix_ms() -> f64 {
         .unwrap_or(0.0)
 }
 
-/// `GET path` on an HTTP server, the body.
-async fn http_get(addr: &str, path: &str) -> anyhow::Result<String> {
+/// `GET path` on an HTTP server, the body (HTTP/1.0: never chunked).
+pub async fn http_get(addr: &str, path: &str) -> anyhow::Result<String> {
     let work = async {
         let mut s = tokio::net::TcpStream::connect(addr).await?;
-        s.write_all(
-            format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
-        )
-        .await?;
+        s.write_all(format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
+            .await?;
         let mut buf = Vec::new();
         s.read_to_end(&mut buf).await?;
         anyhow::Ok(String::from_utf8_lossy(&buf).into_owned())

@@ -5,6 +5,7 @@ use crate::account::{self, Accounting, FinalState, UnknownWrite};
 use crate::chart::{self, Bucket};
 use crate::events::{Event, Kind, Recorder};
 use crate::fault::{self, Fault, Injected, Undo};
+use crate::haproxy::Haproxy;
 use crate::observe::{self, ProxySwitch, ReadStats};
 use crate::partition::Lab;
 use crate::timeline::{self, Measured, Row};
@@ -52,6 +53,11 @@ pub struct DrillConfig {
     pub read_target: Option<Addr>,
     /// The proxy's admin address: when it switched, from `/api/status`.
     pub admin: Option<Addr>,
+    /// `--via`: the same load at the same time through another path,
+    /// accounted apart: `HOST:PORT`, `haproxy` (started by the drill like
+    /// the original's, on the drill's nodes) or `master` (the master at the
+    /// start, directly).
+    pub via: Option<String>,
     /// `--fault partition`: how long the master stays cut off.
     pub heal_after: Duration,
     /// `--fault partition`: `min-replicas-to-write` on the drill's own
@@ -101,6 +107,8 @@ pub struct DrillReport {
     pub proxy_switches: Vec<ProxySwitch>,
     /// The reader on the read endpoint.
     pub reads: Option<ReadStats>,
+    /// `--via`: the same load through the other path, in the same run.
+    pub via: Option<ViaReport>,
     /// Milliseconds from the promotion to the first write acknowledged
     /// through the target (the proxy's own reaction lag).
     pub first_ack_after_promotion_ms: Option<f64>,
@@ -133,6 +141,148 @@ pub struct DrillReport {
     /// Where the chart was written (`--chart`).
     pub chart: Option<PathBuf>,
     pub duration_s: f64,
+}
+
+/// What the `--via` writers (and reader, for HAProxy) saw, accounted like
+/// the target's; it does not change the drill's verdict.
+#[derive(Clone, Debug, Serialize)]
+pub struct ViaReport {
+    /// As given: `haproxy`, `master` or `HOST:PORT`.
+    pub via: String,
+    pub endpoint: Addr,
+    pub writes_acked: u64,
+    pub writes_failed: u64,
+    pub errors: BTreeMap<String, u64>,
+    pub unknown_outcomes: u64,
+    pub unknown_applied: u64,
+    pub lost_writes: u64,
+    pub lost_examples: Vec<String>,
+    pub lost_acked_between_ms: Option<(f64, f64)>,
+    pub duplicated_writes: u64,
+    pub duplicate_examples: Vec<String>,
+    pub write_outage_ms: f64,
+    pub first_ack_after_promotion_ms: Option<f64>,
+    pub reads: Option<ReadStats>,
+}
+
+/// The `--via` path while the drill runs.
+struct ViaPath {
+    via: String,
+    shared: Arc<Shared>,
+    writers: Vec<tokio::task::JoinHandle<WriterLog>>,
+    reader: Option<tokio::task::JoinHandle<ReadStats>>,
+    _haproxy: Option<Haproxy>,
+}
+
+impl ViaPath {
+    async fn start(
+        via: &str,
+        cfg: &DrillConfig,
+        main: &Shared,
+        master: &Addr,
+        replicas: &[Addr],
+    ) -> anyhow::Result<ViaPath> {
+        let (haproxy, target, read) = match via {
+            "haproxy" => {
+                let nodes: Vec<Addr> = [master.clone()]
+                    .into_iter()
+                    .chain(replicas.iter().cloned())
+                    .collect();
+                let h = Haproxy::start(&nodes).await?;
+                let (w, r) = (h.write.clone(), h.read.clone());
+                (Some(h), w, Some(r))
+            }
+            "master" => (None, master.clone(), None),
+            a => (None, a.to_string(), None),
+        };
+        let mut probe =
+            Connection::connect_auth(&target, cfg.password.as_deref(), Duration::from_secs(2))
+                .await
+                .with_context(|| format!("cannot reach --via {via} ({target})"))?;
+        probe
+            .request_ok(&["PING"])
+            .await
+            .with_context(|| format!("--via {via} ({target}) does not answer PING"))?;
+        let shared = Arc::new(Shared {
+            target,
+            password: cfg.password.clone(),
+            request_timeout: cfg.request_timeout,
+            prefix: format!("{}:via", main.prefix),
+            start: main.start,
+            stop: AtomicBool::new(false),
+            last_ack_us: AtomicU64::new(0),
+            acked_counter: AtomicI64::new(0),
+        });
+        let writers = (0..cfg.writers)
+            .map(|i| tokio::spawn(writer::run(i, shared.clone())))
+            .collect();
+        let reader = read.map(|r| {
+            let key = writer::counter_key(&shared.prefix, 0);
+            tokio::spawn(observe::reader(r, shared.clone(), key))
+        });
+        Ok(ViaPath {
+            via: via.to_string(),
+            shared,
+            writers,
+            reader,
+            _haproxy: haproxy,
+        })
+    }
+}
+
+/// The `--via` path's figures, from its writers' logs and final state.
+fn via_report(
+    v: &ViaPath,
+    logs: &[WriterLog],
+    states: &[FinalState],
+    reads: Option<ReadStats>,
+    fault_at: f64,
+    promoted_ms: Option<f64>,
+) -> ViaReport {
+    let a = account::account_all(
+        &logs.iter().map(|l| l.writes.as_slice()).collect::<Vec<_>>(),
+        states,
+    );
+    let (errors, _) = errors_of(logs);
+    let acks = acked_times(logs);
+    let first_after = promoted_ms.and_then(|p| acks.iter().find(|a| **a > p).map(|f| f - p));
+    let (applied, _) = a.unknown_applied();
+    ViaReport {
+        via: v.via.clone(),
+        endpoint: v.shared.target.clone(),
+        writes_acked: a.acked,
+        writes_failed: errors.values().sum(),
+        errors,
+        unknown_outcomes: a.unknown,
+        unknown_applied: applied,
+        lost_writes: a.lost,
+        lost_acked_between_ms: min_max(&a.lost_acked_at_ms)
+            .map(|(f, l)| (f - fault_at, l - fault_at)),
+        lost_examples: a.lost_examples,
+        duplicated_writes: a.duplicated,
+        duplicate_examples: a.duplicate_examples,
+        write_outage_ms: longest_gap(&acks).map_or(0.0, |(s, e)| e - s),
+        first_ack_after_promotion_ms: first_after,
+        reads,
+    }
+}
+
+fn min_max(v: &[f64]) -> Option<(f64, f64)> {
+    let min = v.iter().copied().min_by(f64::total_cmp)?;
+    let max = v.iter().copied().max_by(f64::total_cmp)?;
+    Some((min, max))
+}
+
+/// Every acknowledgement's time (ms since the start), sorted.
+fn acked_times(logs: &[WriterLog]) -> Vec<f64> {
+    let mut acks: Vec<f64> = logs
+        .iter()
+        .flat_map(|l| l.writes.iter())
+        .filter(|w| matches!(w.outcome, Outcome::Acked(_)))
+        .map(|w| w.at_ms)
+        .collect();
+    acks.sort_by(f64::total_cmp);
+    acks
 }
 
 /// Polls ROLE on `nodes` every few ms; returns the first that is master.
@@ -294,6 +444,10 @@ async fn run_on(cfg: DrillConfig, lab: Option<&Lab>) -> anyhow::Result<DrillRepo
         let key = writer::counter_key(&shared.prefix, 0);
         tokio::spawn(observe::reader(r, shared.clone(), key))
     });
+    let via = match cfg.via.as_deref() {
+        Some(v) => Some(ViaPath::start(v, &cfg, &shared, &old_master, &nodes).await?),
+        None => None,
+    };
     bar.set_message(format!(
         "writing through {} with {} connections ({} sentinels subscribed)",
         cfg.target, cfg.writers, recorder.subscribed
@@ -317,9 +471,22 @@ async fn run_on(cfg: DrillConfig, lab: Option<&Lab>) -> anyhow::Result<DrillRepo
     let (promoted, undo) = f.run().await?;
     bar.set_message("writing after the fault");
     tokio::time::sleep(cfg.after).await;
+    via.iter()
+        .for_each(|v| v.shared.stop.store(true, Ordering::Relaxed));
     let logs = stop_writers(&shared, writers).await?;
     let reads = match reader {
         Some(r) => Some(r.await?),
+        None => None,
+    };
+    let via = match via {
+        Some(mut v) => {
+            let logs = stop_writers(&v.shared, std::mem::take(&mut v.writers)).await?;
+            let reads = match v.reader.take() {
+                Some(r) => Some(r.await?),
+                None => None,
+            };
+            Some((v, logs, reads))
+        }
         None => None,
     };
     let duration_s = start.elapsed().as_secs_f64();
@@ -344,6 +511,14 @@ async fn run_on(cfg: DrillConfig, lab: Option<&Lab>) -> anyhow::Result<DrillRepo
     let verify_on = new_master.clone().unwrap_or_else(|| old_master.clone());
     let pw = cfg.password.as_deref();
     let states = final_states(&verify_on, pw, &shared.prefix, logs.len()).await?;
+    let via = match via {
+        Some((v, logs, reads)) => {
+            let states = final_states(&verify_on, pw, &v.shared.prefix, logs.len()).await?;
+            let promoted_ms = promoted.as_ref().map(|p| p.1);
+            Some(via_report(&v, &logs, &states, reads, fault_at, promoted_ms))
+        }
+        None => None,
+    };
     let back = restore(&cfg, topo.as_ref(), lab, &undo.later, &old_master, &bar).await?;
     let all_nodes: Vec<Addr> = nodes.iter().chain([&old_master]).cloned().collect();
     let masters_at_end = masters(&all_nodes, pw).await;
@@ -387,6 +562,7 @@ async fn run_on(cfg: DrillConfig, lab: Option<&Lab>) -> anyhow::Result<DrillRepo
     );
     r.proxy_switches = proxy_switches;
     r.reads = reads;
+    r.via = via;
     if let Some(min) = min_replicas {
         r.notes.push(partition_note(r.lost_writes, min));
     }
@@ -666,13 +842,7 @@ fn report(
 ) -> DrillReport {
     let (errors, err_ms) = errors_of(logs);
     let promoted_ms = t.promoted.as_ref().map(|p| p.1);
-    let mut acks: Vec<f64> = logs
-        .iter()
-        .flat_map(|l| l.writes.iter())
-        .filter(|w| matches!(w.outcome, Outcome::Acked(_)))
-        .map(|w| w.at_ms)
-        .collect();
-    acks.sort_by(f64::total_cmp);
+    let acks = acked_times(logs);
     let gap = longest_gap(&acks);
     let first_after = promoted_ms.and_then(|p| acks.iter().find(|a| **a > p).copied());
     let since_fault = |v: f64| v - t.fault_at;
@@ -721,12 +891,7 @@ fn report(
         writes_per_100ms: chart::buckets(&acks, &err_ms, end_ms),
         errors,
         lost_writes: a.lost,
-        lost_acked_between_ms: a
-            .lost_acked_at_ms
-            .iter()
-            .copied()
-            .min_by(f64::total_cmp)
-            .zip(a.lost_acked_at_ms.iter().copied().max_by(f64::total_cmp))
+        lost_acked_between_ms: min_max(&a.lost_acked_at_ms)
             .map(|(f, l)| (since_fault(f), since_fault(l))),
         lost_examples: a.lost_examples,
         duplicated_writes: a.duplicated,
@@ -739,6 +904,7 @@ fn report(
         proxy_switched_after_ms: t.proxy_switched_ms,
         proxy_switches: vec![],
         reads: None,
+        via: None,
         first_ack_after_promotion_ms: promoted_ms.and_then(|p| first_after.map(|f| f - p)),
         write_outage_ms: gap.map_or(0.0, |(s, e)| e - s),
         outage_window_s: gap.map(|(s, e)| (s / 1000.0, e / 1000.0)),

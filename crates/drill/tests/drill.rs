@@ -32,6 +32,7 @@ fn config(t: &Topology, target: String, fault: Fault) -> DrillConfig {
         progress: false,
         read_target: None,
         admin: None,
+        via: None,
         heal_after: Duration::from_secs(8),
         min_replicas_to_write: 0,
     }
@@ -401,6 +402,7 @@ async fn a_partitioned_master_fails_over_and_the_drill_counts_what_it_lost() {
         progress: false,
         read_target: None,
         admin: None,
+        via: None,
         heal_after: Duration::from_secs(6),
         min_replicas_to_write: 0,
     };
@@ -492,4 +494,32 @@ async fn fault_all_gives_each_drill_a_fresh_topology() {
     for (b, a) in pids.iter().zip(&now) {
         assert!(a.is_some() && a != b, "{pids:?} -> {now:?}");
     }
+}
+
+/// `--via haproxy`: the drill starts HAProxy set up like the original on
+/// the same nodes and sends the same load through it in the same run; a
+/// planned failover costs nothing through the proxy, and whatever it costs
+/// through HAProxy is counted apart without changing the verdict.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn via_haproxy_measures_the_same_failover_through_both_paths() {
+    let t = Topology::start_test(1000).await.expect("topology");
+    let mut pcfg = ProxyConfig::for_test(t.sentinel_addrs(), &t.opts.spec.master_name);
+    pcfg.failover_hold = Duration::from_secs(10);
+    let proxy = redis_ha_proxy::server::start(pcfg).await.expect("proxy");
+    let mut cfg = config(&t, proxy.write_addr.to_string(), Fault::Failover);
+    cfg.via = Some("haproxy".into());
+    let r = run_drill(cfg).await.expect("drill");
+    eprintln!("{}", redis_ha_drill::cli::render(&r));
+    assert_eq!(r.failures, [], "the drill through the proxy must pass");
+    assert_eq!(r.writes_failed, 0, "{:?}", r.errors);
+    let v = r.via.as_ref().expect("a via report");
+    assert_eq!(v.via, "haproxy");
+    assert!(v.writes_acked > 100, "{v:?}");
+    assert_eq!(v.duplicated_writes, 0, "{:?}", v.duplicate_examples);
+    let reads = v
+        .reads
+        .as_ref()
+        .expect("a reader on HAProxy's read frontend");
+    assert!(reads.reads > 10, "{reads:?}");
+    assert!(redis_ha_drill::cli::render(&r).contains("via haproxy"));
 }

@@ -46,7 +46,10 @@ pub fn config(host: &str, write: u16, read: u16, stats: u16, nodes: &[Addr]) -> 
         .replace("@REPLICA_SERVERS@", &servers)
 }
 
-/// Servers UP per backend, from the stats page's CSV.
+/// Servers taking traffic per backend, from the stats page's CSV: every
+/// status starting with UP, including `UP 1/3` (failing checks, still in
+/// the rotation). Servers start UP before their first check, so ready is 1
+/// and n-1 with the others really DOWN.
 fn up_counts(csv: &str) -> (usize, usize) {
     let up = |backend: &str| {
         csv.lines()
@@ -56,7 +59,7 @@ fn up_counts(csv: &str) -> (usize, usize) {
                     && f[0] == backend
                     && f[1] != "BACKEND"
                     && f[1] != "FRONTEND"
-                    && f[17] == "UP"
+                    && f[17].starts_with("UP")
             })
             .count()
     };
@@ -153,11 +156,13 @@ mod tests {
         let csv = [
             line("master_backend", "redis-0", "UP"),
             line("master_backend", "redis-1", "DOWN"),
+            line("master_backend", "redis-2", "UP 1/3"),
             line("master_backend", "BACKEND", "UP"),
             line("replica_backend", "redis-1", "UP"),
             line("replica_backend", "redis-2", "UP"),
         ]
         .join("\n");
-        assert_eq!(up_counts(&csv), (1, 2));
+        // Going down is still in the rotation: not ready yet.
+        assert_eq!(up_counts(&csv), (2, 2));
     }
 }

@@ -212,7 +212,31 @@ async fn rolling_restart(
         restart_linked(t, r, pw, deadline).await?;
     }
     planned_switchover(cfg).await?;
+    // The sentinels have switched; the proxy may not have yet, and a write
+    // it still has in flight on the old master when that restarts has an
+    // unknown outcome. The upgrade procedure waits for clients to move.
+    if let Some(admin) = &cfg.admin {
+        wait_proxy_left(admin, old_master, deadline).await?;
+    }
     restart_linked(t, old_master, pw, deadline).await
+}
+
+/// Polls the proxy's `/api/status` until it routes writes to a master
+/// other than `old`.
+async fn wait_proxy_left(admin: &str, old: &str, deadline: Instant) -> anyhow::Result<()> {
+    loop {
+        if let Ok(body) = crate::observe::http_get(admin, "/api/status").await {
+            let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+            match v["status"]["master"].as_str() {
+                Some(m) if m != old => return Ok(()),
+                _ => {}
+            }
+        }
+        if Instant::now() >= deadline {
+            bail!("the proxy ({admin}) still routes writes to {old} after the switchover");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// Kills `n` running sentinels; their names.

@@ -92,7 +92,7 @@ def rows_of(r):
         f"{r['unknown_outcomes']} | {lost(r['lost_writes'], r.get('lost_acked_between_ms'))} | "
         f"{r['duplicated_writes']} | {ms(r['first_ack_after_promotion_ms'])} | {ms(r.get('proxy_switched_after_ms'))} | "
         f"{reads(r.get('reads'))} | {r['writes_acked']} | {verdict} |",
-        f"| {r['fault']} | HAProxy | {v['write_outage_ms']:.0f} ms | {v['writes_failed']} ({errors(v['errors'])}) | "
+        f"| {r['fault']} | HAProxy | {'≥ ' if v.get('out_at_end') else ''}{v['write_outage_ms']:.0f} ms | {v['writes_failed']} ({errors(v['errors'])}) | "
         f"{v['unknown_outcomes']} | {lost(v['lost_writes'], v.get('lost_acked_between_ms'))} | "
         f"{v['duplicated_writes']} | {ms(v['first_ack_after_promotion_ms'])} | - | "
         f"{reads(v.get('reads'))} | {v['writes_acked']} | |",
@@ -134,7 +134,8 @@ def main():
         "RPUSH of a unique value to its own list, then INCR of its own counter, one request at a time (client",
         f"timeout 20 s), {a.before} before the fault and {a.after} after writes resume; a reader per path GETs",
         "one writer's counter on the path's read endpoint.", "",
-        "- **outage**: longest gap between acknowledged writes.",
+        "- **outage**: longest gap between acknowledged writes; ≥: the path was still out when the writers",
+        "  stopped (the drill waits for writes to resume through redis-ha, not through HAProxy).",
         "- **client errors**: requests that got an error or no answer (READONLY, closed connection, timeout,",
         "  redis-ha's `unknown outcome`...); **unknown**: of those, the ones whose outcome a client cannot know.",
         "- **lost**: acknowledged, yet absent from the master the sentinels agree on afterwards (with when those",

@@ -747,7 +747,14 @@ fn via_table(r: &DrillReport) -> Option<Table> {
         (
             "longest write gap",
             format!("{:.0} ms", r.write_outage_ms),
-            format!("{:.0} ms", v.write_outage_ms),
+            if v.out_at_end {
+                format!(
+                    "{:.0} ms, still out when the writers stopped",
+                    v.write_outage_ms
+                )
+            } else {
+                format!("{:.0} ms", v.write_outage_ms)
+            },
         ),
         (
             "first ack after promotion",

@@ -160,7 +160,11 @@ pub struct ViaReport {
     pub lost_acked_between_ms: Option<(f64, f64)>,
     pub duplicated_writes: u64,
     pub duplicate_examples: Vec<String>,
+    /// Longest gap between acknowledged writes, counting the end of writing
+    /// as one: a path that never came back is out until the writers stop.
     pub write_outage_ms: f64,
+    /// That gap ran until the writers stopped (at least that long, then).
+    pub out_at_end: bool,
     pub first_ack_after_promotion_ms: Option<f64>,
     pub reads: Option<ReadStats>,
 }
@@ -171,6 +175,8 @@ struct ViaPath {
     shared: Arc<Shared>,
     writers: Vec<tokio::task::JoinHandle<WriterLog>>,
     reader: Option<tokio::task::JoinHandle<ReadStats>>,
+    /// When the writers were told to stop (ms since the start).
+    ended_ms: f64,
     _haproxy: Option<Haproxy>,
 }
 
@@ -225,6 +231,7 @@ impl ViaPath {
             shared,
             writers,
             reader,
+            ended_ms: 0.0,
             _haproxy: haproxy,
         })
     }
@@ -246,6 +253,11 @@ fn via_report(
     let (errors, _) = errors_of(logs);
     let acks = acked_times(logs);
     let first_after = promoted_ms.and_then(|p| acks.iter().find(|a| **a > p).map(|f| f - p));
+    let mut points = acks.clone();
+    if acks.last().is_none_or(|l| *l < v.ended_ms) {
+        points.push(v.ended_ms);
+    }
+    let gap = longest_gap(&points);
     let (applied, _) = a.unknown_applied();
     ViaReport {
         via: v.via.clone(),
@@ -261,7 +273,8 @@ fn via_report(
         lost_examples: a.lost_examples,
         duplicated_writes: a.duplicated,
         duplicate_examples: a.duplicate_examples,
-        write_outage_ms: longest_gap(&acks).map_or(0.0, |(s, e)| e - s),
+        write_outage_ms: gap.map_or(0.0, |(s, e)| e - s),
+        out_at_end: gap.is_some_and(|(s, e)| e == v.ended_ms && e - s > PAUSE_MS),
         first_ack_after_promotion_ms: first_after,
         reads,
     }

@@ -316,8 +316,10 @@ async fn rolling_restart_through_proxy_costs_no_error_and_no_write() {
     assert_failed_over(&r);
     // Usually 0 errors; one CI run had 4 unknown outcomes (writes in flight
     // when a restarted node's link dropped): reported as errors, never lost
-    // or applied twice (drill_through_proxy_on). Open: a planned restart should
-    // cost none.
+    // or applied twice (drill_through_proxy_on). The drill now restarts the
+    // old master only once the proxy routes writes elsewhere (the likely
+    // cause); until that is proven over many runs, unknown outcomes stay
+    // allowed here.
     assert_only_unknown_outcomes(&r);
     let after = pids(&t);
     for (n, (b, a)) in names.iter().zip(before.iter().zip(&after)) {

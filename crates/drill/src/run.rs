@@ -484,8 +484,11 @@ async fn run_on(cfg: DrillConfig, lab: Option<&Lab>) -> anyhow::Result<DrillRepo
     let (promoted, undo) = f.run().await?;
     bar.set_message("writing after the fault");
     tokio::time::sleep(cfg.after).await;
-    via.iter()
-        .for_each(|v| v.shared.stop.store(true, Ordering::Relaxed));
+    let mut via = via;
+    if let Some(v) = via.as_mut() {
+        v.shared.stop.store(true, Ordering::Relaxed);
+        v.ended_ms = ms_since(start, Instant::now());
+    }
     let logs = stop_writers(&shared, writers).await?;
     let reads = match reader {
         Some(r) => Some(r.await?),

@@ -525,3 +525,25 @@ async fn via_haproxy_measures_the_same_failover_through_both_paths() {
     assert!(reads.reads > 10, "{reads:?}");
     assert!(redis_ha_drill::cli::render(&r).contains("via haproxy"));
 }
+
+/// `--via master` on a frozen master: the direct path never comes back
+/// during the drill (its requests hang until the client timeout), and the
+/// report says it was still out when the writers stopped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn via_master_on_a_frozen_master_is_still_out_at_the_end() {
+    let t = Topology::start_test(1000).await.expect("topology");
+    let proxy = redis_ha_proxy::server::start(ProxyConfig::for_test(
+        t.sentinel_addrs(),
+        &t.opts.spec.master_name,
+    ))
+    .await
+    .expect("proxy");
+    let mut cfg = config(&t, proxy.write_addr.to_string(), Fault::Stop);
+    cfg.via = Some("master".into());
+    cfg.request_timeout = Duration::from_secs(20);
+    let r = run_drill(cfg).await.expect("drill");
+    let v = r.via.as_ref().expect("a via report");
+    eprintln!("{v:?}");
+    assert_eq!(v.endpoint, r.old_master);
+    assert!(v.out_at_end && v.write_outage_ms > 2000.0, "{v:?}");
+}

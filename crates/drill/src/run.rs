@@ -378,31 +378,39 @@ pub async fn run_drill(cfg: DrillConfig) -> anyhow::Result<DrillReport> {
 /// `--fault partition`: builds the namespace topology and a proxy in
 /// front of it, runs the drill through that proxy, and always tears it all
 /// down (on error, and on Ctrl-C, which ends the drill).
-async fn run_partition(mut cfg: DrillConfig) -> anyhow::Result<DrillReport> {
+async fn run_partition(cfg: DrillConfig) -> anyhow::Result<DrillReport> {
     crate::partition::available().map_err(|e| anyhow!(e))?;
-    let lab = Lab::start(cfg.min_replicas_to_write)
-        .await
-        .context("cannot build the partition topology")?;
-    let pcfg =
-        redis_ha_proxy::config::ProxyConfig::for_test(lab.sentinels.clone(), &lab.master_name);
-    let proxy = redis_ha_proxy::server::start(pcfg)
-        .await
-        .context("cannot start the proxy for the partition drill")?;
-    cfg.target = proxy.write_addr.to_string();
-    cfg.sentinels = lab.sentinels.clone();
-    cfg.master_name = lab.master_name.clone();
-    cfg.state_dir = None;
-    cfg.password = None;
-    cfg.sentinel_password = None;
-    cfg.read_target = Some(proxy.read_addr.to_string());
-    cfg.admin = Some(proxy.admin_addr.to_string());
-    let r = tokio::select! {
-        r = run_on(cfg, Some(&lab)) => r,
-        _ = tokio::signal::ctrl_c() => Err(anyhow!("interrupted: the partition was healed and its namespace removed")),
+    // Everything the drill builds lives inside `work`: Ctrl-C drops it at
+    // any step (building, cut, heal), and the drops tear it all down.
+    let work = async move {
+        let lab = Lab::start(cfg.min_replicas_to_write)
+            .await
+            .context("cannot build the partition topology")?;
+        let pcfg =
+            redis_ha_proxy::config::ProxyConfig::for_test(lab.sentinels.clone(), &lab.master_name);
+        let proxy = redis_ha_proxy::server::start(pcfg)
+            .await
+            .context("cannot start the proxy for the partition drill")?;
+        let cfg = DrillConfig {
+            target: proxy.write_addr.to_string(),
+            sentinels: lab.sentinels.clone(),
+            master_name: lab.master_name.clone(),
+            state_dir: None,
+            password: None,
+            sentinel_password: None,
+            read_target: Some(proxy.read_addr.to_string()),
+            admin: Some(proxy.admin_addr.to_string()),
+            ..cfg
+        };
+        let r = run_on(cfg, Some(&lab)).await;
+        proxy.control.stop();
+        drop(lab);
+        r
     };
-    proxy.control.stop();
-    drop(lab);
-    r
+    tokio::select! {
+        r = work => r,
+        _ = tokio::signal::ctrl_c() => Err(anyhow!("interrupted: the partition topology was torn down (rules, namespace, processes)")),
+    }
 }
 
 async fn run_on(cfg: DrillConfig, lab: Option<&Lab>) -> anyhow::Result<DrillReport> {

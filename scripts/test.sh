@@ -14,7 +14,7 @@ cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 # Network partitions and the rolling restart are the tests most sensitive to a loaded
 # machine: they run afterwards, alone.
-alone='binary(partition) | test(partition) | test(rolling_restart)'
+alone='test(partition) | test(rolling_restart)'
 cargo nextest run --workspace -E "not ($alone)"
 cargo nextest run --workspace -E "$alone" --test-threads 1
 # The engine matrix: the proxy, local-topology and drill tests once more on Valkey 8 (the

@@ -827,3 +827,57 @@ async fn tls_bad_flags_and_files() {
         .to_string();
     assert!(e.contains("--tls"), "{e}");
 }
+
+/// The seed scenario runs from a plain config (no command-line struct):
+/// the write phase's SETs, then GETs over exactly the keys written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_seed_scenario_takes_a_plain_config() {
+    use redis_ha_bench::run::RunOptions;
+    use redis_ha_bench::scenario::{seed, SeedConfig};
+    use redis_ha_bench::worker::ConnConfig;
+    let s = Server::start().await;
+    let conn = ConnConfig {
+        addr: format!("127.0.0.1:{}", s.port),
+        tls: None,
+        auth: None,
+        pipeline: 1,
+        rate: 0,
+        requests: 30,
+        reconnect_interval: 0,
+        request_timeout: Duration::from_secs(5),
+        connect_timeout: Duration::from_secs(2),
+        backoff_max: Duration::from_millis(500),
+    };
+    let phase = |title: &str| RunOptions {
+        conn: conn.clone(),
+        threads: 1,
+        clients: 2,
+        test_time: None,
+        progress: false,
+        stall: Duration::from_secs(1),
+        title: title.into(),
+    };
+    let cfg = SeedConfig {
+        write: phase("write"),
+        read: phase("read"),
+        data_size: (16, 16),
+        key_prefix: "plain:".into(),
+        key_min: 1,
+        key_max: 1000,
+        seed: 7,
+        distinct_client_seed: false,
+        percentiles: vec![50.0, 99.0],
+        write_config: serde_json::json!({"phase": "write"}),
+        read_config: serde_json::json!({"phase": "read"}),
+    };
+    let r = tokio::time::timeout(Duration::from_secs(30), seed(cfg))
+        .await
+        .expect("the seed scenario hung")
+        .unwrap();
+    assert_eq!(r.keys_written, 60);
+    assert_eq!(s.calls("set").await, 60);
+    assert_eq!(s.calls("get").await, 60);
+    let j = r.to_json();
+    assert_eq!(j["summary"][1]["hit_ratio"].as_f64(), Some(1.0), "{j}");
+    assert!(r.table().to_string().contains("read"));
+}

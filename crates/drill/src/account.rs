@@ -45,6 +45,8 @@ pub struct Accounting {
     pub unknown_writes: Vec<UnknownWrite>,
     pub lost_examples: Vec<String>,
     pub duplicate_examples: Vec<String>,
+    /// When each lost RPUSH was acknowledged (ms since the drill started).
+    pub lost_acked_at_ms: Vec<f64>,
 }
 
 const EXAMPLES: usize = 5;
@@ -57,6 +59,7 @@ impl Accounting {
         self.lost += o.lost;
         self.duplicated += o.duplicated;
         self.unknown_writes.extend(o.unknown_writes);
+        self.lost_acked_at_ms.extend(o.lost_acked_at_ms);
         for (mine, theirs) in [
             (&mut self.lost_examples, o.lost_examples),
             (&mut self.duplicate_examples, o.duplicate_examples),
@@ -136,6 +139,7 @@ fn account_list(id: usize, pushes: &[&Write], list: &[String], a: &mut Accountin
         if matches!(w.outcome, Outcome::Acked(_)) && !present {
             a.lost += 1;
             a.lost_examples.push(format!("RPUSH {}", value(id, w.seq)));
+            a.lost_acked_at_ms.push(w.at_ms);
         }
         a.unknown_writes.extend(unknown(id, w, Some(present)));
     }

@@ -24,7 +24,7 @@ pub enum FaultChoice {
 }
 
 impl FaultChoice {
-    const VARIANTS: [FaultChoice; 9] = [
+    const VARIANTS: [FaultChoice; 10] = [
         FaultChoice::One(Fault::Kill),
         FaultChoice::One(Fault::Stop),
         FaultChoice::One(Fault::Failover),
@@ -33,6 +33,7 @@ impl FaultChoice {
         FaultChoice::One(Fault::KillSentinel),
         FaultChoice::One(Fault::KillSentinels),
         FaultChoice::One(Fault::RollingRestart),
+        FaultChoice::One(Fault::Partition),
         FaultChoice::All,
     ];
 }
@@ -83,9 +84,11 @@ With --fault all: 2 when any drill failed.";
 ///   redis-ha drill --fault kill-sentinels           # two die, then the master: no failover may happen
 ///   redis-ha drill --fault switchover               # the zero-loss planned switch
 ///   redis-ha drill --fault rolling-restart          # replicas restarted in turn, switchover, old master
+///   sudo redis-ha drill --fault partition           # master cut off from its replicas and sentinels (own topology)
 ///   redis-ha drill --fault all                      # every fault in turn, one summary table
 ///   redis-ha drill --chart drill.svg                # acknowledged writes and errors per 100 ms
 ///   redis-ha drill --target 127.0.0.1:7379          # through another endpoint (e.g. HAProxy)
+///   redis-ha drill --via haproxy                    # the same load through HAProxy too, side by side
 #[derive(clap::Args, Debug)]
 #[command(after_help = EXIT_STATUS)]
 pub struct DrillArgs {
@@ -95,6 +98,23 @@ pub struct DrillArgs {
     /// Endpoint the writers use (default: the local topology's proxy write endpoint).
     #[arg(long, value_name = "HOST:PORT")]
     pub target: Option<String>,
+    /// The same load, at the same time, through another path for
+    /// comparison, accounted apart (it does not change the verdict):
+    /// HOST:PORT, `haproxy` (the drill starts HAProxy set up like the
+    /// original, benchmarks/haproxy.cfg.in, on the drill's nodes, with a
+    /// reader on its read frontend) or `master` (the master at the start,
+    /// directly).
+    #[arg(long, value_name = "HOST:PORT|haproxy|master")]
+    pub via: Option<String>,
+    /// The read endpoint a reader uses during the drill, counting read
+    /// errors and stale reads (default: the local topology's proxy read
+    /// endpoint when the writers use its write endpoint).
+    #[arg(long = "read", value_name = "HOST:PORT")]
+    pub read: Option<String>,
+    /// The proxy's admin address, for when it switched (default: the local
+    /// topology's proxy, when the writers use it).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub admin: Option<String>,
     /// State dir of the local topology (for kill/stop and to restore the node).
     #[arg(long, default_value = ".redis-ha")]
     pub state_dir: PathBuf,
@@ -125,6 +145,20 @@ pub struct DrillArgs {
     /// Client timeout per request (keep it above the proxy's --failover-hold).
     #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
     pub timeout: Duration,
+    /// --fault partition: how long the master stays cut off (it must
+    /// outlast Sentinel's failover: down-after is 2 s there).
+    #[arg(long, default_value = "8s", value_parser = humantime::parse_duration)]
+    pub heal_after: Duration,
+    /// --fault partition: `min-replicas-to-write` on the drill's own
+    /// master (1, as the local topology and the manifests run it; 0 is
+    /// Redis's default).
+    #[arg(long, default_value_t = 1)]
+    pub min_replicas_to_write: u32,
+    /// --fault partition: run the drill's proxy with `--write-ack` (e.g.
+    /// replicas=1): a write is acknowledged only once a replica has it, so
+    /// the cut-off master's writes get NOREPLICAS instead of being lost.
+    #[arg(long, value_name = "replicas=N[,timeout=MS]", value_parser = redis_ha_proxy::data::ack::WriteAck::parse)]
+    pub write_ack: Option<redis_ha_proxy::data::ack::WriteAck>,
     /// Leave a killed node dead / a stopped node stopped (not with --fault all).
     #[arg(long)]
     pub no_restore: bool,
@@ -179,28 +213,40 @@ pub fn chart_path_for(path: &Path, fault: Fault) -> PathBuf {
     path.with_file_name(name)
 }
 
-/// `--fault all`: every fault in turn on the local topology, each after
-/// the topology is healthy again; one summary at the end.
+/// `--fault all`: every fault in turn, each on a fresh topology (the
+/// local one stopped, its node state removed, and started again with the
+/// same options; partition builds its own); one summary at the end. A
+/// fault that cannot run here (partition without root) is a summary row
+/// saying why, not a failure.
 async fn run_all(a: &DrillArgs) -> anyhow::Result<u8> {
     anyhow::ensure!(
         !a.no_restore,
         "--fault all restores the topology between faults: drop --no-restore"
     );
-    let topo = Topology::open(&a.state_dir).with_context(|| {
+    Topology::open(&a.state_dir).with_context(|| {
         format!(
             "--fault all needs a local topology in {}",
             a.state_dir.display()
         )
     })?;
     let mut reports = Vec::new();
+    let mut skipped = Vec::new();
     for fault in Fault::ALL {
-        let healthy = topo.wait_healthy(a.max_wait).await;
-        let r = match healthy {
+        let r = match (fault, crate::partition::available()) {
+            (Fault::Partition, Err(why)) => {
+                eprintln!("skipping partition: {why}");
+                skipped.push(skipped_row(fault, &why));
+                continue;
+            }
+            (Fault::Partition, Ok(())) => Ok(()),
+            _ => fresh_topology(&a.state_dir, a.max_wait).await,
+        };
+        let r = match r {
             Ok(()) => {
                 let chart = a.chart.as_deref().map(|p| chart_path_for(p, fault));
                 drill_with_chart(a, fault, chart).await
             }
-            Err(e) => Err(e.context("the topology is not healthy")),
+            Err(e) => Err(e.context("no fresh topology")),
         };
         match r {
             Ok(r) => {
@@ -218,7 +264,8 @@ async fn run_all(a: &DrillArgs) -> anyhow::Result<u8> {
         }
     }
     let failures: Vec<verdict::Failure> = reports.iter().flat_map(|r| r.failures.clone()).collect();
-    let rows = all_rows(&reports);
+    let mut rows = all_rows(&reports);
+    rows.extend(skipped);
     if a.json {
         let out = AllReport {
             summary: rows,
@@ -229,6 +276,39 @@ async fn run_all(a: &DrillArgs) -> anyhow::Result<u8> {
         println!("{}", summary_table(&rows));
     }
     Ok(verdict::exit_code(&failures))
+}
+
+/// Stops the local topology, removes its nodes' state (data, configs the
+/// sentinels rewrote, logs) and starts it again with the same options,
+/// detached; waits until healthy.
+pub async fn fresh_topology(state_dir: &Path, wait: Duration) -> anyhow::Result<()> {
+    let old = Topology::open(state_dir)?;
+    old.stop_all();
+    for n in old.opts.node_names() {
+        let d = old.opts.node_dir(&n);
+        if d.exists() {
+            std::fs::remove_dir_all(&d)
+                .with_context(|| format!("cannot remove {}", d.display()))?;
+        }
+    }
+    let mut t = Topology::start(old.opts.clone(), false).await?;
+    t.detach();
+    t.wait_healthy(wait).await
+}
+
+fn skipped_row(fault: Fault, why: &str) -> SummaryRow {
+    SummaryRow {
+        fault: fault.name(),
+        outage_ms: 0.0,
+        errors: 0,
+        unknown_outcomes: 0,
+        lost: 0,
+        duplicated: 0,
+        proxy_switched_ms: None,
+        read_errors: None,
+        stale_reads: None,
+        verdict: format!("skipped: {why}"),
+    }
 }
 
 /// `--fault all --json`: the summary, then every drill's full report.
@@ -248,6 +328,10 @@ pub struct SummaryRow {
     pub unknown_outcomes: u64,
     pub lost: u64,
     pub duplicated: u64,
+    /// From the fault to the proxy adopting the new master.
+    pub proxy_switched_ms: Option<f64>,
+    pub read_errors: Option<u64>,
+    pub stale_reads: Option<u64>,
     /// `passed`, or `FAILED: ` and why.
     pub verdict: String,
 }
@@ -272,6 +356,9 @@ pub fn all_rows(reports: &[DrillReport]) -> Vec<SummaryRow> {
             unknown_outcomes: r.unknown_outcomes,
             lost: r.lost_writes,
             duplicated: r.duplicated_writes,
+            proxy_switched_ms: r.proxy_switched_after_ms,
+            read_errors: r.reads.as_ref().map(|x| x.errors),
+            stale_reads: r.reads.as_ref().map(|x| x.stale),
             verdict: verdict_text(r),
         })
         .collect()
@@ -287,6 +374,8 @@ pub fn summary_table(rows: &[SummaryRow]) -> Table {
         "unknown outcomes",
         "lost",
         "duplicated",
+        "proxy switched",
+        "read errors / stale",
         "verdict",
     ]);
     for r in rows {
@@ -297,6 +386,13 @@ pub fn summary_table(rows: &[SummaryRow]) -> Table {
             r.unknown_outcomes.to_string(),
             r.lost.to_string(),
             r.duplicated.to_string(),
+            r.proxy_switched_ms
+                .map(|v| format!("T+{:.0} ms", v))
+                .unwrap_or_else(|| "-".into()),
+            match (r.read_errors, r.stale_reads) {
+                (Some(e), Some(s)) => format!("{e} / {s}"),
+                _ => "-".into(),
+            },
             r.verdict.clone(),
         ]);
     }
@@ -304,8 +400,17 @@ pub fn summary_table(rows: &[SummaryRow]) -> Table {
 }
 
 fn config(a: &DrillArgs, fault: Fault) -> anyhow::Result<DrillConfig> {
+    if fault == Fault::Partition {
+        anyhow::ensure!(
+            a.target.is_none() && a.sentinels.is_empty(),
+            "--fault partition builds its own topology and proxy: drop --target and --sentinel"
+        );
+        crate::partition::available().map_err(|e| anyhow::anyhow!(e))?;
+    }
     let local = redis_ha_local::Options::load(&a.state_dir).ok();
-    let sentinels = if a.sentinels.is_empty() {
+    let sentinels = if fault == Fault::Partition {
+        vec![] // the drill's own
+    } else if a.sentinels.is_empty() {
         local.as_ref().map(|o| o.sentinel_addrs()).ok_or_else(|| {
             anyhow::anyhow!(
                 "no topology in {} and no --sentinel given: run `redis-ha up --detach` first",
@@ -316,11 +421,26 @@ fn config(a: &DrillArgs, fault: Fault) -> anyhow::Result<DrillConfig> {
         a.sentinels.clone()
     };
     let spec = local.as_ref().map(|o| &o.spec);
+    // Through the local topology's proxy unless --target says otherwise;
+    // its read endpoint and admin then come with it.
+    let proxy = local
+        .as_ref()
+        .and_then(|o| o.proxy.as_ref().map(|p| (o.announce_host().to_string(), p)));
+    let own = |port: fn(&redis_ha_local::topo::ProxyPorts) -> u16| {
+        proxy
+            .as_ref()
+            .filter(|_| a.target.is_none())
+            .map(|(h, p)| format!("{h}:{}", port(p)))
+    };
     Ok(DrillConfig {
         target: a
             .target
             .clone()
+            .or_else(|| own(|p| p.write))
             .unwrap_or_else(|| "127.0.0.1:6379".to_string()),
+        read_target: a.read.clone().or_else(|| own(|p| p.read)),
+        via: a.via.clone(),
+        admin: a.admin.clone().or_else(|| own(|p| p.admin)),
         state_dir: local.as_ref().map(|_| a.state_dir.clone()),
         sentinels,
         master_name: spec
@@ -342,7 +462,58 @@ fn config(a: &DrillArgs, fault: Fault) -> anyhow::Result<DrillConfig> {
         request_timeout: a.timeout,
         restore: !a.no_restore,
         progress: !a.json && std::io::stderr().is_terminal(),
+        heal_after: a.heal_after,
+        min_replicas_to_write: a.min_replicas_to_write,
+        write_ack: a.write_ack,
     })
+}
+
+/// `T+1.23 s` for ms since the fault; before it, `T-0.05 s` (and never
+/// `T+-0.00 s`).
+pub fn t_plus(ms: f64) -> String {
+    let s = ms / 1000.0;
+    if format!("{s:.2}") == "-0.00" || s >= 0.0 {
+        format!("T+{:.2} s", s.max(0.0))
+    } else {
+        format!("T-{:.2} s", -s)
+    }
+}
+
+fn proxy_switch(r: &DrillReport) -> String {
+    match (r.proxy_switched_after_ms, r.proxy_switches.len()) {
+        (Some(v), 1) => format!("{v:.0} ms"),
+        (Some(v), n) => format!("{v:.0} ms (first of {n} failovers it recorded)"),
+        (None, 0) => "not seen (no failover in its /api/status, or no --admin)".into(),
+        (None, _) => "never (its failover did not adopt a master)".into(),
+    }
+}
+
+fn lost(r: &DrillReport) -> String {
+    let n = with_examples(r.lost_writes, &r.lost_examples);
+    match r.lost_acked_between_ms {
+        Some((a, b)) => format!("{n}; acknowledged {}..{}", t_plus(a), t_plus(b)),
+        None => n,
+    }
+}
+
+fn reads(r: &DrillReport) -> String {
+    let Some(x) = &r.reads else {
+        return "no reader (--read HOST:PORT)".into();
+    };
+    let kinds: Vec<String> = x
+        .errors_by_kind
+        .iter()
+        .map(|(k, v)| format!("{k}: {v}"))
+        .collect();
+    let kinds = if kinds.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", kinds.join(", "))
+    };
+    format!(
+        "{} through {}, {} errors{kinds}, {} stale (at most {} increments behind), longest gap {:.0} ms",
+        x.reads, x.endpoint, x.errors, x.stale, x.max_behind, x.longest_gap_ms
+    )
 }
 
 fn ms(v: Option<f64>) -> String {
@@ -359,7 +530,7 @@ fn pauses(r: &DrillReport) -> String {
     let each: Vec<String> = r
         .pauses
         .iter()
-        .map(|(s, e)| format!("T+{:.2}..{:.2} s", s / 1000.0, e / 1000.0))
+        .map(|(s, e)| format!("{}..{:.2} s", t_plus(*s).trim_end_matches(" s"), e / 1000.0))
         .collect();
     format!(
         "{}, {total:.0} ms in all: {}",
@@ -399,7 +570,8 @@ fn summary_rows(r: &DrillReport) -> Vec<(&'static str, String)> {
             .join(", ")
     };
     let verdict = verdict_text(r);
-    vec![
+    let notes = r.notes.iter().map(|n| ("note", n.clone()));
+    let mut rows = vec![
         (
             "master",
             format!(
@@ -411,6 +583,7 @@ fn summary_rows(r: &DrillReport) -> Vec<(&'static str, String)> {
         ("failover", failover_line(r)),
         ("promoted after fault", ms(r.promoted_after_ms)),
         ("+switch-master after fault", ms(r.switch_master_after_ms)),
+        ("proxy switched after fault", proxy_switch(r)),
         (
             "first ack after promotion",
             ms(r.first_ack_after_promotion_ms),
@@ -430,14 +603,12 @@ fn summary_rows(r: &DrillReport) -> Vec<(&'static str, String)> {
                     .saturating_sub(r.unknown_applied + r.unknown_not_applied)
             ),
         ),
-        (
-            "lost acknowledged writes",
-            with_examples(r.lost_writes, &r.lost_examples),
-        ),
+        ("lost acknowledged writes", lost(r)),
         (
             "duplicated writes",
             with_examples(r.duplicated_writes, &r.duplicate_examples),
         ),
+        ("reads (read endpoint)", reads(r)),
         ("masters at the end", r.masters_at_end.join(", ")),
         (
             "writers / duration",
@@ -451,7 +622,9 @@ fn summary_rows(r: &DrillReport) -> Vec<(&'static str, String)> {
                 .unwrap_or_else(|| "none (--chart FILE)".into()),
         ),
         ("verdict", verdict),
-    ]
+    ];
+    rows.extend(notes);
+    rows
 }
 
 fn timeline_table(rows: &[Row]) -> Table {
@@ -465,7 +638,7 @@ fn timeline_table(rows: &[Row]) -> Table {
                 .map(|s| format!("T+{s:.0} s"))
                 .unwrap_or_else(|| "-".into()),
             r.measured_ms
-                .map(|m| format!("T+{:.2} s", m / 1000.0))
+                .map(t_plus)
                 .unwrap_or_else(|| "not seen".into()),
             r.source.clone(),
         ]);
@@ -481,7 +654,7 @@ fn events_table(r: &DrillReport) -> Table {
     for e in &r.first_events {
         t.add_row(vec![
             e.channel.clone(),
-            format!("T+{:.2} s", e.at_ms / 1000.0),
+            t_plus(e.at_ms),
             e.sentinel.clone(),
             e.payload.clone(),
         ]);
@@ -515,13 +688,90 @@ fn unknown_table(r: &DrillReport) -> Option<Table> {
             format!("writer {}", u.writer),
             format!("{:?} #{}", u.command, u.seq),
             u.kind.clone(),
-            format!("T+{:.2} s", (u.at_ms / 1000.0) - r.fault_at_s),
+            t_plus(u.at_ms - r.fault_at_s * 1000.0),
             applied.to_string(),
         ]);
     }
     let more = r.unknown_writes.len().saturating_sub(UNKNOWN_ROWS);
     if more > 0 {
         t.add_row(vec![format!("... {more} more (--json lists all)")]);
+    }
+    Some(t)
+}
+
+/// `--via`: the two paths side by side.
+fn via_table(r: &DrillReport) -> Option<Table> {
+    let v = r.via.as_ref()?;
+    let mut t = Table::new();
+    t.load_preset(UTF8_FULL_CONDENSED);
+    t.set_header(vec![
+        "same load, same run".to_string(),
+        format!("target {}", r.target),
+        format!("via {} ({})", v.via, v.endpoint),
+    ]);
+    let errs = |e: &std::collections::BTreeMap<String, u64>| {
+        let k: Vec<String> = e.iter().map(|(k, n)| format!("{k}: {n}")).collect();
+        if k.is_empty() {
+            "none".to_string()
+        } else {
+            k.join(", ")
+        }
+    };
+    let window = |w: Option<(f64, f64)>| {
+        w.map(|(a, b)| format!("; acknowledged {}..{}", t_plus(a), t_plus(b)))
+            .unwrap_or_default()
+    };
+    let read = |x: &Option<crate::observe::ReadStats>| match x {
+        Some(x) => format!("{} reads, {} errors, {} stale", x.reads, x.errors, x.stale),
+        None => "-".into(),
+    };
+    let rows: [(&str, String, String); 8] = [
+        (
+            "writes acknowledged",
+            r.writes_acked.to_string(),
+            v.writes_acked.to_string(),
+        ),
+        (
+            "client errors",
+            format!("{} ({})", r.writes_failed, errs(&r.errors)),
+            format!("{} ({})", v.writes_failed, errs(&v.errors)),
+        ),
+        (
+            "unknown outcomes",
+            r.unknown_outcomes.to_string(),
+            v.unknown_outcomes.to_string(),
+        ),
+        (
+            "lost acknowledged writes",
+            format!("{}{}", r.lost_writes, window(r.lost_acked_between_ms)),
+            format!("{}{}", v.lost_writes, window(v.lost_acked_between_ms)),
+        ),
+        (
+            "duplicated writes",
+            r.duplicated_writes.to_string(),
+            v.duplicated_writes.to_string(),
+        ),
+        (
+            "longest write gap",
+            format!("{:.0} ms", r.write_outage_ms),
+            if v.out_at_end {
+                format!(
+                    "{:.0} ms, still out when the writers stopped",
+                    v.write_outage_ms
+                )
+            } else {
+                format!("{:.0} ms", v.write_outage_ms)
+            },
+        ),
+        (
+            "first ack after promotion",
+            ms(r.first_ack_after_promotion_ms),
+            ms(v.first_ack_after_promotion_ms),
+        ),
+        ("reads", read(&r.reads), read(&v.reads)),
+    ];
+    for (k, a, b) in rows {
+        t.add_row(vec![k.to_string(), a, b]);
     }
     Some(t)
 }
@@ -542,6 +792,9 @@ pub fn render(r: &DrillReport) -> String {
         timeline_table(&r.timeline),
         events_table(r)
     );
+    if let Some(v) = via_table(r) {
+        out.push_str(&format!("\n{v}"));
+    }
     if let Some(u) = unknown_table(r) {
         out.push_str(&format!("\n{u}"));
     }
@@ -573,6 +826,7 @@ mod tests {
             errors: [("unknown_outcome".to_string(), 2)].into(),
             lost_writes: 1,
             lost_examples: vec!["RPUSH 0:7".into()],
+            lost_acked_between_ms: Some((-0.001, 12.0)),
             duplicated_writes: 0,
             duplicate_examples: vec![],
             unknown_outcomes: 2,
@@ -591,6 +845,10 @@ mod tests {
                 })
                 .collect(),
             promoted_after_ms: Some(5430.0),
+            proxy_switched_after_ms: Some(5480.0),
+            proxy_switches: vec![],
+            reads: None,
+            via: None,
             switch_master_after_ms: None,
             first_ack_after_promotion_ms: None,
             write_outage_ms: 5400.0,
@@ -602,6 +860,7 @@ mod tests {
             events: vec![],
             masters_at_end: vec!["127.0.0.1:6382".into()],
             failures: vec![Failure::Lost { writes: 1 }],
+            notes: vec![],
             fault_at_s: 3.0,
             writes_per_100ms: vec![],
             chart: None,
@@ -618,6 +877,10 @@ mod tests {
             "1 e.g. RPUSH 0:7",
             "2 (1 applied, 0 not, 1 cannot tell)",
             "1, 5400 ms in all: T+0.00..5.40 s",
+            // Never "T+-0.00 s".
+            "acknowledged T+0.00 s..T+0.01 s",
+            "5480 ms",
+            "no reader",
             // The original's guess beside the measured value, row by row.
             "T+5 s",
             "T+5.43 s",
@@ -630,6 +893,14 @@ mod tests {
         ] {
             assert!(out.contains(want), "no {want:?} in\n{out}");
         }
+    }
+
+    #[test]
+    fn times_before_the_fault_are_t_minus_and_zero_has_no_sign() {
+        assert_eq!(t_plus(-0.001), "T+0.00 s");
+        assert_eq!(t_plus(-4.9), "T+0.00 s");
+        assert_eq!(t_plus(-50.0), "T-0.05 s");
+        assert_eq!(t_plus(1234.0), "T+1.23 s");
     }
 
     #[test]
@@ -673,6 +944,9 @@ mod tests {
                     unknown_outcomes: 0,
                     lost: 0,
                     duplicated: 0,
+                    proxy_switched_ms: Some(5480.0),
+                    read_errors: None,
+                    stale_reads: None,
                     verdict: "passed".into(),
                 },
                 SummaryRow {
@@ -682,6 +956,9 @@ mod tests {
                     unknown_outcomes: 2,
                     lost: 1,
                     duplicated: 0,
+                    proxy_switched_ms: Some(5480.0),
+                    read_errors: None,
+                    stale_reads: None,
                     verdict: "FAILED: 1 acknowledged writes lost".into(),
                 },
             ]

@@ -3,6 +3,7 @@
 //! replica or one sentinel killed, two sentinels killed (no quorum), and
 //! the rolling restart of an upgrade.
 
+use crate::partition::Lab;
 use crate::run::{wait_replica, DrillConfig};
 use anyhow::{anyhow, bail, Context};
 use redis_ha_local::switchover::{switchover, SwitchoverArgs};
@@ -34,6 +35,10 @@ pub enum Fault {
     /// The upgrade procedure: each replica restarted in turn (linked again
     /// before the next), a switchover, then the old master restarted.
     RollingRestart,
+    /// Linux, root: on a topology the drill builds with the master in a
+    /// network namespace, the master cut off from the sentinels and
+    /// replicas while clients still reach it, healed after `--heal-after`.
+    Partition,
 }
 
 impl Fault {
@@ -48,12 +53,13 @@ impl Fault {
             Fault::Switchover => "switchover",
             Fault::KillSentinels => "kill-sentinels",
             Fault::RollingRestart => "rolling-restart",
+            Fault::Partition => "partition",
         }
     }
 
     /// Every fault, in the order `--fault all` runs them (the gentle ones
     /// first).
-    pub const ALL: [Fault; 8] = [
+    pub const ALL: [Fault; 9] = [
         Fault::KillReplica,
         Fault::Failover,
         Fault::Switchover,
@@ -62,6 +68,7 @@ impl Fault {
         Fault::Stop,
         Fault::KillSentinel,
         Fault::KillSentinels,
+        Fault::Partition,
     ];
 
     /// The sentinels must promote a replica; for the others a promotion
@@ -71,9 +78,9 @@ impl Fault {
     }
 
     /// It signals or restarts processes of the local topology (failover and
-    /// switchover need only the sentinels).
+    /// switchover need only the sentinels; partition builds its own).
     pub fn needs_topology(self) -> bool {
-        !matches!(self, Fault::Failover | Fault::Switchover)
+        !matches!(self, Fault::Failover | Fault::Switchover | Fault::Partition)
     }
 
     /// No failover may happen: the drill watches for one during
@@ -87,6 +94,8 @@ impl Fault {
     pub fn old_master_returns(self, restore: bool) -> bool {
         match self {
             Fault::Failover | Fault::Switchover | Fault::RollingRestart => true,
+            // Healed: the sentinels demote it.
+            Fault::Partition => true,
             // Kill-sentinels restarts the old master as the master.
             Fault::KillReplica | Fault::KillSentinels => false,
             Fault::Kill | Fault::Stop | Fault::KillSentinel => restore,
@@ -101,6 +110,8 @@ pub enum Undo {
     Restart(String),
     /// SIGCONT a stopped node.
     Cont(String),
+    /// Join the partitioned master to the cluster again.
+    Heal,
 }
 
 fn node_name(t: &Topology, a: &str) -> anyhow::Result<String> {
@@ -201,7 +212,31 @@ async fn rolling_restart(
         restart_linked(t, r, pw, deadline).await?;
     }
     planned_switchover(cfg).await?;
+    // The sentinels have switched; the proxy may not have yet, and a write
+    // it still has in flight on the old master when that restarts has an
+    // unknown outcome. The upgrade procedure waits for clients to move.
+    if let Some(admin) = &cfg.admin {
+        wait_proxy_left(admin, old_master, deadline).await?;
+    }
     restart_linked(t, old_master, pw, deadline).await
+}
+
+/// Polls the proxy's `/api/status` until it routes writes to a master
+/// other than `old`.
+async fn wait_proxy_left(admin: &str, old: &str, deadline: Instant) -> anyhow::Result<()> {
+    loop {
+        if let Ok(body) = crate::observe::http_get(admin, "/api/status").await {
+            let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+            match v["status"]["master"].as_str() {
+                Some(m) if m != old => return Ok(()),
+                _ => {}
+            }
+        }
+        if Instant::now() >= deadline {
+            bail!("the proxy ({admin}) still routes writes to {old} after the switchover");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// Kills `n` running sentinels; their names.
@@ -220,12 +255,22 @@ fn kill_sentinels(t: &Topology, n: usize) -> anyhow::Result<Vec<String>> {
 pub async fn inject(
     cfg: &DrillConfig,
     topo: Option<&Topology>,
+    lab: Option<&Lab>,
     old_master: &str,
     replicas: &[Addr],
 ) -> anyhow::Result<Injected> {
     match cfg.fault {
         Fault::Failover => return planned_failover(cfg).await.map(|_| Injected::default()),
         Fault::Switchover => return planned_switchover(cfg).await.map(|_| Injected::default()),
+        Fault::Partition => {
+            let lab = lab.ok_or_else(|| anyhow!("--fault partition needs its own topology"))?;
+            lab.cut()?;
+            // Healed while the writers still run, after --heal-after.
+            return Ok(Injected {
+                now: vec![Undo::Heal],
+                later: vec![],
+            });
+        }
         _ => {}
     }
     let t = topo.ok_or_else(|| anyhow!("--fault {} needs a local topology", cfg.fault.name()))?;
@@ -266,16 +311,18 @@ pub async fn inject(
             rolling_restart(cfg, t, old_master, replicas).await?;
             Injected::default()
         }
-        Fault::Failover | Fault::Switchover => Injected::default(),
+        Fault::Failover | Fault::Switchover | Fault::Partition => Injected::default(),
     })
 }
 
 /// Runs the undo steps in order.
-pub async fn undo(t: &Topology, steps: &[Undo]) -> anyhow::Result<()> {
+pub async fn undo(t: Option<&Topology>, lab: Option<&Lab>, steps: &[Undo]) -> anyhow::Result<()> {
+    let topo = || t.ok_or_else(|| anyhow!("no local topology to restore"));
     for s in steps {
         match s {
-            Undo::Restart(n) => t.restart(n).await?,
-            Undo::Cont(n) => t.cont(n)?,
+            Undo::Restart(n) => topo()?.restart(n).await?,
+            Undo::Cont(n) => topo()?.cont(n)?,
+            Undo::Heal => lab.ok_or_else(|| anyhow!("no partition to heal"))?.heal()?,
         }
     }
     Ok(())
@@ -290,8 +337,12 @@ mod tests {
         use Fault::*;
         let want: Vec<bool> = Fault::ALL.iter().map(|f| f.failover_expected()).collect();
         // kill-replica, failover, switchover, rolling-restart, kill, stop,
-        // kill-sentinel, kill-sentinels
-        assert_eq!(want, [false, true, true, true, true, true, true, false]);
+        // kill-sentinel, kill-sentinels, partition
+        assert_eq!(
+            want,
+            [false, true, true, true, true, true, true, false, true]
+        );
+        assert!(Partition.old_master_returns(false));
         assert!(Failover.old_master_returns(false));
         assert!(Switchover.old_master_returns(false) && RollingRestart.old_master_returns(false));
         assert!(!Kill.old_master_returns(false) && Kill.old_master_returns(true));
@@ -307,7 +358,10 @@ mod tests {
             .into_iter()
             .filter(|f| !f.needs_topology())
             .collect();
-        assert_eq!(remote, [Fault::Failover, Fault::Switchover]);
+        assert_eq!(
+            remote,
+            [Fault::Failover, Fault::Switchover, Fault::Partition]
+        );
     }
 
     #[test]

@@ -5,6 +5,9 @@ use crate::account::{self, Accounting, FinalState, UnknownWrite};
 use crate::chart::{self, Bucket};
 use crate::events::{Event, Kind, Recorder};
 use crate::fault::{self, Fault, Injected, Undo};
+use crate::haproxy::Haproxy;
+use crate::observe::{self, ProxySwitch, ReadStats};
+use crate::partition::Lab;
 use crate::timeline::{self, Measured, Row};
 use crate::verdict::{self, Facts, Failure};
 use crate::writer::{self, Outcome, Shared, WriterLog};
@@ -17,7 +20,7 @@ use redis_ha_topology::{role, sentinel, Addr};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -46,6 +49,22 @@ pub struct DrillConfig {
     /// Restart a killed node / resume a stopped one when done.
     pub restore: bool,
     pub progress: bool,
+    /// The read endpoint: a reader there counts read errors and stale reads.
+    pub read_target: Option<Addr>,
+    /// The proxy's admin address: when it switched, from `/api/status`.
+    pub admin: Option<Addr>,
+    /// `--via`: the same load at the same time through another path,
+    /// accounted apart: `HOST:PORT`, `haproxy` (started by the drill like
+    /// the original's, on the drill's nodes) or `master` (the master at the
+    /// start, directly).
+    pub via: Option<String>,
+    /// `--fault partition`: how long the master stays cut off.
+    pub heal_after: Duration,
+    /// `--fault partition`: `min-replicas-to-write` on the drill's own
+    /// topology (1, like the local topology; 0 is Redis's default).
+    pub min_replicas_to_write: u32,
+    /// `--fault partition`: the drill's proxy runs with `--write-ack`.
+    pub write_ack: Option<redis_ha_proxy::data::ack::WriteAck>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -66,6 +85,9 @@ pub struct DrillReport {
     /// Acknowledged writes missing on the new master afterwards.
     pub lost_writes: u64,
     pub lost_examples: Vec<String>,
+    /// When the lost RPUSH writes were acknowledged: the first and the last,
+    /// ms since the fault.
+    pub lost_acked_between_ms: Option<(f64, f64)>,
     /// Writes applied more often than sent (a value twice in a list, a
     /// counter above acknowledged + unknown).
     pub duplicated_writes: u64,
@@ -80,6 +102,15 @@ pub struct DrillReport {
     pub promoted_after_ms: Option<f64>,
     /// Milliseconds from the fault to the first `+switch-master` event.
     pub switch_master_after_ms: Option<f64>,
+    /// Milliseconds from the fault to the proxy adopting the new master
+    /// (the first failover in its `/api/status` with an adoption).
+    pub proxy_switched_after_ms: Option<f64>,
+    /// Every failover the proxy recorded from the fault on.
+    pub proxy_switches: Vec<ProxySwitch>,
+    /// The reader on the read endpoint.
+    pub reads: Option<ReadStats>,
+    /// `--via`: the same load through the other path, in the same run.
+    pub via: Option<ViaReport>,
     /// Milliseconds from the promotion to the first write acknowledged
     /// through the target (the proxy's own reaction lag).
     pub first_ack_after_promotion_ms: Option<f64>,
@@ -103,12 +134,170 @@ pub struct DrillReport {
     pub masters_at_end: Vec<Addr>,
     /// Why the drill failed (empty: passed; see `--help` for exit codes).
     pub failures: Vec<Failure>,
+    /// What the numbers mean where a fault is expected to cost something
+    /// (a partition's lost writes).
+    pub notes: Vec<String>,
     /// The fault, in seconds since the drill started.
     pub fault_at_s: f64,
     pub writes_per_100ms: Vec<Bucket>,
     /// Where the chart was written (`--chart`).
     pub chart: Option<PathBuf>,
     pub duration_s: f64,
+}
+
+/// What the `--via` writers (and reader, for HAProxy) saw, accounted like
+/// the target's; it does not change the drill's verdict.
+#[derive(Clone, Debug, Serialize)]
+pub struct ViaReport {
+    /// As given: `haproxy`, `master` or `HOST:PORT`.
+    pub via: String,
+    pub endpoint: Addr,
+    pub writes_acked: u64,
+    pub writes_failed: u64,
+    pub errors: BTreeMap<String, u64>,
+    pub unknown_outcomes: u64,
+    pub unknown_applied: u64,
+    pub lost_writes: u64,
+    pub lost_examples: Vec<String>,
+    pub lost_acked_between_ms: Option<(f64, f64)>,
+    pub duplicated_writes: u64,
+    pub duplicate_examples: Vec<String>,
+    /// Longest gap between acknowledged writes, counting the end of writing
+    /// as one: a path that never came back is out until the writers stop.
+    pub write_outage_ms: f64,
+    /// That gap ran until the writers stopped (at least that long, then).
+    pub out_at_end: bool,
+    pub first_ack_after_promotion_ms: Option<f64>,
+    pub reads: Option<ReadStats>,
+}
+
+/// The `--via` path while the drill runs.
+struct ViaPath {
+    via: String,
+    shared: Arc<Shared>,
+    writers: Vec<tokio::task::JoinHandle<WriterLog>>,
+    reader: Option<tokio::task::JoinHandle<ReadStats>>,
+    /// When the writers were told to stop (ms since the start).
+    ended_ms: f64,
+    _haproxy: Option<Haproxy>,
+}
+
+impl ViaPath {
+    async fn start(
+        via: &str,
+        cfg: &DrillConfig,
+        main: &Shared,
+        master: &Addr,
+        replicas: &[Addr],
+    ) -> anyhow::Result<ViaPath> {
+        let (haproxy, target, read) = match via {
+            "haproxy" => {
+                let nodes: Vec<Addr> = [master.clone()]
+                    .into_iter()
+                    .chain(replicas.iter().cloned())
+                    .collect();
+                let h = Haproxy::start(&nodes).await?;
+                let (w, r) = (h.write.clone(), h.read.clone());
+                (Some(h), w, Some(r))
+            }
+            "master" => (None, master.clone(), None),
+            a => (None, a.to_string(), None),
+        };
+        let mut probe =
+            Connection::connect_auth(&target, cfg.password.as_deref(), Duration::from_secs(2))
+                .await
+                .with_context(|| format!("cannot reach --via {via} ({target})"))?;
+        probe
+            .request_ok(&["PING"])
+            .await
+            .with_context(|| format!("--via {via} ({target}) does not answer PING"))?;
+        let shared = Arc::new(Shared {
+            target,
+            password: cfg.password.clone(),
+            request_timeout: cfg.request_timeout,
+            prefix: format!("{}:via", main.prefix),
+            start: main.start,
+            stop: AtomicBool::new(false),
+            last_ack_us: AtomicU64::new(0),
+            acked_counter: AtomicI64::new(0),
+        });
+        let writers = (0..cfg.writers)
+            .map(|i| tokio::spawn(writer::run(i, shared.clone())))
+            .collect();
+        let reader = read.map(|r| {
+            let key = writer::counter_key(&shared.prefix, 0);
+            tokio::spawn(observe::reader(r, shared.clone(), key))
+        });
+        Ok(ViaPath {
+            via: via.to_string(),
+            shared,
+            writers,
+            reader,
+            ended_ms: 0.0,
+            _haproxy: haproxy,
+        })
+    }
+}
+
+/// The `--via` path's figures, from its writers' logs and final state.
+fn via_report(
+    v: &ViaPath,
+    logs: &[WriterLog],
+    states: &[FinalState],
+    reads: Option<ReadStats>,
+    fault_at: f64,
+    promoted_ms: Option<f64>,
+) -> ViaReport {
+    let a = account::account_all(
+        &logs.iter().map(|l| l.writes.as_slice()).collect::<Vec<_>>(),
+        states,
+    );
+    let (errors, _) = errors_of(logs);
+    let acks = acked_times(logs);
+    let first_after = promoted_ms.and_then(|p| acks.iter().find(|a| **a > p).map(|f| f - p));
+    let mut points = acks.clone();
+    if acks.last().is_none_or(|l| *l < v.ended_ms) {
+        points.push(v.ended_ms);
+    }
+    let gap = longest_gap(&points);
+    let (applied, _) = a.unknown_applied();
+    ViaReport {
+        via: v.via.clone(),
+        endpoint: v.shared.target.clone(),
+        writes_acked: a.acked,
+        writes_failed: errors.values().sum(),
+        errors,
+        unknown_outcomes: a.unknown,
+        unknown_applied: applied,
+        lost_writes: a.lost,
+        lost_acked_between_ms: min_max(&a.lost_acked_at_ms)
+            .map(|(f, l)| (f - fault_at, l - fault_at)),
+        lost_examples: a.lost_examples,
+        duplicated_writes: a.duplicated,
+        duplicate_examples: a.duplicate_examples,
+        write_outage_ms: gap.map_or(0.0, |(s, e)| e - s),
+        out_at_end: gap.is_some_and(|(s, e)| e == v.ended_ms && e - s > PAUSE_MS),
+        first_ack_after_promotion_ms: first_after,
+        reads,
+    }
+}
+
+fn min_max(v: &[f64]) -> Option<(f64, f64)> {
+    let min = v.iter().copied().min_by(f64::total_cmp)?;
+    let max = v.iter().copied().max_by(f64::total_cmp)?;
+    Some((min, max))
+}
+
+/// Every acknowledgement's time (ms since the start), sorted.
+fn acked_times(logs: &[WriterLog]) -> Vec<f64> {
+    let mut acks: Vec<f64> = logs
+        .iter()
+        .flat_map(|l| l.writes.iter())
+        .filter(|w| matches!(w.outcome, Outcome::Acked(_)))
+        .map(|w| w.at_ms)
+        .collect();
+    acks.sort_by(f64::total_cmp);
+    acks
 }
 
 /// Polls ROLE on `nodes` every few ms; returns the first that is master.
@@ -182,6 +371,52 @@ async fn masters(nodes: &[Addr], pw: Option<&str>) -> Vec<Addr> {
 
 pub async fn run_drill(cfg: DrillConfig) -> anyhow::Result<DrillReport> {
     anyhow::ensure!(cfg.writers >= 1, "--writers must be at least 1");
+    if cfg.fault == Fault::Partition {
+        return run_partition(cfg).await;
+    }
+    run_on(cfg, None).await
+}
+
+/// `--fault partition`: builds the namespace topology and a proxy in
+/// front of it, runs the drill through that proxy, and always tears it all
+/// down (on error, and on Ctrl-C, which ends the drill).
+async fn run_partition(cfg: DrillConfig) -> anyhow::Result<DrillReport> {
+    crate::partition::available().map_err(|e| anyhow!(e))?;
+    // Everything the drill builds lives inside `work`: Ctrl-C drops it at
+    // any step (building, cut, heal), and the drops tear it all down.
+    let work = async move {
+        let lab = Lab::start(cfg.min_replicas_to_write)
+            .await
+            .context("cannot build the partition topology")?;
+        let mut pcfg =
+            redis_ha_proxy::config::ProxyConfig::for_test(lab.sentinels.clone(), &lab.master_name);
+        pcfg.write_ack = cfg.write_ack;
+        let proxy = redis_ha_proxy::server::start(pcfg)
+            .await
+            .context("cannot start the proxy for the partition drill")?;
+        let cfg = DrillConfig {
+            target: proxy.write_addr.to_string(),
+            sentinels: lab.sentinels.clone(),
+            master_name: lab.master_name.clone(),
+            state_dir: None,
+            password: None,
+            sentinel_password: None,
+            read_target: Some(proxy.read_addr.to_string()),
+            admin: Some(proxy.admin_addr.to_string()),
+            ..cfg
+        };
+        let r = run_on(cfg, Some(&lab)).await;
+        proxy.control.stop();
+        drop(lab);
+        r
+    };
+    tokio::select! {
+        r = work => r,
+        _ = tokio::signal::ctrl_c() => Err(anyhow!("interrupted: the partition topology was torn down (rules, namespace, processes)")),
+    }
+}
+
+async fn run_on(cfg: DrillConfig, lab: Option<&Lab>) -> anyhow::Result<DrillReport> {
     let topo = match &cfg.state_dir {
         Some(d) => Some(Topology::open(d)?),
         None => None,
@@ -199,9 +434,10 @@ pub async fn run_drill(cfg: DrillConfig) -> anyhow::Result<DrillReport> {
             cfg.master_name
         )
     })?;
-    let mut nodes: Vec<Addr> = match &topo {
-        Some(t) => t.redis_addrs(),
-        None => {
+    let mut nodes: Vec<Addr> = match (&topo, lab) {
+        (Some(t), _) => t.redis_addrs(),
+        (None, Some(l)) => l.redis_addrs(),
+        (None, None) => {
             let reps =
                 sentinel::replicas(&cfg.sentinels[0], spw, &cfg.master_name, timeout).await?;
             reps.iter().filter_map(sentinel::entry_addr).collect()
@@ -228,6 +464,14 @@ pub async fn run_drill(cfg: DrillConfig) -> anyhow::Result<DrillReport> {
     let writers: Vec<_> = (0..cfg.writers)
         .map(|i| tokio::spawn(writer::run(i, shared.clone())))
         .collect();
+    let reader = cfg.read_target.clone().map(|r| {
+        let key = writer::counter_key(&shared.prefix, 0);
+        tokio::spawn(observe::reader(r, shared.clone(), key))
+    });
+    let via = match cfg.via.as_deref() {
+        Some(v) => Some(ViaPath::start(v, &cfg, &shared, &old_master, &nodes).await?),
+        None => None,
+    };
     bar.set_message(format!(
         "writing through {} with {} connections ({} sentinels subscribed)",
         cfg.target, cfg.writers, recorder.subscribed
@@ -235,11 +479,13 @@ pub async fn run_drill(cfg: DrillConfig) -> anyhow::Result<DrillReport> {
     tokio::time::sleep(cfg.before).await;
 
     let fault_instant = Instant::now();
+    let fault_unix_ms = observe::unix_ms();
     let fault_at = ms_since(start, fault_instant);
     bar.set_message(format!("{} on master {old_master}", cfg.fault.name()));
     let f = FaultPhase {
         cfg: &cfg,
         topo: topo.as_ref(),
+        lab,
         old_master: &old_master,
         nodes: &nodes,
         start,
@@ -249,7 +495,27 @@ pub async fn run_drill(cfg: DrillConfig) -> anyhow::Result<DrillReport> {
     let (promoted, undo) = f.run().await?;
     bar.set_message("writing after the fault");
     tokio::time::sleep(cfg.after).await;
+    let mut via = via;
+    if let Some(v) = via.as_mut() {
+        v.shared.stop.store(true, Ordering::Relaxed);
+        v.ended_ms = ms_since(start, Instant::now());
+    }
     let logs = stop_writers(&shared, writers).await?;
+    let reads = match reader {
+        Some(r) => Some(r.await?),
+        None => None,
+    };
+    let via = match via {
+        Some(mut v) => {
+            let logs = stop_writers(&v.shared, std::mem::take(&mut v.writers)).await?;
+            let reads = match v.reader.take() {
+                Some(r) => Some(r.await?),
+                None => None,
+            };
+            Some((v, logs, reads))
+        }
+        None => None,
+    };
     let duration_s = start.elapsed().as_secs_f64();
 
     // Verify against the master the sentinels agree on. A node can be
@@ -272,7 +538,15 @@ pub async fn run_drill(cfg: DrillConfig) -> anyhow::Result<DrillReport> {
     let verify_on = new_master.clone().unwrap_or_else(|| old_master.clone());
     let pw = cfg.password.as_deref();
     let states = final_states(&verify_on, pw, &shared.prefix, logs.len()).await?;
-    let back = restore(&cfg, topo.as_ref(), &undo.later, &old_master, &bar).await?;
+    let via = match via {
+        Some((v, logs, reads)) => {
+            let states = final_states(&verify_on, pw, &v.shared.prefix, logs.len()).await?;
+            let promoted_ms = promoted.as_ref().map(|p| p.1);
+            Some(via_report(&v, &logs, &states, reads, fault_at, promoted_ms))
+        }
+        None => None,
+    };
+    let back = restore(&cfg, topo.as_ref(), lab, &undo.later, &old_master, &bar).await?;
     let all_nodes: Vec<Addr> = nodes.iter().chain([&old_master]).cloned().collect();
     let masters_at_end = masters(&all_nodes, pw).await;
     let events = recorder.events(fault_instant);
@@ -283,13 +557,27 @@ pub async fn run_drill(cfg: DrillConfig) -> anyhow::Result<DrillReport> {
         &logs.iter().map(|l| l.writes.as_slice()).collect::<Vec<_>>(),
         &states,
     );
+    let proxy_switches = match &cfg.admin {
+        Some(a) => observe::proxy_switches(a, fault_unix_ms)
+            .await
+            .unwrap_or_else(|e| {
+                eprintln!("warning: no proxy switch times from {a}: {e:#}");
+                vec![]
+            }),
+        None => vec![],
+    };
+    let min_replicas = match lab {
+        Some(_) => Some(min_replicas_to_write(&old_master, pw).await),
+        None => None,
+    };
     let t = Times {
         fault_at,
+        proxy_switched_ms: proxy_switches.iter().find_map(|p| p.adopted_after_ms),
         promoted,
         old_master_back_ms: back.map(|b| ms_since(fault_instant, b)),
         duration_s,
     };
-    Ok(report(
+    let mut r = report(
         &cfg,
         &logs,
         accounting,
@@ -298,13 +586,50 @@ pub async fn run_drill(cfg: DrillConfig) -> anyhow::Result<DrillReport> {
         old_master,
         new_master,
         masters_at_end,
-    ))
+    );
+    r.proxy_switches = proxy_switches;
+    r.reads = reads;
+    r.via = via;
+    if let Some(min) = min_replicas {
+        r.notes.push(partition_note(r.lost_writes, min));
+    }
+    Ok(r)
+}
+
+/// `min-replicas-to-write` on `node` (`None`: it did not say).
+async fn min_replicas_to_write(node: &str, pw: Option<&str>) -> Option<u32> {
+    let f = query_auth(
+        node,
+        pw,
+        &["CONFIG", "GET", "min-replicas-to-write"],
+        Duration::from_secs(1),
+    )
+    .await
+    .ok()?;
+    f.as_array()?.get(1)?.as_text()?.parse().ok()
+}
+
+/// What a partition's lost writes mean.
+pub fn partition_note(lost: u64, min_replicas: Option<u32>) -> String {
+    let min = match min_replicas {
+        Some(0) => "min-replicas-to-write is 0 on this master (Redis's default, as in the local topology), so nothing stopped it".to_string(),
+        Some(n) => format!("min-replicas-to-write is {n} on this master: it refuses writes once its replicas have been silent for min-replicas-max-lag (10 s), which bounds the window, not closes it"),
+        None => "the master did not report min-replicas-to-write".to_string(),
+    };
+    if lost == 0 {
+        format!("partition: no acknowledged write was lost; {min}")
+    } else {
+        format!(
+            "partition: {lost} acknowledged writes lost, the expected finding with asynchronous replication: the cut-off master went on acknowledging writes its replicas never received, and discarded them when it rejoined as a replica; {min}"
+        )
+    }
 }
 
 /// What the fault phase works on.
 struct FaultPhase<'a> {
     cfg: &'a DrillConfig,
     topo: Option<&'a Topology>,
+    lab: Option<&'a Lab>,
     old_master: &'a Addr,
     /// The replicas.
     nodes: &'a [Addr],
@@ -325,7 +650,9 @@ impl FaultPhase<'_> {
     async fn run(&self) -> anyhow::Result<(Option<(Addr, f64)>, Injected)> {
         let window = self.no_failover_window();
         let watch = self.watch(window);
-        let injected = fault::inject(self.cfg, self.topo, self.old_master, self.nodes).await?;
+        let at = Instant::now();
+        let injected =
+            fault::inject(self.cfg, self.topo, self.lab, self.old_master, self.nodes).await?;
         self.bar.set_message(match window {
             Some(w) => format!("watching {w:?} for a failover that must not happen"),
             None => "waiting for a new master".into(),
@@ -334,9 +661,13 @@ impl FaultPhase<'_> {
             Some(p) => p.await?,
             None => None,
         };
-        if let (Some(t), false) = (self.topo, injected.now.is_empty()) {
+        if injected.now.contains(&Undo::Heal) {
+            self.bar.set_message("partitioned: waiting to heal");
+            tokio::time::sleep_until((at + self.cfg.heal_after).into()).await;
+        }
+        if !injected.now.is_empty() {
             self.bar.set_message("bringing the master back");
-            fault::undo(t, &injected.now).await?;
+            fault::undo(self.topo, self.lab, &injected.now).await?;
         }
         // Writes must resume (after the promotion, or the master's return).
         let resumed_from = match (&promoted, window) {
@@ -384,6 +715,7 @@ fn shared_for(cfg: &DrillConfig, start: Instant) -> Arc<Shared> {
         start,
         stop: AtomicBool::new(false),
         last_ack_us: AtomicU64::new(0),
+        acked_counter: AtomicI64::new(0),
     })
 }
 
@@ -426,15 +758,14 @@ fn ms_since(from: Instant, t: Instant) -> f64 {
 async fn restore(
     cfg: &DrillConfig,
     topo: Option<&Topology>,
+    lab: Option<&Lab>,
     undo: &[Undo],
     old_master: &str,
     bar: &indicatif::ProgressBar,
 ) -> anyhow::Result<Option<Instant>> {
-    if cfg.restore {
-        if let Some(t) = topo {
-            bar.set_message("restoring the topology");
-            fault::undo(t, undo).await?;
-        }
+    if cfg.restore && (topo.is_some() || lab.is_some()) {
+        bar.set_message("restoring the topology");
+        fault::undo(topo, lab, undo).await?;
     }
     if !cfg.fault.old_master_returns(cfg.restore) {
         return Ok(None);
@@ -516,6 +847,8 @@ fn errors_of(logs: &[WriterLog]) -> (BTreeMap<String, u64>, Vec<f64>) {
 /// Times the report is built from: ms since the start unless named.
 struct Times {
     fault_at: f64,
+    /// Since the fault.
+    proxy_switched_ms: Option<f64>,
     /// The replica seen answering ROLE master, and when.
     promoted: Option<(Addr, f64)>,
     /// Since the fault.
@@ -536,13 +869,7 @@ fn report(
 ) -> DrillReport {
     let (errors, err_ms) = errors_of(logs);
     let promoted_ms = t.promoted.as_ref().map(|p| p.1);
-    let mut acks: Vec<f64> = logs
-        .iter()
-        .flat_map(|l| l.writes.iter())
-        .filter(|w| matches!(w.outcome, Outcome::Acked(_)))
-        .map(|w| w.at_ms)
-        .collect();
-    acks.sort_by(f64::total_cmp);
+    let acks = acked_times(logs);
     let gap = longest_gap(&acks);
     let first_after = promoted_ms.and_then(|p| acks.iter().find(|a| **a > p).copied());
     let since_fault = |v: f64| v - t.fault_at;
@@ -555,6 +882,7 @@ fn report(
             .filter(|(s, e)| e - s > PAUSE_MS)
             .map(|(s, e)| (since_fault(s), since_fault(e))),
         old_master_replica_ms: t.old_master_back_ms,
+        proxy_switched_ms: t.proxy_switched_ms,
     };
     let failures = verdict::failures(&Facts {
         lost: a.lost,
@@ -590,6 +918,8 @@ fn report(
         writes_per_100ms: chart::buckets(&acks, &err_ms, end_ms),
         errors,
         lost_writes: a.lost,
+        lost_acked_between_ms: min_max(&a.lost_acked_at_ms)
+            .map(|(f, l)| (since_fault(f), since_fault(l))),
         lost_examples: a.lost_examples,
         duplicated_writes: a.duplicated,
         duplicate_examples: a.duplicate_examples,
@@ -598,6 +928,10 @@ fn report(
         unknown_not_applied: not_applied,
         unknown_writes: a.unknown_writes,
         promoted_after_ms: promoted_ms.map(since_fault),
+        proxy_switched_after_ms: t.proxy_switched_ms,
+        proxy_switches: vec![],
+        reads: None,
+        via: None,
         first_ack_after_promotion_ms: promoted_ms.and_then(|p| first_after.map(|f| f - p)),
         write_outage_ms: gap.map_or(0.0, |(s, e)| e - s),
         outage_window_s: gap.map(|(s, e)| (s / 1000.0, e / 1000.0)),
@@ -607,6 +941,7 @@ fn report(
             .collect(),
         masters_at_end,
         failures,
+        notes: Vec::new(),
         fault_at_s: t.fault_at / 1000.0,
         chart: None,
         duration_s: t.duration_s,

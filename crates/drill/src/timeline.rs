@@ -18,6 +18,7 @@ pub enum Step {
     PromotionSeen,
     WritesStop,
     SwitchMaster,
+    ProxySwitched,
     FirstAckAfterPromotion,
     WritesResume,
     OtherReplicaFollows,
@@ -25,7 +26,7 @@ pub enum Step {
 }
 
 impl Step {
-    pub const ALL: [Step; 13] = [
+    pub const ALL: [Step; 14] = [
         Step::MasterSeenDown,
         Step::QuorumAgrees,
         Step::FailoverStarted,
@@ -35,6 +36,7 @@ impl Step {
         Step::PromotionSeen,
         Step::WritesStop,
         Step::SwitchMaster,
+        Step::ProxySwitched,
         Step::FirstAckAfterPromotion,
         Step::WritesResume,
         Step::OtherReplicaFollows,
@@ -52,6 +54,7 @@ impl Step {
             Step::PromotionSeen => "replica answers ROLE master",
             Step::WritesStop => "writes stop (outage begins)",
             Step::SwitchMaster => "sentinels switch (+switch-master)",
+            Step::ProxySwitched => "proxy adopts the new master",
             Step::FirstAckAfterPromotion => "first write acknowledged after promotion",
             Step::WritesResume => "writes resume (outage ends)",
             Step::OtherReplicaFollows => "other replica follows (+slave-reconf-done)",
@@ -81,6 +84,8 @@ pub struct Measured {
     pub outage_ms: Option<(f64, f64)>,
     /// The old master answered ROLE as a replica again.
     pub old_master_replica_ms: Option<f64>,
+    /// The proxy adopted the new master (its `/api/status`).
+    pub proxy_switched_ms: Option<f64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -167,6 +172,7 @@ pub fn rows(events: &[Event], old_master: &str, m: &Measured) -> Vec<Row> {
                 Step::PromotionSeen => own(m.promotion_seen_ms, "drill: ROLE polled"),
                 Step::WritesStop => own(m.outage_ms.map(|o| o.0), "drill: last ack before the gap"),
                 Step::SwitchMaster => event_row(first(events, of_kind(Kind::SwitchMaster, None))),
+                Step::ProxySwitched => own(m.proxy_switched_ms, "proxy: /api/status"),
                 Step::FirstAckAfterPromotion => {
                     own(m.first_ack_after_promotion_ms, "drill: writers")
                 }
@@ -262,6 +268,7 @@ mod tests {
             first_ack_after_promotion_ms: Some(1520.0),
             outage_ms: Some((-1.0, 1520.0)),
             old_master_replica_ms: Some(5900.0),
+            proxy_switched_ms: None,
         };
         let r = rows(&events, old, &m);
         assert_eq!(r.len(), Step::ALL.len());
@@ -305,6 +312,7 @@ mod tests {
     fn without_events_the_drills_own_measurements_fill_in() {
         let m = Measured {
             old_master_replica_ms: Some(700.0),
+            proxy_switched_ms: None,
             ..Measured::default()
         };
         let r = rows(&[], "127.0.0.1:6381", &m);

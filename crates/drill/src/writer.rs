@@ -5,7 +5,7 @@
 
 use redis_ha_resp::{ConnError, Connection, Frame};
 use serde::Serialize;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -72,6 +72,11 @@ pub fn reply_kind(msg: &str) -> String {
     if msg.contains("unknown outcome") {
         return "unknown_outcome".into();
     }
+    // --write-ack: it ran on the master, unconfirmed by the replicas (Redis's
+    // own NOREPLICAS, from min-replicas-to-write, means it did not run).
+    if msg.starts_with("NOREPLICAS redis-ha:") {
+        return "not_replicated".into();
+    }
     msg.split_whitespace().next().unwrap_or("ERR").to_string()
 }
 
@@ -93,7 +98,7 @@ pub fn judge(reply: &Result<Frame, ConnError>) -> Outcome {
         Ok(Frame::Integer(n)) => Outcome::Acked(*n),
         Ok(Frame::Error(e)) => {
             let kind = reply_kind(&String::from_utf8_lossy(e));
-            if kind == "unknown_outcome" {
+            if kind == "unknown_outcome" || kind == "not_replicated" {
                 Outcome::Unknown(kind)
             } else {
                 Outcome::Refused(kind)
@@ -117,6 +122,9 @@ pub struct Shared {
     pub stop: AtomicBool,
     /// Microseconds since `start` of the latest acknowledgement (any writer).
     pub last_ack_us: AtomicU64,
+    /// Writer 0's counter as its latest acknowledged INCR returned it (the
+    /// reader's measure of a stale read).
+    pub acked_counter: AtomicI64,
 }
 
 impl Shared {
@@ -185,6 +193,17 @@ pub async fn run(id: usize, s: Arc<Shared>) -> WriterLog {
         let v = value(id, seq);
         let ok = write_one(&s, c, &mut log, Command::Rpush, &["RPUSH", &list, &v], seq).await
             && write_one(&s, c, &mut log, Command::Incr, &["INCR", &counter], seq).await;
+        if let (
+            0,
+            Some(Write {
+                cmd: Command::Incr,
+                outcome: Outcome::Acked(n),
+                ..
+            }),
+        ) = (id, log.writes.last())
+        {
+            s.acked_counter.fetch_max(*n, Ordering::Relaxed);
+        }
         if !ok {
             conn = None;
         }
@@ -199,6 +218,15 @@ mod tests {
     #[test]
     fn replies_are_judged_as_a_client_must() {
         assert_eq!(judge(&Ok(Frame::Integer(7))), Outcome::Acked(7));
+        let unacked = Frame::Error(
+            "NOREPLICAS redis-ha: the write ran on the master, but only 0 of 1 replicas confirmed it".into(),
+        );
+        assert_eq!(
+            judge(&Ok(unacked)),
+            Outcome::Unknown("not_replicated".into())
+        );
+        let refused = Frame::Error("NOREPLICAS Not enough good replicas to write.".into());
+        assert_eq!(judge(&Ok(refused)), Outcome::Refused("NOREPLICAS".into()));
         let unknown = Frame::Error("ERR redis-ha: unknown outcome: master lost".into());
         assert_eq!(
             judge(&Ok(unknown)),

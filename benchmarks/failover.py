@@ -10,7 +10,8 @@ drill on the same nodes) at the same time, each doing RPUSH of a unique value
 and INCR of its own counter, one request at a time, plus a reader on each
 path's read endpoint. Writes benchmarks/FAILOVER.md and FAILOVER.json.
 
-    benchmarks/failover.py [--faults kill,failover,...] [--writers 4]"""
+    benchmarks/failover.py [--faults kill,failover,...] [--writers 4]
+    benchmarks/failover.py --faults kill+write-ack,partition+write-ack --out benchmarks/FAILOVER-write-ack.md"""
 
 import argparse
 import json
@@ -46,15 +47,21 @@ def wait_healthy(topo):
                  timeout=120)
 
 
-def run_fault(fault, a):
+WRITE_ACK = ["--write-ack", "replicas=1"]
+
+
+def run_fault(name, a):
+    # FAULT+write-ack: the same drill with redis-ha's proxy run with --write-ack replicas=1.
+    fault, _, variant = name.partition("+")
+    ack = WRITE_ACK if variant == "write-ack" else []
     common = ["--fault", fault, "--writers", str(a.writers), "--before", a.before, "--after", a.after,
               "--timeout", "20s", "--max-wait", "60s"]
     if fault == "partition":
         if os.geteuid() != 0:
-            return {"fault": fault, "skipped": "needs root (network namespace)"}
-        return drill(common + ["--heal-after", a.heal_after])
+            return {"fault": name, "skipped": "needs root (network namespace)"}
+        return drill(common + ["--heal-after", a.heal_after] + ack)
     topo = h.Topology(down_after_ms=a.down_after_ms)
-    proxy = h.start_proxy(topo, a.mode)
+    proxy = h.start_proxy(topo, a.mode, extra=ack)
     try:
         wait_healthy(topo)
         w, r, adm = (f"{h.HOST}:{proxy[k]}" for k in ("write", "read", "admin"))
@@ -118,7 +125,7 @@ def main():
     for fault in a.faults.split(","):
         h.log(f"drill: {fault}")
         r = run_fault(fault, a)
-        r.setdefault("fault", fault)
+        r["fault"] = fault
         drills.append(r)
         for line in rows_of(r):
             h.log("  " + line)

@@ -55,7 +55,7 @@ pub fn secret(o: &RenderOptions) -> Secret {
 /// redis.conf: the topology's, with the boot role included last. Passwords
 /// and the announced hostname come as arguments (they differ per pod or
 /// live in the Secret).
-pub fn redis_conf_text(o: &RenderOptions, spec: &Spec) -> String {
+pub fn redis_conf_text(spec: &Spec) -> String {
     let node = RedisNode {
         bind: "* -::*".into(),
         port: REDIS_PORT,
@@ -147,7 +147,7 @@ pub fn redis_config(o: &RenderOptions, spec: &Spec) -> ConfigMap {
         o,
         REDIS_CONFIGMAP,
         Component::Redis,
-        &[("redis.conf", redis_conf_text(o, spec))],
+        &[("redis.conf", redis_conf_text(spec))],
     )
 }
 

@@ -7,8 +7,8 @@ Throughput: redis-benchmark (the same client for both engines) straight to
 the engine (direct) and through `redis-ha proxy` (each --modes), the cells of
 benchmarks/throughput.py at 50 connections; rounds interleave the engines
 and the paths, and every ratio is to the same engine's direct figure in the
-same round. Failover: `redis-ha drill` plus the RPUSH probe of
-benchmarks/failover.py through `redis-ha proxy`, a fresh topology per drill.
+same round. Failover: `redis-ha drill` (its INCR and RPUSH writers count lost
+and duplicated writes) through `redis-ha proxy`, a fresh topology per drill.
 Writes benchmarks/VALKEY.md and VALKEY.json.
 
     benchmarks/engines.py                          # redis,valkey; ~4 minutes
@@ -61,19 +61,20 @@ def measure_failover(a, engines):
     rows = []
     for fault in a.faults.split(","):
         for e in engines:
-            for mode in a.modes.split(","):
+            for mode in a.failover_modes.split(","):
                 topo = h.Topology(down_after_ms=a.down_after_ms, engine=e)
                 path = h.start_proxy(topo, mode)
                 fo.wait_healthy(topo)
                 h.log(f"drill: {fault} on {e} through redis-ha ({mode})")
-                probe = fo.PushProbe(path["write"])
-                r = fo.drill(topo, path["write"], fault, a.writers)
+                w = f"{h.HOST}:{path['write']}"
+                r = fo.drill(["--fault", fault, "--writers", str(a.writers), "--before", "3s", "--after", "2s",
+                              "--timeout", "20s", "--max-wait", "60s", "--state-dir", topo.dir, "--target", w],
+                             via=None)
                 r["engine"], r["path"] = e, f"redis-ha ({mode})"
-                r["push_probe"] = probe.finish(topo.master_port())
                 rows.append(r)
                 h.log(f"  outage {r['write_outage_ms']:.0f} ms, errors {r['writes_failed']}, "
                       f"first ack after promotion {r['first_ack_after_promotion_ms']}, lost {r['lost_writes']}, "
-                      f"RPUSH probe {r['push_probe']}")
+                      f"duplicated {r['duplicated_writes']}")
                 h.stop_child(path)
                 topo.down()
     return rows
@@ -111,16 +112,14 @@ def throughput_table(lines, engines, names, cells, results):
 def failover_table(lines, rows):
     ms = lambda v: "never" if v is None else f"{v:.0f} ms"  # noqa: E731
     lines += ["| fault | engine | path | write outage | drill client errors | new master accepts writes → "
-              "first ack through path | drill lost acked writes | drill acked writes | "
-              "RPUSH probe: acked / unknown / duplicates / lost |",
-              "|---|---|---|---|---|---|---|---|---|"]
+              "first ack through path | lost acked writes | duplicated | unknown outcomes | acked writes |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        p = r["push_probe"]
         errs = ", ".join(f"{k}: {v}" for k, v in r["errors"].items()) or "none"
         lines.append(f"| {r['fault']} | {r['engine']} | {r['path']} | {r['write_outage_ms']:.0f} ms | "
                      f"{r['writes_failed']} ({errs}) | {ms(r['first_ack_after_promotion_ms'])} | "
-                     f"{r['lost_writes']} | {r['writes_acked']} | "
-                     f"{p['acked']} / {p['unknown']} / **{p['duplicates']}** / {p['lost']} |")
+                     f"{r['lost_writes']} | **{r['duplicated_writes']}** | {r['unknown_outcomes']} | "
+                     f"{r['writes_acked']} |")
     lines.append("")
 
 
@@ -174,11 +173,11 @@ def main():
     throughput_table(lines, engines, names, cells, results)
     if rows:
         lines += ["## Failover", "",
-                  f"`redis-ha drill` ({a.writers} writers, one SET at a time each, fault after 3 s of steady "
-                  "writes) through `redis-ha proxy`,",
-                  f"a fresh topology per drill (down-after-milliseconds {a.down_after_ms}), plus the RPUSH probe of",
-                  "benchmarks/failover.py (4 more connections pushing unique values; duplicates = a value applied",
-                  "twice, lost = an acknowledged value missing from the final master). See benchmarks/FAILOVER.md",
+                  f"`redis-ha drill` ({a.writers} writers, each an RPUSH of a unique value then an INCR of its "
+                  "own counter, one at a time; fault after 3 s of steady writes) through `redis-ha proxy`,",
+                  f"a fresh topology per drill (down-after-milliseconds {a.down_after_ms}); duplicated = a value "
+                  "applied twice or a counter above acknowledged + unknown,",
+                  "lost = acknowledged yet missing from the final master. See benchmarks/FAILOVER.md",
                   "for HAProxy on Redis in the same drills.", ""]
         failover_table(lines, rows)
     lines += ["| machine | |", "|---|---|"] + [f"| {k} | {v} |" for k, v in m.items()] + [""]

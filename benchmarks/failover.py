@@ -29,8 +29,8 @@ FAULTS = ["kill-replica", "failover", "switchover", "rolling-restart", "kill", "
 h.BIN = os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.join(h.ROOT, "target")), "release", "redis-ha")
 
 
-def drill(args):
-    cmd = [h.BIN, "drill", "--json", "--via", "haproxy", *args]
+def drill(args, via="haproxy"):
+    cmd = [h.BIN, "drill", "--json", *(["--via", via] if via else []), *args]
     h.log("  " + " ".join(cmd[1:]))
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     if not out.stdout.strip():

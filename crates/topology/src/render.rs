@@ -51,6 +51,10 @@ pub fn redis_conf(spec: &Spec, node: &RedisNode) -> String {
     // proxy routes around them instead, so stale data is never served silently.
     let _ = writeln!(w, "replica-serve-stale-data yes");
     let _ = writeln!(w, "repl-diskless-sync yes");
+    // Start a full resync at once instead of waiting 5 s for more replicas:
+    // with min-replicas-to-write, a new master takes writes only once a
+    // replica is in sync, so the delay would be a write pause per failover.
+    let _ = writeln!(w, "repl-diskless-sync-delay 0");
     if spec.redis_nodes > 1 {
         // A master cut off from every replica for 10 s refuses writes,
         // bounding what a partition can lose (--write-ack closes the rest).

@@ -26,6 +26,15 @@ pub async fn setup(tweak: impl FnOnce(&mut ProxyConfig)) -> (Topology, ProxyHand
     (t, p)
 }
 
+/// The topology's names (redis-1...) of every Redis node but `master`.
+pub fn replica_names(t: &Topology, master: &str) -> Vec<String> {
+    t.redis_addrs()
+        .iter()
+        .filter(|a| *a != master)
+        .map(|a| t.name_of(a).expect("a topology node"))
+        .collect()
+}
+
 pub async fn poll<T, F, Fut>(what: &str, timeout: Duration, mut f: F) -> T
 where
     F: FnMut() -> Fut,

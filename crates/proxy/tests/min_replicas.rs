@@ -40,12 +40,7 @@ async fn noreplicas_is_a_pause_up_to_the_failover_hold() {
         text(&q(&["CONFIG", "SET", "min-replicas-max-lag", "1"]).await),
         "OK"
     );
-    let replicas: Vec<String> = t
-        .redis_addrs()
-        .iter()
-        .filter(|a| **a != master)
-        .map(|a| t.name_of(a).unwrap())
-        .collect();
+    let replicas = replica_names(&t, &master);
     let mut c = conn(p.write_addr).await;
     assert_eq!(cmd(&mut c, &["INCR", "n"]).await.as_int(), Some(1));
 

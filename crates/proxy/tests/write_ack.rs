@@ -50,12 +50,7 @@ async fn window(mode: ConnMode, ack: Option<&str>) -> Window {
     acked += 1;
 
     let master = t.master().await.unwrap();
-    let replicas: Vec<String> = t
-        .redis_addrs()
-        .iter()
-        .filter(|a| **a != master)
-        .map(|a| t.name_of(a).unwrap())
-        .collect();
+    let replicas = replica_names(&t, &master);
     for r in &replicas {
         t.stop(r).unwrap();
     }

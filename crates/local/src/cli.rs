@@ -463,7 +463,12 @@ pub fn render(r: &Report, color: bool) -> String {
             Cell::new(&s.name),
             Cell::new(&s.addr),
             Cell::new(s.master.clone().unwrap_or_default()),
-            Cell::new(s.master_flags.clone().unwrap_or_default()),
+            if s.tilt {
+                let flags = s.master_flags.clone().unwrap_or_default();
+                paint(Cell::new(format!("{flags} (TILT)")), Color::Yellow)
+            } else {
+                Cell::new(s.master_flags.clone().unwrap_or_default())
+            },
             Cell::new(s.replicas.map(|v| v.to_string()).unwrap_or_default()),
             Cell::new(s.other_sentinels.map(|v| v.to_string()).unwrap_or_default()),
             if s.quorum_ok {

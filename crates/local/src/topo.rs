@@ -14,6 +14,23 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 const IO_TIMEOUT: Duration = Duration::from_millis(1000);
+/// Where test topologies keep their state: `/dev/shm` when it has room, so
+/// nothing waits on a busy disk's fsync (Sentinel fsyncs its config on every
+/// change, and a stall of more than 2 s puts it in TILT mode for 30 s).
+fn test_state_root() -> PathBuf {
+    let shm = Path::new("/dev/shm");
+    let free = nix::sys::statvfs::statvfs(shm)
+        .map(|v| v.blocks_available() * v.fragment_size())
+        .unwrap_or(0);
+    if free >= 2 << 30 {
+        shm.to_path_buf()
+    } else {
+        std::env::temp_dir()
+    }
+}
+
+/// How long Sentinel stays in TILT mode (`SENTINEL_TILT_PERIOD`), plus slack.
+const TILT_PERIOD: Duration = Duration::from_secs(35);
 
 /// Everything needed to find and run a topology. Saved as
 /// `topology.json` in the state dir so later commands find the same layout.
@@ -238,7 +255,7 @@ impl Topology {
         loop {
             let tmp = tempfile::Builder::new()
                 .prefix("redis-ha-test-")
-                .tempdir()?;
+                .tempdir_in(test_state_root())?;
             let mut opts = Options::for_test(tmp.path(), down_after_ms)?;
             tweak(&mut opts.spec);
             match Topology::start(opts, true).await {
@@ -596,19 +613,67 @@ impl Topology {
     }
 
     /// Polls the sentinels until they report a master other than `old`.
+    /// A sentinel in TILT mode (a stalled machine) does not fail over for
+    /// 30 s: the deadline is extended once by that much, and said.
     pub async fn wait_new_master(&self, old: &str, timeout: Duration) -> anyhow::Result<Addr> {
-        let deadline = Instant::now() + timeout;
+        let mut deadline = Instant::now() + timeout;
+        let mut extended = false;
         loop {
             if let Ok(m) = self.master().await {
                 if m != old {
                     return Ok(m);
                 }
             }
+            if !extended && self.sentinels_in_tilt().await > 0 {
+                extended = true;
+                deadline += TILT_PERIOD;
+                eprintln!(
+                    "sentinels in TILT mode: waiting {TILT_PERIOD:?} longer for the failover"
+                );
+            }
             if Instant::now() >= deadline {
-                bail!("no new master within {timeout:?} (still {old})");
+                bail!(
+                    "no new master within {timeout:?} (still {old}); sentinels: {}",
+                    self.describe_sentinels().await
+                );
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// How many sentinels are in TILT mode now.
+    pub async fn sentinels_in_tilt(&self) -> usize {
+        let pw = self.opts.spec.sentinel_password.as_deref();
+        let mut n = 0;
+        for s in self.sentinel_addrs() {
+            if sentinel::in_tilt(&s, pw, IO_TIMEOUT).await.unwrap_or(false) {
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// Each sentinel's flags for the master, failover state and TILT, for
+    /// an error message.
+    async fn describe_sentinels(&self) -> String {
+        let pw = self.opts.spec.sentinel_password.as_deref();
+        let name = &self.opts.spec.master_name;
+        let mut out = Vec::new();
+        for s in self.sentinel_addrs() {
+            let tilt = sentinel::in_tilt(&s, pw, IO_TIMEOUT).await.unwrap_or(false);
+            let line = match sentinel::master_info(&s, pw, name, IO_TIMEOUT).await {
+                Ok(m) => format!(
+                    "{s} flags={} failover-state={} other-sentinels={}{}",
+                    m.get("flags").map_or("?", |v| v.as_str()),
+                    m.get("failover-state").map_or("?", |v| v.as_str()),
+                    m.get("num-other-sentinels").map_or("?", |v| v.as_str()),
+                    if tilt { " TILT" } else { "" }
+                ),
+                Err(e) => format!("{s} unreachable: {e}"),
+            };
+            out.push(line);
+        }
+        out.join("; ")
     }
 
     fn signal_node(&self, name: &str, sig: Signal) -> anyhow::Result<u32> {

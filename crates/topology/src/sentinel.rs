@@ -58,6 +58,26 @@ pub async fn master_info(
     Ok(f.into_pairs().into_iter().collect())
 }
 
+/// Whether a sentinel is in TILT mode (`INFO sentinel`: `sentinel_tilt:1`).
+/// Sentinel enters TILT when its timer saw a jump of more than 2 s (a
+/// stalled process, a slow fsync of its config, a clock change) and then
+/// takes no action, failovers included, until 30 s pass without one.
+pub async fn in_tilt(
+    sentinel: &str,
+    pw: Option<&str>,
+    timeout: Duration,
+) -> Result<bool, ConnError> {
+    let f = query_auth(sentinel, pw, &["INFO", "sentinel"], timeout).await?;
+    Ok(parse_tilt(&f.as_text().unwrap_or_default()))
+}
+
+/// `sentinel_tilt:1` in `INFO sentinel` text.
+pub fn parse_tilt(info: &str) -> bool {
+    crate::info::parse_info(info)
+        .get("sentinel_tilt")
+        .is_some_and(|v| v == "1")
+}
+
 /// `SENTINEL REPLICAS name`, one field map per replica.
 pub async fn replicas(
     sentinel: &str,
@@ -163,4 +183,17 @@ pub async fn view(
         replicas,
         peers,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_tilt;
+
+    #[test]
+    fn tilt_is_read_from_info_sentinel() {
+        let on = "# Sentinel\r\nsentinel_masters:1\r\nsentinel_tilt:1\r\nsentinel_tilt_since_seconds:3\r\n";
+        assert!(parse_tilt(on));
+        assert!(!parse_tilt("# Sentinel\r\nsentinel_tilt:0\r\n"));
+        assert!(!parse_tilt(""));
+    }
 }

@@ -45,6 +45,8 @@ pub struct SentinelStatus {
     pub other_sentinels: Option<usize>,
     pub ckquorum: Option<String>,
     pub quorum_ok: bool,
+    /// In TILT mode: it watches but will not fail over (see [`sentinel::in_tilt`]).
+    pub tilt: bool,
     pub error: Option<String>,
 }
 
@@ -220,6 +222,12 @@ pub async fn collect(
     for s in &sstat {
         if let Some(e) = &s.error {
             problems.push(format!("{} ({}) unreachable: {e}", s.name, s.addr));
+        } else if s.tilt {
+            problems.push(format!(
+                "{} is in TILT mode (it was stalled or its clock jumped by more than 2 s): \
+                 it will not fail over until 30 s pass normally",
+                s.name
+            ));
         } else if !s.quorum_ok {
             problems.push(format!(
                 "{}: CKQUORUM fails: {}",
@@ -319,6 +327,7 @@ async fn sentinel_status(
         other_sentinels: None,
         ckquorum: None,
         quorum_ok: false,
+        tilt: false,
         error: None,
     };
     match sentinel::master_info(a, pw, master_name, timeout).await {
@@ -337,6 +346,7 @@ async fn sentinel_status(
             return s;
         }
     }
+    s.tilt = sentinel::in_tilt(a, pw, timeout).await.unwrap_or(false);
     match sentinel::ckquorum(a, pw, master_name, timeout).await {
         Ok(msg) => {
             s.quorum_ok = true;

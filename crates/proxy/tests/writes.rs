@@ -104,9 +104,9 @@ fn start_writers(addr: String) -> (Arc<AtomicBool>, Vec<tokio::task::JoinHandle<
 }
 
 /// Checks the final state against the tallies. `may_lose`: acknowledged
-/// writes a writer may lose with the master (kill -9 can take the last
-/// ones before they reached a replica: asynchronous replication, not the
-/// proxy). Returns (acknowledged, unknown) over all writers.
+/// writes a writer may lose with the master (kill -9 or SIGSTOP can take
+/// the last ones before they reached a replica: asynchronous replication,
+/// not the proxy). Returns (acknowledged, unknown) over all writers.
 async fn verify(addr: &str, tallies: Vec<Tally>, may_lose: u64) -> (u64, u64) {
     let mut c = conn(addr).await;
     let (mut acked, mut unknown) = (0, 0);
@@ -193,7 +193,11 @@ async fn exactly_once_through_sigstop(mode: ConnMode) {
     tokio::time::sleep(Duration::from_millis(700)).await;
     let tallies = collect(stop, tasks).await;
     t.cont(&name).unwrap();
-    let (_, unknown) = verify(&p.write_addr.to_string(), tallies, 0).await;
+    // As with kill -9, the freeze can fall between Redis writing a reply and
+    // writing the same command to its replicas (one event-loop pass): one
+    // acknowledged write per writer may be missing from the promoted
+    // replica. Seen once on Valkey 8; --write-ack (write_ack.rs) closes it.
+    let (_, unknown) = verify(&p.write_addr.to_string(), tallies, 1).await;
     assert!(unknown <= WRITERS as u64, "{unknown} unknown outcomes");
 }
 

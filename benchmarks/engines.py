@@ -88,13 +88,7 @@ def throughput_table(lines, engines, names, cells, results):
             row = []
             for cmd, pipe in cells:
                 runs, direct = results[(e, name, cmd, pipe)], results[(e, "direct", cmd, pipe)]
-                ops = sum(r["rps"] for r in runs) / len(runs)
-                p99 = max(r["p99_ms"] for r in runs)
-                if name == "direct":
-                    row.append(f"{ops / 1000:.0f}k ops/s, p99 {p99:.2f} ms")
-                else:
-                    ratios = [r["rps"] / d["rps"] for r, d in zip(runs, direct)]
-                    row.append(f"{tp.fmt_ratio(ratios)} ({ops / 1000:.0f}k, p99 {p99:.2f} ms)")
+                row.append(tp.cell(runs, direct, name == "direct"))
             lines.append(f"| {e} | {name} | " + " | ".join(row) + " |")
     if len(engines) > 1:
         base = engines[0]

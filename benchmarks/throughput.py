@@ -238,17 +238,19 @@ def ratio_table(lines, results, names, conns):
     for name in names:
         row = []
         for k in keys:
-            runs = results[k][name]
-            direct = results[k]["direct"]
-            ops = sum(r["rps"] for r in runs) / len(runs)
-            p99 = max(r["p99_ms"] for r in runs)
-            if name == "direct":
-                row.append(f"{ops / 1000:.0f}k ops/s, p99 {p99:.2f} ms")
-            else:
-                ratios = [r["rps"] / d["rps"] for r, d in zip(runs, direct)]
-                row.append(f"{fmt_ratio(ratios)} ({ops / 1000:.0f}k, p99 {p99:.2f} ms)")
+            row.append(cell(results[k][name], results[k]["direct"], name == "direct"))
         lines.append(f"| {name} | " + " | ".join(row) + " |")
     lines.append("")
+
+
+def cell(runs, direct, is_direct):
+    """One table cell: direct's own rate, or a path's ratio to direct round by round."""
+    ops = sum(r["rps"] for r in runs) / len(runs)
+    p99 = max(r["p99_ms"] for r in runs)
+    if is_direct:
+        return f"{ops / 1000:.0f}k ops/s, p99 {p99:.2f} ms"
+    ratios = [r["rps"] / d["rps"] for r, d in zip(runs, direct)]
+    return f"{fmt_ratio(ratios)} ({ops / 1000:.0f}k, p99 {p99:.2f} ms)"
 
 
 def cpu_table(lines, results, names):

@@ -128,6 +128,15 @@ impl Server {
             .map(|r| r.split(',').next().unwrap().parse().unwrap())
             .unwrap_or(0)
     }
+
+    /// Polls until the server has run `cmd` at least `n` times (10 s).
+    async fn wait_calls(&self, cmd: &str, n: u64) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.calls(cmd).await < n {
+            assert!(Instant::now() < deadline, "no load reached the server");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
 }
 
 impl Drop for Server {
@@ -402,11 +411,7 @@ async fn keeps_going_through_a_server_restart() {
     );
     let run = tokio::spawn(async move { bench(&a).await });
     // Let it run, then kill -9 the server and bring it back on the same port.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while s.calls("set").await < 1000 {
-        assert!(Instant::now() < deadline, "no load reached the server");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    s.wait_calls("set", 1000).await;
     process::signal(s.pid, nix::sys::signal::Signal::SIGKILL).unwrap();
     assert!(process::wait_exit(s.pid, Duration::from_secs(5)));
     let down_at = Instant::now();
@@ -656,11 +661,7 @@ async fn mtls_needs_the_client_certificate() {
         "20",
     ]);
     let run = tokio::spawn(async move { bench_within(&a).await });
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while s.calls("get").await < 100 {
-        assert!(Instant::now() < deadline, "no load reached the server");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    s.wait_calls("get", 100).await;
     s.q(&[
         "CONFIG",
         "SET",

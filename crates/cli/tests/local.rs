@@ -3,7 +3,7 @@
 //! temporary state dir and free ports.
 
 mod common;
-use common::{run, text, BIN};
+use common::{assert_fails_with, run, text, BIN};
 use redis_ha_local::ports::free_ports;
 use redis_ha_resp::conn::query;
 use std::path::{Path, PathBuf};
@@ -191,11 +191,7 @@ fn up_status_kill_restart_down() {
     assert!(o.status.success(), "{}", text(&o));
     assert!(pids.iter().all(|p| !alive(*p)), "processes left after down");
     let o = up.cmd(&["down"], &[]);
-    assert!(
-        !o.status.success() && text(&o).contains("nothing is running"),
-        "{}",
-        text(&o)
-    );
+    assert_fails_with(&o, "nothing is running");
 }
 
 #[test]
@@ -222,18 +218,10 @@ fn bad_input_gets_a_clear_error() {
     let sd = dir.path().display().to_string();
     // Unknown node, no topology.
     let o = run(&["node", "kill", "redis-9", "--state-dir", &sd]);
-    assert!(
-        !o.status.success() && text(&o).contains("redis-ha up"),
-        "{}",
-        text(&o)
-    );
+    assert_fails_with(&o, "redis-ha up");
     // down with nothing running.
     let o = run(&["down", "--state-dir", &sd]);
-    assert!(
-        !o.status.success() && text(&o).contains("redis-ha up"),
-        "{}",
-        text(&o)
-    );
+    assert_fails_with(&o, "redis-ha up");
     // Port in use: nothing is left half-started.
     let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let bp = busy.local_addr().unwrap().port().to_string();
@@ -251,11 +239,7 @@ fn bad_input_gets_a_clear_error() {
         "--sentinel-ports",
         &sports,
     ]);
-    assert!(
-        !o.status.success() && text(&o).contains("already in use"),
-        "{}",
-        text(&o)
-    );
+    assert_fails_with(&o, "already in use");
     assert!(
         !PathBuf::from(&sd).join("redis-0").join("pid").exists(),
         "half-started"
@@ -270,11 +254,7 @@ fn bad_input_gets_a_clear_error() {
         "--quorum",
         "5",
     ]);
-    assert!(
-        !o.status.success() && text(&o).contains("quorum"),
-        "{}",
-        text(&o)
-    );
+    assert_fails_with(&o, "quorum");
     // Unknown flag: clap's error, non-zero.
     let o = run(&["up", "--bogus"]);
     assert!(!o.status.success());
@@ -292,11 +272,7 @@ fn bad_input_gets_a_clear_error() {
         .env("PATH", "/nonexistent")
         .output()
         .unwrap();
-    assert!(
-        !o.status.success() && text(&o).contains("apt-get install"),
-        "{}",
-        text(&o)
-    );
+    assert_fails_with(&o, "apt-get install");
 }
 
 #[test]
@@ -306,9 +282,5 @@ fn a_state_dir_of_another_topology_is_refused() {
     assert!(o.status.success(), "{}", text(&o));
     // Same dir, other settings.
     let o = up.cmd(&["up", "--detach", "--no-proxy", "--quorum", "3"], &[]);
-    assert!(
-        !o.status.success() && text(&o).contains("another topology"),
-        "{}",
-        text(&o)
-    );
+    assert_fails_with(&o, "another topology");
 }

@@ -39,6 +39,36 @@ fn config(t: &Topology, target: String, fault: Fault) -> DrillConfig {
     }
 }
 
+/// A `--fault partition` drill: it builds its own topology in a network
+/// namespace (no target, no sentinels given).
+fn partition_config(
+    min_replicas_to_write: u32,
+    write_ack: Option<redis_ha_proxy::data::ack::WriteAck>,
+) -> DrillConfig {
+    DrillConfig {
+        target: String::new(),
+        state_dir: None,
+        sentinels: vec![],
+        master_name: "mymaster".into(),
+        password: None,
+        sentinel_password: None,
+        fault: Fault::Partition,
+        writers: 4,
+        before: Duration::from_millis(1500),
+        after: Duration::from_millis(1500),
+        max_wait: Duration::from_secs(60),
+        request_timeout: Duration::from_secs(30),
+        restore: true,
+        progress: false,
+        read_target: None,
+        admin: None,
+        via: None,
+        heal_after: Duration::from_secs(6),
+        min_replicas_to_write,
+        write_ack,
+    }
+}
+
 /// `password`: the nodes require it (`requirepass`, sentinel `auth-pass`);
 /// `sentinel_pw`: the sentinels do (`requirepass`, also between them). The
 /// supervisor, the proxy and the drill log in with them.
@@ -388,28 +418,7 @@ async fn unreachable_target_is_a_clear_error() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_partitioned_master_fails_over_and_the_drill_counts_what_it_lost() {
     use redis_ha_drill::partition;
-    let mut cfg = DrillConfig {
-        target: String::new(),
-        state_dir: None,
-        sentinels: vec![],
-        master_name: "mymaster".into(),
-        password: None,
-        sentinel_password: None,
-        fault: Fault::Partition,
-        writers: 4,
-        before: Duration::from_millis(1500),
-        after: Duration::from_millis(1500),
-        max_wait: Duration::from_secs(60),
-        request_timeout: Duration::from_secs(30),
-        restore: true,
-        progress: false,
-        read_target: None,
-        admin: None,
-        via: None,
-        heal_after: Duration::from_secs(6),
-        min_replicas_to_write: 0,
-        write_ack: None,
-    };
+    let mut cfg = partition_config(0, None);
     if let Err(why) = partition::available() {
         let err = run_drill(cfg).await.expect_err("no partition without root");
         assert!(
@@ -480,30 +489,8 @@ async fn with_write_ack_a_partition_loses_no_acknowledged_write() {
         eprintln!("SKIPPED: {why}");
         return;
     }
-    let cfg = DrillConfig {
-        target: String::new(),
-        state_dir: None,
-        sentinels: vec![],
-        master_name: "mymaster".into(),
-        password: None,
-        sentinel_password: None,
-        fault: Fault::Partition,
-        writers: 4,
-        before: Duration::from_millis(1500),
-        after: Duration::from_millis(1500),
-        max_wait: Duration::from_secs(60),
-        request_timeout: Duration::from_secs(30),
-        restore: true,
-        progress: false,
-        read_target: None,
-        admin: None,
-        via: None,
-        heal_after: Duration::from_secs(6),
-        min_replicas_to_write: 1,
-        write_ack: Some(
-            redis_ha_proxy::data::ack::WriteAck::parse("replicas=1,timeout=200").unwrap(),
-        ),
-    };
+    let ack = redis_ha_proxy::data::ack::WriteAck::parse("replicas=1,timeout=200").unwrap();
+    let cfg = partition_config(1, Some(ack));
     let r = run_drill(cfg).await.expect("drill");
     eprintln!("{}", redis_ha_drill::cli::render(&r));
     assert!(r.writes_acked > 100, "too few writes: {}", r.writes_acked);

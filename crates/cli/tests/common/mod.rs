@@ -16,3 +16,9 @@ pub fn text(o: &Output) -> String {
         String::from_utf8_lossy(&o.stderr)
     )
 }
+
+/// The command failed, and its output says `why`.
+#[allow(dead_code)] // not every test binary that includes this module uses it
+pub fn assert_fails_with(o: &Output, why: &str) {
+    assert!(!o.status.success() && text(o).contains(why), "{}", text(o));
+}

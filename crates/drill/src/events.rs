@@ -24,6 +24,10 @@ pub enum Kind {
     SwitchMaster,
     SlaveReconfDone,
     ConvertToSlave,
+    /// `+tilt`: the sentinel stops acting for 30 s (a stall or clock jump).
+    Tilt,
+    /// `-failover-abort-*`: a failover attempt given up (the channel says why).
+    FailoverAborted,
     Other,
 }
 
@@ -41,6 +45,8 @@ impl Kind {
             "+switch-master" => Kind::SwitchMaster,
             "+slave-reconf-done" => Kind::SlaveReconfDone,
             "+convert-to-slave" => Kind::ConvertToSlave,
+            "+tilt" => Kind::Tilt,
+            c if c.starts_with("-failover-abort-") => Kind::FailoverAborted,
             _ => Kind::Other,
         }
     }
@@ -227,6 +233,11 @@ mod tests {
         let ack = Frame::Array(vec![text("psubscribe"), text("*"), Frame::Integer(1)]);
         assert_eq!(pmessage(&ack), None);
         assert_eq!(Kind::of_channel("+new-epoch"), Kind::Other);
+        assert_eq!(Kind::of_channel("+tilt"), Kind::Tilt);
+        assert_eq!(
+            Kind::of_channel("-failover-abort-no-good-slave"),
+            Kind::FailoverAborted
+        );
     }
 
     #[test]

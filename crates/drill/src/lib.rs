@@ -11,6 +11,7 @@ pub mod account;
 pub mod chart;
 pub mod cli;
 pub mod events;
+pub mod explain;
 pub mod fault;
 pub mod haproxy;
 pub mod observe;

@@ -895,6 +895,7 @@ fn report(
     });
     let (applied, not_applied) = a.unknown_applied();
     let end_ms = t.duration_s * 1000.0;
+    let notes = crate::explain::sentinel_notes(&events);
     DrillReport {
         target: cfg.target.clone(),
         fault: cfg.fault,
@@ -941,7 +942,7 @@ fn report(
             .collect(),
         masters_at_end,
         failures,
-        notes: Vec::new(),
+        notes,
         fault_at_s: t.fault_at / 1000.0,
         chart: None,
         duration_s: t.duration_s,

@@ -115,6 +115,27 @@ pub struct ProxyArgs {
     /// first label (`redis-1` for `redis-1.redis-headless:6379`)
     #[arg(long = "node-name", value_name = "ADDR=NAME", value_parser = parse_node_name)]
     pub node_names: Vec<(String, String)>,
+    /// TLS write endpoint port, beside the plain one (as Redis's tls-port);
+    /// needs --tls-cert-file and --tls-key-file
+    #[arg(long, value_name = "PORT", requires_all = ["tls_cert_file", "tls_key_file"])]
+    pub tls_port: Option<u16>,
+    /// TLS read endpoint port, beside the plain one
+    #[arg(long, value_name = "PORT", requires_all = ["tls_cert_file", "tls_key_file"])]
+    pub tls_read_port: Option<u16>,
+    /// PEM certificate (chain) the TLS endpoints present. Reloaded, with the
+    /// key and CA, on SIGHUP (open connections keep theirs)
+    #[arg(long, value_name = "FILE")]
+    pub tls_cert_file: Option<std::path::PathBuf>,
+    /// PEM private key of --tls-cert-file
+    #[arg(long, value_name = "FILE")]
+    pub tls_key_file: Option<std::path::PathBuf>,
+    /// PEM CA bundle client certificates must chain to
+    #[arg(long, value_name = "FILE")]
+    pub tls_ca_cert_file: Option<std::path::PathBuf>,
+    /// Client certificates on the TLS endpoints, as Redis's
+    /// tls-auth-clients: yes (required), optional (checked if given), no
+    #[arg(long, value_enum, default_value = "yes")]
+    pub tls_auth_clients: crate::data::tls::AuthClients,
 }
 
 /// `ADDR=NAME` of `--node-name`.
@@ -187,7 +208,34 @@ impl ProxyArgs {
             maxclients: self.maxclients as usize,
             write_ack: self.write_ack,
             node_names: self.node_names.clone(),
+            tls: self.tls()?,
         })
+    }
+
+    /// The TLS endpoints asked for; certificate flags without a TLS port
+    /// are a mistake worth saying.
+    fn tls(&self) -> anyhow::Result<Option<crate::config::TlsEndpoints>> {
+        let (Some(cert), Some(key)) = (&self.tls_cert_file, &self.tls_key_file) else {
+            anyhow::ensure!(
+                self.tls_cert_file.is_none() && self.tls_key_file.is_none(),
+                "--tls-cert-file and --tls-key-file go together (with --tls-port and/or --tls-read-port)"
+            );
+            return Ok(None);
+        };
+        anyhow::ensure!(
+            self.tls_port.is_some() || self.tls_read_port.is_some(),
+            "--tls-cert-file is set but no TLS endpoint is: add --tls-port PORT and/or --tls-read-port PORT"
+        );
+        Ok(Some(crate::config::TlsEndpoints {
+            files: crate::data::tls::TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+                ca: self.tls_ca_cert_file.clone(),
+                auth_clients: self.tls_auth_clients,
+            },
+            write_listen: self.tls_port.map(|p| addr(&self.bind, p)),
+            read_listen: self.tls_read_port.map(|p| addr(&self.bind, p)),
+        }))
     }
 }
 
@@ -229,7 +277,42 @@ pub async fn run(a: ProxyArgs) -> anyhow::Result<u8> {
 
 #[cfg(test)]
 mod tests {
-    use super::{parse_node_name, parse_size};
+    use super::{parse_node_name, parse_size, ProxyArgs};
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cmd {
+        #[command(flatten)]
+        a: ProxyArgs,
+    }
+
+    fn config(extra: &[&str]) -> Result<crate::config::ProxyConfig, String> {
+        let mut argv = vec!["proxy", "--sentinel", "127.0.0.1:26379"];
+        argv.extend_from_slice(extra);
+        let cmd = Cmd::try_parse_from(argv).map_err(|e| e.to_string())?;
+        cmd.a.config().map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn tls_flags_go_together() {
+        assert_eq!(config(&[]).unwrap().tls, None);
+        let files = ["--tls-cert-file", "c.pem", "--tls-key-file", "k.pem"];
+        let mut with_port = files.to_vec();
+        with_port.extend(["--tls-port", "6389", "--tls-auth-clients", "optional"]);
+        let tls = config(&with_port).unwrap().tls.unwrap();
+        assert_eq!(tls.write_listen.as_deref(), Some("127.0.0.1:6389"));
+        assert_eq!(tls.read_listen, None);
+        assert_eq!(
+            tls.files.auth_clients,
+            crate::data::tls::AuthClients::Optional
+        );
+        let e = config(&files).unwrap_err();
+        assert!(e.contains("add --tls-port"), "{e}");
+        let e = config(&["--tls-port", "6389"]).unwrap_err();
+        assert!(e.contains("--tls-cert-file"), "{e}");
+        let e = config(&["--tls-cert-file", "c.pem"]).unwrap_err();
+        assert!(e.contains("go together"), "{e}");
+    }
 
     #[test]
     fn node_names() {

@@ -67,6 +67,18 @@ pub struct ProxyConfig {
     /// Names shown beside addresses on the dashboard (`--node-name
     /// ADDR=NAME`: `redis-0`, `sentinel-1`...), as given.
     pub node_names: Vec<(Addr, String)>,
+    /// TLS endpoints beside the plain ones, if any.
+    pub tls: Option<TlsEndpoints>,
+}
+
+/// `--tls-port` / `--tls-read-port` and the files they serve with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsEndpoints {
+    pub files: crate::data::tls::TlsFiles,
+    /// `host:port` of the TLS write endpoint (`--tls-port`).
+    pub write_listen: Option<String>,
+    /// `host:port` of the TLS read endpoint (`--tls-read-port`).
+    pub read_listen: Option<String>,
 }
 
 impl ProxyConfig {
@@ -102,6 +114,7 @@ impl ProxyConfig {
             maxclients: 10_000,
             write_ack: None,
             node_names: Vec::new(),
+            tls: None,
         }
     }
 }

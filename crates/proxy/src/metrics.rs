@@ -63,6 +63,8 @@ pub struct Metrics {
     pub healthy_replicas: Gauge,
     /// Clients turned away at `--maxclients` (both endpoints).
     pub rejected_connections_total: Counter,
+    /// Clients whose TLS handshake failed (wrong CA, no certificate, timeout...).
+    pub tls_handshake_failures_total: Counter,
     /// 1 for the master writes go to (one series, labelled by address).
     pub master_info: Family<NodeLabels, Gauge>,
     /// Per replica the sentinels know: 1 while in the read rotation.
@@ -135,6 +137,7 @@ impl Metrics {
             master_known: Gauge::default(),
             healthy_replicas: Gauge::default(),
             rejected_connections_total: Counter::default(),
+            tls_handshake_failures_total: Counter::default(),
             master_info: Family::default(),
             replica_in_rotation: Family::default(),
             replica_lag_seconds: Family::default(),
@@ -203,6 +206,11 @@ impl Metrics {
             "rejected_connections",
             "Clients refused because --maxclients were connected",
             m.rejected_connections_total.clone(),
+        );
+        registry.register(
+            "tls_handshake_failures",
+            "Client TLS handshakes that failed (see the proxy's debug log for why)",
+            m.tls_handshake_failures_total.clone(),
         );
         registry.register(
             "sentinels_reachable",

@@ -1,4 +1,5 @@
-//! Wiring: binds the three listeners and starts control, admin and data.
+//! Wiring: binds the listeners (write, read, admin, and the TLS ones if
+//! asked for) and starts control, admin and data.
 
 use crate::admin::{self, AdminState};
 use crate::config::ProxyConfig;
@@ -18,6 +19,9 @@ pub struct ProxyHandle {
     pub write_addr: SocketAddr,
     pub read_addr: SocketAddr,
     pub admin_addr: SocketAddr,
+    /// The TLS endpoints' addresses, when `--tls-port`/`--tls-read-port` are set.
+    pub tls_write_addr: Option<SocketAddr>,
+    pub tls_read_addr: Option<SocketAddr>,
     pub metrics: Arc<Metrics>,
     pub routes: RouteHandle,
     pub control: Arc<ControlState>,
@@ -99,17 +103,40 @@ pub async fn start(cfg: ProxyConfig) -> anyhow::Result<ProxyHandle> {
         !cfg.sentinels.is_empty(),
         "at least one --sentinel HOST:PORT is required"
     );
-    let listens = [
+    let mut listens = vec![
         ("--port", cfg.write_listen.as_str()),
         ("--read-port", cfg.read_listen.as_str()),
         ("--admin-port", cfg.admin_listen.as_str()),
     ];
+    let tls = cfg.tls.as_ref();
+    if let Some(a) = tls.and_then(|t| t.write_listen.as_deref()) {
+        listens.push(("--tls-port", a));
+    }
+    if let Some(a) = tls.and_then(|t| t.read_listen.as_deref()) {
+        listens.push(("--tls-read-port", a));
+    }
     if let Some(e) = duplicate_ports(&listens) {
         anyhow::bail!(e);
     }
+    let terminator = match tls {
+        Some(t) => Some(data::tls::Terminator::new(t.files.clone())?),
+        None => None,
+    };
     let write = bind("write endpoint", "--port", &cfg.write_listen).await?;
     let read = bind("read endpoint", "--read-port", &cfg.read_listen).await?;
     let admin_l = bind("admin endpoint", "--admin-port", &cfg.admin_listen).await?;
+    let tls_write = bind_opt(
+        "TLS write endpoint",
+        "--tls-port",
+        tls.and_then(|t| t.write_listen.as_deref()),
+    )
+    .await?;
+    let tls_read = bind_opt(
+        "TLS read endpoint",
+        "--tls-read-port",
+        tls.and_then(|t| t.read_listen.as_deref()),
+    )
+    .await?;
     let slots = data::accept_slots(cfg.maxclients);
     let metrics = Arc::new(Metrics::new());
     let (routes, control) = control::spawn(&cfg, metrics.clone());
@@ -131,10 +158,13 @@ pub async fn start(cfg: ProxyConfig) -> anyhow::Result<ProxyHandle> {
         limits: Default::default(),
     });
     let fence = tokio::spawn(pool.watch(routes.routes.clone()));
-    let h = ProxyHandle {
+    let local = |l: &Option<TcpListener>| l.as_ref().map(|l| l.local_addr()).transpose();
+    let mut h = ProxyHandle {
         write_addr: write.local_addr()?,
         read_addr: read.local_addr()?,
         admin_addr: admin_l.local_addr()?,
+        tls_write_addr: local(&tls_write)?,
+        tls_read_addr: local(&tls_read)?,
         metrics: metrics.clone(),
         routes,
         control: control.clone(),
@@ -142,11 +172,11 @@ pub async fn start(cfg: ProxyConfig) -> anyhow::Result<ProxyHandle> {
             fence,
             tokio::spawn(log_err(
                 "write endpoint",
-                data::serve(write, Endpoint::write, shared.clone(), slots.clone()),
+                data::serve(write, Endpoint::write, shared.clone(), slots.clone(), None),
             )),
             tokio::spawn(log_err(
                 "read endpoint",
-                data::serve(read, Endpoint::read, shared, slots),
+                data::serve(read, Endpoint::read, shared.clone(), slots.clone(), None),
             )),
             tokio::spawn(log_err(
                 "admin endpoint",
@@ -161,7 +191,32 @@ pub async fn start(cfg: ProxyConfig) -> anyhow::Result<ProxyHandle> {
             )),
         ],
     };
+    if let Some(t) = terminator {
+        let tls_eps = [
+            (tls_write, Endpoint::write, "TLS write endpoint"),
+            (tls_read, Endpoint::read, "TLS read endpoint"),
+        ];
+        for (l, ep, what) in tls_eps {
+            if let Some(l) = l {
+                let serve = data::serve(l, ep, shared.clone(), slots.clone(), Some(t.clone()));
+                h.tasks.push(tokio::spawn(log_err(what, serve)));
+            }
+        }
+        h.tasks.push(tokio::spawn(t.reload_on_sighup()));
+    }
     Ok(h)
+}
+
+/// [`bind`] for an endpoint that may not be asked for.
+async fn bind_opt(
+    what: &str,
+    flag: &str,
+    addr: Option<&str>,
+) -> anyhow::Result<Option<TcpListener>> {
+    match addr {
+        Some(a) => bind(what, flag, a).await.map(Some),
+        None => Ok(None),
+    }
 }
 
 async fn log_err(what: &'static str, f: impl std::future::Future<Output = std::io::Result<()>>) {

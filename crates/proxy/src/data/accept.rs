@@ -1,7 +1,10 @@
-//! Accepting clients: the `--maxclients` limit shared by both endpoints, and
+//! Accepting clients (TLS ones through their handshake first): the
+//! `--maxclients` limit shared by every endpoint, and
 //! the file-descriptor budget behind it (raised at start, with descriptors
 //! kept back for the control plane and backends, as Redis does).
 
+use super::session::client_io;
+use super::tls::Terminator;
 use super::{Session, Shared};
 use crate::metrics::Metrics;
 use crate::route::Endpoint;
@@ -98,12 +101,14 @@ pub fn client_slots(requested: usize) -> Arc<ClientSlots> {
     ClientSlots::new(max)
 }
 
-/// Accepts clients until the listener fails.
+/// Accepts clients until the listener fails; with `tls`, each one does its
+/// handshake in its own task (a slow one holds up nobody).
 pub async fn serve(
     listener: TcpListener,
     endpoint: Endpoint,
     shared: Arc<Shared>,
     slots: Arc<ClientSlots>,
+    tls: Option<Arc<Terminator>>,
 ) -> std::io::Result<()> {
     loop {
         let (sock, _) = match listener.accept().await {
@@ -121,9 +126,20 @@ pub async fn serve(
             continue;
         };
         let _ = sock.set_nodelay(true);
-        let session = Session::new(sock, endpoint, shared.clone());
+        let (tls, shared) = (tls.clone(), shared.clone());
         tokio::spawn(async move {
-            session.run().await;
+            let io = match tls {
+                None => client_io::plain(sock),
+                Some(t) => match t.accept(sock).await {
+                    Ok(s) => client_io::tls(s),
+                    Err(e) => {
+                        shared.metrics.tls_handshake_failures_total.inc();
+                        tracing::debug!(error = %e, "TLS handshake failed");
+                        return;
+                    }
+                },
+            };
+            Session::new(io, endpoint, shared).run().await;
             drop(slot);
         });
     }

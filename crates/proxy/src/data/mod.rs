@@ -15,6 +15,7 @@ pub mod policy;
 #[rustfmt::skip]
 pub mod table;
 mod session;
+pub mod tls;
 
 pub use accept::{client_slots as accept_slots, serve, ClientSlots};
 pub use commands::{classify, lookup, Class, Effect, Kind};

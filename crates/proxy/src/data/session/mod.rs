@@ -29,6 +29,7 @@
 //! read from it, and past `--client-output-limit` it is closed, as Redis
 //! does.
 
+pub mod client_io;
 mod dispatch;
 mod hold;
 mod input;
@@ -39,6 +40,7 @@ mod replay;
 mod replies;
 mod state;
 
+use self::client_io::{ClientReader, ClientWriter};
 use self::hold::{Hold, Next};
 use self::link::{Backend, Link, Phase, SendError};
 use self::login::{Gate, Login};
@@ -61,9 +63,7 @@ use redis_ha_topology::Addr;
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::TcpStream;
+use tokio::io::AsyncReadExt;
 use tokio::sync::watch;
 
 /// How long a session on a dedicated connection (multiplex mode) must go
@@ -118,8 +118,8 @@ enum Wake {
 pub struct Session {
     endpoint: Endpoint,
     shared: Arc<Shared>,
-    cr: OwnedReadHalf,
-    cw: OwnedWriteHalf,
+    cr: ClientReader,
+    cw: ClientWriter,
     /// Bytes read from the client, not yet parsed.
     cbuf: BytesMut,
     /// Resumes a partly received request where the last read stopped.
@@ -162,8 +162,13 @@ fn room(buf: &mut BytesMut) {
 }
 
 impl Session {
-    pub fn new(sock: TcpStream, endpoint: Endpoint, shared: Arc<Shared>) -> Session {
-        let (cr, cw) = sock.into_split();
+    /// A session on a client's socket halves ([`client_io::plain`] or
+    /// [`client_io::tls`]).
+    pub fn new(
+        (cr, cw): (ClientReader, ClientWriter),
+        endpoint: Endpoint,
+        shared: Arc<Shared>,
+    ) -> Session {
         let lane = match shared.cfg.mode {
             ConnMode::Multiplex => Lane::Shared,
             ConnMode::Dedicated => Lane::Dedicated { since: None },
@@ -336,8 +341,8 @@ impl Session {
         // routing table only matters while requests wait for a backend.
         let watch_routes = !matches!(self.lane, Lane::Shared) || self.pipeline.queued() > 0;
         let reading = self.wants_input();
-        let writing = !self.out.is_empty();
-        let (cr, cbuf, cw) = (&mut self.cr, &mut self.cbuf, &self.cw);
+        let writing = !self.out.is_empty() || self.cw.has_unflushed();
+        let (cr, cbuf, cw) = (&mut self.cr, &mut self.cbuf, &mut self.cw);
         let (backend, inbox, routes) = (&mut self.backend, &self.inbox, &mut self.routes_rx);
         tokio::select! {
             biased;
@@ -348,8 +353,8 @@ impl Session {
                     _ => std::future::pending().await,
                 }
             } => Wake::Backend(r),
-            r = cw.writable(), if writing => Wake::Writable(r),
-            r = read_client(cr, cbuf), if reading => Wake::Client(r),
+            r = cw.ready(), if writing => Wake::Writable(r),
+            r = cr.read(cbuf), if reading => Wake::Client(r),
             r = routes.changed(), if watch_routes => match r {
                 Ok(()) => Wake::Routes,
                 Err(_) => Wake::Shutdown,
@@ -423,22 +428,5 @@ async fn sleep_until(t: Option<Instant>) {
     match t {
         Some(t) => tokio::time::sleep_until(t.into()).await,
         None => std::future::pending().await,
-    }
-}
-
-/// Reads what the client sent; a buffer only once there is something.
-async fn read_client(cr: &mut OwnedReadHalf, cbuf: &mut BytesMut) -> std::io::Result<usize> {
-    loop {
-        cr.readable().await?;
-        room(bufpool::held(cbuf));
-        match super::read_draining(cr.as_ref(), cbuf) {
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                // Looked readable, had nothing (a fresh socket does).
-                if cbuf.is_empty() {
-                    bufpool::give(cbuf);
-                }
-            }
-            r => return r,
-        }
     }
 }

@@ -1,0 +1,318 @@
+//! The proxy's TLS endpoints (`--tls-port`, `--tls-read-port`) with real
+//! Redis and Sentinel behind them and rustls clients in front: writes,
+//! reads and a kill -9 failover through TLS with client certificates, in
+//! both connection modes; the refusals (a client trusting another CA, no
+//! client certificate where one is required, an expired server
+//! certificate) each a clear error; certificates reloaded on SIGHUP while
+//! an open connection keeps working. Backends stay plain TCP here.
+
+#[macro_use]
+mod common;
+
+use bytes::BytesMut;
+use common::*;
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose,
+};
+use redis_ha_bench::tls::{Tls, TlsSettings};
+use redis_ha_proxy::config::{ConnMode, TlsEndpoints};
+use redis_ha_proxy::data::tls::{AuthClients, TlsFiles};
+use redis_ha_resp::Frame;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
+
+/// A CA, another CA, and certificates signed by the first.
+struct Pki {
+    dir: tempfile::TempDir,
+    ca: Issuer<'static, KeyPair>,
+}
+
+impl Pki {
+    fn new() -> Pki {
+        let dir = tempfile::tempdir().unwrap();
+        let (other, _) = new_ca("some other CA");
+        std::fs::write(dir.path().join("other-ca.pem"), other).unwrap();
+        let (ca_pem, ca) = new_ca("redis-ha test CA");
+        std::fs::write(dir.path().join("ca.pem"), ca_pem).unwrap();
+        let pki = Pki { dir, ca };
+        pki.issue("server", ExtendedKeyUsagePurpose::ServerAuth, false);
+        pki.issue("client", ExtendedKeyUsagePurpose::ClientAuth, false);
+        pki.issue("expired", ExtendedKeyUsagePurpose::ServerAuth, true);
+        pki
+    }
+
+    /// `NAME.pem` and `NAME.key`, for localhost/127.0.0.1.
+    fn issue(&self, name: &str, usage: ExtendedKeyUsagePurpose, expired: bool) {
+        let sans = vec!["localhost".to_string(), "127.0.0.1".to_string()];
+        let mut p = CertificateParams::new(sans).unwrap();
+        p.distinguished_name.push(DnType::CommonName, name);
+        p.use_authority_key_identifier_extension = true;
+        p.key_usages.push(KeyUsagePurpose::DigitalSignature);
+        p.extended_key_usages.push(usage);
+        if expired {
+            p.not_before = rcgen::date_time_ymd(2020, 1, 1);
+            p.not_after = rcgen::date_time_ymd(2021, 1, 1);
+        }
+        let key = KeyPair::generate().unwrap();
+        let cert = p.signed_by(&key, &self.ca).unwrap();
+        std::fs::write(self.path(&format!("{name}.pem")), cert.pem()).unwrap();
+        std::fs::write(self.path(&format!("{name}.key")), key.serialize_pem()).unwrap();
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn files(&self, cert: &str, auth: AuthClients) -> TlsFiles {
+        TlsFiles {
+            cert: self.path(&format!("{cert}.pem")),
+            key: self.path(&format!("{cert}.key")),
+            ca: Some(self.path("ca.pem")),
+            auth_clients: auth,
+        }
+    }
+
+    /// A client trusting `ca_file`, with the client certificate or without.
+    fn client(&self, ca_file: &str, with_cert: bool) -> Tls {
+        Tls::new(&TlsSettings {
+            server_name: "localhost".into(),
+            cacert: Some(self.path(ca_file)),
+            cert: with_cert.then(|| self.path("client.pem")),
+            key: with_cert.then(|| self.path("client.key")),
+            skip_verify: false,
+        })
+        .unwrap()
+    }
+}
+
+fn new_ca(name: &str) -> (String, Issuer<'static, KeyPair>) {
+    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    p.distinguished_name.push(DnType::CommonName, name);
+    p.key_usages.push(KeyUsagePurpose::KeyCertSign);
+    p.key_usages.push(KeyUsagePurpose::DigitalSignature);
+    let key = KeyPair::generate().unwrap();
+    let pem = p.self_signed(&key).unwrap().pem();
+    (pem, Issuer::new(p, key))
+}
+
+/// TLS write and read endpoints on free ports.
+fn endpoints(files: TlsFiles) -> Option<TlsEndpoints> {
+    Some(TlsEndpoints {
+        files,
+        write_listen: Some("127.0.0.1:0".into()),
+        read_listen: Some("127.0.0.1:0".into()),
+    })
+}
+
+/// A RESP client over one TLS connection.
+struct Client {
+    s: TlsStream<TcpStream>,
+    buf: BytesMut,
+}
+
+impl Client {
+    async fn connect(tls: &Tls, addr: SocketAddr) -> std::io::Result<Client> {
+        let tcp = TcpStream::connect(addr).await?;
+        let s = tls.handshake(tcp).await?;
+        Ok(Client {
+            s,
+            buf: BytesMut::new(),
+        })
+    }
+
+    async fn cmd(&mut self, args: &[&str]) -> std::io::Result<Frame> {
+        let mut out = BytesMut::new();
+        redis_ha_resp::encode::command(args, &mut out);
+        self.s.write_all(&out).await?;
+        loop {
+            if let Some(f) = redis_ha_resp::parse::parse_frame(&mut self.buf)
+                .map_err(|e| std::io::Error::other(e.to_string()))?
+            {
+                return Ok(f);
+            }
+            let n = tokio::time::timeout(Duration::from_secs(20), self.s.read_buf(&mut self.buf))
+                .await
+                .map_err(|_| std::io::Error::other("no reply in 20 s"))??;
+            if n == 0 {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+        }
+    }
+
+    /// The certificate the server presented.
+    fn server_cert(&self) -> Vec<u8> {
+        let (_, conn) = self.s.get_ref();
+        conn.peer_certificates().unwrap()[0].to_vec()
+    }
+}
+
+async fn through_tls_writes_reads_and_a_failover(mode: ConnMode) {
+    let pki = Pki::new();
+    let files = pki.files("server", AuthClients::Yes);
+    let (t, p) = setup(|c| {
+        c.mode = mode;
+        c.tls = endpoints(files);
+    })
+    .await;
+    let tls = pki.client("ca.pem", true);
+    let (w, r) = (p.tls_write_addr.unwrap(), p.tls_read_addr.unwrap());
+    let mut c = Client::connect(&tls, w).await.expect("TLS client");
+    assert_eq!(text(&c.cmd(&["PING"]).await.unwrap()), "PONG");
+    let big = "x".repeat(200_000); // many TLS records each way
+    assert_eq!(text(&c.cmd(&["SET", "big", &big]).await.unwrap()), "OK");
+    assert_eq!(text(&c.cmd(&["GET", "big"]).await.unwrap()), big);
+    for i in 1..=50 {
+        assert_eq!(c.cmd(&["INCR", "n"]).await.unwrap().as_int(), Some(i));
+    }
+    let mut rc = Client::connect(&tls, r).await.expect("TLS read client");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while text(&rc.cmd(&["GET", "n"]).await.unwrap()) != "50" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the replica never had n"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(text(&rc.cmd(&["SET", "k", "v"]).await.unwrap()).contains("READONLY"));
+
+    // kill -9 of the master: the same TLS connection is held, not broken.
+    let old = t.master().await.unwrap();
+    t.kill(&t.name_of(&old).unwrap()).unwrap();
+    let (mut acked, mut unknown) = (50, 0);
+    for _ in 0..20 {
+        match c.cmd(&["INCR", "n"]).await {
+            Ok(f) if !f.is_error() => acked += 1,
+            Ok(f) => {
+                let e = f.error_message().unwrap_or_default();
+                assert!(e.contains("unknown outcome"), "{e}");
+                unknown += 1;
+            }
+            Err(e) => panic!("the TLS connection broke in the failover: {e}"),
+        }
+    }
+    t.wait_new_master(&old, Duration::from_secs(30))
+        .await
+        .unwrap();
+    let n: u64 = text(&c.cmd(&["GET", "n"]).await.unwrap()).parse().unwrap();
+    assert!(
+        (acked..=acked + unknown).contains(&n),
+        "{n} not in {acked}..={}: a write lost or doubled",
+        acked + unknown
+    );
+    // The plain endpoints still serve beside the TLS ones.
+    let mut plain = conn(p.write_addr).await;
+    assert_eq!(text(&cmd(&mut plain, &["GET", "n"]).await), n.to_string());
+}
+
+in_both_modes!(through_tls_writes_reads_and_a_failover);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_are_clear_errors() {
+    let pki = Pki::new();
+    let (_t, p) = setup(|c| c.tls = endpoints(pki.files("server", AuthClients::Yes))).await;
+    let w = p.tls_write_addr.unwrap();
+    let addr = w.to_string();
+
+    // The client trusts another CA: it refuses the proxy's certificate.
+    let other = pki.client("other-ca.pem", true);
+    let e = Client::connect(&other, w).await.err().expect("must fail");
+    let why = other.explain(&addr, &e).expect("a TLS error");
+    assert!(why.contains("certificate verification failed"), "{why}");
+
+    // No client certificate where one is required (TLS 1.3 reports it on
+    // the first exchange after the handshake).
+    let anon = pki.client("ca.pem", false);
+    let e = match Client::connect(&anon, w).await {
+        Err(e) => e,
+        Ok(mut c) => c.cmd(&["PING"]).await.expect_err("must be refused"),
+    };
+    let why = anon.explain(&addr, &e).expect("a TLS error");
+    assert!(why.contains("wants a client certificate"), "{why}");
+    poll(
+        "handshake failures counted",
+        Duration::from_secs(5),
+        || async { (p.metrics.tls_handshake_failures_total.get() >= 2).then_some(()) },
+    )
+    .await;
+    // Plain RESP on the TLS port gets no reply and a closed connection.
+    let mut raw = TcpStream::connect(w).await.unwrap();
+    raw.write_all(b"*1\r\n$4\r\nPING\r\n").await.unwrap();
+    let mut b = [0u8; 64];
+    let n = tokio::time::timeout(Duration::from_secs(15), raw.read(&mut b))
+        .await
+        .expect("closed, not hung")
+        .unwrap_or(0);
+    assert!(
+        !b[..n].starts_with(b"+PONG"),
+        "plain text served on a TLS port"
+    );
+
+    // An expired server certificate.
+    let (_t2, p2) = setup(|c| c.tls = endpoints(pki.files("expired", AuthClients::No))).await;
+    let tls = pki.client("ca.pem", false);
+    let w2 = p2.tls_write_addr.unwrap();
+    let e = Client::connect(&tls, w2).await.err().expect("must fail");
+    let why = tls.explain(&w2.to_string(), &e).expect("a TLS error");
+    assert!(why.to_lowercase().contains("expired"), "{why}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_certificate_files_are_clear_start_up_errors() {
+    let pki = Pki::new();
+    let t = redis_ha_local::Topology::start_test(1000)
+        .await
+        .expect("topology");
+    let start = |files: TlsFiles| {
+        let mut cfg = redis_ha_proxy::config::ProxyConfig::for_test(
+            t.sentinel_addrs(),
+            &t.opts.spec.master_name,
+        );
+        cfg.tls = endpoints(files);
+        redis_ha_proxy::server::start(cfg)
+    };
+    let mut missing = pki.files("server", AuthClients::Yes);
+    missing.cert = pki.path("nope.pem");
+    let e = format!("{:#}", start(missing).await.err().unwrap());
+    assert!(
+        e.contains("--tls-cert-file") && e.contains("nope.pem"),
+        "{e}"
+    );
+    let mut not_a_key = pki.files("server", AuthClients::Yes);
+    not_a_key.key = pki.path("ca.pem");
+    let e = format!("{:#}", start(not_a_key).await.err().unwrap());
+    assert!(e.contains("--tls-key-file"), "{e}");
+    let mut no_ca = pki.files("server", AuthClients::Yes);
+    no_ca.ca = None;
+    let e = format!("{:#}", start(no_ca).await.err().unwrap());
+    assert!(e.contains("needs --tls-ca-cert-file"), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_certificates_and_open_connections_stay() {
+    let pki = Pki::new();
+    let (_t, p) = setup(|c| c.tls = endpoints(pki.files("server", AuthClients::Optional))).await;
+    let tls = pki.client("ca.pem", false);
+    let w = p.tls_write_addr.unwrap();
+    let mut before = Client::connect(&tls, w).await.unwrap();
+    let first = before.server_cert();
+    // A new certificate in the same files, then SIGHUP.
+    pki.issue("server", ExtendedKeyUsagePurpose::ServerAuth, false);
+    nix::sys::signal::raise(nix::sys::signal::Signal::SIGHUP).unwrap();
+    poll(
+        "the new certificate served",
+        Duration::from_secs(10),
+        || async {
+            let c = Client::connect(&tls, w).await.ok()?;
+            (c.server_cert() != first).then_some(())
+        },
+    )
+    .await;
+    assert_eq!(text(&before.cmd(&["PING"]).await.unwrap()), "PONG");
+    assert_eq!(before.server_cert(), first);
+}

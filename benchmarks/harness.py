@@ -144,12 +144,13 @@ def haproxy_up(stats_port):
     return {k: v for k, v in up.items() if k != "stats"}
 
 
-def start_haproxy(topo):
+def start_haproxy(topo, template=None):
+    """HAProxy from benchmarks/haproxy.cfg.in (or `template`, a variant of it)."""
     need("haproxy", "haproxy")
     write, read, stats = free_ports(3)
     servers = lambda: "\n".join(  # noqa: E731
         f"    server redis-{i} {HOST}:{p} check inter 1s" for i, p in enumerate(topo.redis_ports))
-    text = open(os.path.join(ROOT, "benchmarks", "haproxy.cfg.in")).read()
+    text = open(template or os.path.join(ROOT, "benchmarks", "haproxy.cfg.in")).read()
     text = (text.replace("@HOST@", HOST).replace("@WRITE_PORT@", str(write))
             .replace("@READ_PORT@", str(read)).replace("@STATS_PORT@", str(stats))
             .replace("@MASTER_SERVERS@", servers()).replace("@REPLICA_SERVERS@", servers()))

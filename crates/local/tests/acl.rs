@@ -64,6 +64,7 @@ async fn role_users_replicate_monitor_and_fail_over() {
     .expect("topology");
     let master = t.master().await.unwrap();
     users_on(&master, 2).await;
+    secrets_stay_private(&t);
 
     // The default user still needs its password; `proxy` runs application
     // commands but nothing @dangerous.
@@ -102,4 +103,41 @@ async fn role_users_replicate_monitor_and_fail_over() {
         .await
         .expect("failover");
     users_on(&new, 1).await;
+}
+
+/// Files holding passwords are 0600 or in a 0700 node dir (Redis and
+/// Sentinel rewrite their configs 0644), and no process shows one in its
+/// command line.
+fn secrets_stay_private(t: &Topology) {
+    use std::os::unix::fs::PermissionsExt;
+    let state = &t.opts.state_dir;
+    let mut files = vec![state.join("topology.json")];
+    for u in ["default", "sentinel", "replica", "proxy"] {
+        files.push(redis_ha_local::secrets::password_file(state, u));
+    }
+    let node_dirs = (0..t.opts.spec.redis_nodes)
+        .map(redis_ha_topology::Spec::redis_name)
+        .chain((0..t.opts.spec.sentinels).map(redis_ha_topology::Spec::sentinel_name));
+    for d in node_dirs {
+        let meta = std::fs::metadata(state.join(&d)).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o777, 0o700, "{d}");
+    }
+    for f in &files {
+        let meta = std::fs::metadata(f).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600, "{}", f.display());
+    }
+    let pw =
+        std::fs::read_to_string(redis_ha_local::secrets::password_file(state, "proxy")).unwrap();
+    assert_eq!(pw, "proxy-pw\n");
+    let names = (0..t.opts.spec.redis_nodes)
+        .map(redis_ha_topology::Spec::redis_name)
+        .chain((0..t.opts.spec.sentinels).map(redis_ha_topology::Spec::sentinel_name));
+    for name in names {
+        let pid = t.pid(&name).expect("running");
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+        let cmdline = String::from_utf8_lossy(&cmdline);
+        for secret in [PW, "sentinel-pw", "replica-pw", "proxy-pw"] {
+            assert!(!cmdline.contains(secret), "{name}: {cmdline}");
+        }
+    }
 }

@@ -65,6 +65,7 @@ async fn role_users_replicate_monitor_and_fail_over() {
     let master = t.master().await.unwrap();
     users_on(&master, 2).await;
     secrets_stay_private(&t);
+    status_healthy(&t).await;
 
     // The default user still needs its password; `proxy` runs application
     // commands but nothing @dangerous.
@@ -139,5 +140,29 @@ fn secrets_stay_private(t: &Topology) {
         for secret in [PW, "sentinel-pw", "replica-pw", "proxy-pw"] {
             assert!(!cmdline.contains(secret), "{name}: {cmdline}");
         }
+    }
+}
+
+/// `status` as `redis-ha status` collects it, with the default user's
+/// password the topology records.
+async fn status_healthy(t: &Topology) {
+    let names = (0..t.opts.spec.sentinels).map(redis_ha_topology::Spec::sentinel_name);
+    let sentinels: Vec<(String, String)> = names.zip(t.sentinel_addrs()).collect();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let r = redis_ha_topology::status::collect(
+            &sentinels,
+            &[],
+            &t.opts.spec.master_name,
+            t.opts.spec.password.as_deref(),
+            None,
+            IO,
+        )
+        .await;
+        if r.healthy {
+            return;
+        }
+        assert!(Instant::now() < deadline, "not healthy: {:?}", r.problems);
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }

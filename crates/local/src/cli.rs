@@ -82,6 +82,12 @@ pub struct UpArgs {
     /// to each other with it too).
     #[arg(long, env = "REDIS_HA_SENTINEL_PASSWORD", hide_env_values = true)]
     pub sentinel_password: Option<String>,
+    /// ACL users per role, as hardened Helm charts set them up: `sentinel`
+    /// (Sentinel's connections to Redis), `replica` (replication), `proxy`;
+    /// `default` keeps --password (random when not given). Passwords are
+    /// random, in STATE/secrets/USER.password (mode 0600; configs too)
+    #[arg(long)]
+    pub acl: bool,
     /// Know every node as `localhost` instead of its IP (replicas announce
     /// the name, sentinels resolve and announce hostnames), as Kubernetes
     /// pods do with their DNS names; the ports keep the nodes apart. TOML:
@@ -237,6 +243,9 @@ fn options_for(a: &UpArgs) -> anyhow::Result<Options> {
     }
     if a.sentinel_password.is_some() {
         spec.sentinel_password = a.sentinel_password.clone();
+    }
+    if a.acl {
+        crate::secrets::generate_acl(&mut spec)?;
     }
     if a.announce_hostnames {
         spec.announce_hostnames = true;

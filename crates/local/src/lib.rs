@@ -8,6 +8,7 @@ pub mod init_role;
 pub mod live;
 pub mod ports;
 pub mod process;
+pub mod secrets;
 pub mod switchover;
 pub mod topo;
 

@@ -209,7 +209,9 @@ impl Options {
     pub fn save(&self) -> anyhow::Result<()> {
         std::fs::create_dir_all(&self.state_dir)
             .with_context(|| format!("cannot create state dir {}", self.state_dir.display()))?;
-        std::fs::write(self.manifest_path(), serde_json::to_string_pretty(self)?)?;
+        // It holds the spec, passwords included.
+        crate::secrets::write_private(&self.manifest_path(), &serde_json::to_string_pretty(self)?)?;
+        crate::secrets::write_password_files(&self.state_dir, &self.spec)?;
         Ok(())
     }
 
@@ -420,6 +422,7 @@ impl Topology {
         let name = Spec::redis_name(i);
         let dir = o.node_dir(&name);
         std::fs::create_dir_all(dir.join("data"))?;
+        crate::secrets::make_private(&dir)?;
         let me = addr(o.announce_host(), o.redis_ports[i]);
         let first = addr(o.announce_host(), o.redis_ports[0]);
         // Live sentinels know best (a majority of those answering, the same
@@ -446,7 +449,7 @@ impl Topology {
             pidfile: None,
         };
         let conf = dir.join("redis.conf");
-        std::fs::write(&conf, render::redis_conf(&o.spec, &node))?;
+        crate::secrets::write_private(&conf, &render::redis_conf(&o.spec, &node))?;
         let pid = process::spawn_launch(bin, &conf, &dir.join("redis.log"), self.attached)?;
         std::fs::write(o.pid_file(&name), pid.to_string())?;
         let pw = o.spec.password.as_deref();
@@ -458,6 +461,7 @@ impl Topology {
         let name = Spec::sentinel_name(i);
         let dir = o.node_dir(&name);
         std::fs::create_dir_all(&dir)?;
+        crate::secrets::make_private(&dir)?;
         let conf = dir.join("sentinel.conf");
         // Sentinel rewrites its file with what it learns (current master,
         // epochs, peers); only a first start gets a freshly rendered one.
@@ -480,7 +484,7 @@ impl Topology {
                 logfile: None,
                 pidfile: None,
             };
-            std::fs::write(&conf, render::sentinel_conf(&o.spec, &node))?;
+            crate::secrets::write_private(&conf, &render::sentinel_conf(&o.spec, &node))?;
         }
         let pid = process::spawn_launch(bin, &conf, &dir.join("sentinel.log"), self.attached)?;
         std::fs::write(o.pid_file(&name), pid.to_string())?;

@@ -1,11 +1,13 @@
 //! The admin HTTP endpoint: dashboard, Prometheus metrics, JSON status,
 //! liveness and readiness. Reads control state and metrics; never touches
-//! the data path.
+//! the data path. With `--admin-token-file` all but the probes need the
+//! token ([`token`]).
 
 mod dashboard;
 pub mod history;
 mod listen;
 pub mod names;
+pub mod token;
 
 use crate::config::ProxyConfig;
 use crate::control::ControlState;
@@ -103,6 +105,10 @@ pub async fn serve(listener: tokio::net::TcpListener, state: AdminState) -> std:
         .route("/api/history", get(history_json))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
+        .layer(axum::middleware::from_fn_with_state(
+            app.s.config.admin_token.as_deref().map(Arc::<str>::from),
+            token::check,
+        ))
         .with_state(app);
     let r = listen::serve(listener, router).await;
     sampler.abort();

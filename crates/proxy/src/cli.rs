@@ -1,6 +1,7 @@
 //! `redis-ha proxy` command line.
 
 use crate::config::{ConnMode, ProxyConfig, ReadBalance, ReadFallback};
+use crate::secret;
 use redis_ha_topology::addr;
 use std::time::Duration;
 
@@ -69,8 +70,13 @@ pub struct ProxyArgs {
     /// Password for the Redis nodes. Clients of the proxy must then log in
     /// with it too (AUTH PASSWORD, AUTH default PASSWORD, HELLO 3 AUTH ...),
     /// as they would with Redis, unless --client-auth none
+    /// (visible to `ps`: prefer --password-file)
     #[arg(long, env = "REDIS_HA_PASSWORD", hide_env_values = true)]
     pub password: Option<String>,
+    /// --password read from this file (its first line), so it stays off the
+    /// command line
+    #[arg(long, value_name = "FILE", conflicts_with = "password")]
+    pub password_file: Option<std::path::PathBuf>,
     /// Whether clients must log in when --password is set. none: the proxy
     /// logs in for clients that send no AUTH, so anyone who can reach its
     /// ports can use Redis (only for a trusted network, e.g. a sidecar)
@@ -79,6 +85,16 @@ pub struct ProxyArgs {
     /// Password for the sentinels, if they require one.
     #[arg(long, env = "REDIS_HA_SENTINEL_PASSWORD", hide_env_values = true)]
     pub sentinel_password: Option<String>,
+    /// --sentinel-password read from this file (its first line)
+    #[arg(long, value_name = "FILE", conflicts_with = "sentinel_password")]
+    pub sentinel_password_file: Option<std::path::PathBuf>,
+    /// Bearer token (first line of FILE) the admin endpoint then requires
+    /// for everything but /healthz and /readyz: `curl -H "Authorization:
+    /// Bearer $(cat FILE)" http://HOST:8404/metrics`, or in a browser
+    /// http://HOST:8404/?token=TOKEN (the dashboard passes it on). Without
+    /// it the admin endpoint is open to whoever reaches its port
+    #[arg(long, value_name = "FILE")]
+    pub admin_token_file: Option<std::path::PathBuf>,
     /// Commands refused at the proxy, comma-separated; a subcommand as
     /// "CLIENT KILL" or CLIENT|KILL; "" allows all. The default keeps one
     /// client from stopping, reconfiguring or freezing the cluster behind
@@ -187,9 +203,17 @@ impl ProxyArgs {
         Ok(ProxyConfig {
             sentinels: self.sentinels.clone(),
             master_name: self.master_name.clone(),
-            password: self.password.clone(),
+            password: secret::inline_or_file(
+                "--password-file",
+                self.password.as_deref(),
+                self.password_file.as_deref(),
+            )?,
             client_auth: self.client_auth == ClientAuth::Required,
-            sentinel_password: self.sentinel_password.clone(),
+            sentinel_password: secret::inline_or_file(
+                "--sentinel-password-file",
+                self.sentinel_password.as_deref(),
+                self.sentinel_password_file.as_deref(),
+            )?,
             write_listen: addr(&self.bind, self.port),
             read_listen: addr(&self.bind, self.read_port),
             admin_listen: addr(&self.bind, self.admin_port),
@@ -208,6 +232,11 @@ impl ProxyArgs {
             maxclients: self.maxclients as usize,
             write_ack: self.write_ack,
             node_names: self.node_names.clone(),
+            admin_token: self
+                .admin_token_file
+                .as_deref()
+                .map(|p| secret::read_file("--admin-token-file", p))
+                .transpose()?,
             tls: self.tls()?,
         })
     }
@@ -281,16 +310,14 @@ mod tests {
     use clap::Parser;
 
     #[derive(Parser)]
-    struct Cmd {
+    struct Cli {
         #[command(flatten)]
         a: ProxyArgs,
     }
 
     fn config(extra: &[&str]) -> Result<crate::config::ProxyConfig, String> {
-        let mut argv = vec!["proxy", "--sentinel", "127.0.0.1:26379"];
-        argv.extend_from_slice(extra);
-        let cmd = Cmd::try_parse_from(argv).map_err(|e| e.to_string())?;
-        cmd.a.config().map_err(|e| e.to_string())
+        let a = parse(extra).map_err(|e| e.to_string())?;
+        a.config().map_err(|e| e.to_string())
     }
 
     #[test]
@@ -312,6 +339,41 @@ mod tests {
         assert!(e.contains("--tls-cert-file"), "{e}");
         let e = config(&["--tls-cert-file", "c.pem"]).unwrap_err();
         assert!(e.contains("go together"), "{e}");
+    }
+
+    fn parse(extra: &[&str]) -> Result<ProxyArgs, clap::Error> {
+        let base = ["proxy", "--sentinel", "127.0.0.1:26379"];
+        Cli::try_parse_from(base.iter().chain(extra)).map(|c| c.a)
+    }
+
+    #[test]
+    fn secret_files() {
+        let dir = std::env::temp_dir().join(format!("redis-ha-cli-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (pw, tok) = (dir.join("pw"), dir.join("tok"));
+        std::fs::write(&pw, "from-file\n").unwrap();
+        std::fs::write(&tok, "t0ken\n").unwrap();
+        let (pws, toks) = (pw.to_str().unwrap(), tok.to_str().unwrap());
+        let c = parse(&["--password-file", pws, "--sentinel-password-file", pws])
+            .unwrap()
+            .config()
+            .unwrap();
+        assert_eq!(c.password.as_deref(), Some("from-file"));
+        assert_eq!(c.sentinel_password.as_deref(), Some("from-file"));
+        let c = parse(&["--admin-token-file", toks])
+            .unwrap()
+            .config()
+            .unwrap();
+        assert_eq!(c.admin_token.as_deref(), Some("t0ken"));
+        assert!(parse(&["--password", "x", "--password-file", pws]).is_err());
+        let missing = dir.join("nope");
+        let e = parse(&["--password-file", missing.to_str().unwrap()])
+            .unwrap()
+            .config()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("--password-file") && e.contains("nope"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

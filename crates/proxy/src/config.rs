@@ -67,6 +67,9 @@ pub struct ProxyConfig {
     /// Names shown beside addresses on the dashboard (`--node-name
     /// ADDR=NAME`: `redis-0`, `sentinel-1`...), as given.
     pub node_names: Vec<(Addr, String)>,
+    /// Bearer token for the admin endpoint (`--admin-token-file`); `None`
+    /// leaves it open (see [`crate::admin`]).
+    pub admin_token: Option<String>,
     /// TLS endpoints beside the plain ones, if any.
     pub tls: Option<TlsEndpoints>,
 }
@@ -114,6 +117,7 @@ impl ProxyConfig {
             maxclients: 10_000,
             write_ack: None,
             node_names: Vec::new(),
+            admin_token: None,
             tls: None,
         }
     }

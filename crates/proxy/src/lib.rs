@@ -17,4 +17,5 @@ pub mod control;
 pub mod data;
 pub mod metrics;
 pub mod route;
+pub mod secret;
 pub mod server;

@@ -5,6 +5,7 @@
 //! ([`role`]), and how to observe a running one through Sentinel
 //! ([`sentinel`], [`info`]).
 
+pub mod acl;
 pub mod engine;
 pub mod info;
 pub mod render;

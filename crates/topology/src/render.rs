@@ -61,9 +61,16 @@ pub fn redis_conf(spec: &Spec, node: &RedisNode) -> String {
         let _ = writeln!(w, "min-replicas-to-write 1");
         let _ = writeln!(w, "min-replicas-max-lag 10");
     }
-    if let Some(pw) = &spec.password {
-        let _ = writeln!(w, "requirepass {pw}");
-        let _ = writeln!(w, "masterauth {pw}");
+    match (&spec.password, &spec.acl) {
+        (Some(pw), Some(acl)) => {
+            let _ = writeln!(w, "requirepass {pw}");
+            w.push_str(&crate::acl::redis_lines(acl));
+        }
+        (Some(pw), None) => {
+            let _ = writeln!(w, "requirepass {pw}");
+            let _ = writeln!(w, "masterauth {pw}");
+        }
+        (None, _) => {}
     }
     if let Some((h, p)) = &node.announce {
         let _ = writeln!(w, "replica-announce-ip {h}");
@@ -129,8 +136,12 @@ pub fn sentinel_conf(spec: &Spec, node: &SentinelNode) -> String {
         spec.failover_timeout_ms
     );
     let _ = writeln!(w, "sentinel parallel-syncs {m} {}", spec.parallel_syncs);
-    if let Some(pw) = &spec.password {
-        let _ = writeln!(w, "sentinel auth-pass {m} {pw}");
+    match (&spec.password, &spec.acl) {
+        (_, Some(acl)) => w.push_str(&crate::acl::sentinel_lines(m, acl)),
+        (Some(pw), None) => {
+            let _ = writeln!(w, "sentinel auth-pass {m} {pw}");
+        }
+        (None, None) => {}
     }
     if let Some(pw) = &spec.sentinel_password {
         // Sentinel logs in to its peers with its own requirepass.

@@ -26,6 +26,9 @@ pub struct Spec {
     /// Optional password of the sentinels themselves (their `requirepass`,
     /// which they also log in to each other with).
     pub sentinel_password: Option<String>,
+    /// ACL users per role (`sentinel`, `replica`, `proxy`; see
+    /// [`crate::acl`]); needs `password` (the `default` user's).
+    pub acl: Option<crate::acl::AclPasswords>,
     /// Nodes are known by hostname, not IP: sentinels resolve and announce
     /// hostnames (`resolve-hostnames`, `announce-hostnames`), as the
     /// Kubernetes pods do with their DNS names.
@@ -50,6 +53,7 @@ impl Default for Spec {
             appendfsync: "everysec".into(),
             password: None,
             sentinel_password: None,
+            acl: None,
             announce_hostnames: false,
             engine: crate::Engine::Redis,
         }
@@ -84,6 +88,10 @@ impl Spec {
             ["always", "everysec", "no"].contains(&self.appendfsync.as_str()),
             "appendfsync must be always, everysec or no (got {:?})",
             self.appendfsync
+        );
+        anyhow::ensure!(
+            self.acl.is_none() || self.password.is_some(),
+            "acl users need a password for the default user too (set password)"
         );
         Ok(())
     }

@@ -115,12 +115,17 @@ function tables(v) {
     : `<tr class="none"><td colspan="${4 + STEPS.length}">none since the proxy started</td></tr>`;
 }
 
+// The admin token, when the page was opened as /?token=TOKEN
+// (--admin-token-file): sent on with each request, never stored.
+const TOKEN = new URLSearchParams(location.search).get("token");
+const api = path => fetch(path, TOKEN ? { headers: { Authorization: "Bearer " + TOKEN } } : {});
+
 async function tick() {
   try {
     const since = samples.length ? samples[samples.length - 1].t : 0;
     const [st, h] = await Promise.all([
-      fetch("/api/status").then(r => r.json()),
-      fetch("/api/history?since=" + since).then(r => r.json()),
+      api("/api/status").then(r => r.json()),
+      api("/api/history?since=" + since).then(r => r.json()),
     ]);
     now = h.now;
     failovers = h.failovers;

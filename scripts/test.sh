@@ -20,4 +20,4 @@ cargo nextest run --workspace -E "$alone" --test-threads 1
 # The engine matrix: the proxy, local-topology and drill tests once more on Valkey 8 (the
 # rolling-restart drill, the longest, only on Redis: CI time).
 REDIS_HA_ENGINE=valkey cargo nextest run -p redis-ha-proxy -p redis-ha-local -p redis-ha-drill \
-  -E '(binary(compat) | binary(failover) | binary(writes) | binary(write_ack) | binary(harness) | binary(drill)) & !test(rolling_restart) & !test(partition)'
+  -E '(binary(compat) | binary(failover) | binary(writes) | binary(write_ack) | binary(harness) | binary(drill) | binary(acl) | binary(tls)) & !test(rolling_restart) & !test(partition)'

@@ -37,7 +37,9 @@ impl User {
     /// Its rights, after `on >PASSWORD`. Why each:
     /// - sentinel: exactly the set Redis documents for a Sentinel user
     ///   (discovery, hello messages, and the failover's MULTI / SLAVEOF /
-    ///   CONFIG REWRITE / CLIENT KILL / EXEC), on its hello channel only.
+    ///   CONFIG REWRITE / CLIENT KILL / EXEC), on its hello channel only,
+    ///   plus FAILOVER: Valkey 8's Sentinel makes a planned failover a
+    ///   coordinated FAILOVER on the servers (see the README's ACL note).
     /// - replica: the replication handshake and stream, nothing else.
     /// - proxy: the proxy's own checks (ROLE, INFO for health and lag, WAIT
     ///   for --write-ack, CLIENT SETNAME) plus what applications run: in
@@ -49,7 +51,7 @@ impl User {
             User::Sentinel => {
                 "resetchannels &__sentinel__:hello -@all +multi +exec +slaveof +replicaof \
                  +ping +subscribe +publish +info +role +config|rewrite \
-                 +client|setname +client|kill +script|kill"
+                 +client|setname +client|kill +script|kill +failover"
             }
             User::Replica => "resetchannels -@all +psync +replconf +ping",
             User::Proxy => "~* &* +@all -@dangerous +info +role",
@@ -105,7 +107,7 @@ mod tests {
     fn redis_users() {
         let t = redis_lines(&pw());
         assert!(t.contains("user sentinel on >S resetchannels &__sentinel__:hello -@all +multi"));
-        assert!(t.contains("+config|rewrite +client|setname +client|kill +script|kill\n"));
+        assert!(t.contains("+config|rewrite +client|setname +client|kill +script|kill +failover\n"));
         assert!(t.contains("user replica on >R resetchannels -@all +psync +replconf +ping\n"));
         assert!(t.contains("user proxy on >P ~* &* +@all -@dangerous +info +role\n"));
         assert!(t.ends_with("masteruser replica\nmasterauth R\n"), "{t}");

@@ -26,11 +26,16 @@ pub fn bulk(b: &[u8], out: &mut BytesMut) {
 
 /// `-{msg}\r\n`; `msg` should start with an error code such as `ERR`.
 pub fn error(msg: &str, out: &mut BytesMut) {
-    out.put_u8(b'-');
-    // A CR or LF would break framing; Redis replaces them with spaces too.
+    line(b'-', msg.as_bytes(), out);
+}
+
+/// `{prefix}{text}\r\n`. A CR or LF would break framing; Redis replaces
+/// them with spaces too.
+fn line(prefix: u8, text: &[u8], out: &mut BytesMut) {
+    out.put_u8(prefix);
     out.extend(
-        msg.bytes()
-            .map(|c| if c == b'\r' || c == b'\n' { b' ' } else { c }),
+        text.iter()
+            .map(|&c| if c == b'\r' || c == b'\n' { b' ' } else { c }),
     );
     out.put_slice(b"\r\n");
 }
@@ -48,16 +53,9 @@ pub fn integer(n: i64, out: &mut BytesMut) {
 /// Encodes any frame. `Null` becomes RESP2's `$-1` unless `resp3`.
 pub fn frame(f: &Frame, resp3: bool, out: &mut BytesMut) {
     match f {
-        Frame::Simple(b) => {
-            out.put_u8(b'+');
-            out.put_slice(b);
-            out.put_slice(b"\r\n");
-        }
-        Frame::Error(b) => {
-            out.put_u8(b'-');
-            out.put_slice(b);
-            out.put_slice(b"\r\n");
-        }
+        Frame::Simple(b) => line(b'+', b, out),
+        // A blob error (`!`) may hold CR/LF; as a line it must not.
+        Frame::Error(b) => line(b'-', b, out),
         Frame::Integer(n) => integer(*n, out),
         Frame::Bulk(b) => bulk(b, out),
         Frame::Null if resp3 => out.put_slice(b"_\r\n"),
@@ -120,5 +118,17 @@ mod tests {
         let mut out = BytesMut::new();
         error("ERR bad\r\nthing", &mut out);
         assert_eq!(&out[..], b"-ERR bad  thing\r\n");
+    }
+
+    #[test]
+    fn a_blob_error_with_crlf_reencodes_as_one_line() {
+        // `!` blob errors may hold CRLF; re-encoded as `-` lines they split in two.
+        let mut b = BytesMut::from(&b"!4\r\na\r\nb\r\n"[..]);
+        let f = parse_frame(&mut b).unwrap().unwrap();
+        let mut out = BytesMut::new();
+        frame(&f, true, &mut out);
+        assert_eq!(&out[..], b"-a  b\r\n");
+        frame(&Frame::Simple("x\ny".into()), false, &mut out);
+        assert_eq!(&out[7..], b"+x y\r\n");
     }
 }

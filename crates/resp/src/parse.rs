@@ -171,17 +171,22 @@ pub(crate) fn parse_int(s: &[u8]) -> Option<i64> {
         [b'-', rest @ ..] => (true, rest),
         _ => (false, s),
     };
-    if digits.is_empty() || digits.len() > 18 {
+    if digits.is_empty() || digits.len() > 19 {
         return None;
     }
+    // Accumulated negatively so i64::MIN (which Redis can send) fits.
     let mut n: i64 = 0;
     for &d in digits {
         if !d.is_ascii_digit() {
             return None;
         }
-        n = n * 10 + (d - b'0') as i64;
+        n = n.checked_mul(10)?.checked_sub((d - b'0') as i64)?;
     }
-    Some(if neg { -n } else { n })
+    if neg {
+        Some(n)
+    } else {
+        n.checked_neg()
+    }
 }
 
 /// Parses one request from the front of `buf`, consuming it when complete.
@@ -245,6 +250,11 @@ fn parse_multibulk(buf: &[u8], limits: &Limits) -> Result<Parsed, ProtocolError>
             Ok(Parsed::Incomplete)
         };
     };
+    // Refused whether or not its CRLF arrived yet, so the error never
+    // depends on how the bytes were split into reads.
+    if end >= limits.max_inline_len {
+        return Err(ProtocolError::TooBigCount);
+    }
     let count = parse_int(&buf[1..end]).ok_or(ProtocolError::InvalidMultibulkLength)?;
     if count > limits.max_multibulk_len as i64 {
         return Err(ProtocolError::InvalidMultibulkLength);
@@ -268,6 +278,9 @@ fn parse_multibulk(buf: &[u8], limits: &Limits) -> Result<Parsed, ProtocolError>
                 Ok(Parsed::Incomplete)
             };
         };
+        if end - pos >= limits.max_inline_len {
+            return Err(ProtocolError::TooBigBulkCount);
+        }
         let len = parse_int(&buf[pos + 1..end]).ok_or(ProtocolError::InvalidBulkLength)?;
         if len < 0 || len as u64 > limits.max_bulk_len as u64 {
             return Err(ProtocolError::InvalidBulkLength);
@@ -417,8 +430,9 @@ pub fn frame_len(buf: &[u8]) -> Result<Option<usize>, ProtocolError> {
         let next = end + 2;
         let count = |mult: u64, extra: u64| -> Result<u64, ProtocolError> {
             match parse_int(head) {
-                Some(-1) => Ok(0),
-                Some(n) if n >= 0 => Ok(n as u64 * mult + extra),
+                // A null attribute (`|-1`) still decorates the next frame.
+                Some(-1) => Ok(extra),
+                Some(n) if n >= 0 => Ok((n as u64).saturating_mul(mult).saturating_add(extra)),
                 _ => Err(ProtocolError::InvalidReply(format!(
                     "bad aggregate length {:?}",
                     String::from_utf8_lossy(head)
@@ -430,7 +444,7 @@ pub fn frame_len(buf: &[u8]) -> Result<Option<usize>, ProtocolError> {
             b'$' | b'!' | b'=' => match parse_int(head) {
                 Some(-1) if kind == b'$' => pos = next,
                 Some(n) if n >= 0 => {
-                    let stop = next + n as usize + 2;
+                    let stop = (n as usize).saturating_add(next + 2);
                     if buf.len() < stop {
                         return Ok(None);
                     }
@@ -444,16 +458,17 @@ pub fn frame_len(buf: &[u8]) -> Result<Option<usize>, ProtocolError> {
                 }
             },
             b'*' | b'~' | b'>' => {
-                owed += count(1, 0)?;
+                // Saturating: a reply owing ~2^64 frames never completes anyway.
+                owed = owed.saturating_add(count(1, 0)?);
                 pos = next;
             }
             b'%' => {
-                owed += count(2, 0)?;
+                owed = owed.saturating_add(count(2, 0)?);
                 pos = next;
             }
             // An attribute map decorates the frame that follows it.
             b'|' => {
-                owed += count(2, 1)?;
+                owed = owed.saturating_add(count(2, 1)?);
                 pos = next;
             }
             other => {
@@ -474,14 +489,20 @@ pub fn parse_frame(buf: &mut BytesMut) -> Result<Option<Frame>, ProtocolError> {
     };
     let bytes = buf.split_to(n).freeze();
     let mut pos = 0;
-    let frame = decode(&bytes, &mut pos)?;
+    let frame = decode(&bytes, &mut pos, MAX_DEPTH)?;
     Ok(Some(frame))
 }
 
-/// Decodes a frame already known complete (checked by [`frame_len`]).
-/// Recursion is fine here: control-plane replies come from Redis, and their
-/// nesting depth is small.
-fn decode(b: &Bytes, pos: &mut usize) -> Result<Frame, ProtocolError> {
+/// Deepest nesting [`parse_frame`] builds; Redis's own replies nest a few
+/// levels, and a hostile peer must not overflow the stack.
+pub const MAX_DEPTH: usize = 512;
+
+/// Decodes a frame already known complete (checked by [`frame_len`]),
+/// recursing at most `depth` levels.
+fn decode(b: &Bytes, pos: &mut usize, depth: usize) -> Result<Frame, ProtocolError> {
+    let depth = depth
+        .checked_sub(1)
+        .ok_or_else(|| ProtocolError::InvalidReply("nested too deeply".into()))?;
     let kind = b[*pos];
     let end =
         find_crlf(b, *pos + 1).ok_or_else(|| ProtocolError::InvalidReply("truncated".into()))?;
@@ -516,7 +537,7 @@ fn decode(b: &Bytes, pos: &mut usize) -> Result<Frame, ProtocolError> {
             } else {
                 let mut v = Vec::with_capacity(n as usize);
                 for _ in 0..n {
-                    v.push(decode(b, pos)?);
+                    v.push(decode(b, pos, depth)?);
                 }
                 if kind == b'>' {
                     Frame::Push(v)
@@ -529,13 +550,13 @@ fn decode(b: &Bytes, pos: &mut usize) -> Result<Frame, ProtocolError> {
             let n = int(&head)?;
             let mut kv = Vec::with_capacity(n.max(0) as usize);
             for _ in 0..n.max(0) {
-                let k = decode(b, pos)?;
-                let v = decode(b, pos)?;
+                let k = decode(b, pos, depth)?;
+                let v = decode(b, pos, depth)?;
                 kv.push((k, v));
             }
             if kind == b'|' {
                 // Attributes carry metadata; the reply is the frame after them.
-                return decode(b, pos);
+                return decode(b, pos, depth);
             }
             Frame::Map(kv)
         }
@@ -621,6 +642,26 @@ mod tests {
     }
 
     #[test]
+    fn an_overlong_length_line_is_refused_even_when_complete() {
+        // Found by the `request` fuzz target: split reads said "too big",
+        // the whole request "invalid multibulk length".
+        let l = Limits {
+            max_inline_len: 8,
+            ..Limits::default()
+        };
+        let mut b = BytesMut::from(&b"*123456789\r\n"[..]);
+        assert_eq!(
+            parse_command(&mut b, &l).unwrap_err(),
+            ProtocolError::TooBigCount
+        );
+        let mut b = BytesMut::from(&b"*1\r\n$000000001\r\n"[..]);
+        assert_eq!(
+            parse_command(&mut b, &l).unwrap_err(),
+            ProtocolError::TooBigBulkCount
+        );
+    }
+
+    #[test]
     fn frame_len_resp2_and_resp3() {
         let cases: &[&[u8]] = &[
             b"+OK\r\n",
@@ -663,6 +704,49 @@ mod tests {
         assert_eq!(frame_len(&v).unwrap(), None);
         v.extend_from_slice(b":1\r\n");
         assert_eq!(frame_len(&v).unwrap(), Some(v.len()));
+    }
+
+    #[test]
+    fn integers_cover_all_of_i64() {
+        for n in [i64::MAX, i64::MIN, 0, -1, 999_999_999_999_999_999] {
+            let mut b = BytesMut::from(format!(":{n}\r\n").as_bytes());
+            assert_eq!(parse_frame(&mut b).unwrap(), Some(Frame::Integer(n)));
+        }
+        for bad in [
+            &b"9223372036854775808"[..],
+            b"-9223372036854775809",
+            b"-",
+            b"",
+        ] {
+            assert_eq!(parse_int(bad), None, "{}", String::from_utf8_lossy(bad));
+        }
+    }
+
+    #[test]
+    fn huge_aggregate_counts_do_not_overflow() {
+        let v = b"|9223372036854775807\r\n".repeat(4);
+        assert_eq!(frame_len(&v).unwrap(), None);
+        let v = b"$9223372036854775807\r\n";
+        assert_eq!(frame_len(v).unwrap(), None);
+    }
+
+    #[test]
+    fn parse_frame_refuses_deep_nesting_without_overflowing() {
+        let mut v = b"*1\r\n".repeat(100_000);
+        v.extend_from_slice(b":1\r\n");
+        let e = parse_frame(&mut BytesMut::from(&v[..])).unwrap_err();
+        assert_eq!(e, ProtocolError::InvalidReply("nested too deeply".into()));
+        let mut v = b"*1\r\n".repeat(MAX_DEPTH - 1);
+        v.extend_from_slice(b":1\r\n");
+        assert!(parse_frame(&mut BytesMut::from(&v[..])).unwrap().is_some());
+    }
+
+    #[test]
+    fn a_null_attribute_still_owes_its_frame() {
+        // Found by the `reply` fuzz target: parse_frame indexed past the end.
+        assert_eq!(frame_len(b"|-1\r\n").unwrap(), None);
+        let mut b = BytesMut::from(&b"|-1\r\n:7\r\n"[..]);
+        assert_eq!(parse_frame(&mut b).unwrap(), Some(Frame::Integer(7)));
     }
 
     #[test]

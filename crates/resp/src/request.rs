@@ -136,6 +136,9 @@ impl RequestParser {
             let searched = resume_at(buf, 1);
             return Ok(Step::Incomplete(Stage::Count { searched }));
         };
+        if end >= self.limits.max_inline_len {
+            return Err(ProtocolError::TooBigCount);
+        }
         let count = parse_int(&buf[1..end]).ok_or(ProtocolError::InvalidMultibulkLength)?;
         if count > self.limits.max_multibulk_len as i64 {
             return Err(ProtocolError::InvalidMultibulkLength);
@@ -210,6 +213,9 @@ impl RequestParser {
             }
             return Ok(None);
         };
+        if end - at >= self.limits.max_inline_len {
+            return Err(ProtocolError::TooBigBulkCount);
+        }
         let len = parse_int(&buf[at + 1..end]).ok_or(ProtocolError::InvalidBulkLength)?;
         if len < 0 || len as u64 > self.limits.max_bulk_len as u64 {
             return Err(ProtocolError::InvalidBulkLength);

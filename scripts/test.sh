@@ -13,8 +13,10 @@ fi
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 # Network partitions and the rolling restart are the tests most sensitive to a loaded
-# machine: they run afterwards, alone.
-alone='test(partition) | test(rolling_restart)'
+# machine, and the hostile-client suite (thousands of connections, slowloris, garbage) is the
+# one that loads it most: they run afterwards, alone, so the 1 s down-after failover tests never
+# share the cores with it.
+alone='test(partition) | test(rolling_restart) | binary(hostile)'
 cargo nextest run --workspace -E "not ($alone)"
 cargo nextest run --workspace -E "$alone" --test-threads 1
 # The engine matrix: the proxy, local-topology and drill tests once more on Valkey 8 (the

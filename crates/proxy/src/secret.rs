@@ -3,6 +3,12 @@
 
 use std::path::Path;
 
+/// Compares secrets in time that does not depend on where they differ (as
+/// Redis does), so response times do not leak them byte by byte.
+pub fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |d, (x, y)| d | (x ^ y)) == 0
+}
+
 /// The secret in `path`: its first line, without the line ending (as
 /// `redis-cli --pass`-style tooling and Kubernetes secret mounts write it).
 /// `flag` names the option in errors, so they say which file to fix.

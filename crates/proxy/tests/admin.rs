@@ -184,26 +184,6 @@ async fn readme_metrics_table_matches_metrics() {
     }
 }
 
-/// `GET path` with extra request header lines.
-async fn http_get_with(addr: std::net::SocketAddr, path: &str, headers: &str) -> (u16, String) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let req = format!("GET {path} HTTP/1.0\r\nHost: x\r\n{headers}\r\n");
-    s.write_all(req.as_bytes()).await.unwrap();
-    let mut buf = Vec::new();
-    tokio::time::timeout(std::time::Duration::from_secs(5), s.read_to_end(&mut buf))
-        .await
-        .expect("http timeout")
-        .unwrap();
-    let t = String::from_utf8_lossy(&buf).into_owned();
-    let code = t
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    (code, t)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_token_guards_all_but_probes() {
     let (_t, p) = setup(|c| c.admin_token = Some("s3cret-token".into())).await;

@@ -88,12 +88,16 @@ pub fn text(f: &Frame) -> String {
 
 /// Minimal HTTP/1.0 GET: (status, headers+body text).
 pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+    http_get_with(addr, path, "").await
+}
+
+/// [`http_get`] with extra request header lines (each ending in CRLF).
+pub async fn http_get_with(addr: std::net::SocketAddr, path: &str, headers: &str) -> (u16, String) {
     let mut s = tokio::net::TcpStream::connect(addr)
         .await
         .expect("connect admin");
-    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").as_bytes())
-        .await
-        .unwrap();
+    let req = format!("GET {path} HTTP/1.0\r\nHost: x\r\n{headers}\r\n");
+    s.write_all(req.as_bytes()).await.unwrap();
     let mut buf = Vec::new();
     tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut buf))
         .await

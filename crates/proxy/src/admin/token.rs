@@ -3,7 +3,8 @@
 //! `Authorization: Bearer TOKEN` header or a `?token=TOKEN` query parameter
 //! (for a browser opening the dashboard; its script forwards it).
 
-use axum::extract::{Request, State};
+use crate::secret::same_bytes;
+use axum::extract::{Query, Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -17,11 +18,6 @@ const HOW: &str = "unauthorized: this admin endpoint needs its token \
 (--admin-token-file). Send `Authorization: Bearer TOKEN` \
 (curl -H \"Authorization: Bearer $(cat FILE)\" ...), or open the dashboard as /?token=TOKEN\n";
 
-/// Compares in time that does not depend on where the inputs differ.
-pub fn same_token(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |d, (x, y)| d | (x ^ y)) == 0
-}
-
 /// The token a request carries, from its header or its query string.
 fn presented(req: &Request) -> Option<String> {
     let bearer = req
@@ -30,34 +26,17 @@ fn presented(req: &Request) -> Option<String> {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(|t| t.trim().to_string());
-    bearer.or_else(|| {
-        req.uri().query()?.split('&').find_map(|kv| {
-            let v = kv.strip_prefix("token=")?;
-            Some(percent_decode(v))
-        })
-    })
+    bearer.or_else(|| query_token(req.uri()))
 }
 
-/// `%XX` and `+` as a browser encodes a query value.
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let hex = b
-            .get(i + 1..i + 3)
-            .and_then(|h| std::str::from_utf8(h).ok());
-        match (b[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
-            (b'+', _) => out.push(b' '),
-            (b'%', Some(x)) => {
-                out.push(x);
-                i += 2;
-            }
-            (c, _) => out.push(c),
-        }
-        i += 1;
+/// `?token=` as a browser encodes it (`%XX`, `+`), decoded by axum's query
+/// extractor.
+fn query_token(uri: &axum::http::Uri) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Q {
+        token: Option<String>,
     }
-    String::from_utf8_lossy(&out).into_owned()
+    Query::<Q>::try_from_uri(uri).ok()?.0.token
 }
 
 /// Middleware: lets the request through when no token is set, the path is
@@ -67,7 +46,7 @@ pub async fn check(State(token): State<Option<Arc<str>>>, req: Request, next: Ne
         return next.run(req).await;
     };
     let ok = OPEN.contains(&req.uri().path())
-        || presented(&req).is_some_and(|t| same_token(t.as_bytes(), token.as_bytes()));
+        || presented(&req).is_some_and(|t| same_bytes(t.as_bytes(), token.as_bytes()));
     if ok {
         return next.run(req).await;
     }
@@ -85,18 +64,19 @@ mod tests {
 
     #[test]
     fn constant_time_compare() {
-        assert!(same_token(b"abc", b"abc"));
-        assert!(!same_token(b"abc", b"abd"));
-        assert!(!same_token(b"abc", b"abcd"));
-        assert!(!same_token(b"", b"a"));
-        assert!(same_token(b"", b""));
+        assert!(same_bytes(b"abc", b"abc"));
+        assert!(!same_bytes(b"abc", b"abd"));
+        assert!(!same_bytes(b"abc", b"abcd"));
+        assert!(!same_bytes(b"", b"a"));
+        assert!(same_bytes(b"", b""));
     }
 
     #[test]
     fn query_tokens_are_decoded() {
-        assert_eq!(percent_decode("a%2Bb+c"), "a+b c");
-        assert_eq!(percent_decode("plain"), "plain");
-        assert_eq!(percent_decode("bad%zz"), "bad%zz");
-        assert_eq!(percent_decode("end%2"), "end%2");
+        let decode = |v: &str| query_token(&format!("/?x=1&token={v}").parse().unwrap()).unwrap();
+        assert_eq!(decode("a%2Bb+c"), "a+b c");
+        assert_eq!(decode("plain"), "plain");
+        assert_eq!(decode("bad%zz"), "bad%zz");
+        assert_eq!(decode("end%2"), "end%2");
     }
 }

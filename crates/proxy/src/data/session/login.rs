@@ -5,6 +5,7 @@
 //! after it is read until Redis has answered.
 
 use crate::data::commands::Kind;
+use crate::secret::same_bytes;
 use bytes::Bytes;
 use redis_ha_resp::Command;
 
@@ -36,12 +37,6 @@ const HELLO_NOAUTH: &str = "NOAUTH HELLO must be called with the client already 
 /// Where `AUTH user pass` starts in `HELLO [protover [AUTH user pass] ...]`.
 pub fn hello_auth_at(hello: &Command) -> Option<usize> {
     (2..hello.argc()).find(|&i| hello.arg_is(i, "AUTH"))
-}
-
-/// Compares a password in time that does not depend on where it differs
-/// (as Redis does), so response times do not leak it byte by byte.
-fn same_bytes(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |d, (x, y)| d | (x ^ y)) == 0
 }
 
 /// `user`/`pass` are what the proxy's own connections log in with: the

@@ -2,46 +2,8 @@
 //! topology (with its proxy), and bad input through the binary.
 
 mod common;
-use common::{run, text};
+use common::{run, text, up_with_proxy};
 use redis_ha_local::ports::free_ports;
-
-/// `down` on drop, so a failing test leaves nothing running.
-struct Down(String);
-
-impl Drop for Down {
-    fn drop(&mut self) {
-        let _ = run(&["down", "--state-dir", &self.0]);
-    }
-}
-
-/// `redis-ha up --detach` with its proxy on free ports: (state dir, ports:
-/// 3 Redis, 3 sentinels, proxy write, read, admin) and `down` on drop.
-fn up_with_proxy(dir: &std::path::Path, extra: &[&str]) -> (String, Vec<String>, Down) {
-    let state = dir.join("state").display().to_string();
-    let p: Vec<String> = free_ports("127.0.0.1", 9)
-        .unwrap()
-        .iter()
-        .map(|p| p.to_string())
-        .collect();
-    let mut args = vec!["up", "--detach", "--state-dir", &state, "--redis-ports"];
-    let (r, s) = (p[0..3].join(","), p[3..6].join(","));
-    args.extend([
-        r.as_str(),
-        "--sentinel-ports",
-        &s,
-        "--proxy-port",
-        &p[6],
-        "--proxy-read-port",
-        &p[7],
-        "--admin-port",
-        &p[8],
-    ]);
-    args.extend(extra);
-    let o = run(&args);
-    let down = Down(state.clone());
-    assert!(o.status.success(), "up: {}", text(&o));
-    (state, p, down)
-}
 
 #[test]
 fn seed_scenario_on_a_local_topology() {

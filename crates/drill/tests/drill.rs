@@ -12,6 +12,7 @@ use redis_ha_drill::verdict::Failure;
 use redis_ha_drill::{run_drill, DrillConfig, DrillReport, Fault};
 use redis_ha_local::Topology;
 use redis_ha_proxy::config::ProxyConfig;
+use redis_ha_resp::Login;
 use std::time::Duration;
 
 fn config(t: &Topology, target: String, fault: Fault) -> DrillConfig {
@@ -93,8 +94,8 @@ async fn proxy_drill(t: &Topology, fault: Fault) -> DrillReport {
         t.opts.spec.sentinel_password.as_deref(),
     );
     let mut pcfg = ProxyConfig::for_test(t.sentinel_addrs(), &t.opts.spec.master_name);
-    pcfg.password = password.map(str::to_string);
-    pcfg.sentinel_password = sentinel_pw.map(str::to_string);
+    pcfg.login = password.map(Login::default_user);
+    pcfg.sentinel_login = sentinel_pw.map(Login::default_user);
     let proxy = redis_ha_proxy::server::start(pcfg).await.expect("proxy");
     let mut cfg = config(t, proxy.write_addr.to_string(), fault);
     cfg.read_target = Some(proxy.read_addr.to_string());

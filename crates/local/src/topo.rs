@@ -5,6 +5,7 @@ use crate::{ports, process};
 use anyhow::{anyhow, bail, Context};
 use nix::sys::signal::Signal;
 use redis_ha_resp::conn::query_auth;
+use redis_ha_topology::acl::User;
 use redis_ha_topology::info::{parse_info, Role};
 use redis_ha_topology::render::{self, RedisNode, SentinelNode};
 use redis_ha_topology::role::{self, Boot};
@@ -761,11 +762,19 @@ impl Topology {
         for (a, name) in o.named_addrs() {
             args.extend(["--node-name".into(), format!("{a}={name}")]);
         }
+        // With --acl the proxy logs in as its own user, password from its file.
+        let own_user = o.spec.acl.is_some();
+        if own_user {
+            let file = crate::secrets::password_file(&o.state_dir, User::Proxy.name());
+            args.extend(["--user".into(), User::Proxy.name().into()]);
+            args.extend(["--password-file".into(), file.display().to_string()]);
+        }
         args.extend(p.args.iter().cloned());
         let log = dir.join("proxy.log");
         // The password goes by environment, not on the command line (`ps`).
+        let default_pw = if own_user { &None } else { &o.spec.password };
         let env: Vec<(&str, &str)> = [
-            ("REDIS_HA_PASSWORD", &o.spec.password),
+            ("REDIS_HA_PASSWORD", default_pw),
             ("REDIS_HA_SENTINEL_PASSWORD", &o.spec.sentinel_password),
         ]
         .into_iter()

@@ -69,7 +69,7 @@ async fn role_users_replicate_monitor_and_fail_over() {
 
     // The default user still needs its password; `proxy` runs application
     // commands but nothing @dangerous.
-    let e = query_auth(&master, None, &["SET", "k", "v"], IO)
+    let e = query_auth::<_, str>(&master, None, &["SET", "k", "v"], IO)
         .await
         .unwrap_err();
     assert!(e.to_string().contains("NOAUTH"), "{e}");

@@ -169,7 +169,7 @@ async fn discovery(t: &Topology) {
         );
         let q = sentinel::ckquorum(s, None, MASTER, IO).await.unwrap();
         assert!(q.starts_with("OK"), "{s}: {q}");
-        let v = sentinel::view(s, None, MASTER, IO).await.unwrap();
+        let v = sentinel::view::<str>(s, None, MASTER, IO).await.unwrap();
         assert_eq!(v.master_addr(), Some(master.clone()));
     }
     let sentinels: Vec<(String, String)> = t

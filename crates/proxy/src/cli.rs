@@ -2,6 +2,7 @@
 
 use crate::config::{ConnMode, ProxyConfig, ReadBalance, ReadFallback};
 use crate::secret;
+use redis_ha_resp::Login;
 use redis_ha_topology::addr;
 use std::time::Duration;
 
@@ -16,6 +17,10 @@ use std::time::Duration;
 /// Example:
 ///   redis-ha proxy --sentinel 127.0.0.1:26380 --sentinel 127.0.0.1:26381 --sentinel 127.0.0.1:26382
 #[derive(clap::Args, Debug, Clone)]
+#[command(group(clap::ArgGroup::new("password_given").args(["password", "password_file"])))]
+#[command(group(
+    clap::ArgGroup::new("sentinel_password_given").args(["sentinel_password", "sentinel_password_file"])
+))]
 pub struct ProxyArgs {
     /// Sentinel address (repeatable; more are discovered from the first ones).
     #[arg(long = "sentinel", value_name = "HOST:PORT", required = true)]
@@ -67,10 +72,22 @@ pub struct ProxyArgs {
     /// Shared connections per Redis node in multiplex mode.
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub mux_connections: u16,
-    /// Password for the Redis nodes. Clients of the proxy must then log in
-    /// with it too (AUTH PASSWORD, AUTH default PASSWORD, HELLO 3 AUTH ...),
-    /// as they would with Redis, unless --client-auth none
-    /// (visible to `ps`: prefer --password-file)
+    /// ACL user the proxy logs in to Redis as (with --password or
+    /// --password-file), e.g. the `proxy` user of `redis-ha up --acl`; without
+    /// it, the default user. In multiplex mode clients that log in as this
+    /// user share the proxy's connections; any other login is judged by
+    /// Redis and gets a dedicated connection (it may have other rights)
+    #[arg(
+        long,
+        env = "REDIS_HA_USER",
+        value_name = "USER",
+        requires = "password_given"
+    )]
+    pub user: Option<String>,
+    /// Password for the Redis nodes (of --user, else of the default user).
+    /// Clients of the proxy must then log in too (AUTH PASSWORD, AUTH USER
+    /// PASSWORD, HELLO 3 AUTH ...), as they would with Redis, unless
+    /// --client-auth none (visible to `ps`: prefer --password-file)
     #[arg(long, env = "REDIS_HA_PASSWORD", hide_env_values = true)]
     pub password: Option<String>,
     /// --password read from this file (its first line), so it stays off the
@@ -82,6 +99,10 @@ pub struct ProxyArgs {
     /// ports can use Redis (only for a trusted network, e.g. a sidecar)
     #[arg(long, value_enum, default_value = "required")]
     pub client_auth: ClientAuth,
+    /// ACL user for the sentinels (with --sentinel-password[-file]); without
+    /// it, the sentinels' default user
+    #[arg(long, value_name = "USER", requires = "sentinel_password_given")]
+    pub sentinel_user: Option<String>,
     /// Password for the sentinels, if they require one.
     #[arg(long, env = "REDIS_HA_SENTINEL_PASSWORD", hide_env_values = true)]
     pub sentinel_password: Option<String>,
@@ -192,6 +213,14 @@ pub fn parse_size(s: &str) -> Result<usize, String> {
         .ok_or_else(|| format!("{s:?} is too large"))
 }
 
+/// The login for `user` (none: the default user), given a password.
+fn login(user: Option<&str>, password: Option<String>) -> Option<Login> {
+    password.map(|password| Login {
+        user: user.map(str::to_string),
+        password,
+    })
+}
+
 impl ProxyArgs {
     pub fn config(&self) -> anyhow::Result<ProxyConfig> {
         for s in &self.sentinels {
@@ -203,17 +232,23 @@ impl ProxyArgs {
         Ok(ProxyConfig {
             sentinels: self.sentinels.clone(),
             master_name: self.master_name.clone(),
-            password: secret::inline_or_file(
-                "--password-file",
-                self.password.as_deref(),
-                self.password_file.as_deref(),
-            )?,
+            login: login(
+                self.user.as_deref(),
+                secret::inline_or_file(
+                    "--password-file",
+                    self.password.as_deref(),
+                    self.password_file.as_deref(),
+                )?,
+            ),
             client_auth: self.client_auth == ClientAuth::Required,
-            sentinel_password: secret::inline_or_file(
-                "--sentinel-password-file",
-                self.sentinel_password.as_deref(),
-                self.sentinel_password_file.as_deref(),
-            )?,
+            sentinel_login: login(
+                self.sentinel_user.as_deref(),
+                secret::inline_or_file(
+                    "--sentinel-password-file",
+                    self.sentinel_password.as_deref(),
+                    self.sentinel_password_file.as_deref(),
+                )?,
+            ),
             write_listen: addr(&self.bind, self.port),
             read_listen: addr(&self.bind, self.read_port),
             admin_listen: addr(&self.bind, self.admin_port),
@@ -306,7 +341,7 @@ pub async fn run(a: ProxyArgs) -> anyhow::Result<u8> {
 
 #[cfg(test)]
 mod tests {
-    use super::{parse_node_name, parse_size, ProxyArgs};
+    use super::{parse_node_name, parse_size, Login, ProxyArgs};
     use clap::Parser;
 
     #[derive(Parser)]
@@ -358,8 +393,30 @@ mod tests {
             .unwrap()
             .config()
             .unwrap();
-        assert_eq!(c.password.as_deref(), Some("from-file"));
-        assert_eq!(c.sentinel_password.as_deref(), Some("from-file"));
+        assert_eq!(c.login, Some(Login::default_user("from-file")));
+        assert_eq!(c.sentinel_login, Some(Login::default_user("from-file")));
+        let c = parse(&[
+            "--user",
+            "proxy",
+            "--password-file",
+            pws,
+            "--sentinel-user",
+            "s",
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(c.contains("--sentinel-password"), "{c}");
+        let c = parse(&["--user", "proxy", "--password-file", pws])
+            .unwrap()
+            .config()
+            .unwrap();
+        let proxy = Login {
+            user: Some("proxy".into()),
+            password: "from-file".into(),
+        };
+        assert_eq!(c.login, Some(proxy));
+        let e = parse(&["--user", "proxy"]).unwrap_err().to_string();
+        assert!(e.contains("--password"), "{e}");
         let c = parse(&["--admin-token-file", toks])
             .unwrap()
             .config()

@@ -1,5 +1,6 @@
 //! Proxy settings (built from the command line by [`crate::cli`]).
 
+use redis_ha_resp::Login;
 use redis_ha_topology::Addr;
 use std::time::Duration;
 
@@ -32,12 +33,15 @@ pub enum ConnMode {
 pub struct ProxyConfig {
     pub sentinels: Vec<Addr>,
     pub master_name: String,
-    /// Password for the Redis nodes (AUTH on backend connections), if any.
-    pub password: Option<String>,
-    /// With a password: clients must log in (AUTH / HELLO AUTH) before
+    /// What the proxy's own connections to Redis log in as (`--user`,
+    /// `--password`): AUTH on every backend connection, if any.
+    pub login: Option<Login>,
+    /// With a login: clients must log in (AUTH / HELLO AUTH) before
     /// anything else, as with Redis itself. Off, the proxy logs in for them.
     pub client_auth: bool,
-    pub sentinel_password: Option<String>,
+    /// What its connections to the sentinels log in as (`--sentinel-user`,
+    /// `--sentinel-password`).
+    pub sentinel_login: Option<Login>,
     /// `host:port` to listen on; port 0 picks a free port (tests).
     pub write_listen: String,
     pub read_listen: String,
@@ -85,10 +89,10 @@ pub struct TlsEndpoints {
 }
 
 impl ProxyConfig {
-    /// Clients must log in before anything else (there is a password and
+    /// Clients must log in before anything else (there is a login and
     /// `client_auth` is on).
     pub fn clients_log_in(&self) -> bool {
-        self.client_auth && self.password.is_some()
+        self.client_auth && self.login.is_some()
     }
 
     /// Settings for tests: free ports on loopback, defaults otherwise.
@@ -96,9 +100,9 @@ impl ProxyConfig {
         ProxyConfig {
             sentinels,
             master_name: master_name.to_string(),
-            password: None,
+            login: None,
             client_auth: true,
-            sentinel_password: None,
+            sentinel_login: None,
             write_listen: "127.0.0.1:0".into(),
             read_listen: "127.0.0.1:0".into(),
             admin_listen: "127.0.0.1:0".into(),

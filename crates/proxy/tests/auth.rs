@@ -22,7 +22,7 @@ async fn setup_pw(mode: ConnMode, client_auth: bool) -> (Topology, ProxyHandle) 
         .expect("topology");
     let mut cfg = ProxyConfig::for_test(t.sentinel_addrs(), &t.opts.spec.master_name);
     cfg.mode = mode;
-    cfg.password = Some(PW.into());
+    cfg.login = Some(redis_ha_resp::Login::default_user(PW));
     cfg.client_auth = client_auth;
     let p = start(cfg).await.expect("proxy");
     p.wait_master(Duration::from_secs(10)).await.unwrap();

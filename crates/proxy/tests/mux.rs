@@ -323,7 +323,7 @@ async fn clients_logging_in_as_the_proxy_does_share_its_connections() {
     let mut cfg =
         redis_ha_proxy::config::ProxyConfig::for_test(t.sentinel_addrs(), &t.opts.spec.master_name);
     cfg.mode = ConnMode::Multiplex;
-    cfg.password = Some("s3cret".into());
+    cfg.login = Some(redis_ha_resp::Login::default_user("s3cret"));
     // Clients that send no AUTH are served too (tests/auth.rs has the rest).
     cfg.client_auth = false;
     let p = redis_ha_proxy::server::start(cfg).await.unwrap();

@@ -6,6 +6,7 @@
 //! [`Connection::from_stream`].
 
 use crate::frame::Frame;
+use crate::login::Credentials;
 use crate::parse::{parse_frame, ProtocolError};
 use bytes::BytesMut;
 use std::time::Duration;
@@ -57,16 +58,16 @@ impl Connection<TcpStream> {
         Ok(Connection::from_stream(stream, addr, timeout))
     }
 
-    /// [`Connection::connect`], then AUTH with `password` (the default
-    /// user) when one is given.
-    pub async fn connect_auth(
+    /// [`Connection::connect`], then AUTH with `login` when one is given:
+    /// a bare password (the default user) or a [`crate::Login`].
+    pub async fn connect_auth<L: Credentials + ?Sized>(
         addr: &str,
-        password: Option<&str>,
+        login: Option<&L>,
         timeout: Duration,
     ) -> Result<Connection, ConnError> {
         let mut c = Connection::connect(addr, timeout).await?;
-        if let Some(pw) = password {
-            c.request_ok(&["AUTH", pw]).await?;
+        if let Some(l) = login {
+            c.request_ok(&l.auth_args()).await?;
         }
         Ok(c)
     }
@@ -148,16 +149,16 @@ pub async fn query<A: AsRef<[u8]>>(
     args: &[A],
     timeout: Duration,
 ) -> Result<Frame, ConnError> {
-    query_auth(addr, None, args, timeout).await
+    query_auth::<_, str>(addr, None, args, timeout).await
 }
 
-/// [`query`] on a node that requires `password` (the default user's).
-pub async fn query_auth<A: AsRef<[u8]>>(
+/// [`query`] on a node that requires a login (see [`Connection::connect_auth`]).
+pub async fn query_auth<A: AsRef<[u8]>, L: Credentials + ?Sized>(
     addr: &str,
-    password: Option<&str>,
+    login: Option<&L>,
     args: &[A],
     timeout: Duration,
 ) -> Result<Frame, ConnError> {
-    let mut c = Connection::connect_auth(addr, password, timeout).await?;
+    let mut c = Connection::connect_auth(addr, login, timeout).await?;
     c.request_ok(args).await
 }

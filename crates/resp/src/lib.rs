@@ -9,10 +9,12 @@
 pub mod conn;
 pub mod encode;
 pub mod frame;
+pub mod login;
 pub mod parse;
 pub mod request;
 
 pub use conn::{ConnError, Connection};
 pub use frame::Frame;
+pub use login::{Credentials, Login};
 pub use parse::{Command, Limits, ProtocolError};
 pub use request::RequestParser;

@@ -4,7 +4,7 @@
 
 use crate::Addr;
 use redis_ha_resp::conn::query_auth;
-use redis_ha_resp::{ConnError, Connection, Frame};
+use redis_ha_resp::{ConnError, Connection, Credentials, Frame};
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -166,9 +166,9 @@ impl View {
 }
 
 /// Reads a sentinel's [`View`] of master `name`.
-pub async fn view(
+pub async fn view<L: Credentials + ?Sized>(
     sentinel: &str,
-    pw: Option<&str>,
+    pw: Option<&L>,
     name: &str,
     timeout: Duration,
 ) -> Result<View, ConnError> {

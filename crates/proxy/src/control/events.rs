@@ -2,6 +2,7 @@
 //! reconnecting with backoff, forwarding every event to the controller.
 
 use redis_ha_resp::Connection;
+use redis_ha_resp::Login;
 use redis_ha_topology::{addr, Addr};
 use std::time::Duration;
 use tokio::sync::mpsc::UnboundedSender;
@@ -27,13 +28,13 @@ pub enum Event {
 }
 
 /// Follows one sentinel's events; `pw` is the sentinel's own password.
-pub async fn subscribe(sentinel: Addr, pw: Option<String>, tx: UnboundedSender<Event>) {
+pub async fn subscribe(sentinel: Addr, pw: Option<Login>, tx: UnboundedSender<Event>) {
     let mut backoff = Duration::from_millis(100);
     loop {
         if tx.is_closed() {
             return;
         }
-        match listen(&sentinel, pw.as_deref(), &tx).await {
+        match listen(&sentinel, pw.as_ref(), &tx).await {
             Ok(()) => return,
             Err(e) => {
                 tracing::debug!(%sentinel, error = %e, "sentinel subscription lost");
@@ -48,7 +49,7 @@ pub async fn subscribe(sentinel: Addr, pw: Option<String>, tx: UnboundedSender<E
 /// Returns Ok only when the controller is gone.
 async fn listen(
     sentinel: &str,
-    pw: Option<&str>,
+    pw: Option<&Login>,
     tx: &UnboundedSender<Event>,
 ) -> anyhow::Result<()> {
     let mut c = Connection::connect_auth(sentinel, pw, Duration::from_secs(1)).await?;

@@ -60,7 +60,7 @@ pub async fn replica_health(
 }
 
 async fn info(a: &str, cfg: &ProxyConfig) -> Result<Replication, String> {
-    let pw = cfg.password.as_deref();
+    let pw = cfg.login.as_ref();
     let f = query_auth(a, pw, &["INFO", "replication"], cfg.connect_timeout)
         .await
         .map_err(|e| e.to_string())?;

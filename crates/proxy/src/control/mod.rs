@@ -148,7 +148,7 @@ impl Controller {
         for s in self.sentinels.clone() {
             if !self.subscribed.contains(&s) {
                 self.subscribed.push(s.clone());
-                let pw = self.cfg.sentinel_password.clone();
+                let pw = self.cfg.sentinel_login.clone();
                 tokio::spawn(events::subscribe(s, pw, self.event_tx.clone()));
             }
         }
@@ -253,7 +253,7 @@ impl Controller {
                     self.watching_promotion = Some(replica.clone());
                     tokio::spawn(probe::watch_promotion(
                         replica,
-                        self.cfg.password.clone(),
+                        self.cfg.login.clone(),
                         self.event_tx.clone(),
                     ));
                 }
@@ -381,7 +381,7 @@ impl Controller {
         if self.routes.master.as_deref() == Some(new) {
             return;
         }
-        let role = probe::probe_role(new, self.cfg.password.as_deref(), self.cfg.connect_timeout);
+        let role = probe::probe_role(new, self.cfg.login.as_ref(), self.cfg.connect_timeout);
         if role.await != RoleProbe::Master {
             return;
         }
@@ -416,7 +416,7 @@ impl Controller {
     async fn refresh(&mut self) {
         let t = self.cfg.connect_timeout;
         let name = self.cfg.master_name.clone();
-        let spw = self.cfg.sentinel_password.as_deref();
+        let spw = self.cfg.sentinel_login.as_ref();
         let views = probe::sentinel_views(&self.sentinels, spw, &name, t).await;
         let reachable = views.iter().filter(|v| v.error.is_none()).count();
         self.metrics.sentinels_reachable.set(reachable as i64);
@@ -447,7 +447,7 @@ impl Controller {
             Some(_) if verdict == SentinelVerdict::Down && !self.failover_in_progress() => {
                 RoleProbe::NoReply
             }
-            Some(c) => probe::probe_role(c, self.cfg.password.as_deref(), t).await,
+            Some(c) => probe::probe_role(c, self.cfg.login.as_ref(), t).await,
             None => RoleProbe::Failed("no master named by the sentinels".into()),
         };
         let decision = decide::decide_master(

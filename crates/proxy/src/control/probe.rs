@@ -4,6 +4,7 @@
 use super::events::Event;
 use super::state::SentinelView;
 use redis_ha_resp::conn::query_auth;
+use redis_ha_resp::Login;
 use redis_ha_resp::{ConnError, Connection};
 use redis_ha_topology::info::Role;
 use redis_ha_topology::{sentinel, Addr};
@@ -44,18 +45,18 @@ impl RoleProbe {
     }
 }
 
-pub async fn probe_role(a: &str, password: Option<&str>, timeout: Duration) -> RoleProbe {
-    RoleProbe::from_result(query_auth(a, password, &["ROLE"], timeout).await)
+pub async fn probe_role(a: &str, login: Option<&Login>, timeout: Duration) -> RoleProbe {
+    RoleProbe::from_result(query_auth(a, login, &["ROLE"], timeout).await)
 }
 
 /// Polls the chosen replica's ROLE every few ms until it says master.
-pub async fn watch_promotion(replica: Addr, password: Option<String>, tx: UnboundedSender<Event>) {
+pub async fn watch_promotion(replica: Addr, login: Option<Login>, tx: UnboundedSender<Event>) {
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut conn: Option<Connection> = None;
     while Instant::now() < deadline && !tx.is_closed() {
         if conn.is_none() {
             let t = Duration::from_millis(300);
-            conn = Connection::connect_auth(&replica, password.as_deref(), t)
+            conn = Connection::connect_auth(&replica, login.as_ref(), t)
                 .await
                 .ok();
         }
@@ -78,7 +79,7 @@ pub async fn watch_promotion(replica: Addr, password: Option<String>, tx: Unboun
 /// Every sentinel's view of the master, asked concurrently.
 pub async fn sentinel_views(
     sentinels: &[Addr],
-    pw: Option<&str>,
+    pw: Option<&Login>,
     name: &str,
     t: Duration,
 ) -> Vec<SentinelView> {

@@ -28,6 +28,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use prometheus_client::metrics::gauge::Gauge;
 use redis_ha_resp::encode;
 use redis_ha_resp::parse::frame_len;
+use redis_ha_resp::{Credentials, Login};
 use redis_ha_topology::Addr;
 use std::collections::{HashMap, VecDeque};
 use std::io;
@@ -489,7 +490,7 @@ fn deliver(
 pub struct Pool {
     per_node: usize,
     ack: Option<WriteAck>,
-    password: Option<String>,
+    login: Option<Login>,
     connect_timeout: Duration,
     /// Per node and protocol: RESP3 clients (HELLO 3) get connections of
     /// their own, since replies are encoded per connection.
@@ -515,7 +516,7 @@ struct Node {
 impl Pool {
     pub fn new(
         per_node: usize,
-        password: Option<String>,
+        login: Option<Login>,
         connect_timeout: Duration,
         open: Gauge,
         ack: Option<WriteAck>,
@@ -523,7 +524,7 @@ impl Pool {
         Pool {
             per_node: per_node.max(1),
             ack,
-            password,
+            login,
             connect_timeout,
             nodes: Mutex::new(HashMap::new()),
             open,
@@ -607,16 +608,18 @@ impl Pool {
         let mut n = 0;
         // Named, so `CLIENT LIST` on the node shows what these are.
         const NAME: &str = "redis-ha-mux";
-        let pw = self.password.as_deref();
+        let login = self.login.as_ref();
         if proto == Proto::Resp3 {
             // One HELLO switches the protocol, logs in and names it.
             let mut a = vec!["HELLO", "3"];
-            a.extend(pw.map(|pw| ["AUTH", "default", pw]).into_iter().flatten());
+            if let Some(l) = login {
+                a.extend(["AUTH", l.user_name(), &l.password]);
+            }
             a.extend(["SETNAME", NAME]);
             encode::command(&a, &mut setup);
         } else {
-            if let Some(pw) = pw {
-                encode::command(&["AUTH", pw], &mut setup);
+            if let Some(l) = login {
+                encode::command(&l.auth_args(), &mut setup);
                 n += 1;
             }
             encode::command(&["CLIENT", "SETNAME", NAME], &mut setup);

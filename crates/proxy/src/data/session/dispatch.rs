@@ -75,7 +75,7 @@ impl Session {
         self.shared.cfg.mode == ConnMode::Multiplex
             && next_shared
             && self.pipeline.written() == 0
-            && self.state.shareable(self.shared.cfg.password.as_deref())
+            && self.state.shareable(self.shared.cfg.login.as_ref())
             && since.is_none_or(|t| t.elapsed() >= REJOIN)
     }
 
@@ -142,7 +142,7 @@ impl Session {
                 .await
                 .map(|c| Backend::shared(c, epoch)),
             Lane::Dedicated { .. } => {
-                let pw = cfg.password.as_deref();
+                let pw = cfg.login.as_ref();
                 Backend::dedicated(target, epoch, &self.state, pw, cfg.connect_timeout).await
             }
         };
@@ -181,7 +181,7 @@ impl Session {
         let cfg = &self.shared.cfg;
         // A RESET logs a dedicated connection out on Redis; with
         // --client-auth none the client expects to stay logged in.
-        let reset_logs_out = cfg.password.is_some() && !cfg.client_auth && !on_shared;
+        let reset_logs_out = cfg.login.is_some() && !cfg.client_auth && !on_shared;
         let mut batch = std::mem::take(&mut self.batch);
         let (state, lane) = (&mut self.state, &mut self.lane);
         let mut stop = false;

@@ -16,7 +16,7 @@ impl Session {
 
     pub(super) fn on_client_data(&mut self) {
         let mut n = 0u64;
-        while self.input == Input::Open && self.login != Login::Waiting {
+        while self.input == Input::Open && self.login != Signin::Waiting {
             match self.parser.next(&mut self.cbuf) {
                 Ok(Some(cmd)) => {
                     n += 1;
@@ -45,9 +45,9 @@ impl Session {
         if class.kind == Kind::Quit {
             return self.accept_quit(cmd, class);
         }
-        if self.login == Login::Required {
-            match login::gate(self.shared.cfg.password.as_deref(), &cmd, class.kind) {
-                Gate::Forward => self.login = Login::Waiting,
+        if self.login == Signin::Required {
+            match login::gate(self.shared.cfg.login.as_ref(), &cmd, class.kind) {
+                Gate::Forward => self.login = Signin::Waiting,
                 Gate::Local(reply) => {
                     return self.pipeline.push_local(cmd, class, reply, After::Continue)
                 }

@@ -6,6 +6,7 @@ use super::state::ConnState;
 use crate::data::handshake;
 use crate::data::mux::{Inbox, MuxConn};
 use bytes::BytesMut;
+use redis_ha_resp::Login;
 use redis_ha_topology::Addr;
 use std::io;
 use std::sync::Arc;
@@ -61,11 +62,11 @@ impl Backend {
         addr: &str,
         epoch: u64,
         state: &ConnState,
-        password: Option<&str>,
+        login: Option<&Login>,
         timeout: Duration,
     ) -> io::Result<Backend> {
         let mut setup = BytesMut::new();
-        let n = state.replay(password, &mut setup);
+        let n = state.replay(login, &mut setup);
         let (sock, buf) = handshake::open(addr, &setup, n, timeout).await?;
         let (r, w) = sock.into_split();
         Ok(Backend {

@@ -1,17 +1,17 @@
 //! Logging in through the proxy, as with Redis: before a login every command
 //! but AUTH, HELLO ... AUTH, RESET and QUIT gets Redis's NOAUTH. A wrong
-//! password for the default user is refused on the spot; a good one, or any
-//! other user's, goes to Redis, which has the last word, and nothing sent
-//! after it is read until Redis has answered.
+//! password for the proxy's own user (`--user`, else `default`) is refused
+//! on the spot; a good one, or any other user's, goes to Redis, which has
+//! the last word, and nothing sent after it is read until Redis has answered.
 
 use crate::data::commands::Kind;
 use crate::secret::same_bytes;
 use bytes::Bytes;
-use redis_ha_resp::Command;
+use redis_ha_resp::{Command, Login};
 
 /// Where a client stands with its login.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Login {
+pub enum Signin {
     /// Must log in before anything else.
     Required,
     /// A login is on its way to Redis: read nothing more until answered.
@@ -39,17 +39,21 @@ pub fn hello_auth_at(hello: &Command) -> Option<usize> {
     (2..hello.argc()).find(|&i| hello.arg_is(i, "AUTH"))
 }
 
-/// `user`/`pass` are what the proxy's own connections log in with: the
-/// default user with `password`.
-pub fn same_login(password: Option<&str>, user: Option<&[u8]>, pass: Option<&[u8]>) -> bool {
-    let Some(pw) = password else {
-        return false;
-    };
-    user.is_none_or(|u| u == b"default") && pass.is_some_and(|p| same_bytes(p, pw.as_bytes()))
+/// `user` (none: `default`) is the user the proxy's own connections log in
+/// as (`login`).
+fn is_proxy_user(login: &Login, user: Option<&[u8]>) -> bool {
+    user.unwrap_or(b"default") == login.user_name().as_bytes()
+}
+
+/// `user`/`pass` are what the proxy's own connections log in with.
+pub fn same_login(login: Option<&Login>, user: Option<&[u8]>, pass: Option<&[u8]>) -> bool {
+    login.is_some_and(|l| {
+        is_proxy_user(l, user) && pass.is_some_and(|p| same_bytes(p, l.password.as_bytes()))
+    })
 }
 
 /// The gate for a command before login (the answers are Redis's own).
-pub fn gate(password: Option<&str>, cmd: &Command, kind: Kind) -> Gate {
+pub fn gate(login: Option<&Login>, cmd: &Command, kind: Kind) -> Gate {
     let creds = match kind {
         Kind::Auth => match cmd.argc() {
             2 => (None, cmd.arg(1)),
@@ -66,9 +70,9 @@ pub fn gate(password: Option<&str>, cmd: &Command, kind: Kind) -> Gate {
     };
     match creds {
         (_, None) => Gate::Refuse("ERR Syntax error in HELLO option 'auth'"),
-        // The default user's password is known here; other users' are not.
-        (Some(u), _) if u != b"default" => Gate::Forward,
-        (user, pass) if same_login(password, user, pass) => Gate::Forward,
+        // The proxy's own user's password is known here; others' are not.
+        (user, _) if !login.is_some_and(|l| is_proxy_user(l, user)) => Gate::Forward,
+        (user, pass) if same_login(login, user, pass) => Gate::Forward,
         _ => Gate::Refuse(WRONGPASS),
     }
 }
@@ -77,8 +81,15 @@ pub fn gate(password: Option<&str>, cmd: &Command, kind: Kind) -> Gate {
 mod tests {
     use super::*;
 
+    fn login(user: Option<&str>) -> Login {
+        Login {
+            user: user.map(str::to_string),
+            password: "pw".into(),
+        }
+    }
+
     fn g(args: &[&str], kind: Kind) -> Gate {
-        gate(Some("pw"), &Command::from_args(args), kind)
+        gate(Some(&login(None)), &Command::from_args(args), kind)
     }
 
     #[test]
@@ -97,7 +108,24 @@ mod tests {
             Gate::Refuse("NOAUTH Authentication required.")
         );
         assert!(matches!(g(&["RESET"], Kind::Reset), Gate::Local(_)));
-        assert!(!same_login(Some("pw"), None, Some(b"pX")));
+        assert!(!same_login(Some(&login(None)), None, Some(b"pX")));
         assert!(!same_login(None, None, Some(b"pw")));
+    }
+
+    #[test]
+    fn with_its_own_user_the_proxy_judges_only_that_users_password() {
+        let l = login(Some("proxy"));
+        let g = |args: &[&str]| gate(Some(&l), &Command::from_args(args), Kind::Auth);
+        assert_eq!(g(&["AUTH", "proxy", "pw"]), Gate::Forward);
+        assert_eq!(g(&["AUTH", "proxy", "nope"]), Gate::Refuse(WRONGPASS));
+        // The default user's password is Redis's to judge now.
+        assert_eq!(g(&["AUTH", "other-pw"]), Gate::Forward);
+        assert_eq!(g(&["AUTH", "default", "x"]), Gate::Forward);
+        assert!(same_login(Some(&l), Some(b"proxy"), Some(b"pw")));
+        assert!(
+            !same_login(Some(&l), None, Some(b"pw")),
+            "default is not proxy"
+        );
+        assert!(!same_login(Some(&l), Some(b"default"), Some(b"pw")));
     }
 }

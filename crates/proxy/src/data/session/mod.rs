@@ -43,7 +43,7 @@ mod state;
 use self::client_io::{ClientReader, ClientWriter};
 use self::hold::{Hold, Next};
 use self::link::{Backend, Link, Phase, SendError};
-use self::login::{Gate, Login};
+use self::login::{Gate, Signin};
 use self::pipeline::{Ack, After, Answer, Pipeline, Slot, Take};
 use self::replay::{Loss, Verdict};
 use self::state::{ConnState, Replies};
@@ -127,7 +127,7 @@ pub struct Session {
     /// Replies for the client, not yet written.
     out: BytesMut,
     input: Input,
-    login: Login,
+    login: Signin,
     lane: Lane,
     pipeline: Pipeline,
     state: ConnState,
@@ -176,9 +176,9 @@ impl Session {
         let mut routes_rx = shared.routes.routes.clone();
         let routes = routes_rx.borrow_and_update().clone();
         let login = if shared.cfg.clients_log_in() {
-            Login::Required
+            Signin::Required
         } else {
-            Login::Done
+            Signin::Done
         };
         Session {
             endpoint,
@@ -240,11 +240,11 @@ impl Session {
     /// Everything that can move without waiting: a login answered lets
     /// reading resume, queued requests go out, ready replies are collected.
     async fn step(&mut self) {
-        if self.login == Login::Waiting && !self.pipeline.login_pending() {
+        if self.login == Signin::Waiting && !self.pipeline.login_pending() {
             self.login = if self.state.auth.is_some() || self.state.hello.is_some() {
-                Login::Done
+                Signin::Done
             } else {
-                Login::Required
+                Signin::Required
             };
             self.on_client_data();
         }
@@ -330,7 +330,7 @@ impl Session {
     /// for a login's answer, and not too far behind on its replies.
     fn wants_input(&self) -> bool {
         self.input == Input::Open
-            && self.login != Login::Waiting
+            && self.login != Signin::Waiting
             && self.out.len() < SOFT_OUTPUT
             && self.pipeline.len() < MAX_PENDING
     }

@@ -107,7 +107,7 @@ impl Session {
             Answer::Client(cmd, class) => {
                 // RESET: Redis logs the connection out too.
                 if self.state.on_reply(&cmd, &class, frame) && self.shared.cfg.clients_log_in() {
-                    self.login = Login::Required;
+                    self.login = Signin::Required;
                 }
             }
             Answer::Gate => {

@@ -8,7 +8,7 @@ use super::login::{hello_auth_at, same_login};
 use crate::data::commands::{Class, Kind};
 use crate::data::mux::Proto;
 use bytes::BytesMut;
-use redis_ha_resp::{encode, Command};
+use redis_ha_resp::{encode, Command, Credentials, Login};
 
 /// Transaction state on the backend connection.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -128,17 +128,17 @@ impl ConnState {
 
     /// Nothing on a dedicated connection that the shared ones lack: the
     /// client may share them again (the timing is the caller's).
-    pub fn shareable(&self, password: Option<&str>) -> bool {
+    pub fn shareable(&self, login: Option<&Login>) -> bool {
         self.tx == Tx::None
             && self.replies == Replies::Paired
             && !self.untracked
-            && self.hello_shareable(password)
-            && self.auth_shareable(password)
+            && self.hello_shareable(login)
+            && self.auth_shareable(login)
             && self.select.as_ref().is_none_or(|c| c.arg_is(1, "0"))
     }
 
     /// No AUTH, or one that logs in as the shared connections do.
-    fn auth_shareable(&self, pw: Option<&str>) -> bool {
+    fn auth_shareable(&self, pw: Option<&Login>) -> bool {
         match &self.auth {
             None => true,
             Some(a) if a.argc() == 2 => same_login(pw, None, a.arg(1)),
@@ -149,7 +149,7 @@ impl ConnState {
 
     /// No HELLO, or `HELLO [2|3] [AUTH user pass] [SETNAME name]` whose
     /// AUTH, if any, is the shared connections' login.
-    fn hello_shareable(&self, pw: Option<&str>) -> bool {
+    fn hello_shareable(&self, pw: Option<&Login>) -> bool {
         let Some(h) = &self.hello else {
             return true;
         };
@@ -170,12 +170,12 @@ impl ConnState {
     /// accepts: the login first (a HELLO without AUTH fails on a connection
     /// not logged in; a HELLO that logs in replaces an earlier AUTH, and an
     /// AUTH after it wins). Returns how many were encoded.
-    pub fn replay(&self, password: Option<&str>, out: &mut BytesMut) -> usize {
+    pub fn replay(&self, login: Option<&Login>, out: &mut BytesMut) -> usize {
         let mut n = 0;
         let hello_logs_in = self.hello.as_ref().and_then(hello_auth_at).is_some();
-        if let Some(pw) = password {
+        if let Some(l) = login {
             if self.auth.is_none() && !hello_logs_in {
-                encode::command(&["AUTH", pw], out);
+                encode::command(&l.auth_args(), out);
                 n += 1;
             }
         }
@@ -221,23 +221,48 @@ mod tests {
         assert_eq!(s.tx, Tx::None);
     }
 
+    fn proxy_login() -> Login {
+        Login {
+            user: Some("proxy".into()),
+            password: "pw".into(),
+        }
+    }
+
     #[test]
     fn login_is_replayed_first() {
+        let pw = Some(proxy_login());
+        let pw = pw.as_ref();
         let mut s = ConnState::default();
         apply(&mut s, &["HELLO", "3"], b"%0\r\n");
         apply(&mut s, &["SELECT", "2"], b"+OK\r\n");
         apply(&mut s, &["CLIENT", "SETNAME", "a"], b"+OK\r\n");
         apply(&mut s, &["CLIENT", "SETNAME", "b"], b"+OK\r\n");
         let mut out = BytesMut::new();
-        assert_eq!(s.replay(Some("pw"), &mut out), 4);
+        assert_eq!(s.replay(pw, &mut out), 4);
         let text = String::from_utf8_lossy(&out);
         let at = |w: &str| text.find(w).unwrap();
         assert!(at("AUTH") < at("HELLO") && at("HELLO") < at("SELECT"));
+        assert!(
+            text.starts_with("*3\r\n$4\r\nAUTH\r\n$5\r\nproxy\r\n"),
+            "{text}"
+        );
         assert!(text.contains("\r\nb\r\n") && !text.contains("\r\na\r\n"));
-        assert!(!s.shareable(Some("pw")), "SELECT 2 keeps it dedicated");
+        assert!(!s.shareable(pw), "SELECT 2 keeps it dedicated");
         apply(&mut s, &["SELECT", "0"], b"+OK\r\n");
-        assert!(s.shareable(Some("pw")));
+        assert!(s.shareable(pw));
         apply(&mut s, &["CLIENT", "TRACKING", "on"], b"+OK\r\n");
-        assert!(!s.shareable(Some("pw")));
+        assert!(!s.shareable(pw));
+    }
+
+    #[test]
+    fn only_the_proxys_own_login_shares() {
+        let pw = Some(proxy_login());
+        let mut s = ConnState::default();
+        apply(&mut s, &["AUTH", "pw"], b"+OK\r\n");
+        assert!(!s.shareable(pw.as_ref()), "default is another user");
+        apply(&mut s, &["AUTH", "proxy", "pw"], b"+OK\r\n");
+        assert!(s.shareable(pw.as_ref()));
+        apply(&mut s, &["HELLO", "3", "AUTH", "proxy", "pw"], b"%0\r\n");
+        assert!(s.shareable(pw.as_ref()));
     }
 }

@@ -448,6 +448,13 @@ pub fn frame_len(buf: &[u8]) -> Result<Option<usize>, ProtocolError> {
                     if buf.len() < stop {
                         return Ok(None);
                     }
+                    // Without this, a reply cut short or padded would shift
+                    // every later reply onto the wrong request.
+                    if &buf[stop - 2..stop] != b"\r\n" {
+                        return Err(ProtocolError::InvalidReply(
+                            "bulk data not followed by CRLF".into(),
+                        ));
+                    }
                     pos = stop;
                 }
                 _ => {
@@ -693,6 +700,14 @@ mod tests {
             }
         }
         assert!(frame_len(b"?x\r\n").is_err());
+    }
+
+    #[test]
+    fn frame_len_wants_crlf_after_bulk_data() {
+        assert!(frame_len(b"$3\r\nabcde\r\n").is_err(), "longer than said");
+        assert!(frame_len(b"*2\r\n$1\r\nab\r\n:1\r\n").is_err());
+        assert!(frame_len(b"=5\r\ntxt:aXY").is_err());
+        assert_eq!(frame_len(b"$3\r\nabc\r\n").unwrap(), Some(9));
     }
 
     #[test]

@@ -173,3 +173,35 @@ async fn failover_shows_on_the_charts_and_in_the_table() {
         "{dom}"
     );
 }
+
+/// With `--admin-token-file`, the dashboard opened as `/?token=TOKEN` gets
+/// its data (the script sends the token on) and its links carry the token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_protected_dashboard_passes_its_token_on() {
+    let t = Topology::start_test(1000).await.expect("topology");
+    let mut cfg = ProxyConfig::for_test(t.sentinel_addrs(), &t.opts.spec.master_name);
+    cfg.admin_token = Some("t0k+en".into());
+    let p = start(cfg).await.expect("proxy");
+    p.wait_master(Duration::from_secs(10)).await.unwrap();
+    let master = t.master().await.unwrap();
+    let url = format!("http://{}/?token=t0k%2Ben", p.admin_addr);
+    let Some(dom) = chromium_dom(url).await else {
+        eprintln!(
+            "SKIPPED: chromium is not installed (scripts/install-deps.sh --test installs it)"
+        );
+        return;
+    };
+    assert!(
+        !dom.contains("proxy unreachable"),
+        "the script's fetches failed: {dom}"
+    );
+    assert!(dom.contains(&master), "no master in {dom}");
+    for path in ["/metrics", "/api/status", "/api/history"] {
+        let link = format!("href=\"http://{}{path}?token=t0k%2Ben\"", p.admin_addr);
+        let relative = format!("href=\"{path}?token=t0k%2Ben\"");
+        assert!(
+            dom.contains(&link) || dom.contains(&relative),
+            "{path}: {dom}"
+        );
+    }
+}

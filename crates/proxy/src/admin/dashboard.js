@@ -119,6 +119,12 @@ function tables(v) {
 // (--admin-token-file): sent on with each request, never stored.
 const TOKEN = new URLSearchParams(location.search).get("token");
 const api = path => fetch(path, TOKEN ? { headers: { Authorization: "Bearer " + TOKEN } } : {});
+// The page's links to /metrics, /api/... carry it too, or they would get 401.
+if (TOKEN) {
+  for (const a of document.querySelectorAll('a[href^="/"]')) {
+    a.href = a.getAttribute("href") + "?token=" + encodeURIComponent(TOKEN);
+  }
+}
 
 async function tick() {
   try {

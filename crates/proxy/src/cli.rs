@@ -213,12 +213,19 @@ pub fn parse_size(s: &str) -> Result<usize, String> {
         .ok_or_else(|| format!("{s:?} is too large"))
 }
 
-/// The login for `user` (none: the default user), given a password.
-fn login(user: Option<&str>, password: Option<String>) -> Option<Login> {
-    password.map(|password| Login {
+/// The login for `user` (none: the default user) when a password is given,
+/// inline or in a file (`flag` names the file option in errors).
+fn login(
+    flag: &str,
+    user: Option<&str>,
+    inline: Option<&str>,
+    file: Option<&std::path::Path>,
+) -> anyhow::Result<Option<Login>> {
+    let password = secret::inline_or_file(flag, inline, file)?;
+    Ok(password.map(|password| Login {
         user: user.map(str::to_string),
         password,
-    })
+    }))
 }
 
 impl ProxyArgs {
@@ -233,22 +240,18 @@ impl ProxyArgs {
             sentinels: self.sentinels.clone(),
             master_name: self.master_name.clone(),
             login: login(
+                "--password-file",
                 self.user.as_deref(),
-                secret::inline_or_file(
-                    "--password-file",
-                    self.password.as_deref(),
-                    self.password_file.as_deref(),
-                )?,
-            ),
+                self.password.as_deref(),
+                self.password_file.as_deref(),
+            )?,
             client_auth: self.client_auth == ClientAuth::Required,
             sentinel_login: login(
+                "--sentinel-password-file",
                 self.sentinel_user.as_deref(),
-                secret::inline_or_file(
-                    "--sentinel-password-file",
-                    self.sentinel_password.as_deref(),
-                    self.sentinel_password_file.as_deref(),
-                )?,
-            ),
+                self.sentinel_password.as_deref(),
+                self.sentinel_password_file.as_deref(),
+            )?,
             write_listen: addr(&self.bind, self.port),
             read_listen: addr(&self.bind, self.read_port),
             admin_listen: addr(&self.bind, self.admin_port),

@@ -42,12 +42,6 @@ impl Credentials for str {
     }
 }
 
-impl Credentials for String {
-    fn auth_args(&self) -> Vec<&str> {
-        self.as_str().auth_args()
-    }
-}
-
 impl Credentials for Login {
     fn auth_args(&self) -> Vec<&str> {
         match &self.user {

@@ -201,7 +201,46 @@ async fn resp3_pubsub_big_values_quit_and_garbage(mode: ConnMode) {
     assert_eq!(text(&cmd(&mut c, &["PING"]).await), "PONG");
 }
 
+/// Found by the `session` fuzz target: without subscriptions Redis answers
+/// (P|S)UNSUBSCRIBE once per channel, in RESP3 with pushes; each is part of
+/// its reply, so the next request still gets its own and EOF closes.
+async fn unsubscribe_without_subscriptions(mode: ConnMode) {
+    let (_t, p) = setup(|c| c.mode = mode).await;
+    let unsub = |kind: &str, ch: &str, nil: &str| {
+        let ch = match ch {
+            "" => nil.to_string(),
+            c => format!("${}\r\n{c}\r\n", c.len()),
+        };
+        format!("${}\r\n{kind}\r\n{ch}:0\r\n", kind.len())
+    };
+    for (hello, head, nil) in [
+        ("", "*3\r\n", "$-1\r\n"),
+        ("HELLO 3\r\n", ">3\r\n", "_\r\n"),
+    ] {
+        let mut s = tokio::net::TcpStream::connect(p.write_addr).await.unwrap();
+        let req = format!("{hello}UNSUBSCRIBE a b\r\nPUNSUBSCRIBE\r\nPING\r\n");
+        s.write_all(req.as_bytes()).await.unwrap();
+        s.shutdown().await.unwrap();
+        let mut buf = Vec::new();
+        tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut buf))
+            .await
+            .expect("answered and closed")
+            .unwrap();
+        let got = String::from_utf8_lossy(&buf);
+        let want = [
+            unsub("unsubscribe", "a", nil),
+            unsub("unsubscribe", "b", nil),
+            unsub("punsubscribe", "", nil),
+        ]
+        .map(|u| format!("{head}{u}"))
+        .concat()
+            + "+PONG\r\n";
+        assert!(got.ends_with(&want), "{got:?}, wanted the end {want:?}");
+    }
+}
+
 in_both_modes!(
     clients_work_through_both_endpoints,
-    resp3_pubsub_big_values_quit_and_garbage
+    resp3_pubsub_big_values_quit_and_garbage,
+    unsubscribe_without_subscriptions
 );

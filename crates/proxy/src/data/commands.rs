@@ -98,6 +98,37 @@ fn effect(spec: Option<&Spec>) -> Effect {
     }
 }
 
+/// Reply frames Redis sends for `c` outside a transaction on a connection
+/// with no subscriptions (with some, replies stream unpaired): one, but
+/// (P|S)UNSUBSCRIBE answers once per channel given, or once with none.
+pub fn reply_frames(c: &Command) -> usize {
+    let name = c.name();
+    let unsubscribe = matches!(name.len(), 11 | 12)
+        && ["UNSUBSCRIBE", "PUNSUBSCRIBE", "SUNSUBSCRIBE"]
+            .iter()
+            .any(|u| name.eq_ignore_ascii_case(u.as_bytes()));
+    if unsubscribe {
+        (c.argc() - 1).max(1)
+    } else {
+        1
+    }
+}
+
+/// Whether `frame` is a RESP3 (P|S)UNSUBSCRIBE confirmation: a push, yet
+/// the command's reply rather than out-of-band data.
+pub fn is_unsubscribe_push(frame: &[u8]) -> bool {
+    let Some(rest) = frame.strip_prefix(b">3\r\n$") else {
+        return false;
+    };
+    [
+        &b"11\r\nunsubscribe\r\n"[..],
+        b"12\r\npunsubscribe\r\n",
+        b"12\r\nsunsubscribe\r\n",
+    ]
+    .iter()
+    .any(|kind| rest.starts_with(kind))
+}
+
 /// Remembers the last command classified on a connection: clients tend to
 /// repeat the same few commands, and a byte compare is cheaper than a lookup.
 #[derive(Default)]
@@ -269,6 +300,29 @@ mod tests {
 
     fn k(args: &[&str]) -> Kind {
         classify(&Command::from_args(args)).kind
+    }
+
+    #[test]
+    fn unsubscribe_is_answered_once_per_channel() {
+        let n = |args: &[&str]| reply_frames(&Command::from_args(args));
+        assert_eq!(n(&["unsubscribe"]), 1);
+        assert_eq!(n(&["UNSUBSCRIBE", "a", "b"]), 2);
+        assert_eq!(n(&["PUnsubscribe", "a*", "b*", "c*"]), 3);
+        assert_eq!(n(&["SUNSUBSCRIBE", "a", "b"]), 2);
+        assert_eq!(n(&["SUBSCRIBE", "a", "b"]), 1, "streams, never paired");
+        assert_eq!(n(&["MGET", "a", "b"]), 1);
+        assert!(is_unsubscribe_push(
+            b">3\r\n$11\r\nunsubscribe\r\n_\r\n:0\r\n"
+        ));
+        assert!(is_unsubscribe_push(
+            b">3\r\n$12\r\npunsubscribe\r\n$1\r\nx\r\n:0\r\n"
+        ));
+        assert!(!is_unsubscribe_push(
+            b">2\r\n$10\r\ninvalidate\r\n*1\r\n$1\r\nk\r\n"
+        ));
+        assert!(!is_unsubscribe_push(
+            b"*3\r\n$11\r\nunsubscribe\r\n$-1\r\n:0\r\n"
+        ));
     }
 
     fn shared(args: &[&str]) -> bool {

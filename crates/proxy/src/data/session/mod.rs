@@ -48,7 +48,7 @@ use self::pipeline::{Ack, After, Answer, Pipeline, Slot, Take};
 use self::replay::{Loss, Verdict};
 use self::state::{ConnState, Replies};
 use super::bufpool;
-use super::commands::{Class, Effect, Kind, LastClass};
+use super::commands::{is_unsubscribe_push, Class, Effect, Kind, LastClass};
 use super::error::{ClientError, ErrorKind};
 use super::mux::{Inbox, Reply};
 use super::policy::{Avoid, COOLDOWN};

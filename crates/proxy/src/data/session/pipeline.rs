@@ -10,7 +10,7 @@
 //! shared one the connection sends it and passes on the verdict.
 
 use super::replay::{self, Loss};
-use crate::data::commands::{Class, Kind};
+use crate::data::commands::{reply_frames, Class, Kind};
 use crate::data::error::ClientError;
 use bytes::{Bytes, BytesMut};
 use redis_ha_resp::Command;
@@ -85,18 +85,42 @@ pub struct Slot {
     /// When it was read (set by [`Pipeline::push`]), for the latency metric.
     at: Option<Instant>,
     pub ack: Ack,
+    /// Frames its reply takes outside a transaction ([`reply_frames`]).
+    frames: usize,
+    /// The first frames of a reply that takes several, until the last.
+    head: BytesMut,
+    /// How many frames `head` holds.
+    parts: usize,
 }
 
 impl Slot {
     pub fn remote(cmd: Command, class: Class) -> Slot {
         Slot {
+            frames: reply_frames(&cmd),
+            ..Slot::new(cmd, class, SlotState::Queued, Ack::No)
+        }
+    }
+
+    fn new(cmd: Command, class: Class, state: SlotState, ack: Ack) -> Slot {
+        Slot {
             cmd,
             class,
-            state: SlotState::Queued,
+            state,
             losses: 0,
             at: None,
-            ack: Ack::No,
+            ack,
+            frames: 1,
+            head: BytesMut::new(),
+            parts: 0,
         }
+    }
+
+    /// Back to the queue, to be written again: what came of its reply goes.
+    fn requeue(&mut self) {
+        self.state = SlotState::Queued;
+        self.ack = Ack::No;
+        self.head = BytesMut::new();
+        self.parts = 0;
     }
 }
 
@@ -156,14 +180,12 @@ impl Pipeline {
 
     /// A reply of the proxy's own, in order with the others.
     pub fn push_local(&mut self, cmd: Command, class: Class, reply: Bytes, after: After) {
-        self.push(Slot {
+        self.push(Slot::new(
             cmd,
             class,
-            state: SlotState::Done(reply, after),
-            losses: 0,
-            at: None,
-            ack: Ack::No,
-        });
+            SlotState::Done(reply, after),
+            Ack::No,
+        ));
     }
 
     pub fn len(&self) -> usize {
@@ -228,6 +250,19 @@ impl Pipeline {
         else {
             return Answer::Unmatched;
         };
+        // The last frame of a reply in several: the whole reply.
+        let whole;
+        let reply = match self.slots[i].parts {
+            0 => reply,
+            _ => {
+                let s = &mut self.slots[i];
+                s.parts = 0;
+                let mut h = std::mem::take(&mut s.head);
+                h.extend_from_slice(reply);
+                whole = h;
+                &whole[..]
+            }
+        };
         match self.slots[i].ack {
             Ack::Gate => {
                 self.slots.remove(i);
@@ -253,19 +288,33 @@ impl Pipeline {
         Answer::Client(s.cmd.clone(), s.class)
     }
 
+    /// Keeps `frame` as part of the first written request's reply when
+    /// that takes several frames ((P|S)UNSUBSCRIBE, outside a transaction)
+    /// and this is not the last; false when [`Pipeline::answer`] takes it.
+    /// An error is a whole reply.
+    pub fn gather(&mut self, frame: &[u8]) -> bool {
+        let Some(s) = self
+            .slots
+            .iter_mut()
+            .find(|s| matches!(s.state, SlotState::Written))
+        else {
+            return false;
+        };
+        if s.parts + 1 >= s.frames || frame.first() == Some(&b'-') {
+            return false;
+        }
+        s.head.extend_from_slice(frame);
+        s.parts += 1;
+        true
+    }
+
     /// After the written requests, a WAIT of the proxy's own (`raw`, its
     /// encoding, goes into `batch`): a dedicated link's gate.
     pub fn push_gate(&mut self, wait: Command, batch: &mut BytesMut) {
         batch.extend_from_slice(&wait.raw);
         let class = crate::data::commands::classify(&wait);
-        self.slots.push_back(Slot {
-            cmd: wait,
-            class,
-            state: SlotState::Written,
-            losses: 0,
-            at: None,
-            ack: Ack::Gate,
-        });
+        self.slots
+            .push_back(Slot::new(wait, class, SlotState::Written, Ack::Gate));
         self.written += 1;
     }
 
@@ -306,9 +355,7 @@ impl Pipeline {
             self.slots.remove(i);
             return Some(Ack::Gate);
         }
-        let s = &mut self.slots[i];
-        s.state = SlotState::Queued;
-        s.ack = Ack::No;
+        self.slots[i].requeue();
         self.queued += 1;
         Some(Ack::No)
     }
@@ -322,8 +369,7 @@ impl Pipeline {
             .rev()
             .find(|s| matches!(s.state, SlotState::Written))
         {
-            s.state = SlotState::Queued;
-            s.ack = Ack::No;
+            s.requeue();
             self.written -= 1;
             self.queued += 1;
         }
@@ -341,8 +387,7 @@ impl Pipeline {
         let r = replay::after_loss(s.class.effect, s.losses, loss);
         match &r {
             Ok(()) => {
-                s.state = SlotState::Queued;
-                s.ack = Ack::No;
+                s.requeue();
                 self.queued += 1;
             }
             Err(e) => s.state = SlotState::Done(e.reply(), After::Continue),
@@ -496,6 +541,49 @@ mod tests {
             node: "n:1".into(),
             why: "closed".into(),
         }
+    }
+
+    /// Found by the `session` fuzz target: Redis answers `UNSUBSCRIBE a b`
+    /// without subscriptions with one frame per channel; taken as one reply
+    /// each, the second went to the PING and the PING's never came.
+    #[test]
+    fn an_unsubscribe_reply_takes_a_frame_per_channel() {
+        let mut p = Pipeline::default();
+        p.push(req(&["UNSUBSCRIBE", "a", "b"]));
+        p.push(req(&["PING"]));
+        let mut batch = BytesMut::new();
+        assert_eq!(p.write_queued(&mut batch, |_| true), 2);
+        let (a, b) = (
+            &b"*3\r\n$11\r\nunsubscribe\r\n$1\r\na\r\n:0\r\n"[..],
+            &b"*3\r\n$11\r\nunsubscribe\r\n$1\r\nb\r\n:0\r\n"[..],
+        );
+        let mut out = BytesMut::new();
+        assert!(p.gather(a), "the first of two is kept");
+        assert!(!p.gather(b), "the last is the answer's");
+        assert!(matches!(p.answer(b, &mut out), Answer::Client(c, _) if c.is("UNSUBSCRIBE")));
+        assert_eq!(&out[..], [a, b].concat());
+        assert!(!p.gather(b"+PONG\r\n"));
+        assert!(matches!(p.answer(b"+PONG\r\n", &mut out), Answer::Client(c, _) if c.is("PING")));
+        assert!(p.is_empty());
+        // With no channel, one frame; an error is the whole reply; a
+        // requeued one forgets what came.
+        p.push(req(&["UNSUBSCRIBE"]));
+        p.push(req(&["PUNSUBSCRIBE", "x", "y"]));
+        p.push(req(&["SUNSUBSCRIBE", "x", "y"]));
+        batch.clear();
+        assert_eq!(p.write_queued(&mut batch, |_| true), 3);
+        assert!(!p.gather(b">3\r\n$11\r\nunsubscribe\r\n_\r\n:0\r\n"));
+        p.answer(b">3\r\n$11\r\nunsubscribe\r\n_\r\n:0\r\n", &mut out);
+        assert!(!p.gather(b"-NOPERM no\r\n"));
+        p.answer(b"-NOPERM no\r\n", &mut out);
+        assert!(p.gather(b"*3\r\n$12\r\nsunsubscribe\r\n$1\r\nx\r\n:0\r\n"));
+        p.requeue_first_written();
+        batch.clear();
+        p.write_queued(&mut batch, |_| true);
+        assert!(p.gather(b"+x\r\n"));
+        p.answer(b"+y\r\n", &mut out);
+        assert!(out.ends_with(b"-NOPERM no\r\n+x\r\n+y\r\n"), "{out:?}");
+        assert!(p.is_empty());
     }
 
     #[test]

@@ -90,11 +90,18 @@ impl Session {
 
     /// One reply from the backend.
     pub(super) fn on_frame(&mut self, frame: &[u8]) {
-        if self.state.replies == Replies::Streamed || frame.first() == Some(&b'>') {
+        let in_tx = matches!(self.state.tx, state::Tx::Multi { .. });
+        // A push is out-of-band, but for a (P|S)UNSUBSCRIBE's confirmation
+        // (RESP3) with no subscription: that is the command's reply.
+        let aside = frame.first() == Some(&b'>') && (in_tx || !is_unsubscribe_push(frame));
+        if self.state.replies == Replies::Streamed || aside {
             bufpool::held(&mut self.out).extend_from_slice(frame);
             return;
         }
-        let in_tx = matches!(self.state.tx, state::Tx::Multi { .. });
+        // (P|S)UNSUBSCRIBE is answered once per channel: one reply.
+        if !in_tx && self.pipeline.gather(frame) {
+            return;
+        }
         if self.endpoint == Endpoint::write && !in_tx {
             match replay::judge(frame) {
                 Verdict::NotRun if self.not_run(frame) => return,

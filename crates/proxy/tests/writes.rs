@@ -109,7 +109,7 @@ fn start_writers(addr: String) -> (Arc<AtomicBool>, Vec<tokio::task::JoinHandle<
 /// not the proxy). Returns (acknowledged, unknown) over all writers.
 async fn verify(addr: &str, tallies: Vec<Tally>, may_lose: u64) -> (u64, u64) {
     let mut c = conn(addr).await;
-    let (mut acked, mut unknown) = (0, 0);
+    let (mut acked, mut unknown, mut lost) = (0, 0, 0);
     for (id, t) in tallies.iter().enumerate() {
         let v = cmd(&mut c, &["GET", &format!("counter:{id}")]).await;
         let v: u64 = v.as_text().and_then(|s| s.parse().ok()).unwrap_or(0);
@@ -147,10 +147,14 @@ async fn verify(addr: &str, tallies: Vec<Tally>, may_lose: u64) -> (u64, u64) {
             missing <= may_lose,
             "writer {id}: {missing} acknowledged RPUSH values missing"
         );
+        lost += t.incr_acked.saturating_sub(v) + missing;
         acked += t.incr_acked + t.pushed.len() as u64;
         unknown += t.incr_unknown + t.push_unknown.len() as u64;
     }
-    eprintln!("acknowledged {acked}, unknown outcome {unknown}, over {WRITERS} writers");
+    eprintln!(
+        "acknowledged {acked}, unknown outcome {unknown}, acknowledged but lost {lost}; none applied twice \
+         (checked above), over {WRITERS} writers"
+    );
     assert!(acked > 100, "too few writes to judge ({acked})");
     (acked, unknown)
 }

@@ -112,28 +112,54 @@ async fn proxy_drill(t: &Topology, fault: Fault) -> DrillReport {
 /// [`drill_through_proxy`] on a topology the test started.
 async fn drill_through_proxy_on(t: &Topology, fault: Fault) -> DrillReport {
     let r = proxy_drill(t, fault).await;
-    // Exactly once: nothing acknowledged is missing, nothing ran twice, and
-    // the state tells for every unknown outcome whether it ran (one in
-    // flight per writer: the next reply or the final counter places it).
-    assert_eq!(
-        (r.lost_writes, r.duplicated_writes),
-        (0, 0),
-        "lost {:?}, duplicated {:?}",
-        r.lost_examples,
-        r.duplicate_examples
-    );
+    // Exactly once: nothing ran twice, and the state tells for every
+    // unknown outcome whether it ran (one in flight per writer: the next
+    // reply or the final counter places it). Nothing acknowledged is
+    // missing, but for Redis's asynchronous replication tail.
+    assert_eq!(r.duplicated_writes, 0, "{:?}", r.duplicate_examples);
+    assert_eq!(r.lost_writes, replication_tail(&r), "{:?}", r.lost_examples);
     assert!(
         r.unknown_writes.iter().all(|u| u.applied.is_some()),
         "{:?}",
         r.unknown_writes
     );
-    assert_eq!(r.failures, [], "the drill must pass");
+    let lost = loss_only(&r);
+    assert_eq!(r.failures, lost, "the drill must pass but for the tail");
     assert_eq!(r.masters_at_end.len(), 1, "{:?}", r.masters_at_end);
     // restore: the killed node is back and the topology healthy.
     t.wait_healthy(Duration::from_secs(30))
         .await
         .expect("healthy after restore");
     r
+}
+
+/// The failures of a drill whose only fault is its lost writes, if any.
+fn loss_only(r: &DrillReport) -> Vec<Failure> {
+    (r.lost_writes > 0)
+        .then_some(Failure::Lost {
+            writes: r.lost_writes,
+        })
+        .into_iter()
+        .collect()
+}
+
+/// The acknowledged writes a master kill or freeze may lose without
+/// `--write-ack`: Redis replies and feeds its replicas in the same event-loop
+/// pass, so the fault can fall between the two, at most once per writer (one
+/// request in flight each), acknowledged within moments of the fault. Seen
+/// on Valkey 8 in CI (2 of 17,283); `write_ack.rs` shows WAIT closing it.
+/// Any other loss, or any loss for another fault, is returned as 0 so the
+/// caller's equality fails with the examples.
+fn replication_tail(r: &DrillReport) -> u64 {
+    let at_fault = |(from, to): (f64, f64)| from > -100.0 && to < 100.0;
+    let tail = matches!(r.fault, Fault::Kill | Fault::KillSentinel | Fault::Stop)
+        && r.lost_writes <= r.writers as u64
+        && r.lost_acked_between_ms.is_some_and(at_fault);
+    if tail {
+        r.lost_writes
+    } else {
+        0
+    }
 }
 
 /// A failover through the proxy: a new master, the proxy follows it, and
@@ -300,12 +326,7 @@ async fn with_two_sentinels_dead_no_failover_happens_and_nothing_is_applied_twic
     let t = Topology::start_test(1000).await.expect("topology");
     let r = proxy_drill(&t, Fault::KillSentinels).await;
     assert_eq!(r.duplicated_writes, 0, "{:?}", r.duplicate_examples);
-    let lost: Vec<Failure> = (r.lost_writes > 0)
-        .then_some(Failure::Lost {
-            writes: r.lost_writes,
-        })
-        .into_iter()
-        .collect();
+    let lost = loss_only(&r);
     assert_eq!(r.failures, lost);
     t.wait_healthy(Duration::from_secs(30))
         .await
@@ -388,12 +409,7 @@ async fn drill_straight_to_a_dead_master_ends_and_reports_the_errors() {
     // Nothing is sent twice on a direct connection; a loss, if any, fails
     // the drill and nothing else does.
     assert_eq!(r.duplicated_writes, 0, "{:?}", r.duplicate_examples);
-    let lost: Vec<Failure> = (r.lost_writes > 0)
-        .then_some(Failure::Lost {
-            writes: r.lost_writes,
-        })
-        .into_iter()
-        .collect();
+    let lost = loss_only(&r);
     assert_eq!(r.failures, lost);
 }
 
@@ -442,12 +458,7 @@ async fn a_partitioned_master_fails_over_and_the_drill_counts_what_it_lost() {
         r.masters_at_end
     );
     // Losses, if any, are the verdict's only complaint, and the note says why.
-    let lost: Vec<Failure> = (r.lost_writes > 0)
-        .then_some(Failure::Lost {
-            writes: r.lost_writes,
-        })
-        .into_iter()
-        .collect();
+    let lost = loss_only(&r);
     assert_eq!(r.failures, lost);
     assert!(
         r.notes

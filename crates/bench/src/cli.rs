@@ -5,11 +5,11 @@ use crate::chart;
 use crate::report::Report;
 use crate::run::{run as run_once, RunOptions};
 use crate::scenario;
-use crate::tls::{Tls, TlsSettings};
 use crate::worker::ConnConfig;
 use crate::workload::{parse_range, parse_ratio, KeyPattern, Template, Workload};
 use anyhow::{bail, Context};
 use clap::{Args, ValueEnum};
+use redis_ha_resp::tls::{Tls, TlsSettings};
 use serde_json::json;
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -234,11 +234,12 @@ impl BenchArgs {
             return Ok(None);
         }
         let settings = TlsSettings {
-            server_name: self.sni.clone().unwrap_or_else(|| self.server.clone()),
+            server_name: Some(self.sni.clone().unwrap_or_else(|| self.server.clone())),
             cacert: self.cacert.clone(),
             cert: self.cert.clone(),
             key: self.key.clone(),
             skip_verify: self.tls_skip_verify,
+            flags: "",
         };
         Ok(Some(Arc::new(Tls::new(&settings)?)))
     }

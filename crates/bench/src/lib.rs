@@ -7,7 +7,8 @@
 //! HdrHistograms, a per-second timeline, errors by kind and outage windows,
 //! [`report`] renders memtier's ALL STATS table, JSON and charts, and
 //! [`scenario`] composes runs (the original's write-then-read benchmark);
-//! [`tls`] holds the TLS client config and the plain-or-TLS stream.
+//! TLS (the client config and the plain-or-TLS stream) is
+//! [`redis_ha_resp::tls`], shared with the proxy's backend connections.
 
 pub mod chart;
 pub mod cli;
@@ -15,7 +16,6 @@ pub mod report;
 pub mod run;
 pub mod scenario;
 pub mod stats;
-pub mod tls;
 pub mod worker;
 pub mod workload;
 

@@ -3,10 +3,10 @@
 //! the connection breaks, counting what was lost.
 
 use crate::stats::{ErrorKind, Second, Shared, TypeStats, KINDS};
-use crate::tls::{Stream, Tls};
 use crate::workload::Generator;
 use bytes::{Buf, BytesMut};
 use redis_ha_resp::parse::frame_len;
+use redis_ha_resp::tls::{HandshakeError, Stream, Tls};
 use redis_ha_resp::{ConnError, Connection, Frame};
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -92,37 +92,27 @@ pub enum OpenError {
 /// Connects to `cfg.addr` and, with TLS, does the handshake; AUTH and the
 /// rest are the caller's.
 pub async fn open(cfg: &ConnConfig) -> Result<Connection<Stream>, OpenError> {
-    let c = Connection::connect(&cfg.addr, cfg.connect_timeout)
+    let tcp = redis_ha_resp::conn::tcp(&cfg.addr, cfg.connect_timeout)
         .await
         .map_err(OpenError::Connect)?;
-    let timeout = c.timeout;
     let stream = match &cfg.tls {
-        None => Stream::Plain(c.into_stream()),
-        Some(tls) => {
-            match tokio::time::timeout(cfg.connect_timeout, tls.handshake(c.into_stream())).await {
-                Ok(Ok(s)) => Stream::Tls(Box::new(s)),
-                Ok(Err(e)) => {
-                    return Err(match tls.explain(&cfg.addr, &e) {
-                        Some(msg) => OpenError::Tls(msg),
-                        None => OpenError::Handshake(
-                            ErrorKind::Connection,
-                            format!("TLS handshake with {}: {e}", cfg.addr),
-                        ),
-                    })
-                }
-                Err(_) => {
-                    return Err(OpenError::Handshake(
-                        ErrorKind::Timeout,
-                        format!(
-                            "no TLS handshake with {} within {:?}",
-                            cfg.addr, cfg.connect_timeout
-                        ),
-                    ))
-                }
+        None => Stream::Plain(tcp),
+        Some(tls) => match tls.connect(&cfg.addr, tcp, cfg.connect_timeout).await {
+            Ok(s) => s,
+            Err(HandshakeError::Refused(msg)) => return Err(OpenError::Tls(msg)),
+            Err(HandshakeError::Broken(msg)) => {
+                return Err(OpenError::Handshake(ErrorKind::Connection, msg))
             }
-        }
+            Err(HandshakeError::Timeout(msg)) => {
+                return Err(OpenError::Handshake(ErrorKind::Timeout, msg))
+            }
+        },
     };
-    Ok(Connection::from_stream(stream, &cfg.addr, timeout))
+    Ok(Connection::from_stream(
+        stream,
+        &cfg.addr,
+        cfg.connect_timeout,
+    ))
 }
 
 /// A TLS error in the first exchange after the handshake (TLS 1.3 reports a

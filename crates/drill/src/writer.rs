@@ -89,6 +89,7 @@ pub fn error_kind(e: &ConnError) -> String {
         ConnError::Io(io) => format!("io:{:?}", io.kind()),
         ConnError::Protocol(_) => "protocol".into(),
         ConnError::Server(s) => reply_kind(s),
+        ConnError::Tls(_) => "tls".into(),
     }
 }
 

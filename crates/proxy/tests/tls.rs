@@ -15,9 +15,9 @@ use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     KeyUsagePurpose,
 };
-use redis_ha_bench::tls::{Tls, TlsSettings};
 use redis_ha_proxy::config::{ConnMode, TlsEndpoints};
 use redis_ha_proxy::data::tls::{AuthClients, TlsFiles};
+use redis_ha_resp::tls::{Tls, TlsSettings};
 use redis_ha_resp::Frame;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -80,11 +80,12 @@ impl Pki {
     /// A client trusting `ca_file`, with the client certificate or without.
     fn client(&self, ca_file: &str, with_cert: bool) -> Tls {
         Tls::new(&TlsSettings {
-            server_name: "localhost".into(),
+            server_name: Some("localhost".into()),
             cacert: Some(self.path(ca_file)),
             cert: with_cert.then(|| self.path("client.pem")),
             key: with_cert.then(|| self.path("client.key")),
             skip_verify: false,
+            flags: "",
         })
         .unwrap()
     }
@@ -119,7 +120,7 @@ struct Client {
 impl Client {
     async fn connect(tls: &Tls, addr: SocketAddr) -> std::io::Result<Client> {
         let tcp = TcpStream::connect(addr).await?;
-        let s = tls.handshake(tcp).await?;
+        let s = tls.handshake("localhost:0", tcp).await?;
         Ok(Client {
             s,
             buf: BytesMut::new(),

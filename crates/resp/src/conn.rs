@@ -1,13 +1,14 @@
 //! A small async RESP connection for the control plane (Sentinel queries,
 //! health checks, tests). The proxy's data path does not use it.
 //!
-//! It runs over plain TCP by default; any other stream (e.g. TLS, set up by
-//! the caller over the socket from [`Connection::connect`]) goes in through
+//! It runs over plain TCP, or TLS when the [`Credentials`] it is opened
+//! with carry a [`crate::tls::Tls`]; any other stream goes in through
 //! [`Connection::from_stream`].
 
 use crate::frame::Frame;
 use crate::login::Credentials;
 use crate::parse::{parse_frame, ProtocolError};
+use crate::tls::{HandshakeError, Stream};
 use bytes::BytesMut;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -30,9 +31,11 @@ pub enum ConnError {
     Closed,
     #[error("{0}")]
     Server(String),
+    #[error("{0}")]
+    Tls(HandshakeError),
 }
 
-pub struct Connection<S = TcpStream> {
+pub struct Connection<S = Stream> {
     stream: S,
     rbuf: BytesMut,
     wbuf: BytesMut,
@@ -41,33 +44,53 @@ pub struct Connection<S = TcpStream> {
     pub timeout: Duration,
 }
 
-impl Connection<TcpStream> {
-    /// Connects to `host:port` (hostnames are resolved), with a timeout.
+/// A TCP connection to `host:port` (hostnames are resolved), with a timeout.
+pub async fn tcp(addr: &str, timeout: Duration) -> Result<TcpStream, ConnError> {
+    let stream = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(source)) => {
+            return Err(ConnError::Connect {
+                addr: addr.to_string(),
+                source,
+            })
+        }
+        Err(_) => return Err(ConnError::Timeout(timeout)),
+    };
+    stream.set_nodelay(true)?;
+    Ok(stream)
+}
+
+impl Connection<Stream> {
+    /// Connects to `host:port` over plain TCP, with a timeout.
     pub async fn connect(addr: &str, timeout: Duration) -> Result<Connection, ConnError> {
-        let stream = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
-            Ok(Ok(s)) => s,
-            Ok(Err(source)) => {
-                return Err(ConnError::Connect {
-                    addr: addr.to_string(),
-                    source,
-                })
-            }
-            Err(_) => return Err(ConnError::Timeout(timeout)),
-        };
-        stream.set_nodelay(true)?;
-        Ok(Connection::from_stream(stream, addr, timeout))
+        let stream = tcp(addr, timeout).await?;
+        Ok(Connection::from_stream(
+            Stream::Plain(stream),
+            addr,
+            timeout,
+        ))
     }
 
-    /// [`Connection::connect`], then AUTH with `login` when one is given:
-    /// a bare password (the default user) or a [`crate::Login`].
+    /// Connects (over TLS when `login` carries it), then AUTH when it has a
+    /// login: a bare password (the default user), a [`crate::Login`] or an
+    /// [`crate::Access`].
     pub async fn connect_auth<L: Credentials + ?Sized>(
         addr: &str,
         login: Option<&L>,
         timeout: Duration,
     ) -> Result<Connection, ConnError> {
-        let mut c = Connection::connect(addr, timeout).await?;
-        if let Some(l) = login {
-            c.request_ok(&l.auth_args()).await?;
+        let tcp = tcp(addr, timeout).await?;
+        let stream = match login.and_then(|l| l.tls()) {
+            Some(tls) => tls
+                .connect(addr, tcp, timeout)
+                .await
+                .map_err(ConnError::Tls)?,
+            None => Stream::Plain(tcp),
+        };
+        let mut c = Connection::from_stream(stream, addr, timeout);
+        let auth = login.map(|l| l.auth_args()).unwrap_or_default();
+        if !auth.is_empty() {
+            c.request_ok(&auth).await?;
         }
         Ok(c)
     }

@@ -4,7 +4,8 @@
 //! Kept apart as in mini-redis: [`frame`] is the data model, [`parse`] turns
 //! bytes into frames (or just measures them, for zero-copy forwarding),
 //! [`request`] is the resumable form of request parsing for client reads,
-//! [`encode`] turns frames back into bytes, and [`conn`] moves them over TCP.
+//! [`encode`] turns frames back into bytes, and [`conn`] moves them over TCP
+//! or TLS ([`tls`]); [`login`] is what a connection presents.
 
 pub mod conn;
 pub mod encode;
@@ -12,9 +13,10 @@ pub mod frame;
 pub mod login;
 pub mod parse;
 pub mod request;
+pub mod tls;
 
 pub use conn::{ConnError, Connection};
 pub use frame::Frame;
-pub use login::{Credentials, Login};
+pub use login::{Access, Credentials, Login};
 pub use parse::{Command, Limits, ProtocolError};
 pub use request::RequestParser;

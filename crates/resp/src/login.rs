@@ -1,5 +1,9 @@
 //! What a connection logs in with: a password alone (the `default` user,
-//! `AUTH password`) or an ACL user and its password (`AUTH user password`).
+//! `AUTH password`) or an ACL user and its password (`AUTH user password`);
+//! and [`Access`], that login with the TLS it connects over.
+
+use crate::tls::Tls;
+use std::sync::Arc;
 
 /// An ACL user's login. `user: None` is the default user.
 #[derive(Clone, PartialEq, Eq)]
@@ -30,9 +34,36 @@ impl std::fmt::Debug for Login {
     }
 }
 
-/// Something a connection can log in with: the arguments of its AUTH.
+/// Something a connection presents: the arguments of its AUTH (none: no
+/// AUTH), and the TLS to connect over, if any.
 pub trait Credentials {
     fn auth_args(&self) -> Vec<&str>;
+    fn tls(&self) -> Option<&Tls> {
+        None
+    }
+}
+
+/// How to reach a node: over TLS or not, logged in or not.
+#[derive(Clone, Debug, Default)]
+pub struct Access {
+    pub login: Option<Login>,
+    pub tls: Option<Arc<Tls>>,
+}
+
+impl Access {
+    /// A login over plain TCP.
+    pub fn login(login: Option<Login>) -> Access {
+        Access { login, tls: None }
+    }
+}
+
+impl Credentials for Access {
+    fn auth_args(&self) -> Vec<&str> {
+        self.login.as_ref().map_or_else(Vec::new, Login::auth_args)
+    }
+    fn tls(&self) -> Option<&Tls> {
+        self.tls.as_deref()
+    }
 }
 
 /// A bare password: the default user, as `requirepass` sets it.

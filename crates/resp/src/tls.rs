@@ -1,6 +1,8 @@
-//! TLS for `redis-ha bench`: the rustls client config (built once per run
-//! from --cacert/--cert/--key/--sni/--tls-skip-verify), the handshake, and
-//! the stream type the connections use, plain or TLS.
+//! Client TLS toward Redis and Sentinel (tls-port): the rustls config,
+//! built once from a CA, an optional client certificate and an optional
+//! name to verify; the handshake; errors that say which flag to change; and
+//! the stream type connections use, plain or TLS. `bench` and the proxy's
+//! backend connections both use it; their flags differ by a prefix.
 
 use anyhow::{bail, Context};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -24,20 +26,26 @@ use tokio_rustls::TlsConnector;
 #[derive(Clone, Debug, Default)]
 pub struct TlsSettings {
     /// Name to verify the server's certificate against (and send as SNI
-    /// unless it is an IP address).
-    pub server_name: String,
+    /// unless it is an IP address); `None`: the host of each address
+    /// connected to (the names or IPs Sentinel announces).
+    pub server_name: Option<String>,
     /// CA bundle; `None` = the system's trust store.
     pub cacert: Option<PathBuf>,
     /// Client certificate and key, for servers that ask for one.
     pub cert: Option<PathBuf>,
     pub key: Option<PathBuf>,
     pub skip_verify: bool,
+    /// Put before the flag names in messages (`""`: `--cacert`;
+    /// `"backend-"`: `--backend-cacert`).
+    pub flags: &'static str,
 }
 
 /// A client config ready for every connection of a run.
 pub struct Tls {
     connector: TlsConnector,
-    name: ServerName<'static>,
+    /// The fixed name to verify, if one was given.
+    name: Option<ServerName<'static>>,
+    flags: &'static str,
     /// For error messages: what the run trusts, whether it has a client cert.
     trust: String,
     client_cert: Option<PathBuf>,
@@ -57,12 +65,13 @@ impl Tls {
     pub fn new(s: &TlsSettings) -> anyhow::Result<Tls> {
         // ring, named explicitly: no dependence on a process-wide default.
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let name = ServerName::try_from(s.server_name.clone()).map_err(|_| {
-            anyhow::anyhow!(
-                "--sni {:?}: not a valid DNS name or IP address",
-                s.server_name
-            )
-        })?;
+        let p = s.flags;
+        let name = match &s.server_name {
+            Some(n) => Some(ServerName::try_from(n.clone()).map_err(|_| {
+                anyhow::anyhow!("--{p}sni {n:?}: not a valid DNS name or IP address")
+            })?),
+            None => None,
+        };
         let builder = ClientConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
             .context("cannot set up TLS")?;
@@ -71,20 +80,20 @@ impl Tls {
             let b = builder
                 .dangerous()
                 .with_custom_certificate_verifier(Arc::new(v));
-            (b, "nothing (--tls-skip-verify)".to_string())
+            (b, format!("nothing (--{p}tls-skip-verify)"))
         } else if let Some(path) = &s.cacert {
             let mut roots = RootCertStore::empty();
-            for c in load_certs(path, "--cacert", "the CA certificate(s)")? {
+            for c in load_certs(path, &format!("--{p}cacert"), "the CA certificate(s)")? {
                 roots.add(c).map_err(|e| {
                     anyhow::anyhow!(
-                        "--cacert {}: not a usable CA certificate ({e}); give the PEM of the CA that signed the server's certificate",
+                        "--{p}cacert {}: not a usable CA certificate ({e}); give the PEM of the CA that signed the server's certificate",
                         path.display()
                     )
                 })?;
             }
             (
                 builder.with_root_certificates(roots),
-                format!("--cacert {}", path.display()),
+                format!("--{p}cacert {}", path.display()),
             )
         } else {
             let found = rustls_native_certs::load_native_certs();
@@ -97,7 +106,7 @@ impl Tls {
                     .map(|e| format!(" ({e})"))
                     .unwrap_or_default();
                 bail!(
-                    "--tls: no CA certificates in the system trust store{why}; give the CA that signed the server's certificate with --cacert FILE (or install ca-certificates)"
+                    "--{p}tls: no CA certificates in the system trust store{why}; give the CA that signed the server's certificate with --{p}cacert FILE (or install ca-certificates)"
                 );
             }
             (
@@ -107,11 +116,11 @@ impl Tls {
         };
         let config = match (&s.cert, &s.key) {
             (Some(cert), Some(key)) => {
-                let chain = load_certs(cert, "--cert", "the client certificate")?;
-                let k = load_key(key)?;
+                let chain = load_certs(cert, &format!("--{p}cert"), "the client certificate")?;
+                let k = load_key(key, p)?;
                 builder.with_client_auth_cert(chain, k).map_err(|e| {
                     anyhow::anyhow!(
-                        "--cert {} / --key {}: cannot use this certificate and key together ({e}); is the key the certificate's?",
+                        "--{p}cert {} / --{p}key {}: cannot use this certificate and key together ({e}); is the key the certificate's?",
                         cert.display(),
                         key.display()
                     )
@@ -119,20 +128,47 @@ impl Tls {
             }
             (None, None) => builder.with_no_client_auth(),
             (Some(_), None) => {
-                bail!("--cert needs --key FILE: the client certificate's private key")
+                bail!("--{p}cert needs --{p}key FILE: the client certificate's private key")
             }
-            (None, Some(_)) => bail!("--key needs --cert FILE: the client certificate"),
+            (None, Some(_)) => bail!("--{p}key needs --{p}cert FILE: the client certificate"),
         };
         Ok(Tls {
             connector: TlsConnector::from(Arc::new(config)),
             name,
+            flags: p,
             trust,
             client_cert: s.cert.clone(),
         })
     }
 
-    pub async fn handshake(&self, tcp: TcpStream) -> io::Result<TlsStream<TcpStream>> {
-        self.connector.connect(self.name.clone(), tcp).await
+    /// The handshake over `tcp`, connected to `addr` (`host:port`), whose
+    /// host is the name verified unless a fixed one was given.
+    pub async fn handshake(&self, addr: &str, tcp: TcpStream) -> io::Result<TlsStream<TcpStream>> {
+        let name = match &self.name {
+            Some(n) => n.clone(),
+            None => name_of(addr)?,
+        };
+        self.connector.connect(name, tcp).await
+    }
+
+    /// [`Tls::handshake`] within `timeout`, its errors explained: the stream,
+    /// or a message that says what to change.
+    pub async fn connect(
+        &self,
+        addr: &str,
+        tcp: TcpStream,
+        timeout: std::time::Duration,
+    ) -> Result<Stream, HandshakeError> {
+        match tokio::time::timeout(timeout, self.handshake(addr, tcp)).await {
+            Ok(Ok(s)) => Ok(Stream::Tls(Box::new(s))),
+            Ok(Err(e)) => Err(match self.explain(addr, &e) {
+                Some(msg) => HandshakeError::Refused(msg),
+                None => HandshakeError::Broken(format!("TLS handshake with {addr}: {e}")),
+            }),
+            Err(_) => Err(HandshakeError::Timeout(format!(
+                "no TLS handshake with {addr} within {timeout:?}"
+            ))),
+        }
     }
 
     /// A clear message for a TLS error (during the handshake or the first
@@ -142,14 +178,15 @@ impl Tls {
     pub fn explain(&self, addr: &str, e: &io::Error) -> Option<String> {
         let err = e.get_ref()?.downcast_ref::<rustls::Error>()?;
         use rustls::Error as E;
+        let p = self.flags;
         Some(match err {
             E::InvalidCertificate(
                 CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
             ) => format!(
-                "{addr}: TLS certificate verification failed: {err}; give the name it was issued for with --sni NAME (or --tls-skip-verify, for tests only)"
+                "{addr}: TLS certificate verification failed: {err}; give the name it was issued for with --{p}sni NAME (or --{p}tls-skip-verify, for tests only)"
             ),
             E::InvalidCertificate(_) => format!(
-                "{addr}: TLS certificate verification failed: {err}; this run trusts {}: give the CA that signed the server's certificate with --cacert FILE (or --tls-skip-verify, for tests only)",
+                "{addr}: TLS certificate verification failed: {err}; this run trusts {}: give the CA that signed the server's certificate with --{p}cacert FILE (or --{p}tls-skip-verify, for tests only)",
                 self.trust
             ),
             E::AlertReceived(
@@ -164,15 +201,15 @@ impl Tls {
                 | AlertDescription::AccessDenied),
             ) => match &self.client_cert {
                 None => format!(
-                    "{addr}: the server refused the TLS connection ({a:?}): it wants a client certificate (Redis: tls-auth-clients yes); give --cert FILE --key FILE"
+                    "{addr}: the server refused the TLS connection ({a:?}): it wants a client certificate (Redis: tls-auth-clients yes); give --{p}cert FILE --{p}key FILE"
                 ),
                 Some(c) => format!(
-                    "{addr}: the server refused the TLS connection ({a:?}): it did not accept the client certificate --cert {}; is it signed by a CA the server trusts (Redis: tls-ca-cert-file)?",
+                    "{addr}: the server refused the TLS connection ({a:?}): it did not accept the client certificate --{p}cert {}; is it signed by a CA the server trusts (Redis: tls-ca-cert-file)?",
                     c.display()
                 ),
             },
             E::InvalidMessage(_) | E::InappropriateMessage { .. } => format!(
-                "{addr}: TLS handshake failed ({err}): is this a TLS port (Redis: tls-port)? For a plain port drop --tls"
+                "{addr}: TLS handshake failed ({err}): is this a TLS port (Redis: tls-port)? For a plain port drop --{p}tls"
             ),
             _ => format!("{addr}: TLS handshake failed: {err}"),
         })
@@ -202,14 +239,48 @@ fn load_certs(path: &Path, flag: &str, what: &str) -> anyhow::Result<Vec<Certifi
     Ok(certs)
 }
 
-fn load_key(path: &Path) -> anyhow::Result<PrivateKeyDer<'static>> {
-    let pem = read_pem(path, "--key", "the client key")?;
+fn load_key(path: &Path, p: &str) -> anyhow::Result<PrivateKeyDer<'static>> {
+    let pem = read_pem(path, &format!("--{p}key"), "the client key")?;
     PrivateKeyDer::from_pem_slice(&pem).map_err(|e| match e {
         rustls::pki_types::pem::Error::NoItemsFound => anyhow::anyhow!(
-            "--key {}: no private key in it; give the client certificate's key in PEM (-----BEGIN PRIVATE KEY-----, or RSA/EC PRIVATE KEY)",
+            "--{p}key {}: no private key in it; give the client certificate's key in PEM (-----BEGIN PRIVATE KEY-----, or RSA/EC PRIVATE KEY)",
             path.display()
         ),
-        e => anyhow::anyhow!("--key {}: not a valid PEM file ({e})", path.display()),
+        e => anyhow::anyhow!("--{p}key {}: not a valid PEM file ({e})", path.display()),
+    })
+}
+
+/// Why a TLS handshake failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HandshakeError {
+    /// A TLS error a reconnect will not fix (certificate, CA, not a TLS
+    /// port): the message says what to change.
+    Refused(String),
+    /// The connection broke during the handshake.
+    Broken(String),
+    Timeout(String),
+}
+
+impl std::fmt::Display for HandshakeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HandshakeError::Refused(m) | HandshakeError::Broken(m) | HandshakeError::Timeout(m) => {
+                f.write_str(m)
+            }
+        }
+    }
+}
+
+/// The name to verify for `host:port` (or `[v6]:port`): an IP address or a
+/// DNS name.
+pub fn name_of(addr: &str) -> io::Result<ServerName<'static>> {
+    let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    ServerName::try_from(host.to_string()).map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{addr}: {host:?} is not a DNS name or IP address to verify a certificate for"),
+        )
     })
 }
 
@@ -253,7 +324,7 @@ impl ServerCertVerifier for NoVerify {
     }
 }
 
-/// A benchmark connection's byte stream. An enum rather than `Box<dyn>` so
+/// A connection's byte stream. An enum rather than `Box<dyn>` so
 /// plain TCP pays one predictable branch per poll, not an indirect call.
 pub enum Stream {
     Plain(TcpStream),
@@ -315,5 +386,22 @@ impl AsyncWrite for Stream {
             Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_name_to_verify_is_the_host_of_the_address() {
+        let ip = |s: &str| ServerName::IpAddress(s.parse::<std::net::IpAddr>().unwrap().into());
+        assert_eq!(name_of("127.0.0.1:6379").unwrap(), ip("127.0.0.1"));
+        assert_eq!(name_of("[::1]:6379").unwrap(), ip("::1"));
+        assert_eq!(
+            name_of("redis-0.redis.ns.svc:6379").unwrap(),
+            ServerName::try_from("redis-0.redis.ns.svc").unwrap()
+        );
+        assert!(name_of("bad host:1").is_err());
     }
 }

@@ -76,7 +76,7 @@ enum Cmd {
     /// Fault injection on one node: kill, stop, cont, restart
     Node(redis_ha_local::cli::NodeArgs),
     /// Run the Sentinel-aware proxy (write, read and admin endpoints)
-    Proxy(redis_ha_proxy::cli::ProxyArgs),
+    Proxy(Box<redis_ha_proxy::cli::ProxyArgs>),
     /// memtier-style load generator that keeps going through failovers
     Bench(Box<redis_ha_bench::cli::BenchArgs>),
     /// Failover drill under load: outage, client errors, lost writes
@@ -109,7 +109,7 @@ fn main() -> ExitCode {
             Cmd::Status(a) => redis_ha_local::cli::status(a).await,
             Cmd::Node(a) => redis_ha_local::cli::node(a).await,
             Cmd::Bench(a) => redis_ha_bench::cli::run(*a).await,
-            Cmd::Proxy(a) => redis_ha_proxy::cli::run(a).await,
+            Cmd::Proxy(a) => redis_ha_proxy::cli::run(*a).await,
             Cmd::Drill(a) => redis_ha_drill::cli::run(a).await,
             Cmd::K8s(a) => redis_ha_k8s::cli::run(*a).await,
             Cmd::InitRole(a) => redis_ha_local::init_role::run(a).await,

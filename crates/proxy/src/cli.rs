@@ -2,6 +2,7 @@
 
 use crate::config::{ConnMode, ProxyConfig, ReadBalance, ReadFallback};
 use crate::secret;
+use redis_ha_resp::tls::{Tls, TlsSettings};
 use redis_ha_resp::Login;
 use redis_ha_topology::addr;
 use std::time::Duration;
@@ -173,6 +174,37 @@ pub struct ProxyArgs {
     /// tls-auth-clients: yes (required), optional (checked if given), no
     #[arg(long, value_enum, default_value = "yes")]
     pub tls_auth_clients: crate::data::tls::AuthClients,
+    /// TLS toward Redis and the sentinels (their tls-port): every
+    /// connection the proxy makes, verified against --backend-cacert (or the
+    /// system's CAs) for the name or IP each address has (the ones Sentinel
+    /// announces), unless --backend-sni gives one name for all
+    #[arg(long, help_heading = "TLS toward Redis and Sentinel")]
+    pub backend_tls: bool,
+    /// PEM CA bundle the nodes' certificates must chain to (Redis:
+    /// tls-ca-cert-file)
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "backend_tls",
+        help_heading = "TLS toward Redis and Sentinel"
+    )]
+    pub backend_cacert: Option<std::path::PathBuf>,
+    /// PEM client certificate, for nodes with tls-auth-clients yes; needs
+    /// --backend-key
+    #[arg(long, value_name = "FILE", requires_all = ["backend_tls", "backend_key"], help_heading = "TLS toward Redis and Sentinel")]
+    pub backend_cert: Option<std::path::PathBuf>,
+    /// PEM private key of --backend-cert
+    #[arg(long, value_name = "FILE", requires_all = ["backend_tls", "backend_cert"], help_heading = "TLS toward Redis and Sentinel")]
+    pub backend_key: Option<std::path::PathBuf>,
+    /// One name to verify every node's certificate for (and send as SNI),
+    /// when the certificates do not name the addresses Sentinel announces
+    #[arg(
+        long,
+        value_name = "NAME",
+        requires = "backend_tls",
+        help_heading = "TLS toward Redis and Sentinel"
+    )]
+    pub backend_sni: Option<String>,
 }
 
 /// `ADDR=NAME` of `--node-name`.
@@ -276,11 +308,28 @@ impl ProxyArgs {
                 .map(|p| secret::read_file("--admin-token-file", p))
                 .transpose()?,
             tls: self.tls()?,
+            backend_tls: self.backend_tls()?,
         })
     }
 
     /// The TLS endpoints asked for; certificate flags without a TLS port
     /// are a mistake worth saying.
+    /// The client config toward the nodes (reads the PEM files), if asked.
+    fn backend_tls(&self) -> anyhow::Result<Option<std::sync::Arc<Tls>>> {
+        if !self.backend_tls {
+            return Ok(None);
+        }
+        let settings = TlsSettings {
+            server_name: self.backend_sni.clone(),
+            cacert: self.backend_cacert.clone(),
+            cert: self.backend_cert.clone(),
+            key: self.backend_key.clone(),
+            skip_verify: false,
+            flags: "backend-",
+        };
+        Ok(Some(std::sync::Arc::new(Tls::new(&settings)?)))
+    }
+
     fn tls(&self) -> anyhow::Result<Option<crate::config::TlsEndpoints>> {
         let (Some(cert), Some(key)) = (&self.tls_cert_file, &self.tls_key_file) else {
             anyhow::ensure!(

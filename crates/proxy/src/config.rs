@@ -1,7 +1,9 @@
 //! Proxy settings (built from the command line by [`crate::cli`]).
 
-use redis_ha_resp::Login;
+use redis_ha_resp::tls::Tls;
+use redis_ha_resp::{Access, Login};
 use redis_ha_topology::Addr;
+use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
@@ -42,6 +44,9 @@ pub struct ProxyConfig {
     /// What its connections to the sentinels log in as (`--sentinel-user`,
     /// `--sentinel-password`).
     pub sentinel_login: Option<Login>,
+    /// `--backend-tls`: TLS toward Redis and the sentinels (one CA and
+    /// client certificate for both, as one `tls-*` set serves a topology).
+    pub backend_tls: Option<Arc<Tls>>,
     /// `host:port` to listen on; port 0 picks a free port (tests).
     pub write_listen: String,
     pub read_listen: String,
@@ -95,6 +100,22 @@ impl ProxyConfig {
         self.client_auth && self.login.is_some()
     }
 
+    /// How the control plane reaches a Redis node: the proxy's login, TLS.
+    pub fn redis_access(&self) -> Access {
+        Access {
+            login: self.login.clone(),
+            tls: self.backend_tls.clone(),
+        }
+    }
+
+    /// How it reaches a sentinel.
+    pub fn sentinel_access(&self) -> Access {
+        Access {
+            login: self.sentinel_login.clone(),
+            tls: self.backend_tls.clone(),
+        }
+    }
+
     /// Settings for tests: free ports on loopback, defaults otherwise.
     pub fn for_test(sentinels: Vec<Addr>, master_name: &str) -> ProxyConfig {
         ProxyConfig {
@@ -103,6 +124,7 @@ impl ProxyConfig {
             login: None,
             client_auth: true,
             sentinel_login: None,
+            backend_tls: None,
             write_listen: "127.0.0.1:0".into(),
             read_listen: "127.0.0.1:0".into(),
             admin_listen: "127.0.0.1:0".into(),

@@ -142,7 +142,7 @@ pub async fn start(cfg: ProxyConfig) -> anyhow::Result<ProxyHandle> {
     let (routes, control) = control::spawn(&cfg, metrics.clone());
     let pool = Arc::new(data::mux::Pool::new(
         cfg.mux_connections,
-        cfg.login.clone(),
+        cfg.redis_access(),
         cfg.connect_timeout,
         metrics.shared_backend_connections.clone(),
         cfg.write_ack,

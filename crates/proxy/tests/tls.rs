@@ -8,99 +8,20 @@
 
 #[macro_use]
 mod common;
+mod pki;
 
 use bytes::BytesMut;
 use common::*;
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose,
-};
+use pki::Pki;
 use redis_ha_proxy::config::{ConnMode, TlsEndpoints};
 use redis_ha_proxy::data::tls::{AuthClients, TlsFiles};
-use redis_ha_resp::tls::{Tls, TlsSettings};
+use redis_ha_resp::tls::Tls;
 use redis_ha_resp::Frame;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
-
-/// A CA, another CA, and certificates signed by the first.
-struct Pki {
-    dir: tempfile::TempDir,
-    ca: Issuer<'static, KeyPair>,
-}
-
-impl Pki {
-    fn new() -> Pki {
-        let dir = tempfile::tempdir().unwrap();
-        let (other, _) = new_ca("some other CA");
-        std::fs::write(dir.path().join("other-ca.pem"), other).unwrap();
-        let (ca_pem, ca) = new_ca("redis-ha test CA");
-        std::fs::write(dir.path().join("ca.pem"), ca_pem).unwrap();
-        let pki = Pki { dir, ca };
-        pki.issue("server", ExtendedKeyUsagePurpose::ServerAuth, false);
-        pki.issue("client", ExtendedKeyUsagePurpose::ClientAuth, false);
-        pki.issue("expired", ExtendedKeyUsagePurpose::ServerAuth, true);
-        pki
-    }
-
-    /// `NAME.pem` and `NAME.key`, for localhost/127.0.0.1.
-    fn issue(&self, name: &str, usage: ExtendedKeyUsagePurpose, expired: bool) {
-        let sans = vec!["localhost".to_string(), "127.0.0.1".to_string()];
-        let mut p = CertificateParams::new(sans).unwrap();
-        p.distinguished_name.push(DnType::CommonName, name);
-        p.use_authority_key_identifier_extension = true;
-        p.key_usages.push(KeyUsagePurpose::DigitalSignature);
-        p.extended_key_usages.push(usage);
-        if expired {
-            p.not_before = rcgen::date_time_ymd(2020, 1, 1);
-            p.not_after = rcgen::date_time_ymd(2021, 1, 1);
-        }
-        let key = KeyPair::generate().unwrap();
-        let cert = p.signed_by(&key, &self.ca).unwrap();
-        std::fs::write(self.path(&format!("{name}.pem")), cert.pem()).unwrap();
-        std::fs::write(self.path(&format!("{name}.key")), key.serialize_pem()).unwrap();
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    fn files(&self, cert: &str, auth: AuthClients) -> TlsFiles {
-        TlsFiles {
-            cert: self.path(&format!("{cert}.pem")),
-            key: self.path(&format!("{cert}.key")),
-            ca: Some(self.path("ca.pem")),
-            auth_clients: auth,
-        }
-    }
-
-    /// A client trusting `ca_file`, with the client certificate or without.
-    fn client(&self, ca_file: &str, with_cert: bool) -> Tls {
-        Tls::new(&TlsSettings {
-            server_name: Some("localhost".into()),
-            cacert: Some(self.path(ca_file)),
-            cert: with_cert.then(|| self.path("client.pem")),
-            key: with_cert.then(|| self.path("client.key")),
-            skip_verify: false,
-            flags: "",
-        })
-        .unwrap()
-    }
-}
-
-fn new_ca(name: &str) -> (String, Issuer<'static, KeyPair>) {
-    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
-    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    p.distinguished_name.push(DnType::CommonName, name);
-    p.key_usages.push(KeyUsagePurpose::KeyCertSign);
-    p.key_usages.push(KeyUsagePurpose::DigitalSignature);
-    let key = KeyPair::generate().unwrap();
-    let pem = p.self_signed(&key).unwrap().pem();
-    (pem, Issuer::new(p, key))
-}
 
 /// TLS write and read endpoints on free ports.
 fn endpoints(files: TlsFiles) -> Option<TlsEndpoints> {
@@ -303,7 +224,11 @@ async fn sighup_reloads_certificates_and_open_connections_stay() {
     let mut before = Client::connect(&tls, w).await.unwrap();
     let first = before.server_cert();
     // A new certificate in the same files, then SIGHUP.
-    pki.issue("server", ExtendedKeyUsagePurpose::ServerAuth, false);
+    pki.issue(
+        "server",
+        &[rcgen::ExtendedKeyUsagePurpose::ServerAuth],
+        false,
+    );
     nix::sys::signal::raise(nix::sys::signal::Signal::SIGHUP).unwrap();
     poll(
         "the new certificate served",

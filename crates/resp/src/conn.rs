@@ -8,8 +8,9 @@
 use crate::frame::Frame;
 use crate::login::Credentials;
 use crate::parse::{parse_frame, ProtocolError};
-use crate::tls::{HandshakeError, Stream};
+use crate::tls::{HandshakeError, Stream, Tls};
 use bytes::BytesMut;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -42,6 +43,9 @@ pub struct Connection<S = Stream> {
     addr: String,
     /// Applied to connect and to each request/reply round trip.
     pub timeout: Duration,
+    /// The TLS it runs over, to explain a refusal that TLS 1.3 reports only
+    /// after the handshake (a missing client certificate).
+    tls: Option<Arc<Tls>>,
 }
 
 /// A TCP connection to `host:port` (hostnames are resolved), with a timeout.
@@ -88,6 +92,7 @@ impl Connection<Stream> {
             None => Stream::Plain(tcp),
         };
         let mut c = Connection::from_stream(stream, addr, timeout);
+        c.tls = login.and_then(|l| l.tls()).cloned();
         let auth = login.map(|l| l.auth_args()).unwrap_or_default();
         if !auth.is_empty() {
             c.request_ok(&auth).await?;
@@ -105,6 +110,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             wbuf: BytesMut::new(),
             addr: addr.to_string(),
             timeout,
+            tls: None,
         }
     }
 
@@ -152,8 +158,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         })
         .await
         {
+            Ok(Err(ConnError::Io(e))) => Err(self.explained(e)),
             Ok(r) => r,
             Err(_) => Err(ConnError::Timeout(t)),
+        }
+    }
+
+    /// An I/O error, or the TLS refusal it is, explained.
+    fn explained(&self, e: std::io::Error) -> ConnError {
+        match self.tls.as_ref().and_then(|t| t.explain(&self.addr, &e)) {
+            Some(msg) => ConnError::Tls(HandshakeError::Refused(msg)),
+            None => ConnError::Io(e),
         }
     }
 

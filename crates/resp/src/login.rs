@@ -38,7 +38,7 @@ impl std::fmt::Debug for Login {
 /// AUTH), and the TLS to connect over, if any.
 pub trait Credentials {
     fn auth_args(&self) -> Vec<&str>;
-    fn tls(&self) -> Option<&Tls> {
+    fn tls(&self) -> Option<&Arc<Tls>> {
         None
     }
 }
@@ -61,8 +61,8 @@ impl Credentials for Access {
     fn auth_args(&self) -> Vec<&str> {
         self.login.as_ref().map_or_else(Vec::new, Login::auth_args)
     }
-    fn tls(&self) -> Option<&Tls> {
-        self.tls.as_deref()
+    fn tls(&self) -> Option<&Arc<Tls>> {
+        self.tls.as_ref()
     }
 }
 

@@ -1,8 +1,8 @@
 //! Sentinel event subscriptions: one task per sentinel, `PSUBSCRIBE *`,
 //! reconnecting with backoff, forwarding every event to the controller.
 
+use redis_ha_resp::Access;
 use redis_ha_resp::Connection;
-use redis_ha_resp::Login;
 use redis_ha_topology::{addr, Addr};
 use std::time::Duration;
 use tokio::sync::mpsc::UnboundedSender;
@@ -28,13 +28,13 @@ pub enum Event {
 }
 
 /// Follows one sentinel's events; `pw` is the sentinel's own password.
-pub async fn subscribe(sentinel: Addr, pw: Option<Login>, tx: UnboundedSender<Event>) {
+pub async fn subscribe(sentinel: Addr, pw: Access, tx: UnboundedSender<Event>) {
     let mut backoff = Duration::from_millis(100);
     loop {
         if tx.is_closed() {
             return;
         }
-        match listen(&sentinel, pw.as_ref(), &tx).await {
+        match listen(&sentinel, &pw, &tx).await {
             Ok(()) => return,
             Err(e) => {
                 tracing::debug!(%sentinel, error = %e, "sentinel subscription lost");
@@ -47,12 +47,8 @@ pub async fn subscribe(sentinel: Addr, pw: Option<Login>, tx: UnboundedSender<Ev
 }
 
 /// Returns Ok only when the controller is gone.
-async fn listen(
-    sentinel: &str,
-    pw: Option<&Login>,
-    tx: &UnboundedSender<Event>,
-) -> anyhow::Result<()> {
-    let mut c = Connection::connect_auth(sentinel, pw, Duration::from_secs(1)).await?;
+async fn listen(sentinel: &str, pw: &Access, tx: &UnboundedSender<Event>) -> anyhow::Result<()> {
+    let mut c = Connection::connect_auth(sentinel, Some(pw), Duration::from_secs(1)).await?;
     c.send(&["PSUBSCRIBE", "*"]).await?;
     let first = tokio::time::timeout(Duration::from_secs(2), c.read_frame()).await??;
     anyhow::ensure!(

@@ -60,10 +60,15 @@ pub async fn replica_health(
 }
 
 async fn info(a: &str, cfg: &ProxyConfig) -> Result<Replication, String> {
-    let pw = cfg.login.as_ref();
-    let f = query_auth(a, pw, &["INFO", "replication"], cfg.connect_timeout)
-        .await
-        .map_err(|e| e.to_string())?;
+    let access = cfg.redis_access();
+    let f = query_auth(
+        a,
+        Some(&access),
+        &["INFO", "replication"],
+        cfg.connect_timeout,
+    )
+    .await
+    .map_err(|e| e.to_string())?;
     Ok(Replication::parse(&f.as_text().unwrap_or_default()))
 }
 

@@ -148,8 +148,8 @@ impl Controller {
         for s in self.sentinels.clone() {
             if !self.subscribed.contains(&s) {
                 self.subscribed.push(s.clone());
-                let pw = self.cfg.sentinel_login.clone();
-                tokio::spawn(events::subscribe(s, pw, self.event_tx.clone()));
+                let access = self.cfg.sentinel_access();
+                tokio::spawn(events::subscribe(s, access, self.event_tx.clone()));
             }
         }
     }
@@ -253,7 +253,7 @@ impl Controller {
                     self.watching_promotion = Some(replica.clone());
                     tokio::spawn(probe::watch_promotion(
                         replica,
-                        self.cfg.login.clone(),
+                        self.cfg.redis_access(),
                         self.event_tx.clone(),
                     ));
                 }
@@ -381,8 +381,9 @@ impl Controller {
         if self.routes.master.as_deref() == Some(new) {
             return;
         }
-        let role = probe::probe_role(new, self.cfg.login.as_ref(), self.cfg.connect_timeout);
-        if role.await != RoleProbe::Master {
+        let access = self.cfg.redis_access();
+        let role = probe::probe_role(new, &access, self.cfg.connect_timeout).await;
+        if role != RoleProbe::Master {
             return;
         }
         if !leader_backed {
@@ -416,8 +417,8 @@ impl Controller {
     async fn refresh(&mut self) {
         let t = self.cfg.connect_timeout;
         let name = self.cfg.master_name.clone();
-        let spw = self.cfg.sentinel_login.as_ref();
-        let views = probe::sentinel_views(&self.sentinels, spw, &name, t).await;
+        let spw = self.cfg.sentinel_access();
+        let views = probe::sentinel_views(&self.sentinels, &spw, &name, t).await;
         let reachable = views.iter().filter(|v| v.error.is_none()).count();
         self.metrics.sentinels_reachable.set(reachable as i64);
         // Discover further sentinels.
@@ -447,7 +448,7 @@ impl Controller {
             Some(_) if verdict == SentinelVerdict::Down && !self.failover_in_progress() => {
                 RoleProbe::NoReply
             }
-            Some(c) => probe::probe_role(c, self.cfg.login.as_ref(), t).await,
+            Some(c) => probe::probe_role(c, &self.cfg.redis_access(), t).await,
             None => RoleProbe::Failed("no master named by the sentinels".into()),
         };
         let decision = decide::decide_master(

@@ -4,7 +4,7 @@
 use super::events::Event;
 use super::state::SentinelView;
 use redis_ha_resp::conn::query_auth;
-use redis_ha_resp::Login;
+use redis_ha_resp::Access;
 use redis_ha_resp::{ConnError, Connection};
 use redis_ha_topology::info::Role;
 use redis_ha_topology::{sentinel, Addr};
@@ -45,18 +45,18 @@ impl RoleProbe {
     }
 }
 
-pub async fn probe_role(a: &str, login: Option<&Login>, timeout: Duration) -> RoleProbe {
-    RoleProbe::from_result(query_auth(a, login, &["ROLE"], timeout).await)
+pub async fn probe_role(a: &str, access: &Access, timeout: Duration) -> RoleProbe {
+    RoleProbe::from_result(query_auth(a, Some(access), &["ROLE"], timeout).await)
 }
 
 /// Polls the chosen replica's ROLE every few ms until it says master.
-pub async fn watch_promotion(replica: Addr, login: Option<Login>, tx: UnboundedSender<Event>) {
+pub async fn watch_promotion(replica: Addr, access: Access, tx: UnboundedSender<Event>) {
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut conn: Option<Connection> = None;
     while Instant::now() < deadline && !tx.is_closed() {
         if conn.is_none() {
             let t = Duration::from_millis(300);
-            conn = Connection::connect_auth(&replica, login.as_ref(), t)
+            conn = Connection::connect_auth(&replica, Some(&access), t)
                 .await
                 .ok();
         }
@@ -79,7 +79,7 @@ pub async fn watch_promotion(replica: Addr, login: Option<Login>, tx: UnboundedS
 /// Every sentinel's view of the master, asked concurrently.
 pub async fn sentinel_views(
     sentinels: &[Addr],
-    pw: Option<&Login>,
+    pw: &Access,
     name: &str,
     t: Duration,
 ) -> Vec<SentinelView> {
@@ -88,7 +88,7 @@ pub async fn sentinel_views(
             addr: s.clone(),
             ..SentinelView::default()
         };
-        match sentinel::view(s, pw, name, t).await {
+        match sentinel::view(s, Some(pw), name, t).await {
             Ok(view) => {
                 v.master = view.master_addr();
                 v.flags = view.master.get("flags").cloned().unwrap_or_default();

@@ -5,6 +5,7 @@
 
 mod accept;
 pub mod ack;
+mod backend_io;
 mod bufpool;
 mod commands;
 pub mod deny;
@@ -29,7 +30,6 @@ use bytes::BytesMut;
 use redis_ha_resp::Limits;
 use std::io;
 use std::sync::Arc;
-use tokio::net::TcpStream;
 
 /// What every session of a proxy shares.
 pub struct Shared {
@@ -60,9 +60,12 @@ impl Shared {
 /// `poll_read` does), rather than found stale by the next read, a recv that
 /// only says EAGAIN. `try_io` takes the readiness before the read, so data
 /// arriving after it is not missed.
-pub(crate) fn read_draining(sock: &TcpStream, buf: &mut BytesMut) -> io::Result<usize> {
+pub(crate) fn read_draining<S: backend_io::TryIo>(
+    sock: &S,
+    buf: &mut BytesMut,
+) -> io::Result<usize> {
     let mut drained = None;
-    let r = sock.try_io(tokio::io::Interest::READABLE, || {
+    let r = sock.try_read_io(|| {
         let room = buf.spare_capacity_mut();
         let len = room.len();
         let n = socket2::SockRef::from(sock).recv(room)?;

@@ -21,6 +21,7 @@
 //! the flush ([`Reply::Ack`]), after that session's replies.
 
 use super::ack::WriteAck;
+use super::backend_io::MuxSock;
 use super::error::ClientError;
 use crate::route::Routes;
 use atomic_waker::AtomicWaker;
@@ -28,7 +29,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use prometheus_client::metrics::gauge::Gauge;
 use redis_ha_resp::encode;
 use redis_ha_resp::parse::frame_len;
-use redis_ha_resp::{Credentials, Login};
+use redis_ha_resp::{Access, Credentials};
 use redis_ha_topology::Addr;
 use std::collections::{HashMap, VecDeque};
 use std::io;
@@ -36,7 +37,6 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 use std::time::Duration;
-use tokio::net::TcpStream;
 use tokio::sync::{watch, Notify};
 use tokio::task::AbortHandle;
 
@@ -165,7 +165,7 @@ enum Flush {
 /// One shared, pipelined connection to a node.
 pub struct MuxConn {
     pub addr: Addr,
-    sock: TcpStream,
+    sock: MuxSock,
     out: Mutex<Outgoing>,
     wake: Notify,
     reader: Mutex<Option<AbortHandle>>,
@@ -357,7 +357,7 @@ impl MuxConn {
         }
         // Closed now, whoever still holds this connection: nothing more may
         // reach a fenced node.
-        let _ = socket2::SockRef::from(&self.sock).shutdown(std::net::Shutdown::Both);
+        self.sock.close();
         self.wake.notify_one();
         if let Some(r) = lock(&self.reader).take() {
             r.abort();
@@ -442,7 +442,7 @@ async fn reader(conn: Arc<MuxConn>, mut buf: BytesMut) {
             if let Err(e) = conn.sock.readable().await {
                 break Err(e);
             }
-            match super::read_draining(&conn.sock, &mut buf) {
+            match conn.sock.read_draining(&mut buf) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
                 r => break r,
             }
@@ -490,7 +490,7 @@ fn deliver(
 pub struct Pool {
     per_node: usize,
     ack: Option<WriteAck>,
-    login: Option<Login>,
+    access: Access,
     connect_timeout: Duration,
     /// Per node and protocol: RESP3 clients (HELLO 3) get connections of
     /// their own, since replies are encoded per connection.
@@ -516,7 +516,7 @@ struct Node {
 impl Pool {
     pub fn new(
         per_node: usize,
-        login: Option<Login>,
+        access: Access,
         connect_timeout: Duration,
         open: Gauge,
         ack: Option<WriteAck>,
@@ -524,7 +524,7 @@ impl Pool {
         Pool {
             per_node: per_node.max(1),
             ack,
-            login,
+            access,
             connect_timeout,
             nodes: Mutex::new(HashMap::new()),
             open,
@@ -608,7 +608,7 @@ impl Pool {
         let mut n = 0;
         // Named, so `CLIENT LIST` on the node shows what these are.
         const NAME: &str = "redis-ha-mux";
-        let login = self.login.as_ref();
+        let login = self.access.login.as_ref();
         if proto == Proto::Resp3 {
             // One HELLO switches the protocol, logs in and names it.
             let mut a = vec!["HELLO", "3"];
@@ -625,7 +625,10 @@ impl Pool {
             encode::command(&["CLIENT", "SETNAME", NAME], &mut setup);
         }
         n += 1;
-        let (sock, mut buf) = super::handshake::open(addr, &setup, n, self.connect_timeout).await?;
+        let tls = self.access.tls.as_deref();
+        let (stream, mut buf) =
+            super::handshake::open(addr, tls, &setup, n, self.connect_timeout).await?;
+        let sock = MuxSock::new(stream)?;
         buf.reserve(64 * 1024);
         let conn = Arc::new(MuxConn {
             addr: addr.to_string(),

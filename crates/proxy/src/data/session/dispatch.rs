@@ -142,8 +142,8 @@ impl Session {
                 .await
                 .map(|c| Backend::shared(c, epoch)),
             Lane::Dedicated { .. } => {
-                let pw = cfg.login.as_ref();
-                Backend::dedicated(target, epoch, &self.state, pw, cfg.connect_timeout).await
+                let access = cfg.redis_access();
+                Backend::dedicated(target, epoch, &self.state, &access, cfg.connect_timeout).await
             }
         };
         match opened {

@@ -3,20 +3,19 @@
 //! phase that says whether it may still carry new requests.
 
 use super::state::ConnState;
+use crate::data::backend_io::{self, DedicatedReader, DedicatedWriter};
 use crate::data::handshake;
 use crate::data::mux::{Inbox, MuxConn};
 use bytes::BytesMut;
-use redis_ha_resp::Login;
+use redis_ha_resp::Access;
 use redis_ha_topology::Addr;
 use std::io;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::io::AsyncWriteExt;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
 pub struct Dedicated {
-    pub r: OwnedReadHalf,
-    w: OwnedWriteHalf,
+    pub r: DedicatedReader,
+    w: DedicatedWriter,
     /// Replies read, not yet handled.
     pub buf: BytesMut,
 }
@@ -62,13 +61,14 @@ impl Backend {
         addr: &str,
         epoch: u64,
         state: &ConnState,
-        login: Option<&Login>,
+        access: &Access,
         timeout: Duration,
     ) -> io::Result<Backend> {
         let mut setup = BytesMut::new();
-        let n = state.replay(login, &mut setup);
-        let (sock, buf) = handshake::open(addr, &setup, n, timeout).await?;
-        let (r, w) = sock.into_split();
+        let n = state.replay(access.login.as_ref(), &mut setup);
+        let tls = access.tls.as_deref();
+        let (stream, buf) = handshake::open(addr, tls, &setup, n, timeout).await?;
+        let (r, w) = backend_io::dedicated(stream);
         Ok(Backend {
             addr: addr.to_string(),
             epoch,

@@ -63,7 +63,6 @@ use redis_ha_topology::Addr;
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::io::AsyncReadExt;
 use tokio::sync::watch;
 
 /// How long a session on a dedicated connection (multiplex mode) must go

@@ -124,8 +124,8 @@ async fn start_world() -> Vec<Proxy> {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         out.push(Proxy {
-            write: p.write_addr,
-            read: p.read_addr,
+            write: p.write_addr(),
+            read: p.read_addr(),
             password,
             _handle: p,
         });

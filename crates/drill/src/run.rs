@@ -395,13 +395,13 @@ async fn run_partition(cfg: DrillConfig) -> anyhow::Result<DrillReport> {
             .await
             .context("cannot start the proxy for the partition drill")?;
         let cfg = DrillConfig {
-            target: proxy.write_addr.to_string(),
+            target: proxy.write_addr().to_string(),
             sentinels: lab.sentinels.clone(),
             master_name: lab.master_name.clone(),
             state_dir: None,
             password: None,
             sentinel_password: None,
-            read_target: Some(proxy.read_addr.to_string()),
+            read_target: Some(proxy.read_addr().to_string()),
             admin: Some(proxy.admin_addr.to_string()),
             ..cfg
         };

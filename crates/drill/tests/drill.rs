@@ -97,8 +97,8 @@ async fn proxy_drill(t: &Topology, fault: Fault) -> DrillReport {
     pcfg.login = password.map(Login::default_user);
     pcfg.sentinel_login = sentinel_pw.map(Login::default_user);
     let proxy = redis_ha_proxy::server::start(pcfg).await.expect("proxy");
-    let mut cfg = config(t, proxy.write_addr.to_string(), fault);
-    cfg.read_target = Some(proxy.read_addr.to_string());
+    let mut cfg = config(t, proxy.write_addr().to_string(), fault);
+    cfg.read_target = Some(proxy.read_addr().to_string());
     cfg.admin = Some(proxy.admin_addr.to_string());
     let r = run_drill(cfg).await.expect("drill");
     // The reader on the read endpoint ran all along.
@@ -562,7 +562,7 @@ async fn via_haproxy_measures_the_same_failover_through_both_paths() {
     let mut pcfg = ProxyConfig::for_test(t.sentinel_addrs(), &t.opts.spec.master_name);
     pcfg.failover_hold = Duration::from_secs(10);
     let proxy = redis_ha_proxy::server::start(pcfg).await.expect("proxy");
-    let mut cfg = config(&t, proxy.write_addr.to_string(), Fault::Failover);
+    let mut cfg = config(&t, proxy.write_addr().to_string(), Fault::Failover);
     cfg.via = Some("haproxy".into());
     let r = run_drill(cfg).await.expect("drill");
     eprintln!("{}", redis_ha_drill::cli::render(&r));
@@ -592,7 +592,7 @@ async fn via_master_on_a_frozen_master_is_still_out_at_the_end() {
     ))
     .await
     .expect("proxy");
-    let mut cfg = config(&t, proxy.write_addr.to_string(), Fault::Stop);
+    let mut cfg = config(&t, proxy.write_addr().to_string(), Fault::Stop);
     cfg.via = Some("master".into());
     cfg.request_timeout = Duration::from_secs(20);
     let r = run_drill(cfg).await.expect("drill");

@@ -83,7 +83,7 @@ async fn hostname_topology_fails_over_and_the_proxy_follows_by_name() {
         proxy.wait_master(Duration::from_secs(10)).await.unwrap(),
         old
     );
-    let mut c = Connection::connect(&proxy.write_addr.to_string(), IO)
+    let mut c = Connection::connect(&proxy.write_addr().to_string(), IO)
         .await
         .unwrap();
     c.timeout = Duration::from_secs(20);

@@ -14,7 +14,7 @@ async fn watch_prints_two_refreshes_with_live_numbers_and_exits() {
     let p = redis_ha_proxy::server::start(cfg).await.expect("proxy");
     p.wait_master(Duration::from_secs(10)).await.unwrap();
     let mut c =
-        redis_ha_resp::Connection::connect(&p.write_addr.to_string(), Duration::from_secs(2))
+        redis_ha_resp::Connection::connect(&p.write_addr().to_string(), Duration::from_secs(2))
             .await
             .unwrap();
     for _ in 0..20 {

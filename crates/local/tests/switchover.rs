@@ -137,7 +137,7 @@ async fn under_load(mode: ConnMode) {
     proxy.wait_master(Duration::from_secs(10)).await.unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     let writers: Vec<_> = (0..WRITERS)
-        .map(|w| tokio::spawn(writer(proxy.write_addr.to_string(), w, stop.clone())))
+        .map(|w| tokio::spawn(writer(proxy.write_addr().to_string(), w, stop.clone())))
         .collect();
     tokio::time::sleep(Duration::from_millis(1000)).await;
 

@@ -32,10 +32,11 @@ pub struct ProxyArgs {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1")]
     pub bind: String,
-    /// Write endpoint port (every command goes to the master).
+    /// Write endpoint port (every command goes to the master); 0 turns the
+    /// plain endpoint off, for TLS only (with --tls-port), as Redis's port 0
     #[arg(long, default_value_t = 6379)]
     pub port: u16,
-    /// Read endpoint port (commands go to healthy replicas).
+    /// Read endpoint port (commands go to healthy replicas); 0 turns it off
     #[arg(long, default_value_t = 6380)]
     pub read_port: u16,
     /// Admin HTTP port (dashboard, /metrics, /api/status, /healthz, /readyz).
@@ -284,8 +285,9 @@ impl ProxyArgs {
                 self.sentinel_password.as_deref(),
                 self.sentinel_password_file.as_deref(),
             )?,
-            write_listen: addr(&self.bind, self.port),
-            read_listen: addr(&self.bind, self.read_port),
+            // Port 0 turns a plain endpoint off, as Redis's `port 0`.
+            write_listen: (self.port != 0).then(|| addr(&self.bind, self.port)),
+            read_listen: (self.read_port != 0).then(|| addr(&self.bind, self.read_port)),
             admin_listen: addr(&self.bind, self.admin_port),
             failover_hold: self.failover_hold,
             max_replica_lag: self.max_replica_lag,
@@ -369,15 +371,28 @@ pub fn runtime(a: &ProxyArgs) -> std::io::Result<tokio::runtime::Runtime> {
     }
 }
 
+/// Where it listens: `write 127.0.0.1:6379  write (TLS) ...  admin http://.../`.
+fn listening(h: &crate::server::ProxyHandle) -> String {
+    let eps = [
+        ("write", h.plain_write_addr),
+        ("write (TLS)", h.tls_write_addr),
+        ("read", h.plain_read_addr),
+        ("read (TLS)", h.tls_read_addr),
+    ];
+    let mut out: Vec<String> = eps
+        .iter()
+        .filter_map(|(what, a)| a.map(|a| format!("{what} {a}")))
+        .collect();
+    out.push(format!("admin http://{}/", h.admin_addr));
+    out.join("  ")
+}
+
 pub async fn run(a: ProxyArgs) -> anyhow::Result<u8> {
     let cfg = a.config()?;
     let mut h = crate::server::start(cfg).await?;
     // Where it listens goes to stdout: stderr carries only log lines, so
     // with --log-format json every line there is one JSON object.
-    println!(
-        "redis-ha proxy: write {}  read {}  admin http://{}/",
-        h.write_addr, h.read_addr, h.admin_addr
-    );
+    println!("redis-ha proxy: {}", listening(&h));
     match h.wait_master(Duration::from_secs(5)).await {
         Ok(m) => println!("master {m}"),
         Err(e) => tracing::warn!("{e:#}; commands are held until one is known"),
@@ -405,6 +420,14 @@ mod tests {
     fn config(extra: &[&str]) -> Result<crate::config::ProxyConfig, String> {
         let a = parse(extra).map_err(|e| e.to_string())?;
         a.config().map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn port_0_turns_a_plain_endpoint_off() {
+        let c = config(&["--port", "0", "--read-port", "0"]).unwrap();
+        assert_eq!((c.write_listen, c.read_listen), (None, None));
+        let c = config(&[]).unwrap();
+        assert_eq!(c.write_listen.as_deref(), Some("127.0.0.1:6379"));
     }
 
     #[test]

@@ -47,9 +47,11 @@ pub struct ProxyConfig {
     /// `--backend-tls`: TLS toward Redis and the sentinels (one CA and
     /// client certificate for both, as one `tls-*` set serves a topology).
     pub backend_tls: Option<Arc<Tls>>,
-    /// `host:port` to listen on; port 0 picks a free port (tests).
-    pub write_listen: String,
-    pub read_listen: String,
+    /// `host:port` of the plain endpoints; port 0 picks a free port
+    /// (tests); `None`: off (`--port 0` / `--read-port 0`, as Redis's
+    /// `port 0`, for TLS only).
+    pub write_listen: Option<String>,
+    pub read_listen: Option<String>,
     pub admin_listen: String,
     pub failover_hold: Duration,
     pub max_replica_lag: Duration,
@@ -125,8 +127,8 @@ impl ProxyConfig {
             client_auth: true,
             sentinel_login: None,
             backend_tls: None,
-            write_listen: "127.0.0.1:0".into(),
-            read_listen: "127.0.0.1:0".into(),
+            write_listen: Some("127.0.0.1:0".into()),
+            read_listen: Some("127.0.0.1:0".into()),
             admin_listen: "127.0.0.1:0".into(),
             failover_hold: Duration::from_secs(10),
             max_replica_lag: Duration::from_secs(10),

@@ -16,8 +16,10 @@ use tokio::task::JoinHandle;
 
 /// A running proxy. Dropping it stops every task.
 pub struct ProxyHandle {
-    pub write_addr: SocketAddr,
-    pub read_addr: SocketAddr,
+    /// The plain endpoints' addresses; `None` when turned off (`--port 0`,
+    /// `--read-port 0`: TLS only).
+    pub plain_write_addr: Option<SocketAddr>,
+    pub plain_read_addr: Option<SocketAddr>,
     pub admin_addr: SocketAddr,
     /// The TLS endpoints' addresses, when `--tls-port`/`--tls-read-port` are set.
     pub tls_write_addr: Option<SocketAddr>,
@@ -29,6 +31,19 @@ pub struct ProxyHandle {
 }
 
 impl ProxyHandle {
+    /// The plain write endpoint, for a caller that configured one (tests,
+    /// the drill's own proxy).
+    pub fn write_addr(&self) -> SocketAddr {
+        self.plain_write_addr
+            .expect("the plain write endpoint is off (--port 0)")
+    }
+
+    /// The plain read endpoint, as [`ProxyHandle::write_addr`].
+    pub fn read_addr(&self) -> SocketAddr {
+        self.plain_read_addr
+            .expect("the plain read endpoint is off (--read-port 0)")
+    }
+
     pub fn shutdown(&mut self) {
         self.control.stop();
         for t in self.tasks.drain(..) {
@@ -103,12 +118,18 @@ pub async fn start(cfg: ProxyConfig) -> anyhow::Result<ProxyHandle> {
         !cfg.sentinels.is_empty(),
         "at least one --sentinel HOST:PORT is required"
     );
-    let mut listens = vec![
-        ("--port", cfg.write_listen.as_str()),
-        ("--read-port", cfg.read_listen.as_str()),
-        ("--admin-port", cfg.admin_listen.as_str()),
-    ];
     let tls = cfg.tls.as_ref();
+    anyhow::ensure!(
+        cfg.write_listen.is_some() || tls.is_some_and(|t| t.write_listen.is_some()),
+        "no write endpoint: --port 0 turns off the plain one, so give --tls-port PORT (with --tls-cert-file and --tls-key-file)"
+    );
+    let mut listens = vec![("--admin-port", cfg.admin_listen.as_str())];
+    if let Some(a) = cfg.write_listen.as_deref() {
+        listens.push(("--port", a));
+    }
+    if let Some(a) = cfg.read_listen.as_deref() {
+        listens.push(("--read-port", a));
+    }
     if let Some(a) = tls.and_then(|t| t.write_listen.as_deref()) {
         listens.push(("--tls-port", a));
     }
@@ -122,8 +143,8 @@ pub async fn start(cfg: ProxyConfig) -> anyhow::Result<ProxyHandle> {
         Some(t) => Some(data::tls::Terminator::new(t.files.clone())?),
         None => None,
     };
-    let write = bind("write endpoint", "--port", &cfg.write_listen).await?;
-    let read = bind("read endpoint", "--read-port", &cfg.read_listen).await?;
+    let write = bind_opt("write endpoint", "--port", cfg.write_listen.as_deref()).await?;
+    let read = bind_opt("read endpoint", "--read-port", cfg.read_listen.as_deref()).await?;
     let admin_l = bind("admin endpoint", "--admin-port", &cfg.admin_listen).await?;
     let tls_write = bind_opt(
         "TLS write endpoint",
@@ -160,8 +181,8 @@ pub async fn start(cfg: ProxyConfig) -> anyhow::Result<ProxyHandle> {
     let fence = tokio::spawn(pool.watch(routes.routes.clone()));
     let local = |l: &Option<TcpListener>| l.as_ref().map(|l| l.local_addr()).transpose();
     let mut h = ProxyHandle {
-        write_addr: write.local_addr()?,
-        read_addr: read.local_addr()?,
+        plain_write_addr: local(&write)?,
+        plain_read_addr: local(&read)?,
         admin_addr: admin_l.local_addr()?,
         tls_write_addr: local(&tls_write)?,
         tls_read_addr: local(&tls_read)?,
@@ -170,14 +191,6 @@ pub async fn start(cfg: ProxyConfig) -> anyhow::Result<ProxyHandle> {
         control: control.clone(),
         tasks: vec![
             fence,
-            tokio::spawn(log_err(
-                "write endpoint",
-                data::serve(write, Endpoint::write, shared.clone(), slots.clone(), None),
-            )),
-            tokio::spawn(log_err(
-                "read endpoint",
-                data::serve(read, Endpoint::read, shared.clone(), slots.clone(), None),
-            )),
             tokio::spawn(log_err(
                 "admin endpoint",
                 admin::serve(
@@ -191,6 +204,15 @@ pub async fn start(cfg: ProxyConfig) -> anyhow::Result<ProxyHandle> {
             )),
         ],
     };
+    for (l, ep, what) in [
+        (write, Endpoint::write, "write endpoint"),
+        (read, Endpoint::read, "read endpoint"),
+    ] {
+        if let Some(l) = l {
+            let serve = data::serve(l, ep, shared.clone(), slots.clone(), None);
+            h.tasks.push(tokio::spawn(log_err(what, serve)));
+        }
+    }
     if let Some(t) = terminator {
         let tls_eps = [
             (tls_write, Endpoint::write, "TLS write endpoint"),

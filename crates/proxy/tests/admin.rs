@@ -7,7 +7,7 @@ use common::*;
 async fn admin_endpoints_and_dashboard() {
     let (t, p) = setup(|_| {}).await;
     let master = t.master().await.unwrap();
-    let mut c = conn(p.write_addr).await;
+    let mut c = conn(p.write_addr()).await;
     for _ in 0..10 {
         cmd(&mut c, &["SET", "a", "b"]).await;
     }

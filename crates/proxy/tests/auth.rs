@@ -79,7 +79,7 @@ async fn clients_must_log_in(mode: ConnMode) {
     // Nothing before a login, and nothing that follows a failed one, even
     // pipelined behind it in the same read.
     let r = pipelined(
-        p.write_addr,
+        p.write_addr(),
         &[
             &["SET", "k", "early"],
             &["AUTH", "wrong"],
@@ -123,20 +123,20 @@ async fn clients_must_log_in(mode: ConnMode) {
         &["HELLO", "2", "AUTH", "alice", "apw", "SETNAME", "app"],
         &["AUTH", "alice", "apw"],
     ] {
-        let r = pipelined(p.write_addr, &[login, &["GET", "k"]]).await;
+        let r = pipelined(p.write_addr(), &[login, &["GET", "k"]]).await;
         assert!(!matches!(r[0], Frame::Error(_)), "{login:?}: {r:?}");
         assert_eq!(text(&r[1]), "v", "{login:?}");
     }
-    let r = pipelined(p.write_addr, &[&["HELLO", "3", "AUTH", "default", "no"]]).await;
+    let r = pipelined(p.write_addr(), &[&["HELLO", "3", "AUTH", "default", "no"]]).await;
     assert!(err(&r[0]).starts_with("WRONGPASS"), "{r:?}");
 
     // The read endpoint asks for a login too.
-    let r = pipelined(p.read_addr, &[&["GET", "k"], &["AUTH", PW], &["PING"]]).await;
+    let r = pipelined(p.read_addr(), &[&["GET", "k"], &["AUTH", PW], &["PING"]]).await;
     assert!(err(&r[0]).starts_with("NOAUTH"), "{r:?}");
     assert_eq!(text(&r[2]), "PONG");
 
     // RESET logs the client out, as Redis does with a password.
-    let mut c = conn(p.write_addr).await;
+    let mut c = conn(p.write_addr()).await;
     assert_eq!(text(&cmd(&mut c, &["AUTH", PW]).await), "OK");
     assert_eq!(text(&cmd(&mut c, &["RESET"]).await), "RESET");
     assert!(err(&cmd(&mut c, &["GET", "k"]).await).starts_with("NOAUTH"));
@@ -151,7 +151,7 @@ async fn clients_must_log_in(mode: ConnMode) {
 async fn a_login_is_replayed_before_hello(mode: ConnMode) {
     let (t, p) = setup_pw(mode, true).await;
     let master = t.master().await.unwrap();
-    let mut c = conn(p.write_addr).await;
+    let mut c = conn(p.write_addr()).await;
     assert_eq!(text(&cmd(&mut c, &["AUTH", PW]).await), "OK");
     let r = cmd(&mut c, &["HELLO", "3"]).await;
     assert!(matches!(r, Frame::Map(_)), "{r:?}");
@@ -201,16 +201,16 @@ async fn a_login_is_replayed_before_hello(mode: ConnMode) {
 /// `--client-auth none`: the proxy logs in for clients that do not.
 async fn client_auth_none_serves_without_login(mode: ConnMode) {
     let (_t, p) = setup_pw(mode, false).await;
-    let mut c = conn(p.write_addr).await;
+    let mut c = conn(p.write_addr()).await;
     assert_eq!(text(&cmd(&mut c, &["SET", "k", "v"]).await), "OK");
-    let mut r = conn(p.read_addr).await;
+    let mut r = conn(p.read_addr()).await;
     assert_eq!(text(&cmd(&mut r, &["PING"]).await), "PONG");
     // A wrong password is still refused, by Redis.
     assert!(err(&cmd(&mut c, &["AUTH", "nope"]).await).starts_with("WRONGPASS"));
     // RESET logs a connection out on Redis; the client, which needs no
     // login, carries on (even pipelined right behind it).
     let r = pipelined(
-        p.write_addr,
+        p.write_addr(),
         &[
             &["SELECT", "1"],
             &["RESET"],

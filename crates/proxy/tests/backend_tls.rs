@@ -4,7 +4,8 @@
 //! writes and reads through the proxy in both connection modes (nothing
 //! plain listens, so anything that works went over TLS), and the refusals
 //! (a CA that did not sign the nodes' certificates, no client certificate,
-//! a node's expired certificate) each a clear error naming the flag to fix.
+//! a node's expired certificate) each a clear error naming the flag to fix;
+//! and TLS on every hop, the proxy's plain ports off.
 
 #[macro_use]
 mod common;
@@ -13,6 +14,7 @@ mod pki;
 use common::*;
 use pki::Pki;
 use redis_ha_proxy::config::{ConnMode, ProxyConfig};
+use redis_ha_proxy::data::tls::AuthClients;
 use redis_ha_proxy::server::ProxyHandle;
 use redis_ha_resp::tls::{Tls, TlsSettings};
 use redis_ha_resp::{Access, Connection};
@@ -178,7 +180,7 @@ async fn serves_over_tls(mode: ConnMode) {
         p.routes.current().master.as_deref(),
         Some(t.master.as_str())
     );
-    let mut c = conn(p.write_addr).await;
+    let mut c = conn(p.write_addr()).await;
     for i in 1..=50 {
         assert_eq!(
             cmd(&mut c, &["INCR", "tls:n"]).await,
@@ -197,7 +199,7 @@ async fn serves_over_tls(mode: ConnMode) {
         "the write replicated to the read endpoint",
         Duration::from_secs(10),
         || async {
-            let mut r = conn(p.read_addr).await;
+            let mut r = conn(p.read_addr()).await;
             (text(&cmd(&mut r, &["GET", "tls:n"]).await) == "50").then_some(())
         },
     )
@@ -212,6 +214,48 @@ async fn a_tls_topology_serves_writes_and_reads_dedicated() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tls_topology_serves_writes_and_reads_multiplex() {
     serves_over_tls(ConnMode::Multiplex).await;
+}
+
+/// TLS on every hop: clients to the proxy (its plain ports off, as `port 0`
+/// turns Redis's off), the proxy to Redis and Sentinel, replication.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_only_on_every_hop() {
+    let t = TlsTopology::start("node").await;
+    t.wait_replicated().await;
+    let mut cfg = t.proxy_config(ConnMode::Multiplex, backend(&t.pki, "ca.pem", true));
+    cfg.write_listen = None;
+    cfg.read_listen = None;
+    cfg.tls = Some(redis_ha_proxy::config::TlsEndpoints {
+        files: t.pki.files("server", AuthClients::Yes),
+        write_listen: Some("127.0.0.1:0".into()),
+        read_listen: Some("127.0.0.1:0".into()),
+    });
+    let p = redis_ha_proxy::server::start(cfg).await.unwrap();
+    assert_eq!((p.plain_write_addr, p.plain_read_addr), (None, None));
+    p.wait_master(Duration::from_secs(10)).await.unwrap();
+    let client = t.access();
+    let w = p.tls_write_addr.unwrap().to_string();
+    let mut c = Connection::connect_auth(&w, Some(&client), Duration::from_secs(5))
+        .await
+        .unwrap();
+    for i in 1..=20 {
+        assert_eq!(
+            c.request(&["INCR", "tls:all"]).await.unwrap(),
+            redis_ha_resp::Frame::Integer(i)
+        );
+    }
+}
+
+/// With no write endpoint at all the proxy does not start, and says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_write_endpoint_is_a_clear_start_up_error() {
+    let mut cfg = ProxyConfig::for_test(vec!["127.0.0.1:1".into()], "mymaster");
+    cfg.write_listen = None;
+    let e = format!(
+        "{:#}",
+        redis_ha_proxy::server::start(cfg).await.err().unwrap()
+    );
+    assert!(e.contains("--port 0") && e.contains("--tls-port"), "{e}");
 }
 
 /// What `/api/status` says while the proxy cannot reach the sentinel.
@@ -229,7 +273,7 @@ async fn status_while_refused(p: &ProxyHandle, needle: &str) -> String {
 
 /// A write through a proxy that reaches no master fails with the reason.
 async fn write_error(p: &ProxyHandle) -> String {
-    let mut c = conn(p.write_addr).await;
+    let mut c = conn(p.write_addr()).await;
     text(&cmd(&mut c, &["INCR", "tls:n"]).await)
 }
 

@@ -55,7 +55,7 @@ async fn a_client_that_never_reads(mode: ConnMode) {
         .unwrap();
     let before = rss_bytes();
     let started = Instant::now();
-    let (flooder, sent) = flood(p.write_addr).await;
+    let (flooder, sent) = flood(p.write_addr()).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let grown = rss_bytes().saturating_sub(before);
     let info = text(
@@ -86,7 +86,7 @@ async fn a_client_that_never_reads(mode: ConnMode) {
         outbuf >> 20
     );
     // Everyone else is served meanwhile (no -OOM, no stall).
-    let mut other = conn(p.write_addr).await;
+    let mut other = conn(p.write_addr()).await;
     other.timeout = Duration::from_secs(5);
     for i in 0..100 {
         let r = cmd(&mut other, &["SET", &format!("other{i}"), "x"]).await;

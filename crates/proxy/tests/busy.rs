@@ -37,7 +37,7 @@ async fn setup_slow_sentinels(mode: ConnMode) -> (Topology, ProxyHandle) {
 fn writers(p: &ProxyHandle, stop: &Arc<AtomicBool>) -> Vec<tokio::task::JoinHandle<u64>> {
     (0..4)
         .map(|i| {
-            let (addr, stop) = (p.write_addr, stop.clone());
+            let (addr, stop) = (p.write_addr(), stop.clone());
             tokio::spawn(async move {
                 let mut c = conn(addr).await;
                 let mut acked = 0;
@@ -53,7 +53,7 @@ fn writers(p: &ProxyHandle, stop: &Arc<AtomicBool>) -> Vec<tokio::task::JoinHand
 }
 
 async fn check_exact(p: &ProxyHandle, tasks: Vec<tokio::task::JoinHandle<u64>>) {
-    let mut c = conn(p.write_addr).await;
+    let mut c = conn(p.write_addr()).await;
     for (i, t) in tasks.into_iter().enumerate() {
         let acked = t.await.expect("writer");
         let v = cmd(&mut c, &["GET", &format!("busy:{i}")]).await;
@@ -68,7 +68,7 @@ async fn busy_master_is_not_a_lost_master(mode: ConnMode) {
     let stop = Arc::new(AtomicBool::new(false));
     let tasks = writers(&p, &stop);
     // A 3 s script through the proxy, while the table is watched.
-    let addr = p.write_addr;
+    let addr = p.write_addr();
     let script = tokio::spawn(async move {
         let mut c = conn(addr).await;
         c.timeout = Duration::from_secs(20);

@@ -11,8 +11,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 async fn clients_work_through_both_endpoints(mode: ConnMode) {
     let (_t, p) = setup(|c| c.mode = mode).await;
-    let w = p.write_addr;
-    let r = p.read_addr;
+    let w = p.write_addr();
+    let r = p.read_addr();
 
     // redis-rs: writes, pipelining, MULTI/EXEC, reads from a replica.
     let client = redis::Client::open(format!("redis://{w}/")).unwrap();
@@ -109,7 +109,7 @@ async fn clients_work_through_both_endpoints(mode: ConnMode) {
 
 async fn resp3_pubsub_big_values_quit_and_garbage(mode: ConnMode) {
     let (_t, p) = setup(|c| c.mode = mode).await;
-    let w = p.write_addr;
+    let w = p.write_addr();
 
     // HELLO 3: RESP3 replies (a map), then normal commands.
     let mut c = conn(w).await;
@@ -120,7 +120,7 @@ async fn resp3_pubsub_big_values_quit_and_garbage(mode: ConnMode) {
     let _ = cmd(&mut c, &["CLIENT", "SETNAME", "resp3-client"]).await;
 
     // Pub/Sub on both endpoints (PUBLISH on the master reaches replicas too).
-    for ep in [p.write_addr, p.read_addr] {
+    for ep in [p.write_addr(), p.read_addr()] {
         let mut sub = conn(ep).await;
         sub.send(&["SUBSCRIBE", "news"]).await.unwrap();
         let confirm = sub.read_frame().await.unwrap();
@@ -218,7 +218,9 @@ async fn unsubscribe_without_subscriptions(mode: ConnMode) {
         ("", "*3\r\n", "$-1\r\n"),
         ("HELLO 3\r\n", ">3\r\n", "_\r\n"),
     ] {
-        let mut s = tokio::net::TcpStream::connect(p.write_addr).await.unwrap();
+        let mut s = tokio::net::TcpStream::connect(p.write_addr())
+            .await
+            .unwrap();
         let req = format!("{hello}UNSUBSCRIBE a b\r\nPUNSUBSCRIBE\r\nPING\r\n");
         s.write_all(req.as_bytes()).await.unwrap();
         s.shutdown().await.unwrap();

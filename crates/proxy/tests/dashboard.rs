@@ -79,7 +79,7 @@ async fn failover_shows_on_the_charts_and_in_the_table() {
     // Traffic through the failover, so every chart has something to draw.
     let stop = Arc::new(AtomicBool::new(false));
     let writer = {
-        let (stop, addr) = (stop.clone(), p.write_addr);
+        let (stop, addr) = (stop.clone(), p.write_addr());
         tokio::spawn(async move {
             let mut c = conn(addr).await;
             let mut n = 0u64;

@@ -32,7 +32,7 @@ async fn says(sentinels: Vec<String>, name: &str, expect: &[&str]) {
             "/api/status lacks {x:?}: {body}"
         );
     }
-    let mut c = conn(p.write_addr).await;
+    let mut c = conn(p.write_addr()).await;
     let r = cmd(&mut c, &["SET", "k", "v"]).await;
     let msg = r.error_message().unwrap_or_default();
     assert!(msg.starts_with("TRYAGAIN"), "{r:?}");

@@ -14,7 +14,7 @@ async fn planned_failover_moves_state_fences_old_master_and_closes_pinned_sessio
     let epoch0 = p.routes.current().epoch;
 
     // A session with state that must survive the switch.
-    let mut s = conn(p.write_addr).await;
+    let mut s = conn(p.write_addr()).await;
     assert_eq!(text(&cmd(&mut s, &["SELECT", "3"]).await), "OK");
     assert_eq!(
         text(&cmd(&mut s, &["CLIENT", "SETNAME", "keeper"]).await),
@@ -22,11 +22,11 @@ async fn planned_failover_moves_state_fences_old_master_and_closes_pinned_sessio
     );
     assert_eq!(text(&cmd(&mut s, &["SET", "before", "1"]).await), "OK");
     // A session in the middle of a transaction cannot move.
-    let mut m = conn(p.write_addr).await;
+    let mut m = conn(p.write_addr()).await;
     assert_eq!(text(&cmd(&mut m, &["MULTI"]).await), "OK");
     assert_eq!(text(&cmd(&mut m, &["SET", "tx", "1"]).await), "QUEUED");
     // A plain idle session must just keep working.
-    let mut idle = conn(p.write_addr).await;
+    let mut idle = conn(p.write_addr()).await;
     assert_eq!(text(&cmd(&mut idle, &["PING"]).await), "PONG");
     assert!(
         !client_connections(&old).await.is_empty(),
@@ -111,7 +111,7 @@ async fn planned_failover_moves_state_fences_old_master_and_closes_pinned_sessio
 async fn writes_are_held_through_a_kill_and_resume_on_the_same_connection(mode: ConnMode) {
     let (t, p) = setup(|c| c.mode = mode).await;
     let old = t.master().await.unwrap();
-    let mut c = conn(p.write_addr).await;
+    let mut c = conn(p.write_addr()).await;
     assert_eq!(text(&cmd(&mut c, &["SET", "a", "1"]).await), "OK");
     t.kill(&t.name_of(&old).unwrap()).unwrap();
     // Once the node is gone (and the proxy has seen its connection close: a
@@ -178,7 +178,7 @@ async fn hold_expires_with_a_clear_error(mode: ConnMode) {
         c.failover_hold = Duration::from_millis(500);
     })
     .await;
-    let mut c = conn(p.write_addr).await;
+    let mut c = conn(p.write_addr()).await;
     // Every node frozen: no failover can happen. Once the proxy knows no
     // master, a write is held, then fails with TRYAGAIN. (A write sent while
     // the frozen master was still routed has an unknown outcome instead: the
@@ -215,7 +215,9 @@ async fn a_subscriber_resubscribes_as_soon_as_the_new_master_is_adopted(mode: Co
     })
     .await;
     let old = t.master().await.unwrap();
-    let mut sub = tokio::net::TcpStream::connect(p.write_addr).await.unwrap();
+    let mut sub = tokio::net::TcpStream::connect(p.write_addr())
+        .await
+        .unwrap();
     sub.write_all(b"SUBSCRIBE news\r\n").await.unwrap();
     let mut buf = vec![0u8; 4096];
     assert!(sub.read(&mut buf).await.unwrap() > 0);
@@ -241,7 +243,9 @@ async fn a_subscriber_resubscribes_as_soon_as_the_new_master_is_adopted(mode: Co
         || async { (p.routes.current().master.as_deref() == Some(new.as_str())).then_some(()) },
     )
     .await;
-    let mut sub = tokio::net::TcpStream::connect(p.write_addr).await.unwrap();
+    let mut sub = tokio::net::TcpStream::connect(p.write_addr())
+        .await
+        .unwrap();
     sub.write_all(b"SUBSCRIBE news\r\n").await.unwrap();
     let n = tokio::time::timeout(Duration::from_secs(20), sub.read(&mut buf))
         .await
@@ -252,7 +256,7 @@ async fn a_subscriber_resubscribes_as_soon_as_the_new_master_is_adopted(mode: Co
         "subscribed again {:?} after the old master died",
         killed.elapsed()
     );
-    let mut c = conn(p.write_addr).await;
+    let mut c = conn(p.write_addr()).await;
     let heard = cmd(&mut c, &["PUBLISH", "news", "hello"]).await;
     assert_eq!(
         heard.as_int(),

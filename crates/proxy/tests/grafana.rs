@@ -164,7 +164,7 @@ async fn every_redis_ha_metric_it_queries_exists() {
         .collect();
     assert!(wanted.len() >= 20, "{wanted:?}");
     let (_t, p) = setup(|_| {}).await;
-    let mut c = conn(p.write_addr).await;
+    let mut c = conn(p.write_addr()).await;
     cmd(&mut c, &["SET", "a", "b"]).await;
     let (code, body) = http_get(p.admin_addr, "/metrics").await;
     assert_eq!(code, 200);

@@ -41,7 +41,7 @@ async fn read_to_eof(s: &mut TcpStream, limit: Duration) -> Vec<u8> {
 async fn shutdown_is_denied_and_otherwise_goes_once(mode: ConnMode) {
     let (t, p) = setup(|c| c.mode = mode).await;
     let old = t.master().await.unwrap();
-    let mut c = conn(p.write_addr).await;
+    let mut c = conn(p.write_addr()).await;
     for denied in [
         &["SHUTDOWN", "NOSAVE"][..],
         &["DEBUG", "SLEEP", "0"],
@@ -76,7 +76,7 @@ async fn shutdown_is_denied_and_otherwise_goes_once(mode: ConnMode) {
     cfg.deny_commands = String::new();
     let p = redis_ha_proxy::server::start(cfg).await.unwrap();
     p.wait_master(Duration::from_secs(10)).await.unwrap();
-    let mut c = conn(p.write_addr).await;
+    let mut c = conn(p.write_addr()).await;
     let r = c.request(&["SHUTDOWN", "NOSAVE"]).await;
     eprintln!("SHUTDOWN through the proxy: {r:?}");
     let new = t
@@ -87,7 +87,7 @@ async fn shutdown_is_denied_and_otherwise_goes_once(mode: ConnMode) {
         "writes through the new master",
         Duration::from_secs(20),
         || async {
-            let mut c = conn(p.write_addr).await;
+            let mut c = conn(p.write_addr()).await;
             (text(&cmd(&mut c, &["SET", "after", "1"]).await) == "OK").then_some(())
         },
     )
@@ -112,7 +112,7 @@ async fn http_is_refused_before_any_backend_sees_it(mode: ConnMode) {
     let master = t.master().await.unwrap();
     let before = connections_received(&master).await;
     for _ in 0..20 {
-        let mut s = TcpStream::connect(p.write_addr).await.unwrap();
+        let mut s = TcpStream::connect(p.write_addr()).await.unwrap();
         s.write_all(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
             .await
             .unwrap();
@@ -126,7 +126,7 @@ async fn http_is_refused_before_any_backend_sees_it(mode: ConnMode) {
         "{} backend connections for 20 HTTP requests",
         after - before
     );
-    let mut c = conn(p.write_addr).await;
+    let mut c = conn(p.write_addr()).await;
     assert_eq!(text(&cmd(&mut c, &["PING"]).await), "PONG");
 }
 
@@ -145,7 +145,7 @@ async fn a_request_that_kills_its_connection_is_failed_not_looped(mode: ConnMode
         "OK"
     );
     let before = connections_received(&master).await;
-    let mut c = conn(p.write_addr).await;
+    let mut c = conn(p.write_addr()).await;
     let key = "k".repeat(3 << 20);
     let r = text(&cmd(&mut c, &["GET", &key]).await);
     assert!(r.contains("twice"), "{r}");
@@ -167,7 +167,7 @@ async fn a_request_that_kills_its_connection_is_failed_not_looped(mode: ConnMode
 async fn quit_after_subscribe_is_answered_and_subscriptions_go_with_the_client(mode: ConnMode) {
     let (t, p) = setup(|c| c.mode = mode).await;
     let master = t.master().await.unwrap();
-    let mut s = TcpStream::connect(p.write_addr).await.unwrap();
+    let mut s = TcpStream::connect(p.write_addr()).await.unwrap();
     s.write_all(b"SUBSCRIBE ch\r\nUNSUBSCRIBE ch\r\nPING\r\nQUIT\r\n")
         .await
         .unwrap();
@@ -180,7 +180,7 @@ async fn quit_after_subscribe_is_answered_and_subscriptions_go_with_the_client(m
     );
 
     // A subscriber that just leaves: Redis no longer counts it.
-    let mut s = TcpStream::connect(p.write_addr).await.unwrap();
+    let mut s = TcpStream::connect(p.write_addr()).await.unwrap();
     s.write_all(b"SUBSCRIBE leaving\r\n").await.unwrap();
     let mut buf = [0u8; 256];
     let n = s.read(&mut buf).await.unwrap();
@@ -209,7 +209,7 @@ async fn quit_after_subscribe_is_answered_and_subscriptions_go_with_the_client(m
 
 async fn a_half_closed_client_gets_every_reply(mode: ConnMode) {
     let (_t, p) = setup(|c| c.mode = mode).await;
-    let mut s = TcpStream::connect(p.write_addr).await.unwrap();
+    let mut s = TcpStream::connect(p.write_addr()).await.unwrap();
     let mut req = b"GET nothing\r\n".to_vec();
     for _ in 0..1000 {
         req.extend_from_slice(b"INCR halfclose\r\n");
@@ -235,11 +235,11 @@ async fn clients_that_do_not_read_or_sit_idle_are_closed(mode: ConnMode) {
     })
     .await;
     // A subscriber that never reads, and a publisher: the subscriber is closed.
-    let mut sub = TcpStream::connect(p.write_addr).await.unwrap();
+    let mut sub = TcpStream::connect(p.write_addr()).await.unwrap();
     sub.set_nodelay(true).unwrap();
     sub.write_all(b"SUBSCRIBE flood\r\n").await.unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let mut publisher = conn(p.write_addr).await;
+    let mut publisher = conn(p.write_addr()).await;
     let msg = "x".repeat(10_000);
     let ep = p.metrics.ep(Endpoint::write);
     for _ in 0..6000 {
@@ -254,11 +254,11 @@ async fn clients_that_do_not_read_or_sit_idle_are_closed(mode: ConnMode) {
         "the subscriber was not closed"
     );
     // An idle client is closed after --timeout; a busy one is not.
-    let mut idle = TcpStream::connect(p.write_addr).await.unwrap();
+    let mut idle = TcpStream::connect(p.write_addr()).await.unwrap();
     idle.write_all(b"PING\r\n").await.unwrap();
     let got = read_to_eof(&mut idle, Duration::from_secs(5)).await;
     assert_eq!(&got[..], b"+PONG\r\n");
-    let mut busy = conn(p.write_addr).await;
+    let mut busy = conn(p.write_addr()).await;
     for _ in 0..15 {
         assert_eq!(text(&cmd(&mut busy, &["PING"]).await), "PONG");
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -275,9 +275,9 @@ async fn a_huge_request_in_small_pieces_is_answered(mode: ConnMode) {
     for _ in 0..n {
         req.extend_from_slice(b"$1\r\nx\r\n");
     }
-    let mut s = TcpStream::connect(p.write_addr).await.unwrap();
+    let mut s = TcpStream::connect(p.write_addr()).await.unwrap();
     s.set_nodelay(true).unwrap();
-    let mut other = conn(p.write_addr).await;
+    let mut other = conn(p.write_addr()).await;
     for (i, piece) in req.chunks(700).enumerate() {
         s.write_all(piece).await.unwrap();
         if i % 500 == 0 {

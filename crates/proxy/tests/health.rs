@@ -36,7 +36,7 @@ async fn stopped_or_dead_replicas_leave_the_rotation_and_come_back(mode: ConnMod
     )
     .await;
     // No healthy replica and --read-fallback error: a clear error.
-    let mut r = conn(p.read_addr).await;
+    let mut r = conn(p.read_addr()).await;
     let e = cmd(&mut r, &["GET", "k"]).await;
     assert!(
         e.error_message()
@@ -53,7 +53,7 @@ async fn stopped_or_dead_replicas_leave_the_rotation_and_come_back(mode: ConnMod
         || async { (p.routes.current().replicas.len() == 2).then_some(()) },
     )
     .await;
-    let mut r = conn(p.read_addr).await;
+    let mut r = conn(p.read_addr()).await;
     assert!(!cmd(&mut r, &["GET", "k"]).await.is_error());
 }
 
@@ -75,7 +75,7 @@ async fn without_sentinels_and_master_the_proxy_fails_closed(mode: ConnMode) {
     .await;
     assert!(closed.contains("sentinels reachable"), "{closed}");
     assert_eq!(p.routes.current().master, None);
-    let mut c = conn(p.write_addr).await;
+    let mut c = conn(p.write_addr()).await;
     let e = cmd(&mut c, &["SET", "x", "1"]).await;
     let msg = e.error_message().unwrap_or_default();
     assert!(
@@ -90,7 +90,7 @@ async fn without_sentinels_and_master_the_proxy_fails_closed(mode: ConnMode) {
         t.cont(s).unwrap();
     }
     p.wait_master(Duration::from_secs(20)).await.unwrap();
-    let mut c = conn(p.write_addr).await;
+    let mut c = conn(p.write_addr()).await;
     assert_eq!(text(&cmd(&mut c, &["SET", "x", "1"]).await), "OK");
 }
 

@@ -21,14 +21,14 @@ async fn still_serving(p: &ProxyHandle, what: &str) {
         &format!("a good client served after {what}"),
         Duration::from_secs(10),
         || async {
-            let mut c = conn(p.write_addr).await;
+            let mut c = conn(p.write_addr()).await;
             let set = c.request(&["SET", &key, what]).await.ok()?;
             let get = c.request(&["GET", &key]).await.ok()?;
             (text(&set) == "OK" && text(&get) == what).then_some(())
         },
     )
     .await;
-    let mut r = conn(p.read_addr).await;
+    let mut r = conn(p.read_addr()).await;
     assert_eq!(text(&cmd(&mut r, &["PING"]).await), "PONG", "after {what}");
     assert_eq!(
         http_get(p.admin_addr, "/readyz").await.0,
@@ -77,7 +77,7 @@ async fn huge_declared_lengths_are_refused_or_not_preallocated(mode: ConnMode) {
         b"*9223372036854775807\r\n",
         b"*1\r\n$-2\r\n",
     ] {
-        assert_protocol_error(&exchange(p.write_addr, bad).await, bad);
+        assert_protocol_error(&exchange(p.write_addr(), bad).await, bad);
         still_serving(&p, "a huge length").await;
     }
     // Legal but huge declared sizes, barely sent: nothing is reserved for
@@ -88,7 +88,7 @@ async fn huge_declared_lengths_are_refused_or_not_preallocated(mode: ConnMode) {
             &b"*1\r\n$500000000\r\nabc"[..],
             b"*2000000000\r\n$4\r\nPING\r\n",
         ] {
-            let mut s = TcpStream::connect(p.write_addr).await.unwrap();
+            let mut s = TcpStream::connect(p.write_addr()).await.unwrap();
             s.write_all(head).await.unwrap();
             held.push(s);
         }
@@ -104,7 +104,7 @@ async fn deep_nesting_is_refused(mode: ConnMode) {
     let mut wide_then_nested = b"*1000000\r\n".to_vec();
     wide_then_nested.extend_from_slice(&nested);
     for bad in [nested, wide_then_nested] {
-        let got = exchange(p.write_addr, &bad).await;
+        let got = exchange(p.write_addr(), &bad).await;
         assert_eq!(
             String::from_utf8_lossy(&got),
             "-ERR Protocol error: expected '$', got '*'\r\n"
@@ -133,7 +133,7 @@ async fn binary_garbage_is_survived(mode: ConnMode) {
         if seed % 2 == 0 {
             bytes[0] = b'*'; // start inside a multibulk
         }
-        let got = exchange(p.write_addr, &bytes).await;
+        let got = exchange(p.write_addr(), &bytes).await;
         // Every answer is a well-formed RESP reply (errors, mostly).
         let mut rest = &got[..];
         while !rest.is_empty() {
@@ -153,7 +153,7 @@ async fn slowloris_clients_do_not_starve_others(mode: ConnMode) {
     let req = b"*1\r\n$4\r\nPING\r\n";
     let mut slow = Vec::new();
     for _ in 0..100 {
-        slow.push(TcpStream::connect(p.write_addr).await.unwrap());
+        slow.push(TcpStream::connect(p.write_addr()).await.unwrap());
     }
     for &byte in req {
         for s in &mut slow {
@@ -179,9 +179,9 @@ async fn thousands_of_connections_are_served(mode: ConnMode) {
     let mut clients = Vec::new();
     for i in 0..2000 {
         let addr = if i % 2 == 0 {
-            p.write_addr
+            p.write_addr()
         } else {
-            p.read_addr
+            p.read_addr()
         };
         let mut s = TcpStream::connect(addr).await.unwrap();
         s.write_all(b"PING\r\n").await.unwrap();

@@ -16,15 +16,17 @@ async fn a_client_beyond_maxclients_is_refused_and_the_others_work() {
     for i in 0..5 {
         // Alternate endpoints: the limit is shared.
         let addr = if i % 2 == 0 {
-            p.write_addr
+            p.write_addr()
         } else {
-            p.read_addr
+            p.read_addr()
         };
         let mut c = conn(addr).await;
         assert_eq!(cmd(&mut c, &["PING"]).await, Frame::Simple("PONG".into()));
         clients.push(c);
     }
-    let mut sixth = tokio::net::TcpStream::connect(p.write_addr).await.unwrap();
+    let mut sixth = tokio::net::TcpStream::connect(p.write_addr())
+        .await
+        .unwrap();
     let mut got = Vec::new();
     tokio::time::timeout(Duration::from_secs(5), sixth.read_to_end(&mut got))
         .await
@@ -40,7 +42,7 @@ async fn a_client_beyond_maxclients_is_refused_and_the_others_work() {
     // A closed client frees its place.
     drop(clients.pop());
     poll("a place freed", Duration::from_secs(5), || async {
-        let mut c = conn(p.read_addr).await;
+        let mut c = conn(p.read_addr()).await;
         c.request(&["PING"])
             .await
             .ok()
@@ -53,7 +55,7 @@ async fn a_client_beyond_maxclients_is_refused_and_the_others_work() {
 #[tokio::test]
 async fn colliding_ports_are_refused_at_start() {
     let mut cfg = ProxyConfig::for_test(vec!["127.0.0.1:1".into()], "mymaster");
-    cfg.write_listen = "127.0.0.1:47379".into();
+    cfg.write_listen = Some("127.0.0.1:47379".into());
     cfg.admin_listen = "127.0.0.1:47379".into();
     let e = redis_ha_proxy::server::start(cfg)
         .await
@@ -67,7 +69,7 @@ async fn colliding_ports_are_refused_at_start() {
 async fn a_port_in_use_names_the_flag() {
     let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let mut cfg = ProxyConfig::for_test(vec!["127.0.0.1:1".into()], "mymaster");
-    cfg.read_listen = busy.local_addr().unwrap().to_string();
+    cfg.read_listen = Some(busy.local_addr().unwrap().to_string());
     let e = redis_ha_proxy::server::start(cfg)
         .await
         .err()
@@ -82,7 +84,7 @@ async fn a_port_in_use_names_the_flag() {
 #[tokio::test]
 async fn a_bad_bind_address_says_to_check_bind() {
     let mut cfg = ProxyConfig::for_test(vec!["127.0.0.1:1".into()], "mymaster");
-    cfg.write_listen = "999.1.1.1:0".into();
+    cfg.write_listen = Some("999.1.1.1:0".into());
     let e = redis_ha_proxy::server::start(cfg)
         .await
         .err()

@@ -41,7 +41,7 @@ async fn noreplicas_is_a_pause_up_to_the_failover_hold() {
         "OK"
     );
     let replicas = replica_names(&t, &master);
-    let mut c = conn(p.write_addr).await;
+    let mut c = conn(p.write_addr()).await;
     assert_eq!(cmd(&mut c, &["INCR", "n"]).await.as_int(), Some(1));
 
     // Refused, then the replicas come back within the hold: one pause.

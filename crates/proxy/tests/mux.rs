@@ -78,7 +78,7 @@ async fn many_clients_share_two_backend_connections_and_get_their_own_replies() 
     // 24 clients, each pipelining 300 commands on its own keys at once.
     let mut tasks = Vec::new();
     for client in 0..24 {
-        let w = p.write_addr;
+        let w = p.write_addr();
         tasks.push(tokio::spawn(async move {
             let mut cmds = Vec::new();
             for i in 0..100 {
@@ -150,7 +150,7 @@ async fn stateful_commands_move_the_client_to_a_dedicated_connection() {
     .iter()
     .map(|a| args(a))
     .collect();
-    let r = pipeline(p.write_addr, &cmds).await;
+    let r = pipeline(p.write_addr(), &cmds).await;
     let got: Vec<String> = r.iter().map(text).collect();
     assert_eq!(got[..5], ["OK", "zero", "OK", "OK", "two"]);
     assert_eq!(got[5..7], ["OK", "QUEUED"]);
@@ -158,9 +158,9 @@ async fn stateful_commands_move_the_client_to_a_dedicated_connection() {
     assert_eq!(got[8..], ["OK", "zero"]);
 
     // A blocked client has its own connection: others are not held up.
-    let mut blocked = conn(p.write_addr).await;
+    let mut blocked = conn(p.write_addr()).await;
     blocked.send(&["BLPOP", "jobs", "0"]).await.unwrap();
-    let mut other = conn(p.write_addr).await;
+    let mut other = conn(p.write_addr()).await;
     poll(
         "the BLPOP to block on the master",
         Duration::from_secs(5),
@@ -208,7 +208,7 @@ async fn a_client_returns_to_the_shared_connections_only_when_its_state_is_clean
     let (t, p) = setup(|c| c.mode = ConnMode::Multiplex).await;
     let master = t.master().await.unwrap();
     let ep = p.metrics.ep(Endpoint::write);
-    let mut c = conn(p.write_addr).await;
+    let mut c = conn(p.write_addr()).await;
     assert_eq!(text(&cmd(&mut c, &["SET", "k", "db0"]).await), "OK");
 
     // SELECT 2: dedicated, and it stays so while the client is in db 2.
@@ -222,7 +222,7 @@ async fn a_client_returns_to_the_shared_connections_only_when_its_state_is_clean
     assert_eq!(text(&cmd(&mut c, &["WATCH", "k"]).await), "OK");
     assert_eq!(text(&cmd(&mut c, &["SELECT", "0"]).await), "OK");
     get_for_longer_than_rejoin(&mut c, "k", "db0").await;
-    let mut other = conn(p.write_addr).await;
+    let mut other = conn(p.write_addr()).await;
     assert_eq!(text(&cmd(&mut other, &["SELECT", "2"]).await), "OK");
     assert_eq!(text(&cmd(&mut other, &["SET", "k", "changed"]).await), "OK");
     assert_eq!(text(&cmd(&mut c, &["MULTI"]).await), "OK");
@@ -263,7 +263,7 @@ async fn a_client_returns_to_the_shared_connections_only_when_its_state_is_clean
 
     // CLIENT TRACKING changes the connection in ways the proxy does not
     // follow: that client keeps its connection.
-    let mut tracked = conn(p.write_addr).await;
+    let mut tracked = conn(p.write_addr()).await;
     assert_eq!(
         text(&cmd(&mut tracked, &["CLIENT", "TRACKING", "ON", "BCAST"]).await),
         "OK"
@@ -292,7 +292,7 @@ async fn resp3_clients_share_resp3_connections() {
     let (t, p) = setup(|c| c.mode = ConnMode::Multiplex).await;
     let master = t.master().await.unwrap();
     let ep = p.metrics.ep(Endpoint::write);
-    let mut c3 = conn(p.write_addr).await;
+    let mut c3 = conn(p.write_addr()).await;
     let hello = cmd(&mut c3, &["HELLO", "3"]).await;
     assert!(matches!(hello, Frame::Map(_)), "HELLO 3 reply: {hello:?}");
     assert_eq!(
@@ -304,7 +304,7 @@ async fn resp3_clients_share_resp3_connections() {
     // flat array for a RESP2 one, both over shared connections.
     let m = cmd(&mut c3, &["HGETALL", "h"]).await;
     assert!(matches!(m, Frame::Map(_)), "RESP3 HGETALL: {m:?}");
-    let mut c2 = conn(p.write_addr).await;
+    let mut c2 = conn(p.write_addr()).await;
     let a = cmd(&mut c2, &["HGETALL", "h"]).await;
     assert!(matches!(a, Frame::Array(_)), "RESP2 HGETALL: {a:?}");
     assert_eq!(ep.backend_connections.get(), 0);
@@ -332,7 +332,7 @@ async fn clients_logging_in_as_the_proxy_does_share_its_connections() {
 
     // Without AUTH the proxy logs in for the client; with the same password
     // (either form, or in HELLO) the client returns to the shared ones.
-    let mut plain = conn(p.write_addr).await;
+    let mut plain = conn(p.write_addr()).await;
     assert_eq!(text(&cmd(&mut plain, &["SET", "k", "v"]).await), "OK");
     assert_eq!(ep.backend_connections.get(), 0);
     for login in [
@@ -340,7 +340,7 @@ async fn clients_logging_in_as_the_proxy_does_share_its_connections() {
         &["AUTH", "default", "s3cret"],
         &["HELLO", "3", "AUTH", "default", "s3cret"],
     ] {
-        let mut c = conn(p.write_addr).await;
+        let mut c = conn(p.write_addr()).await;
         let r = cmd(&mut c, login).await;
         assert!(!matches!(r, Frame::Error(_)), "{login:?}: {r:?}");
         assert_eq!(ep.backend_connections.get(), 1, "{login:?}");
@@ -348,7 +348,7 @@ async fn clients_logging_in_as_the_proxy_does_share_its_connections() {
         assert_eq!(text(&cmd(&mut c, &["GET", "k"]).await), "v");
     }
     // A wrong password is still Redis's to refuse.
-    let mut wrong = conn(p.write_addr).await;
+    let mut wrong = conn(p.write_addr()).await;
     let r = cmd(&mut wrong, &["AUTH", "nope"]).await;
     assert!(matches!(r, Frame::Error(_)), "{r:?}");
 }
@@ -364,7 +364,7 @@ async fn a_shared_connection_killed_mid_stream_replays_reads_and_surfaces_writes
     })
     .await;
     let master = t.master().await.unwrap();
-    let w = p.write_addr;
+    let w = p.write_addr();
     let writer = tokio::spawn(async move {
         let mut c = conn(w).await;
         let mut unknown = 0;

@@ -128,7 +128,7 @@ async fn through_tls_writes_reads_and_a_failover(mode: ConnMode) {
         acked + unknown
     );
     // The plain endpoints still serve beside the TLS ones.
-    let mut plain = conn(p.write_addr).await;
+    let mut plain = conn(p.write_addr()).await;
     assert_eq!(text(&cmd(&mut plain, &["GET", "n"]).await), n.to_string());
 }
 

@@ -33,7 +33,7 @@ async fn window(mode: ConnMode, ack: Option<&str>) -> Window {
         c.write_ack = ack.map(|a| WriteAck::parse(a).unwrap());
     })
     .await;
-    let mut c = conn(p.write_addr).await;
+    let mut c = conn(p.write_addr()).await;
     let mut acked = 0;
     for i in 1..=20 {
         assert_eq!(cmd(&mut c, &["INCR", "w"]).await.as_int(), Some(i));
@@ -89,7 +89,7 @@ async fn window(mode: ConnMode, ack: Option<&str>) -> Window {
         .await
         .expect("failover");
     let after = poll("writes served again", Duration::from_secs(30), || async {
-        let mut c = conn(p.write_addr).await;
+        let mut c = conn(p.write_addr()).await;
         let r = c.request(&["GET", "w"]).await.ok()?;
         r.as_text()?.parse::<i64>().ok()
     })

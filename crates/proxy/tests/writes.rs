@@ -171,7 +171,7 @@ async fn collect(stop: Arc<AtomicBool>, tasks: Vec<tokio::task::JoinHandle<Tally
 async fn exactly_once_through_kill_9(mode: ConnMode) {
     let (t, p) = setup(|c| c.mode = mode).await;
     let old = t.master().await.unwrap();
-    let (stop, tasks) = start_writers(p.write_addr.to_string());
+    let (stop, tasks) = start_writers(p.write_addr().to_string());
     tokio::time::sleep(Duration::from_millis(700)).await;
     t.kill(&t.name_of(&old).unwrap()).unwrap();
     t.wait_new_master(&old, Duration::from_secs(30))
@@ -179,7 +179,7 @@ async fn exactly_once_through_kill_9(mode: ConnMode) {
         .unwrap();
     tokio::time::sleep(Duration::from_millis(700)).await;
     let tallies = collect(stop, tasks).await;
-    let (_, unknown) = verify(&p.write_addr.to_string(), tallies, 1).await;
+    let (_, unknown) = verify(&p.write_addr().to_string(), tallies, 1).await;
     // Only the write each writer had in flight when the master died.
     assert!(unknown <= WRITERS as u64, "{unknown} unknown outcomes");
 }
@@ -188,7 +188,7 @@ async fn exactly_once_through_sigstop(mode: ConnMode) {
     let (t, p) = setup(|c| c.mode = mode).await;
     let old = t.master().await.unwrap();
     let name = t.name_of(&old).unwrap();
-    let (stop, tasks) = start_writers(p.write_addr.to_string());
+    let (stop, tasks) = start_writers(p.write_addr().to_string());
     tokio::time::sleep(Duration::from_millis(700)).await;
     t.stop(&name).unwrap();
     t.wait_new_master(&old, Duration::from_secs(30))
@@ -201,7 +201,7 @@ async fn exactly_once_through_sigstop(mode: ConnMode) {
     // writing the same command to its replicas (one event-loop pass): one
     // acknowledged write per writer may be missing from the promoted
     // replica. Seen once on Valkey 8; --write-ack (write_ack.rs) closes it.
-    let (_, unknown) = verify(&p.write_addr.to_string(), tallies, 1).await;
+    let (_, unknown) = verify(&p.write_addr().to_string(), tallies, 1).await;
     assert!(unknown <= WRITERS as u64, "{unknown} unknown outcomes");
 }
 
@@ -211,7 +211,7 @@ async fn exactly_once_through_sigstop(mode: ConnMode) {
 async fn exactly_once_through_client_kill(mode: ConnMode) {
     let (t, p) = setup(|c| c.mode = mode).await;
     let master = t.master().await.unwrap();
-    let (stop, tasks) = start_writers(p.write_addr.to_string());
+    let (stop, tasks) = start_writers(p.write_addr().to_string());
     let mut killed = 0;
     for _ in 0..30 {
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -231,7 +231,7 @@ async fn exactly_once_through_client_kill(mode: ConnMode) {
     let tallies = collect(stop, tasks).await;
     eprintln!("killed {killed} backend connections");
     assert!(killed >= 10, "the test killed only {killed} connections");
-    verify(&p.write_addr.to_string(), tallies, 0).await;
+    verify(&p.write_addr().to_string(), tallies, 0).await;
 }
 
 in_both_modes!(

@@ -12,9 +12,16 @@ fn json_logs_are_one_object_per_line_with_the_routing_change() {
     let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let sentinel = dead.local_addr().unwrap().to_string();
     drop(dead); // nothing listens there now
+                // Free ports: `--port 0` would turn the plain endpoint off, as Redis's.
+    let ports: Vec<String> = redis_ha_local::ports::free_ports("127.0.0.1", 3)
+        .unwrap()
+        .iter()
+        .map(u16::to_string)
+        .collect();
     let mut p = Command::new(env!("CARGO_BIN_EXE_redis-ha"))
         .args(["--log-format", "json", "proxy", "--sentinel", &sentinel])
-        .args(["--port", "0", "--read-port", "0", "--admin-port", "0"])
+        .args(["--port", &ports[0], "--read-port", &ports[1]])
+        .args(["--admin-port", &ports[2]])
         .env_remove("REDIS_HA_LOG")
         .stderr(Stdio::piped())
         .spawn()

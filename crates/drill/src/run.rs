@@ -358,6 +358,23 @@ pub(crate) async fn wait_replica(
     }
 }
 
+/// How long a restarted old master may still say master: until Sentinel's
+/// REPLICAOF reaches it (about a second; seen past the restore on Valkey 8).
+const SETTLE: Duration = Duration::from_secs(10);
+
+/// The masters once the topology settled: polled until at most one is left
+/// or [`SETTLE`] passed, so a split brain is one that lasts.
+async fn settled_masters(nodes: &[Addr], pw: Option<&str>) -> Vec<Addr> {
+    let deadline = Instant::now() + SETTLE;
+    loop {
+        let m = masters(nodes, pw).await;
+        if m.len() <= 1 || Instant::now() >= deadline {
+            return m;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// The nodes that answer ROLE as master.
 async fn masters(nodes: &[Addr], pw: Option<&str>) -> Vec<Addr> {
     let roles = futures::future::join_all(nodes.iter().map(|n| role(n, pw))).await;
@@ -548,7 +565,7 @@ async fn run_on(cfg: DrillConfig, lab: Option<&Lab>) -> anyhow::Result<DrillRepo
     };
     let back = restore(&cfg, topo.as_ref(), lab, &undo.later, &old_master, &bar).await?;
     let all_nodes: Vec<Addr> = nodes.iter().chain([&old_master]).cloned().collect();
-    let masters_at_end = masters(&all_nodes, pw).await;
+    let masters_at_end = settled_masters(&all_nodes, pw).await;
     let events = recorder.events(fault_instant);
     drop(recorder);
     bar.finish_and_clear();

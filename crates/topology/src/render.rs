@@ -28,7 +28,7 @@ pub fn redis_conf(spec: &Spec, node: &RedisNode) -> String {
         "# Rendered by redis-ha from its topology spec; edits are overwritten."
     );
     let _ = writeln!(w, "bind {}", node.bind);
-    let _ = writeln!(w, "port {}", node.port);
+    listen(w, spec, node.port);
     let _ = writeln!(w, "protected-mode no");
     let _ = writeln!(w, "daemonize no");
     let _ = writeln!(w, "dir {}", node.dir);
@@ -82,6 +82,25 @@ pub fn redis_conf(spec: &Spec, node: &RedisNode) -> String {
     s
 }
 
+/// The listening lines, the same for Redis and Sentinel: plain `port`, or
+/// with TLS `port 0` and `tls-port` on the node's one port, so nothing
+/// listens in plaintext. `tls-replication` makes replicas and Sentinel
+/// (toward Redis and its peers) connect over TLS too; a mixed topology is
+/// the classic way charts break Sentinel.
+fn listen(w: &mut String, spec: &Spec, port: u16) {
+    let Some(t) = &spec.tls else {
+        let _ = writeln!(w, "port {port}");
+        return;
+    };
+    let _ = writeln!(w, "port 0");
+    let _ = writeln!(w, "tls-port {port}");
+    let _ = writeln!(w, "tls-cert-file {}", t.cert_file);
+    let _ = writeln!(w, "tls-key-file {}", t.key_file);
+    let _ = writeln!(w, "tls-ca-cert-file {}", t.ca_cert_file);
+    let _ = writeln!(w, "tls-auth-clients yes");
+    let _ = writeln!(w, "tls-replication yes");
+}
+
 /// Where and how one Sentinel runs.
 #[derive(Clone, Debug)]
 pub struct SentinelNode {
@@ -105,7 +124,7 @@ pub fn sentinel_conf(spec: &Spec, node: &SentinelNode) -> String {
         "# Rendered by redis-ha; Sentinel rewrites this file with its own state."
     );
     let _ = writeln!(w, "bind {}", node.bind);
-    let _ = writeln!(w, "port {}", node.port);
+    listen(w, spec, node.port);
     let _ = writeln!(w, "protected-mode no");
     let _ = writeln!(w, "daemonize no");
     let _ = writeln!(w, "dir {}", node.dir);
@@ -212,5 +231,51 @@ mod tests {
         assert!(s.contains("sentinel resolve-hostnames yes\nsentinel announce-hostnames yes\n"));
         assert!(s.contains("sentinel announce-ip localhost\n"));
         assert!(s.contains("sentinel monitor mymaster localhost 7000 2\n"));
+    }
+
+    #[test]
+    fn tls_leaves_no_plaintext_port_and_covers_replication() {
+        let spec = Spec {
+            tls: Some(crate::spec::TlsFiles {
+                cert_file: "/tls/tls.crt".into(),
+                key_file: "/tls/tls.key".into(),
+                ca_cert_file: "/tls/ca.crt".into(),
+            }),
+            ..Spec::default()
+        };
+        let r = redis_conf(
+            &spec,
+            &RedisNode {
+                bind: "127.0.0.1".into(),
+                port: 7001,
+                dir: "/tmp".into(),
+                replica_of: Some(("127.0.0.1".into(), 7000)),
+                announce: None,
+                logfile: None,
+                pidfile: None,
+            },
+        );
+        let s = sentinel_conf(
+            &spec,
+            &SentinelNode {
+                bind: "127.0.0.1".into(),
+                port: 26379,
+                dir: "/tmp".into(),
+                master: ("127.0.0.1".into(), 7000),
+                announce: None,
+                logfile: None,
+                pidfile: None,
+            },
+        );
+        for (conf, port) in [(&r, 7001), (&s, 26379)] {
+            assert!(
+                conf.contains(&format!("port 0\ntls-port {port}\n")),
+                "{conf}"
+            );
+            assert!(!conf.contains(&format!("\nport {port}")), "{conf}");
+            assert!(conf.contains("tls-cert-file /tls/tls.crt\ntls-key-file /tls/tls.key\n"));
+            assert!(conf.contains("tls-ca-cert-file /tls/ca.crt\n"));
+            assert!(conf.contains("tls-auth-clients yes\ntls-replication yes\n"));
+        }
     }
 }

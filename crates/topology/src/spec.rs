@@ -35,6 +35,21 @@ pub struct Spec {
     pub announce_hostnames: bool,
     /// `redis` or `valkey`: which servers run (same settings either way).
     pub engine: crate::Engine,
+    /// TLS on every node (`tls-port` only, `port 0`, `tls-replication`,
+    /// client certificates required); `None` is plain TCP.
+    pub tls: Option<TlsFiles>,
+}
+
+/// Where each node finds its certificate, key and CA (PEM). The names are
+/// cert-manager's (`tls.crt`, `tls.key`, `ca.crt`) on Kubernetes and the
+/// generated ones in the state dir locally. One certificate serves a node
+/// both as server and as client (replication, Sentinel to Redis), so it
+/// needs both extended key usages.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct TlsFiles {
+    pub cert_file: String,
+    pub key_file: String,
+    pub ca_cert_file: String,
 }
 
 impl Default for Spec {
@@ -56,6 +71,7 @@ impl Default for Spec {
             acl: None,
             announce_hostnames: false,
             engine: crate::Engine::Redis,
+            tls: None,
         }
     }
 }

@@ -454,6 +454,10 @@ fn config(a: &DrillArgs, fault: Fault) -> anyhow::Result<DrillConfig> {
             .sentinel_password
             .clone()
             .or_else(|| spec.and_then(|s| s.sentinel_password.clone())),
+        tls: match &local {
+            Some(o) => o.client_tls()?,
+            None => None,
+        },
         fault,
         writers: a.writers,
         before: a.before,

@@ -1,7 +1,7 @@
 //! Sentinel events as the drill records them: every sentinel's pub/sub
 //! (`PSUBSCRIBE *`), subscribed before the fault, each message timed.
 
-use redis_ha_resp::{Connection, Frame};
+use redis_ha_resp::{Access, Connection, Frame};
 use redis_ha_topology::Addr;
 use serde::Serialize;
 use std::sync::{Arc, Mutex};
@@ -128,7 +128,7 @@ fn pmessage(f: &Frame) -> Option<(String, String)> {
     }
 }
 
-async fn subscribe(s: &Addr, pw: Option<&str>) -> Option<Connection> {
+async fn subscribe(s: &Addr, pw: Option<&Access>) -> Option<Connection> {
     let mut c = Connection::connect_auth(s, pw, Duration::from_secs(2))
         .await
         .ok()?;
@@ -159,7 +159,7 @@ async fn collect(mut c: Connection, s: Addr, log: Arc<Mutex<Vec<Raw>>>) {
 impl Recorder {
     /// Subscribes to every sentinel (those that do not answer are left out)
     /// and returns once each subscription is confirmed or has failed.
-    pub async fn start(sentinels: &[Addr], pw: Option<&str>) -> Recorder {
+    pub async fn start(sentinels: &[Addr], pw: Option<&Access>) -> Recorder {
         let log = Arc::new(Mutex::new(Vec::new()));
         let subs = futures::future::join_all(sentinels.iter().map(|s| subscribe(s, pw))).await;
         let mut tasks = Vec::new();

@@ -8,6 +8,7 @@ use crate::run::{wait_replica, DrillConfig};
 use anyhow::{anyhow, bail, Context};
 use redis_ha_local::switchover::{switchover, SwitchoverArgs};
 use redis_ha_local::Topology;
+use redis_ha_resp::Access;
 use redis_ha_topology::{Addr, Spec};
 use serde::Serialize;
 use std::path::PathBuf;
@@ -131,7 +132,7 @@ async fn planned_failover(cfg: &DrillConfig) -> anyhow::Result<()> {
     // Generous: on a loaded machine a sentinel can take over a second.
     let f = redis_ha_resp::conn::query_auth(
         &cfg.sentinels[0],
-        cfg.sentinel_password.as_deref(),
+        Some(&cfg.sentinel_access()),
         &["SENTINEL", "FAILOVER", &cfg.master_name],
         Duration::from_secs(5),
     )
@@ -175,6 +176,7 @@ async fn planned_switchover(cfg: &DrillConfig) -> anyhow::Result<()> {
     a.master_name = Some(cfg.master_name.clone());
     a.password = cfg.password.clone();
     a.sentinel_password = cfg.sentinel_password.clone();
+    a.tls = cfg.tls.clone();
     a.timeout = cfg.max_wait;
     // Its steps go to stderr: stdout carries the drill's report (--json).
     a.json = true;
@@ -187,7 +189,7 @@ async fn planned_switchover(cfg: &DrillConfig) -> anyhow::Result<()> {
 async fn restart_linked(
     t: &Topology,
     a: &str,
-    pw: Option<&str>,
+    pw: Option<&Access>,
     deadline: Instant,
 ) -> anyhow::Result<()> {
     let name = node_name(t, a)?;
@@ -207,7 +209,8 @@ async fn rolling_restart(
     replicas: &[Addr],
 ) -> anyhow::Result<()> {
     let deadline = Instant::now() + cfg.max_wait;
-    let pw = cfg.password.as_deref();
+    let redis = cfg.redis_access();
+    let pw = Some(&redis);
     for r in replicas {
         restart_linked(t, r, pw, deadline).await?;
     }

@@ -45,12 +45,8 @@ pub async fn reader(endpoint: String, s: Arc<Shared>, counter_key: String) -> Re
         let c = match conn.as_mut() {
             Some(c) => c,
             None => {
-                match Connection::connect_auth(
-                    &endpoint,
-                    s.password.as_deref(),
-                    Duration::from_secs(1),
-                )
-                .await
+                match Connection::connect_auth(&endpoint, Some(&s.access), Duration::from_secs(1))
+                    .await
                 {
                     Ok(mut c) => {
                         c.timeout = s.request_timeout;

@@ -14,7 +14,9 @@ use crate::writer::{self, Outcome, Shared, WriterLog};
 use anyhow::{anyhow, bail, Context};
 use redis_ha_local::Topology;
 use redis_ha_resp::conn::query_auth;
+use redis_ha_resp::tls::Tls;
 use redis_ha_resp::Connection;
+use redis_ha_resp::{Access, Login};
 use redis_ha_topology::info::Role;
 use redis_ha_topology::{role, sentinel, Addr};
 use serde::Serialize;
@@ -36,6 +38,8 @@ pub struct DrillConfig {
     pub password: Option<String>,
     /// The sentinels' own password, if they have one.
     pub sentinel_password: Option<String>,
+    /// TLS toward the target, the nodes and the sentinels (`up --tls`).
+    pub tls: Option<Arc<Tls>>,
     pub fault: Fault,
     pub writers: usize,
     /// Steady writing before the fault.
@@ -65,6 +69,24 @@ pub struct DrillConfig {
     pub min_replicas_to_write: u32,
     /// `--fault partition`: the drill's proxy runs with `--write-ack`.
     pub write_ack: Option<redis_ha_proxy::data::ack::WriteAck>,
+}
+
+impl DrillConfig {
+    /// How writers, readers and checks reach the target and the nodes.
+    pub fn redis_access(&self) -> Access {
+        Access {
+            login: self.password.as_deref().map(Login::default_user),
+            tls: self.tls.clone(),
+        }
+    }
+
+    /// How the drill reaches the sentinels.
+    pub fn sentinel_access(&self) -> Access {
+        Access {
+            login: self.sentinel_password.as_deref().map(Login::default_user),
+            tls: self.tls.clone(),
+        }
+    }
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -204,7 +226,7 @@ impl ViaPath {
             a => (None, a.to_string(), None),
         };
         let mut probe =
-            Connection::connect_auth(&target, cfg.password.as_deref(), Duration::from_secs(2))
+            Connection::connect_auth(&target, Some(&cfg.redis_access()), Duration::from_secs(2))
                 .await
                 .with_context(|| format!("cannot reach --via {via} ({target})"))?;
         probe
@@ -213,7 +235,7 @@ impl ViaPath {
             .with_context(|| format!("--via {via} ({target}) does not answer PING"))?;
         let shared = Arc::new(Shared {
             target,
-            password: cfg.password.clone(),
+            access: cfg.redis_access(),
             request_timeout: cfg.request_timeout,
             prefix: format!("{}:via", main.prefix),
             start: main.start,
@@ -303,7 +325,7 @@ fn acked_times(logs: &[WriterLog]) -> Vec<f64> {
 /// Polls ROLE on `nodes` every few ms; returns the first that is master.
 async fn watch_promotion(
     nodes: Vec<Addr>,
-    password: Option<String>,
+    access: Access,
     start: Instant,
     deadline: Instant,
 ) -> Option<(Addr, f64)> {
@@ -311,7 +333,7 @@ async fn watch_promotion(
     while Instant::now() < deadline {
         for (a, c) in conns.iter_mut() {
             if c.is_none() {
-                *c = Connection::connect_auth(a, password.as_deref(), Duration::from_millis(200))
+                *c = Connection::connect_auth(a, Some(&access), Duration::from_millis(200))
                     .await
                     .ok();
             }
@@ -332,7 +354,7 @@ async fn watch_promotion(
 }
 
 /// The node's ROLE, if it answers within half a second.
-async fn role(node: &str, pw: Option<&str>) -> Option<Role> {
+async fn role(node: &str, pw: Option<&Access>) -> Option<Role> {
     let f = query_auth(node, pw, &["ROLE"], Duration::from_millis(500))
         .await
         .ok()?;
@@ -342,7 +364,7 @@ async fn role(node: &str, pw: Option<&str>) -> Option<Role> {
 /// Polls until `node` is a replica linked to its master; when it was.
 pub(crate) async fn wait_replica(
     node: &str,
-    pw: Option<&str>,
+    pw: Option<&Access>,
     deadline: Instant,
 ) -> Option<Instant> {
     loop {
@@ -364,7 +386,7 @@ const SETTLE: Duration = Duration::from_secs(10);
 
 /// The masters once the topology settled: polled until at most one is left
 /// or [`SETTLE`] passed, so a split brain is one that lasts.
-async fn settled_masters(nodes: &[Addr], pw: Option<&str>) -> Vec<Addr> {
+async fn settled_masters(nodes: &[Addr], pw: Option<&Access>) -> Vec<Addr> {
     let deadline = Instant::now() + SETTLE;
     loop {
         let m = masters(nodes, pw).await;
@@ -376,7 +398,7 @@ async fn settled_masters(nodes: &[Addr], pw: Option<&str>) -> Vec<Addr> {
 }
 
 /// The nodes that answer ROLE as master.
-async fn masters(nodes: &[Addr], pw: Option<&str>) -> Vec<Addr> {
+async fn masters(nodes: &[Addr], pw: Option<&Access>) -> Vec<Addr> {
     let roles = futures::future::join_all(nodes.iter().map(|n| role(n, pw))).await;
     nodes
         .iter()
@@ -418,6 +440,7 @@ async fn run_partition(cfg: DrillConfig) -> anyhow::Result<DrillReport> {
             state_dir: None,
             password: None,
             sentinel_password: None,
+            tls: None,
             read_target: Some(proxy.read_addr().to_string()),
             admin: Some(proxy.admin_addr.to_string()),
             ..cfg
@@ -442,7 +465,8 @@ async fn run_on(cfg: DrillConfig, lab: Option<&Lab>) -> anyhow::Result<DrillRepo
         bail!("--fault {} needs a local topology (--state-dir); with only --sentinel use --fault failover or switchover", cfg.fault.name());
     }
     let timeout = Duration::from_secs(1);
-    let spw = cfg.sentinel_password.as_deref();
+    let sentinel = cfg.sentinel_access();
+    let spw = Some(&sentinel);
     let views = role::ask(&cfg.sentinels, spw, &cfg.master_name, timeout).await;
     let old_master = views.agreement.most_named().cloned().ok_or_else(|| {
         anyhow!(
@@ -462,10 +486,13 @@ async fn run_on(cfg: DrillConfig, lab: Option<&Lab>) -> anyhow::Result<DrillRepo
     };
     nodes.retain(|a| *a != old_master);
     // Fail fast on a dead target instead of reporting a drill of nothing.
-    let mut probe =
-        Connection::connect_auth(&cfg.target, cfg.password.as_deref(), Duration::from_secs(2))
-            .await
-            .with_context(|| format!("cannot reach the drill target {}", cfg.target))?;
+    let mut probe = Connection::connect_auth(
+        &cfg.target,
+        Some(&cfg.redis_access()),
+        Duration::from_secs(2),
+    )
+    .await
+    .with_context(|| format!("cannot reach the drill target {}", cfg.target))?;
     probe
         .request_ok(&["PING"])
         .await
@@ -473,11 +500,10 @@ async fn run_on(cfg: DrillConfig, lab: Option<&Lab>) -> anyhow::Result<DrillRepo
 
     let bar = redis_ha_local::cli::spinner(cfg.progress);
     let cfg = Arc::new(cfg);
-    let spw = cfg.sentinel_password.as_deref();
     let start = Instant::now();
     let shared = shared_for(&cfg, start);
     // Subscribed before the first write, so nothing after the fault is missed.
-    let recorder = Recorder::start(&cfg.sentinels, spw).await;
+    let recorder = Recorder::start(&cfg.sentinels, Some(&cfg.sentinel_access())).await;
     let writers: Vec<_> = (0..cfg.writers)
         .map(|i| tokio::spawn(writer::run(i, shared.clone())))
         .collect();
@@ -553,7 +579,8 @@ async fn run_on(cfg: DrillConfig, lab: Option<&Lab>) -> anyhow::Result<DrillRepo
     }
     bar.set_message("verifying acknowledged writes");
     let verify_on = new_master.clone().unwrap_or_else(|| old_master.clone());
-    let pw = cfg.password.as_deref();
+    let redis = cfg.redis_access();
+    let pw = Some(&redis);
     let states = final_states(&verify_on, pw, &shared.prefix, logs.len()).await?;
     let via = match via {
         Some((v, logs, reads)) => {
@@ -614,7 +641,7 @@ async fn run_on(cfg: DrillConfig, lab: Option<&Lab>) -> anyhow::Result<DrillRepo
 }
 
 /// `min-replicas-to-write` on `node` (`None`: it did not say).
-async fn min_replicas_to_write(node: &str, pw: Option<&str>) -> Option<u32> {
+async fn min_replicas_to_write(node: &str, pw: Option<&Access>) -> Option<u32> {
     let f = query_auth(
         node,
         pw,
@@ -716,7 +743,7 @@ impl FaultPhase<'_> {
         let deadline = Instant::now() + window.unwrap_or(cfg.max_wait);
         Some(tokio::spawn(watch_promotion(
             self.nodes.to_vec(),
-            cfg.password.clone(),
+            cfg.redis_access(),
             self.start,
             deadline,
         )))
@@ -726,7 +753,7 @@ impl FaultPhase<'_> {
 fn shared_for(cfg: &DrillConfig, start: Instant) -> Arc<Shared> {
     Arc::new(Shared {
         target: cfg.target.clone(),
-        password: cfg.password.clone(),
+        access: cfg.redis_access(),
         request_timeout: cfg.request_timeout,
         prefix: unique_prefix(),
         start,
@@ -789,13 +816,13 @@ async fn restore(
     }
     bar.set_message(format!("waiting for {old_master} to be a replica"));
     let deadline = Instant::now() + cfg.max_wait.min(Duration::from_secs(30));
-    Ok(wait_replica(old_master, cfg.password.as_deref(), deadline).await)
+    Ok(wait_replica(old_master, Some(&cfg.redis_access()), deadline).await)
 }
 
 /// Each writer's list and counter on `master`.
 async fn final_states(
     master: &str,
-    password: Option<&str>,
+    password: Option<&Access>,
     prefix: &str,
     writers: usize,
 ) -> anyhow::Result<Vec<FinalState>> {

@@ -3,6 +3,7 @@
 //! reply judged as a client must judge it: acknowledged, refused (it did
 //! not run) or unknown (it may or may not have run).
 
+use redis_ha_resp::Access;
 use redis_ha_resp::{ConnError, Connection, Frame};
 use serde::Serialize;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
@@ -116,7 +117,8 @@ pub fn judge(reply: &Result<Frame, ConnError>) -> Outcome {
 /// What a writer task needs, shared by all of them.
 pub struct Shared {
     pub target: String,
-    pub password: Option<String>,
+    /// Login and TLS toward the target.
+    pub access: Access,
     pub request_timeout: Duration,
     pub prefix: String,
     pub start: Instant,
@@ -141,7 +143,7 @@ impl Shared {
 
 async fn connect(s: &Shared) -> Result<Connection, ConnError> {
     let mut c =
-        Connection::connect_auth(&s.target, s.password.as_deref(), Duration::from_secs(1)).await?;
+        Connection::connect_auth(&s.target, Some(&s.access), Duration::from_secs(1)).await?;
     c.timeout = s.request_timeout;
     Ok(c)
 }

@@ -99,6 +99,14 @@ pub struct UpArgs {
     /// installs Valkey 8). TOML: `engine = "valkey"`.
     #[arg(long, value_name = "redis|valkey")]
     pub engine: Option<redis_ha_topology::Engine>,
+    /// TLS on every hop and no plaintext port anywhere: a CA and
+    /// certificates are generated into STATE/tls/ (ca.crt for clients,
+    /// client.crt/client.key for direct connections to a node); Redis and
+    /// Sentinel listen on tls-port only (port 0) and replicate over TLS;
+    /// the proxy's endpoints speak TLS on their usual ports. `status`,
+    /// `node` and `drill` find the certificates in the state dir.
+    #[arg(long)]
+    pub tls: bool,
 }
 
 /// Stop a topology started with `up --detach` (SIGTERM, then SIGKILL).
@@ -253,6 +261,11 @@ fn options_for(a: &UpArgs) -> anyhow::Result<Options> {
     if let Some(e) = a.engine {
         spec.engine = e;
     }
+    if a.tls {
+        // Absolute: Redis changes into its data dir before loading them.
+        let dir = std::path::absolute(&a.state_dir)?;
+        spec.tls = Some(crate::pki::Pki::new(&dir).node_files());
+    }
     let mut o = Options::with_defaults(spec, a.state_dir.clone());
     if let Some(h) = a.bind.clone().or(host) {
         o.host = h;
@@ -336,6 +349,17 @@ pub async fn up(a: UpArgs) -> anyhow::Result<u8> {
             p.write, p.read, p.admin
         );
     }
+    if let Some(pki) = t.opts.pki() {
+        println!(
+            "  TLS only; clients trust {}, e.g. `redis-cli --tls --cacert {} -p {}`",
+            pki.ca().display(),
+            pki.ca().display(),
+            t.opts
+                .proxy
+                .as_ref()
+                .map_or(t.opts.redis_ports[0], |p| p.write)
+        );
+    }
     if a.detach {
         t.detach();
         println!("running in the background: `redis-ha status`, `redis-ha down`");
@@ -397,8 +421,8 @@ pub async fn local_report(o: &Options, timeout: Duration) -> anyhow::Result<Repo
         .map(Spec::redis_name)
         .zip(o.redis_addrs())
         .collect();
-    let pw = o.spec.password.as_deref();
-    let spw = o.spec.sentinel_password.as_deref();
+    let (redis, sentinel) = (o.redis_access()?, o.sentinel_access()?);
+    let (pw, spw) = (Some(&redis), Some(&sentinel));
     let mut r = collect(&s, &n, &o.spec.master_name, pw, spw, timeout).await;
     if let Some(p) = &o.proxy {
         let at = |port| redis_ha_topology::addr(&o.host, port);

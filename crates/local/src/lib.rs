@@ -6,6 +6,7 @@
 pub mod cli;
 pub mod init_role;
 pub mod live;
+pub mod pki;
 pub mod ports;
 pub mod process;
 pub mod secrets;

@@ -9,12 +9,15 @@
 use crate::topo::Options;
 use anyhow::{anyhow, bail, Context};
 use redis_ha_resp::conn::query_auth;
+use redis_ha_resp::tls::Tls;
+use redis_ha_resp::{Access, Login};
 use redis_ha_topology::info::{Replication, Role};
 use redis_ha_topology::role::{self, Views};
 use redis_ha_topology::{sentinel, split_addr, Addr};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const IO_TIMEOUT: Duration = Duration::from_secs(2);
@@ -76,6 +79,10 @@ pub struct SwitchoverArgs {
     /// Password of the sentinels themselves, if they have one.
     #[arg(long, env = "REDIS_HA_SENTINEL_PASSWORD", hide_env_values = true)]
     pub sentinel_password: Option<String>,
+    /// TLS toward nodes and sentinels given with --sentinel (callers in
+    /// process: the drill); a local `up --tls` topology brings its own.
+    #[arg(skip)]
+    pub tls: Option<Arc<Tls>>,
 }
 
 impl SwitchoverArgs {
@@ -92,6 +99,7 @@ impl SwitchoverArgs {
             json: false,
             password: None,
             sentinel_password: None,
+            tls: None,
         }
     }
 }
@@ -117,8 +125,16 @@ pub struct Summary {
 struct Target {
     sentinels: Vec<Addr>,
     master_name: String,
-    password: Option<String>,
-    sentinel_password: Option<String>,
+    redis: Access,
+    sentinel: Access,
+}
+
+/// A password login (the default user) over `tls`.
+fn access(password: Option<&str>, tls: Option<Arc<Tls>>) -> Access {
+    Access {
+        login: password.map(Login::default_user),
+        tls,
+    }
 }
 
 // ---- pure decisions -------------------------------------------------------
@@ -267,28 +283,32 @@ fn target(a: &SwitchoverArgs) -> anyhow::Result<Target> {
         return Ok(Target {
             sentinels: a.sentinels.clone(),
             master_name: a.master_name.clone().unwrap_or_else(|| "mymaster".into()),
-            password: a.password.clone(),
-            sentinel_password: a.sentinel_password.clone(),
+            redis: access(a.password.as_deref(), a.tls.clone()),
+            sentinel: access(a.sentinel_password.as_deref(), a.tls.clone()),
         });
     }
     let o = Options::load(&a.state_dir)
         .context("no --sentinel given (pass --sentinel HOST:PORT for a remote topology), and no local one to switch")?;
+    let tls = o.client_tls()?;
+    let pw = a.password.as_deref().or(o.spec.password.as_deref());
+    let spw = a.sentinel_password.as_deref();
+    let spw = spw.or(o.spec.sentinel_password.as_deref());
     Ok(Target {
         sentinels: o.sentinel_addrs(),
+        redis: access(pw, tls.clone()),
+        sentinel: access(spw, tls),
         master_name: a.master_name.clone().unwrap_or(o.spec.master_name),
-        password: a.password.clone().or(o.spec.password),
-        sentinel_password: a.sentinel_password.clone().or(o.spec.sentinel_password),
     })
 }
 
 impl Target {
     async fn views(&self) -> Views {
-        let spw = self.sentinel_password.as_deref();
+        let spw = Some(&self.sentinel);
         role::ask(&self.sentinels, spw, &self.master_name, IO_TIMEOUT).await
     }
 
     async fn node(&self, a: &str, args: &[&str]) -> anyhow::Result<redis_ha_resp::Frame> {
-        query_auth(a, self.password.as_deref(), args, IO_TIMEOUT)
+        query_auth(a, Some(&self.redis), args, IO_TIMEOUT)
             .await
             .with_context(|| format!("{} on {a}", args.join(" ")))
     }
@@ -301,7 +321,7 @@ impl Target {
     /// The replicas any sentinel may promote (each sentinel chooses from its
     /// own list, and right after a failover some lists are still filling).
     async fn candidates(&self, order: &[Addr]) -> anyhow::Result<Vec<Addr>> {
-        let spw = self.sentinel_password.as_deref();
+        let spw = Some(&self.sentinel);
         let mut all: Option<Vec<Addr>> = None;
         for s in order {
             if let Ok(e) = sentinel::replicas(s, spw, &self.master_name, IO_TIMEOUT).await {
@@ -318,7 +338,7 @@ impl Target {
 
     /// The sentinels whose view of the master carries a failover under way.
     async fn failing_over(&self) -> Vec<Addr> {
-        let spw = self.sentinel_password.as_deref();
+        let spw = Some(&self.sentinel);
         let mut busy = Vec::new();
         for s in &self.sentinels {
             let m = sentinel::master_info(s, spw, &self.master_name, IO_TIMEOUT).await;
@@ -561,7 +581,7 @@ pub fn refusal(sentinel: &str, error: &str) -> String {
 
 /// SENTINEL FAILOVER on the first sentinel that accepts it.
 async fn request_failover(t: &Target, order: &[Addr]) -> anyhow::Result<Addr> {
-    let spw = t.sentinel_password.as_deref();
+    let spw = Some(&t.sentinel);
     let mut refusals = Vec::new();
     for s in order {
         let args = ["SENTINEL", "FAILOVER", t.master_name.as_str()];

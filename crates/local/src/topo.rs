@@ -1,10 +1,13 @@
 //! A topology on this machine: layout of the state dir, start, health, and
 //! the fault actions the drills use (kill, stop, cont, restart).
 
+use crate::pki::Pki;
 use crate::{ports, process};
 use anyhow::{anyhow, bail, Context};
 use nix::sys::signal::Signal;
 use redis_ha_resp::conn::query_auth;
+use redis_ha_resp::tls::{Tls, TlsSettings};
+use redis_ha_resp::{Access, Login};
 use redis_ha_topology::acl::User;
 use redis_ha_topology::info::{parse_info, Role};
 use redis_ha_topology::render::{self, RedisNode, SentinelNode};
@@ -12,6 +15,7 @@ use redis_ha_topology::role::{self, Boot};
 use redis_ha_topology::{addr, sentinel, split_addr, Addr, Spec};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const IO_TIMEOUT: Duration = Duration::from_millis(1000);
@@ -217,6 +221,50 @@ impl Options {
     }
 
     /// Loads the options saved in a state dir.
+    /// The CA and certificates of a `--tls` topology; `None`: plain TCP.
+    pub fn pki(&self) -> Option<Pki> {
+        self.spec.tls.as_ref().map(|_| Pki::new(&self.state_dir))
+    }
+
+    /// The TLS every client of this topology uses: trust its CA, present
+    /// its client certificate (the nodes require one); `None`: plain TCP.
+    pub fn client_tls(&self) -> anyhow::Result<Option<Arc<Tls>>> {
+        let Some(pki) = self.pki() else {
+            return Ok(None);
+        };
+        let tls = Tls::new(&TlsSettings {
+            server_name: None,
+            cacert: Some(pki.ca()),
+            cert: Some(pki.client_cert()),
+            key: Some(pki.client_key()),
+            skip_verify: false,
+            flags: "",
+        })
+        .with_context(|| format!("the TLS files in {} do not load", pki.dir.display()))?;
+        Ok(Some(Arc::new(tls)))
+    }
+
+    /// How tools reach the Redis nodes and the proxy: the default user's
+    /// password, over TLS when the topology has it.
+    pub fn redis_access(&self) -> anyhow::Result<Access> {
+        Ok(Access {
+            login: self.spec.password.as_deref().map(Login::default_user),
+            tls: self.client_tls()?,
+        })
+    }
+
+    /// How tools reach the sentinels: their own password, TLS likewise.
+    pub fn sentinel_access(&self) -> anyhow::Result<Access> {
+        Ok(Access {
+            login: self
+                .spec
+                .sentinel_password
+                .as_deref()
+                .map(Login::default_user),
+            tls: self.client_tls()?,
+        })
+    }
+
     pub fn load(state_dir: &Path) -> anyhow::Result<Options> {
         let p = state_dir.join("topology.json");
         let text = std::fs::read_to_string(&p).with_context(|| {
@@ -237,6 +285,9 @@ pub struct Topology {
     pub opts: Options,
     attached: bool,
     _tmp: Option<tempfile::TempDir>,
+    /// How this supervisor reaches the nodes and the sentinels.
+    redis: Access,
+    sentinel: Access,
 }
 
 impl Topology {
@@ -310,12 +361,15 @@ impl Topology {
                 );
             }
         }
+        if let Some(pki) = opts.pki() {
+            step(&format!(
+                "TLS: CA and certificates in {}",
+                pki.dir.display()
+            ));
+            pki.ensure(&opts.host)?;
+        }
         opts.save()?;
-        let t = Topology {
-            opts,
-            attached,
-            _tmp: None,
-        };
+        let t = Topology::new(opts, attached)?;
         let result = async {
             let o = &t.opts;
             for (i, a) in o.redis_addrs().iter().enumerate() {
@@ -351,11 +405,27 @@ impl Topology {
 
     /// Adopts a running detached topology (for `down`, `node`, `status`).
     pub fn open(state_dir: &Path) -> anyhow::Result<Topology> {
+        Topology::new(Options::load(state_dir)?, false)
+    }
+
+    fn new(opts: Options, attached: bool) -> anyhow::Result<Topology> {
         Ok(Topology {
-            opts: Options::load(state_dir)?,
-            attached: false,
+            redis: opts.redis_access()?,
+            sentinel: opts.sentinel_access()?,
+            opts,
+            attached,
             _tmp: None,
         })
+    }
+
+    /// How to reach the Redis nodes (and the proxy): login and TLS.
+    pub fn redis_access(&self) -> &Access {
+        &self.redis
+    }
+
+    /// How to reach the sentinels.
+    pub fn sentinel_access(&self) -> &Access {
+        &self.sentinel
     }
 
     pub fn detach(&mut self) {
@@ -399,7 +469,7 @@ impl Topology {
     /// sentinels disagree (a failover in progress), waits for a majority.
     async fn boot_role(&self, me: &str, first: &str) -> anyhow::Result<Boot> {
         let o = &self.opts;
-        let spw = o.spec.sentinel_password.as_deref();
+        let spw = Some(&self.sentinel);
         let deadline = std::time::Instant::now() + Duration::from_secs(15);
         loop {
             let mut a = role::ask(&o.sentinel_addrs(), spw, &o.spec.master_name, IO_TIMEOUT)
@@ -453,8 +523,7 @@ impl Topology {
         crate::secrets::write_private(&conf, &render::redis_conf(&o.spec, &node))?;
         let pid = process::spawn_launch(bin, &conf, &dir.join("redis.log"), self.attached)?;
         std::fs::write(o.pid_file(&name), pid.to_string())?;
-        let pw = o.spec.password.as_deref();
-        wait_ping(&me, pw, pid, &dir.join("redis.log"), true).await
+        wait_ping(&me, &self.redis, pid, &dir.join("redis.log"), true).await
     }
 
     async fn start_sentinel(&self, i: usize, bin: &process::Launch) -> anyhow::Result<()> {
@@ -468,7 +537,7 @@ impl Topology {
         // epochs, peers); only a first start gets a freshly rendered one.
         if !conf.exists() {
             let first = addr(o.announce_host(), o.redis_ports[0]);
-            let spw = o.spec.sentinel_password.as_deref();
+            let spw = Some(&self.sentinel);
             let views = role::ask(&o.sentinel_addrs(), spw, &o.spec.master_name, IO_TIMEOUT).await;
             let known = views.agreement.most_named().cloned();
             let master = split_addr(known.as_deref().unwrap_or(&first))
@@ -491,7 +560,7 @@ impl Topology {
         std::fs::write(o.pid_file(&name), pid.to_string())?;
         wait_ping(
             &addr(&o.host, o.sentinel_ports[i]),
-            o.spec.sentinel_password.as_deref(),
+            &self.sentinel,
             pid,
             &dir.join("sentinel.log"),
             true,
@@ -527,7 +596,7 @@ impl Topology {
     /// Exactly one master and every replica linked to it; returns the master.
     pub async fn replication_health(&self) -> anyhow::Result<Addr> {
         let o = &self.opts;
-        let pw = o.spec.password.as_deref();
+        let pw = Some(&self.redis);
         let mut masters = Vec::new();
         for a in o.redis_addrs() {
             let f = query_auth(&a, pw, &["ROLE"], IO_TIMEOUT)
@@ -560,7 +629,7 @@ impl Topology {
         let o = &self.opts;
         let n_rep = o.redis_ports.len() - 1;
         let n_sen = o.sentinel_ports.len() - 1;
-        let spw = o.spec.sentinel_password.as_deref();
+        let spw = Some(&self.sentinel);
         for s in o.sentinel_addrs() {
             let m = sentinel::master_info(&s, spw, &o.spec.master_name, IO_TIMEOUT).await?;
             let get = |k: &str| m.get(k).cloned().unwrap_or_default();
@@ -597,7 +666,7 @@ impl Topology {
     pub async fn master(&self) -> anyhow::Result<Addr> {
         let views = role::ask(
             &self.sentinel_addrs(),
-            self.opts.spec.sentinel_password.as_deref(),
+            Some(&self.sentinel),
             &self.opts.spec.master_name,
             IO_TIMEOUT,
         )
@@ -648,7 +717,7 @@ impl Topology {
 
     /// How many sentinels are in TILT mode now.
     pub async fn sentinels_in_tilt(&self) -> usize {
-        let pw = self.opts.spec.sentinel_password.as_deref();
+        let pw = Some(&self.sentinel);
         let mut n = 0;
         for s in self.sentinel_addrs() {
             if sentinel::in_tilt(&s, pw, IO_TIMEOUT).await.unwrap_or(false) {
@@ -661,7 +730,7 @@ impl Topology {
     /// Each sentinel's flags for the master, failover state and TILT, for
     /// an error message.
     async fn describe_sentinels(&self) -> String {
-        let pw = self.opts.spec.sentinel_password.as_deref();
+        let pw = Some(&self.sentinel);
         let name = &self.opts.spec.master_name;
         let mut out = Vec::new();
         for s in self.sentinel_addrs() {
@@ -751,13 +820,10 @@ impl Topology {
             o.spec.master_name.clone(),
             "--bind".into(),
             o.host.clone(),
-            "--port".into(),
-            p.write.to_string(),
-            "--read-port".into(),
-            p.read.to_string(),
             "--admin-port".into(),
             p.admin.to_string(),
         ]);
+        args.extend(endpoint_args(p, o.pki().as_ref()));
         // The dashboard shows these names beside the addresses.
         for (a, name) in o.named_addrs() {
             args.extend(["--node-name".into(), format!("{a}={name}")]);
@@ -782,8 +848,7 @@ impl Topology {
         .collect();
         let pid = process::spawn_args(&bin, &args, &env, &log, self.attached)?;
         std::fs::write(o.pid_file("proxy"), pid.to_string())?;
-        let pw = o.spec.password.as_deref();
-        wait_ping(&addr(&o.host, p.write), pw, pid, &log, false).await
+        wait_ping(&addr(&o.host, p.write), &self.redis, pid, &log, false).await
     }
 
     /// Stops every node (SIGTERM, then SIGKILL after a grace period).
@@ -816,6 +881,35 @@ impl Drop for Topology {
             }
         }
     }
+}
+
+/// The proxy's endpoint flags: plain ports, or with TLS the same ports
+/// speaking TLS only (`--port 0`), toward clients (a client certificate is
+/// checked when one is given) and toward Redis and Sentinel (whose
+/// `tls-auth-clients yes` wants the node certificate).
+fn endpoint_args(p: &ProxyPorts, pki: Option<&Pki>) -> Vec<String> {
+    let (w, r) = (p.write.to_string(), p.read.to_string());
+    let Some(pki) = pki else {
+        return ["--port", &w, "--read-port", &r].map(String::from).to_vec();
+    };
+    let (ca, cert, key) = (pki.ca(), pki.node_cert(), pki.node_key());
+    let (ca, cert, key) = (ca.display(), cert.display(), key.display());
+    let flags = [
+        ("--port", "0".to_string()),
+        ("--read-port", "0".to_string()),
+        ("--tls-port", w),
+        ("--tls-read-port", r),
+        ("--tls-cert-file", cert.to_string()),
+        ("--tls-key-file", key.to_string()),
+        ("--tls-ca-cert-file", ca.to_string()),
+        ("--tls-auth-clients", "optional".to_string()),
+        ("--backend-cacert", ca.to_string()),
+        ("--backend-cert", cert.to_string()),
+        ("--backend-key", key.to_string()),
+    ];
+    let mut v = vec!["--backend-tls".to_string()];
+    v.extend(flags.into_iter().flat_map(|(f, x)| [f.to_string(), x]));
+    v
 }
 
 /// The master a `sentinel.conf` monitors under `name`.
@@ -858,18 +952,21 @@ where
 /// port first (Redis and Sentinel; the proxy forwards INFO).
 async fn wait_ping(
     a: &str,
-    password: Option<&str>,
+    access: &Access,
     pid: u32,
     log: &Path,
     own: bool,
 ) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
-        if query_auth(a, password, &["PING"], IO_TIMEOUT).await.is_ok() {
+        if query_auth(a, Some(access), &["PING"], IO_TIMEOUT)
+            .await
+            .is_ok()
+        {
             if !own {
                 return Ok(());
             }
-            let info = query_auth(a, password, &["INFO", "server"], IO_TIMEOUT).await?;
+            let info = query_auth(a, Some(access), &["INFO", "server"], IO_TIMEOUT).await?;
             let info = parse_info(&info.as_text().unwrap_or_default());
             match info.get("process_id").and_then(|p| p.parse::<u32>().ok()) {
                 Some(p) if p == pid => return Ok(()),
@@ -894,5 +991,42 @@ async fn wait_ping(
             );
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ports() -> ProxyPorts {
+        ProxyPorts {
+            write: 6379,
+            read: 6380,
+            admin: 8404,
+            args: vec![],
+        }
+    }
+
+    #[test]
+    fn plain_proxy_endpoints() {
+        assert_eq!(
+            endpoint_args(&ports(), None),
+            ["--port", "6379", "--read-port", "6380"]
+        );
+    }
+
+    #[test]
+    fn tls_turns_the_plain_endpoints_off_and_speaks_tls_both_ways() {
+        let pki = Pki::new(Path::new("/s"));
+        let a = endpoint_args(&ports(), Some(&pki)).join(" ");
+        for want in [
+            "--backend-tls",
+            "--port 0 --read-port 0 --tls-port 6379 --tls-read-port 6380",
+            "--tls-cert-file /s/tls/node.crt --tls-key-file /s/tls/node.key",
+            "--tls-ca-cert-file /s/tls/ca.crt --tls-auth-clients optional",
+            "--backend-cacert /s/tls/ca.crt --backend-cert /s/tls/node.crt",
+        ] {
+            assert!(a.contains(want), "{want:?} not in {a}");
+        }
     }
 }

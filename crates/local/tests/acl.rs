@@ -150,7 +150,7 @@ async fn status_healthy(t: &Topology) {
     let sentinels: Vec<(String, String)> = names.zip(t.sentinel_addrs()).collect();
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
-        let r = redis_ha_topology::status::collect(
+        let r = redis_ha_topology::status::collect::<str, str>(
             &sentinels,
             &[],
             &t.opts.spec.master_name,

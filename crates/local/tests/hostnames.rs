@@ -35,18 +35,22 @@ where
 /// Every sentinel names `master` and lists only `localhost` replicas.
 async fn sentinels_use_names(t: &Topology, master: &str) -> Option<()> {
     for s in t.sentinel_addrs() {
-        let m = sentinel::master_info(&s, None, "mymaster", IO).await.ok()?;
+        let m = sentinel::master_info::<str>(&s, None, "mymaster", IO)
+            .await
+            .ok()?;
         if m.get("ip").map(String::as_str) != Some("localhost") {
             return None;
         }
-        if sentinel::master_addr(&s, None, "mymaster", IO)
+        if sentinel::master_addr::<str>(&s, None, "mymaster", IO)
             .await
             .ok()??
             != master
         {
             return None;
         }
-        let reps = sentinel::replicas(&s, None, "mymaster", IO).await.ok()?;
+        let reps = sentinel::replicas::<str>(&s, None, "mymaster", IO)
+            .await
+            .ok()?;
         let ips: Vec<&str> = reps
             .iter()
             .filter_map(|r| r.get("ip"))

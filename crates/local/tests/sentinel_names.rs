@@ -144,30 +144,39 @@ async fn discovery(t: &Topology) {
     let master = t.master().await.unwrap();
     for s in &t.sentinel_addrs() {
         assert_eq!(
-            sentinel::master_addr(s, None, MASTER, IO).await.unwrap(),
+            sentinel::master_addr::<str>(s, None, MASTER, IO)
+                .await
+                .unwrap(),
             Some(master.clone()),
             "{s}"
         );
-        let m = sentinel::master_info(s, None, MASTER, IO).await.unwrap();
+        let m = sentinel::master_info::<str>(s, None, MASTER, IO)
+            .await
+            .unwrap();
         assert_eq!(
             m.get("flags").map(String::as_str),
             Some("master"),
             "{s}: {m:?}"
         );
         assert_eq!(
-            sentinel::replicas(s, None, MASTER, IO).await.unwrap().len(),
-            2,
-            "{s}"
-        );
-        assert_eq!(
-            sentinel::sentinels(s, None, MASTER, IO)
+            sentinel::replicas::<str>(s, None, MASTER, IO)
                 .await
                 .unwrap()
                 .len(),
             2,
             "{s}"
         );
-        let q = sentinel::ckquorum(s, None, MASTER, IO).await.unwrap();
+        assert_eq!(
+            sentinel::sentinels::<str>(s, None, MASTER, IO)
+                .await
+                .unwrap()
+                .len(),
+            2,
+            "{s}"
+        );
+        let q = sentinel::ckquorum::<str>(s, None, MASTER, IO)
+            .await
+            .unwrap();
         assert!(q.starts_with("OK"), "{s}: {q}");
         let v = sentinel::view::<str>(s, None, MASTER, IO).await.unwrap();
         assert_eq!(v.master_addr(), Some(master.clone()));
@@ -178,7 +187,7 @@ async fn discovery(t: &Topology) {
         .enumerate()
         .map(|(i, a)| (format!("sentinel-{i}"), a))
         .collect();
-    let r = status::collect(&sentinels, &[], MASTER, None, None, IO).await;
+    let r = status::collect::<str, str>(&sentinels, &[], MASTER, None, None, IO).await;
     assert!(r.healthy, "{:?}", r.problems);
     assert_eq!(r.master, Some(master));
     assert_eq!(r.nodes.len(), 3, "{:?}", r.nodes);

@@ -101,7 +101,7 @@ async fn agreed_master(t: &Topology) -> String {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let n = t.sentinel_addrs().len();
-        let v = role::ask(
+        let v = role::ask::<str>(
             &t.sentinel_addrs(),
             None,
             "mymaster",

@@ -35,7 +35,8 @@ async fn frozen_sentinels_are_reported_in_tilt_and_the_failover_wait_allows_for_
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let sentinels: Vec<(String, String)> = names.iter().cloned().zip(t.sentinel_addrs()).collect();
-    let r = status::collect(&sentinels, &[], &t.opts.spec.master_name, None, None, IO).await;
+    let r = status::collect::<str, str>(&sentinels, &[], &t.opts.spec.master_name, None, None, IO)
+        .await;
     assert!(!r.healthy);
     assert!(r.sentinels.iter().all(|s| s.tilt), "{:?}", r.sentinels);
     assert!(
@@ -43,7 +44,7 @@ async fn frozen_sentinels_are_reported_in_tilt_and_the_failover_wait_allows_for_
         "{:?}",
         r.problems
     );
-    assert!(sentinel::in_tilt(&t.sentinel_addrs()[0], None, IO)
+    assert!(sentinel::in_tilt::<str>(&t.sentinel_addrs()[0], None, IO)
         .await
         .unwrap());
 

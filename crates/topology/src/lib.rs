@@ -15,7 +15,7 @@ pub mod spec;
 pub mod status;
 
 pub use engine::Engine;
-pub use spec::Spec;
+pub use spec::{Spec, TlsFiles};
 
 /// A `host:port` address as Redis and Sentinel report them.
 pub type Addr = String;

@@ -4,6 +4,7 @@
 
 use crate::sentinel;
 use crate::Addr;
+use redis_ha_resp::Credentials;
 use std::time::Duration;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -112,9 +113,9 @@ impl Views {
 
 /// Asks every sentinel (concurrently) for the master; unreachable ones do
 /// not vote.
-pub async fn ask(
+pub async fn ask<L: Credentials + ?Sized + Sync>(
     sentinels: &[Addr],
-    sentinel_pw: Option<&str>,
+    sentinel_pw: Option<&L>,
     master_name: &str,
     timeout: Duration,
 ) -> Views {
@@ -141,9 +142,9 @@ pub fn boot_from(me: &str, agreement: &Agreement, first_boot_master: &str) -> Re
 }
 
 /// Asks every sentinel and decides (see [`boot_from`]).
-pub async fn decide_boot(
+pub async fn decide_boot<L: Credentials + ?Sized + Sync>(
     sentinels: &[Addr],
-    sentinel_pw: Option<&str>,
+    sentinel_pw: Option<&L>,
     master_name: &str,
     me: &str,
     first_boot_master: &str,

@@ -10,9 +10,9 @@ use std::time::Duration;
 
 /// `SENTINEL GET-MASTER-ADDR-BY-NAME`; `Ok(None)` when the sentinel does not
 /// know the master.
-pub async fn master_addr(
+pub async fn master_addr<L: Credentials + ?Sized + Sync>(
     sentinel: &str,
-    pw: Option<&str>,
+    pw: Option<&L>,
     name: &str,
     timeout: Duration,
 ) -> Result<Option<Addr>, ConnError> {
@@ -35,9 +35,9 @@ pub fn parse_master_addr(f: &Frame) -> Option<Addr> {
 }
 
 /// Every sentinel's answer, in the order given, asked concurrently.
-pub async fn ask_master_all(
+pub async fn ask_master_all<L: Credentials + ?Sized + Sync>(
     sentinels: &[Addr],
-    pw: Option<&str>,
+    pw: Option<&L>,
     name: &str,
     timeout: Duration,
 ) -> Vec<(Addr, Result<Option<Addr>, ConnError>)> {
@@ -48,9 +48,9 @@ pub async fn ask_master_all(
 }
 
 /// `SENTINEL MASTER name` as a field map (flags, num-slaves, quorum...).
-pub async fn master_info(
+pub async fn master_info<L: Credentials + ?Sized + Sync>(
     sentinel: &str,
-    pw: Option<&str>,
+    pw: Option<&L>,
     name: &str,
     timeout: Duration,
 ) -> Result<HashMap<String, String>, ConnError> {
@@ -62,9 +62,9 @@ pub async fn master_info(
 /// Sentinel enters TILT when its timer saw a jump of more than 2 s (a
 /// stalled process, a slow fsync of its config, a clock change) and then
 /// takes no action, failovers included, until 30 s pass without one.
-pub async fn in_tilt(
+pub async fn in_tilt<L: Credentials + ?Sized + Sync>(
     sentinel: &str,
-    pw: Option<&str>,
+    pw: Option<&L>,
     timeout: Duration,
 ) -> Result<bool, ConnError> {
     let f = query_auth(sentinel, pw, &["INFO", "sentinel"], timeout).await?;
@@ -79,9 +79,9 @@ pub fn parse_tilt(info: &str) -> bool {
 }
 
 /// `SENTINEL REPLICAS name`, one field map per replica.
-pub async fn replicas(
+pub async fn replicas<L: Credentials + ?Sized + Sync>(
     sentinel: &str,
-    pw: Option<&str>,
+    pw: Option<&L>,
     name: &str,
     timeout: Duration,
 ) -> Result<Vec<HashMap<String, String>>, ConnError> {
@@ -89,18 +89,18 @@ pub async fn replicas(
 }
 
 /// `SENTINEL SENTINELS name`: the *other* sentinels this one knows.
-pub async fn sentinels(
+pub async fn sentinels<L: Credentials + ?Sized + Sync>(
     sentinel: &str,
-    pw: Option<&str>,
+    pw: Option<&L>,
     name: &str,
     timeout: Duration,
 ) -> Result<Vec<HashMap<String, String>>, ConnError> {
     list(sentinel, pw, "SENTINELS", name, timeout).await
 }
 
-async fn list(
+async fn list<L: Credentials + ?Sized + Sync>(
     sentinel: &str,
-    pw: Option<&str>,
+    pw: Option<&L>,
     what: &str,
     name: &str,
     timeout: Duration,
@@ -119,9 +119,9 @@ fn entries(f: Frame) -> Vec<HashMap<String, String>> {
 }
 
 /// `SENTINEL CKQUORUM name`: `Ok(message)` when failover is possible.
-pub async fn ckquorum(
+pub async fn ckquorum<L: Credentials + ?Sized + Sync>(
     sentinel: &str,
-    pw: Option<&str>,
+    pw: Option<&L>,
     name: &str,
     timeout: Duration,
 ) -> Result<String, ConnError> {

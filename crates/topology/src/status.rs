@@ -5,6 +5,7 @@
 use crate::info::{Replication, Role};
 use crate::{addr, sentinel, Addr};
 use redis_ha_resp::conn::query_auth;
+use redis_ha_resp::Credentials;
 use serde::Serialize;
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -81,12 +82,12 @@ pub struct ProxyStatus {
 impl Report {
     /// Adds the proxy's status; a proxy that does not answer is a problem.
     /// It asks for a login when the nodes have a `password`.
-    pub async fn add_proxy(
+    pub async fn add_proxy<L: Credentials + ?Sized + Sync>(
         &mut self,
         write: Addr,
         read: Addr,
         admin: Addr,
-        password: Option<&str>,
+        password: Option<&L>,
         timeout: Duration,
     ) {
         let error = match query_auth(&write, password, &["PING"], timeout).await {
@@ -113,12 +114,12 @@ impl Report {
 /// Collects a report. `nodes` are (name, addr) of the Redis nodes; when empty
 /// they are discovered from the sentinels (master + SENTINEL REPLICAS).
 /// `password` is the nodes', `sentinel_pw` the sentinels' own.
-pub async fn collect(
+pub async fn collect<L: Credentials + ?Sized + Sync, S: Credentials + ?Sized + Sync>(
     sentinels: &[(String, Addr)],
     nodes: &[(String, Addr)],
     master_name: &str,
-    password: Option<&str>,
-    sentinel_pw: Option<&str>,
+    password: Option<&L>,
+    sentinel_pw: Option<&S>,
     timeout: Duration,
 ) -> Report {
     let mut sstat = Vec::new();
@@ -261,7 +262,12 @@ pub async fn collect(
     }
 }
 
-async fn node_status(name: &str, a: &str, pw: Option<&str>, timeout: Duration) -> NodeStatus {
+async fn node_status<L: Credentials + ?Sized + Sync>(
+    name: &str,
+    a: &str,
+    pw: Option<&L>,
+    timeout: Duration,
+) -> NodeStatus {
     let mut n = NodeStatus {
         name: name.to_string(),
         addr: a.to_string(),
@@ -310,10 +316,10 @@ async fn node_status(name: &str, a: &str, pw: Option<&str>, timeout: Duration) -
     n
 }
 
-async fn sentinel_status(
+async fn sentinel_status<L: Credentials + ?Sized + Sync>(
     name: &str,
     a: &str,
-    pw: Option<&str>,
+    pw: Option<&L>,
     master_name: &str,
     timeout: Duration,
 ) -> SentinelStatus {

@@ -1,0 +1,122 @@
+//! `redis-ha up --tls` as a user runs it: no plaintext port anywhere,
+//! Redis and Sentinel on tls-port with TLS replication, the proxy's usual
+//! ports speaking TLS to clients that trust only the generated CA, and
+//! `status` and a kill -9 `drill` working from the state dir alone, with
+//! nothing lost or applied twice across the failover.
+
+mod common;
+use common::{run, text, up_with_proxy};
+use redis_ha_resp::conn::{query_auth, Connection};
+use redis_ha_resp::tls::{Tls, TlsSettings};
+use redis_ha_resp::{Access, ConnError};
+use std::sync::Arc;
+use std::time::Duration;
+
+const IO: Duration = Duration::from_secs(3);
+
+fn text_of(f: redis_ha_resp::Frame) -> String {
+    f.as_text().unwrap_or_else(|| format!("{f:?}"))
+}
+
+/// A client trusting `state/tls/ca.crt`, with or without the client cert.
+fn client(state: &str, with_cert: bool) -> Access {
+    let f = |n: &str| std::path::PathBuf::from(format!("{state}/tls/{n}"));
+    let tls = Tls::new(&TlsSettings {
+        server_name: None,
+        cacert: Some(f("ca.crt")),
+        cert: with_cert.then(|| f("client.crt")),
+        key: with_cert.then(|| f("client.key")),
+        skip_verify: false,
+        flags: "",
+    })
+    .unwrap();
+    Access {
+        login: None,
+        tls: Some(Arc::new(tls)),
+    }
+}
+
+async fn plain_ping(addr: &str) -> Result<redis_ha_resp::Frame, ConnError> {
+    let mut c = Connection::connect(addr, IO).await?;
+    c.request(&["PING"]).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tls_topology_has_no_plaintext_port_and_fails_over_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (state, p, _down) = tokio::task::spawn_blocking({
+        let d = dir.path().to_path_buf();
+        move || up_with_proxy(&d, &["--tls", "--down-after-ms", "1000"])
+    })
+    .await
+    .unwrap();
+    let at = |i: usize| format!("127.0.0.1:{}", p[i]);
+    let node = client(&state, true);
+
+    // Redis (0-2), sentinels (3-5), proxy write and read (6, 7): TLS only.
+    for i in 0..8 {
+        let plain = plain_ping(&at(i)).await;
+        assert!(
+            !matches!(&plain, Ok(f) if f.as_text().as_deref() == Some("PONG")),
+            "{} answers plaintext: {plain:?}",
+            at(i)
+        );
+        let f = query_auth(&at(i), Some(&node), &["PING"], IO).await;
+        assert_eq!(f.map(text_of).ok().as_deref(), Some("PONG"), "{}", at(i));
+    }
+    for i in 0..3 {
+        let conf = |k: &str| {
+            let a = at(i);
+            let node = node.clone();
+            let k = k.to_string();
+            async move {
+                let f = query_auth(&a, Some(&node), &["CONFIG", "GET", &k], IO).await;
+                f.unwrap().into_pairs().into_iter().next().unwrap().1
+            }
+        };
+        assert_eq!(conf("port").await, "0");
+        assert_eq!(conf("tls-replication").await, "yes");
+        assert_eq!(conf("tls-auth-clients").await, "yes");
+    }
+
+    // Applications trust the CA and need no certificate of their own at the
+    // proxy; directly at a node, one is required.
+    let app = client(&state, false);
+    let f = query_auth(&at(6), Some(&app), &["INCR", "tls:n"], IO).await;
+    assert_eq!(f.unwrap().as_int(), Some(1));
+    let refused = query_auth(&at(0), Some(&app), &["PING"], IO).await;
+    assert!(refused.is_err(), "a node served a client without a cert");
+
+    let o = run(&["status", "--state-dir", &state]);
+    assert!(o.status.success(), "status: {}", text(&o));
+    assert!(text(&o).contains("healthy"), "{}", text(&o));
+
+    let args: Vec<String> = [
+        "drill",
+        "--state-dir",
+        &state,
+        "--fault",
+        "kill",
+        "--writers",
+        "4",
+        "--before",
+        "1s",
+        "--after",
+        "1s",
+        "--json",
+    ]
+    .map(String::from)
+    .to_vec();
+    let o = tokio::task::spawn_blocking(move || {
+        run(&args.iter().map(String::as_str).collect::<Vec<_>>())
+    })
+    .await
+    .unwrap();
+    assert!(o.status.success(), "drill: {}", text(&o));
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let r = if r.is_array() { r[0].clone() } else { r };
+    assert!(r["writes_acked"].as_u64().unwrap() > 100, "{r}");
+    assert_eq!(r["lost_writes"], 0, "{r}");
+    assert_eq!(r["duplicated_writes"], 0, "{r}");
+    assert_ne!(r["new_master"], r["old_master"], "{r}");
+}

@@ -85,6 +85,11 @@ pub struct BenchArgs {
     /// addresses].
     #[arg(long, value_name = "NAME", requires = "tls", help_heading = "TLS")]
     pub sni: Option<String>,
+    /// A local topology's state dir: when it was started with `up --tls`
+    /// and -s/-p name one of its endpoints, bench speaks TLS with its CA and
+    /// client certificate without --tls.
+    #[arg(long, default_value = ".redis-ha", help_heading = "TLS")]
+    pub state_dir: PathBuf,
     /// Worker threads [default: 4; seed scenario: 2].
     #[arg(short = 't', long)]
     pub threads: Option<usize>,
@@ -231,7 +236,10 @@ impl BenchArgs {
     /// (and by both phases of a scenario).
     pub fn tls(&self) -> anyhow::Result<Option<Arc<Tls>>> {
         if !self.tls {
-            return Ok(None);
+            return match self.local_tls() {
+                Some(o) => o.client_tls(),
+                None => Ok(None),
+            };
         }
         let settings = TlsSettings {
             server_name: Some(self.sni.clone().unwrap_or_else(|| self.server.clone())),
@@ -242,6 +250,12 @@ impl BenchArgs {
             flags: "",
         };
         Ok(Some(Arc::new(Tls::new(&settings)?)))
+    }
+
+    /// The `up --tls` topology in --state-dir whose endpoint -s/-p name.
+    fn local_tls(&self) -> Option<redis_ha_local::Options> {
+        let o = redis_ha_local::Options::load(&self.state_dir).ok()?;
+        serves_tls(&o, &self.server, self.port).then_some(o)
     }
 
     pub fn conn(&self, port: u16, tls: Option<Arc<Tls>>) -> ConnConfig {
@@ -351,10 +365,20 @@ impl BenchArgs {
             "key_minimum": self.key_minimum, "key_maximum": self.key_maximum(),
             "pipeline": self.pipeline, "rate_limiting": self.rate_limiting,
             "command": self.command, "command_ratio": self.command_ratio,
-            "tls": self.tls, "tls_skip_verify": self.tls_skip_verify,
+            "tls": self.tls || self.local_tls().is_some(),
+            "tls_skip_verify": self.tls_skip_verify,
             "sni": if self.tls { Some(self.sni.as_deref().unwrap_or(&self.server)) } else { None },
         })
     }
+}
+
+/// Whether `server:port` is an endpoint of a TLS topology `o` (a node or
+/// the proxy's write or read port, on its host or as localhost).
+fn serves_tls(o: &redis_ha_local::Options, server: &str, port: u16) -> bool {
+    let host = server == o.host || ["localhost", "127.0.0.1"].contains(&server);
+    let proxy = o.proxy.iter().flat_map(|p| [p.write, p.read]);
+    let ports: Vec<u16> = proxy.chain(o.redis_ports.iter().copied()).collect();
+    o.spec.tls.is_some() && host && ports.contains(&port)
 }
 
 /// Runs `redis-ha bench`; the exit code is 0 when the run completed (errors
@@ -529,4 +553,22 @@ fn hgrm(h: &hdrhistogram::Histogram<u64>) -> String {
         h.len()
     ));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tls_topology_is_recognised_by_its_endpoints() {
+        let dir = std::path::Path::new("/s");
+        let mut o = redis_ha_local::Options::with_defaults(Default::default(), dir.into());
+        assert!(!serves_tls(&o, "127.0.0.1", 6379), "plain topology");
+        o.spec.tls = Some(redis_ha_local::pki::Pki::new(dir).node_files());
+        assert!(serves_tls(&o, "127.0.0.1", 6379));
+        assert!(serves_tls(&o, "localhost", 6380));
+        assert!(serves_tls(&o, "127.0.0.1", 6381), "a Redis node");
+        assert!(!serves_tls(&o, "127.0.0.1", 7000), "not one of its ports");
+        assert!(!serves_tls(&o, "10.1.1.1", 6379), "another host");
+    }
 }

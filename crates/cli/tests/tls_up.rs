@@ -1,7 +1,7 @@
 //! `redis-ha up --tls` as a user runs it: no plaintext port anywhere,
 //! Redis and Sentinel on tls-port with TLS replication, the proxy's usual
 //! ports speaking TLS to clients that trust only the generated CA, and
-//! `status` and a kill -9 `drill` working from the state dir alone, with
+//! `status`, `bench` and a kill -9 `drill` working from the state dir alone, with
 //! nothing lost or applied twice across the failover.
 
 mod common;
@@ -90,6 +90,31 @@ async fn a_tls_topology_has_no_plaintext_port_and_fails_over_exactly_once() {
     let o = run(&["status", "--state-dir", &state]);
     assert!(o.status.success(), "status: {}", text(&o));
     assert!(text(&o).contains("healthy"), "{}", text(&o));
+
+    // bench finds the CA in the state dir: no --tls flags.
+    let out = format!("{state}/bench.json");
+    let o = run(&[
+        "bench",
+        "--state-dir",
+        &state,
+        "-p",
+        &p[6],
+        "-t",
+        "1",
+        "-c",
+        "2",
+        "-n",
+        "200",
+        "--ratio",
+        "1:1",
+        "--json-out-file",
+        &out,
+    ]);
+    assert!(o.status.success(), "bench: {}", text(&o));
+    let b: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    assert_eq!(b["Configuration"]["tls"], true, "{b}");
+    assert_eq!(b["ALL STATS"]["Totals"]["Count"], 400, "{b}");
+    assert_eq!(b["ALL STATS"]["Totals"]["Errors"], 0, "{b}");
 
     let args: Vec<String> = [
         "drill",

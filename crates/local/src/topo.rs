@@ -34,6 +34,16 @@ fn test_state_root() -> PathBuf {
     }
 }
 
+/// `REDIS_HA_TLS=1`: test topologies run on TLS only (the TLS matrix of
+/// scripts/test.sh); unset or `0`: plain TCP.
+fn tls_from_env() -> anyhow::Result<bool> {
+    match std::env::var("REDIS_HA_TLS").as_deref() {
+        Err(_) | Ok("" | "0") => Ok(false),
+        Ok("1") => Ok(true),
+        Ok(v) => bail!("REDIS_HA_TLS={v:?}: use 1 (TLS topologies) or 0"),
+    }
+}
+
 /// How long Sentinel stays in TILT mode (`SENTINEL_TILT_PERIOD`), plus slack.
 const TILT_PERIOD: Duration = Duration::from_secs(35);
 
@@ -99,6 +109,7 @@ impl Options {
             down_after_ms,
             failover_timeout_ms: 10_000,
             engine: redis_ha_topology::Engine::from_env().map_err(anyhow::Error::msg)?,
+            tls: tls_from_env()?.then(|| Pki::new(dir).node_files()),
             ..Spec::default()
         };
         let host = "127.0.0.1".to_string();

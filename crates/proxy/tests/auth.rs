@@ -9,7 +9,6 @@ use redis_ha_local::Topology;
 use redis_ha_proxy::config::{ConnMode, ProxyConfig};
 use redis_ha_proxy::route::Endpoint;
 use redis_ha_proxy::server::{start, ProxyHandle};
-use redis_ha_resp::conn::query_auth;
 use redis_ha_resp::{Connection, Frame};
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
@@ -22,6 +21,7 @@ async fn setup_pw(mode: ConnMode, client_auth: bool) -> (Topology, ProxyHandle) 
         .expect("topology");
     let mut cfg = ProxyConfig::for_test(t.sentinel_addrs(), &t.opts.spec.master_name);
     cfg.mode = mode;
+    cfg.backend_tls = backend_tls(&t);
     cfg.login = Some(redis_ha_resp::Login::default_user(PW));
     cfg.client_auth = client_auth;
     let p = start(cfg).await.expect("proxy");
@@ -66,9 +66,7 @@ async fn clients_must_log_in(mode: ConnMode) {
     let (t, p) = setup_pw(mode, true).await;
     let master = t.master().await.unwrap();
     // An ACL user of the master's own, for a login only Redis can judge.
-    let mut admin = Connection::connect_auth(&master, Some(PW), Duration::from_secs(2))
-        .await
-        .unwrap();
+    let mut admin = node_conn(&t, &master).await;
     let r = cmd(
         &mut admin,
         &["ACL", "SETUSER", "alice", "on", ">apw", "~*", "+@all"],
@@ -105,9 +103,7 @@ async fn clients_must_log_in(mode: ConnMode) {
     assert_eq!(text(&r[6]), "OK");
     assert_eq!(text(&r[7]), "OK");
     assert_eq!(text(&r[8]), "v");
-    let mut direct = Connection::connect_auth(&master, Some(PW), Duration::from_secs(2))
-        .await
-        .unwrap();
+    let mut direct = node_conn(&t, &master).await;
     assert_eq!(text(&cmd(&mut direct, &["GET", "k"]).await), "v");
     let refused = p
         .metrics
@@ -166,14 +162,7 @@ async fn a_login_is_replayed_before_hello(mode: ConnMode) {
         "the session's connection on the master",
         Duration::from_secs(5),
         || async {
-            let list = query_auth(
-                &master,
-                Some(PW),
-                &["CLIENT", "LIST"],
-                Duration::from_secs(2),
-            )
-            .await
-            .unwrap();
+            let list = node_query(&t, &master, &["CLIENT", "LIST"]).await.unwrap();
             text(&list)
                 .lines()
                 .find(|l| l.contains(" name=replayed "))
@@ -182,9 +171,7 @@ async fn a_login_is_replayed_before_hello(mode: ConnMode) {
         },
     )
     .await;
-    let mut admin = Connection::connect_auth(&master, Some(PW), Duration::from_secs(2))
-        .await
-        .unwrap();
+    let mut admin = node_conn(&t, &master).await;
     assert_eq!(
         text(&cmd(&mut admin, &["CLIENT", "KILL", "ID", &id]).await),
         "1"

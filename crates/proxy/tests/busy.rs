@@ -12,7 +12,6 @@ use common::*;
 use redis_ha_local::Topology;
 use redis_ha_proxy::config::{ConnMode, ProxyConfig};
 use redis_ha_proxy::server::{start, ProxyHandle};
-use redis_ha_resp::conn::query;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,6 +25,7 @@ async fn setup_slow_sentinels(mode: ConnMode) -> (Topology, ProxyHandle) {
     let t = Topology::start_test(5000).await.expect("topology");
     let mut cfg = ProxyConfig::for_test(t.sentinel_addrs(), &t.opts.spec.master_name);
     cfg.mode = mode;
+    cfg.backend_tls = backend_tls(&t);
     let p = start(cfg).await.expect("proxy");
     p.wait_master(Duration::from_secs(10))
         .await
@@ -99,7 +99,7 @@ async fn busy_master_is_not_a_lost_master(mode: ConnMode) {
     tokio::time::sleep(Duration::from_millis(500)).await;
     stop.store(true, Ordering::Relaxed);
     check_exact(&p, tasks).await;
-    let runs = query(&master, &["GET", "script:runs"], Duration::from_secs(2))
+    let runs = node_query(&t, &master, &["GET", "script:runs"])
         .await
         .unwrap();
     assert_eq!(text(&runs), "1", "the script ran more than once");

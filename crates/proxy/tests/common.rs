@@ -6,13 +6,17 @@
 use redis_ha_local::Topology;
 use redis_ha_proxy::config::ProxyConfig;
 use redis_ha_proxy::server::{start, ProxyHandle};
-use redis_ha_resp::{Connection, Frame};
+use redis_ha_resp::conn::query_auth;
+use redis_ha_resp::tls::Tls;
+use redis_ha_resp::{ConnError, Connection, Frame};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 pub async fn setup(tweak: impl FnOnce(&mut ProxyConfig)) -> (Topology, ProxyHandle) {
     let t = Topology::start_test(1000).await.expect("topology");
     let mut cfg = ProxyConfig::for_test(t.sentinel_addrs(), &t.opts.spec.master_name);
+    cfg.backend_tls = backend_tls(&t);
     tweak(&mut cfg);
     let p = start(cfg).await.expect("proxy");
     p.wait_master(Duration::from_secs(10))
@@ -53,12 +57,35 @@ where
     }
 }
 
+/// The TLS toward `t`'s nodes: `Some` when `REDIS_HA_TLS=1` started the
+/// topology on TLS (the proxy's backend TLS, and the tests' own queries).
+pub fn backend_tls(t: &Topology) -> Option<Arc<Tls>> {
+    t.opts.client_tls().expect("the topology's TLS files")
+}
+
+/// One command straight to a Redis node of `t`, with its login and TLS.
+pub async fn node_query(t: &Topology, node: &str, args: &[&str]) -> Result<Frame, ConnError> {
+    query_auth(node, Some(t.redis_access()), args, Duration::from_secs(2)).await
+}
+
+/// One command straight to a sentinel of `t`.
+pub async fn sentinel_query(t: &Topology, s: &str, args: &[&str]) -> Result<Frame, ConnError> {
+    query_auth(s, Some(t.sentinel_access()), args, Duration::from_secs(2)).await
+}
+
+/// A connection straight to a Redis node of `t`.
+pub async fn node_conn(t: &Topology, node: &str) -> Connection {
+    let mut c = Connection::connect_auth(node, Some(t.redis_access()), Duration::from_secs(2))
+        .await
+        .expect("connect to the node");
+    c.timeout = Duration::from_secs(15);
+    c
+}
+
 /// `CLIENT LIST` lines on `node` of clients other than Sentinel, replication
 /// and the asking connection itself: the proxy's connections, in these tests.
-pub async fn client_connections(node: &str) -> Vec<String> {
-    let f = redis_ha_resp::conn::query(node, &["CLIENT", "LIST"], Duration::from_secs(2))
-        .await
-        .unwrap();
+pub async fn client_connections(t: &Topology, node: &str) -> Vec<String> {
+    let f = node_query(t, node, &["CLIENT", "LIST"]).await.unwrap();
     text(&f)
         .lines()
         .filter(|l| {

@@ -8,12 +8,15 @@ use common::*;
 use redis_ha_local::Topology;
 use redis_ha_proxy::config::ProxyConfig;
 use redis_ha_proxy::server::start;
+use redis_ha_resp::tls::Tls;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Starts a proxy on `sentinels`/`name` and checks that the start-up error,
 /// the status page and a held client's error all carry `expect`.
-async fn says(sentinels: Vec<String>, name: &str, expect: &[&str]) {
+async fn says(sentinels: Vec<String>, name: &str, tls: Option<Arc<Tls>>, expect: &[&str]) {
     let mut cfg = ProxyConfig::for_test(sentinels, name);
+    cfg.backend_tls = tls;
     cfg.failover_hold = Duration::from_secs(1);
     let p = start(cfg).await.expect("proxy starts");
     let e = p
@@ -46,6 +49,7 @@ async fn a_sentinel_name_that_does_not_resolve() {
     says(
         vec!["nohost.invalid:1".into()],
         "mymaster",
+        None,
         &["does not resolve", "--sentinel"],
     )
     .await;
@@ -56,7 +60,13 @@ async fn a_sentinel_port_with_nothing_on_it() {
     let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = free.local_addr().unwrap().to_string();
     drop(free);
-    says(vec![addr.clone()], "mymaster", &["nothing listens", &addr]).await;
+    says(
+        vec![addr.clone()],
+        "mymaster",
+        None,
+        &["nothing listens", &addr],
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -65,6 +75,7 @@ async fn a_master_name_the_sentinels_do_not_know() {
     says(
         t.sentinel_addrs(),
         "nosuch",
+        backend_tls(&t),
         &["no master named \"nosuch\"", "--master-name"],
     )
     .await;

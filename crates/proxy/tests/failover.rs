@@ -5,7 +5,6 @@
 mod common;
 use common::*;
 use redis_ha_proxy::config::ConnMode;
-use redis_ha_resp::conn::query;
 use std::time::Duration;
 
 async fn planned_failover_moves_state_fences_old_master_and_closes_pinned_sessions(mode: ConnMode) {
@@ -29,14 +28,14 @@ async fn planned_failover_moves_state_fences_old_master_and_closes_pinned_sessio
     let mut idle = conn(p.write_addr()).await;
     assert_eq!(text(&cmd(&mut idle, &["PING"]).await), "PONG");
     assert!(
-        !client_connections(&old).await.is_empty(),
+        !client_connections(&t, &old).await.is_empty(),
         "the proxy should be connected to the master"
     );
 
-    let f = query(
+    let f = sentinel_query(
+        &t,
         &t.sentinel_addrs()[0],
         &["SENTINEL", "FAILOVER", &t.opts.spec.master_name],
-        Duration::from_secs(2),
     )
     .await
     .unwrap();
@@ -55,13 +54,9 @@ async fn planned_failover_moves_state_fences_old_master_and_closes_pinned_sessio
     // State replayed: same db, same name, on the new master.
     assert_eq!(text(&cmd(&mut s, &["SET", "after", "2"]).await), "OK");
     assert_eq!(text(&cmd(&mut s, &["CLIENT", "GETNAME"]).await), "keeper");
-    let on_new = query(&new, &["SELECT", "3"], Duration::from_secs(2))
-        .await
-        .unwrap();
+    let on_new = node_query(&t, &new, &["SELECT", "3"]).await.unwrap();
     assert_eq!(text(&on_new), "OK");
-    let mut direct = redis_ha_resp::Connection::connect(&new, Duration::from_secs(2))
-        .await
-        .unwrap();
+    let mut direct = node_conn(&t, &new).await;
     cmd(&mut direct, &["SELECT", "3"]).await;
     assert_eq!(
         text(&cmd(&mut direct, &["GET", "after"]).await),
@@ -90,7 +85,7 @@ async fn planned_failover_moves_state_fences_old_master_and_closes_pinned_sessio
         "no proxy connection on the old master",
         Duration::from_secs(10),
         || async {
-            let left = client_connections(&old).await;
+            let left = client_connections(&t, &old).await;
             left.is_empty().then_some(())
         },
     )
@@ -103,7 +98,7 @@ async fn planned_failover_moves_state_fences_old_master_and_closes_pinned_sessio
         );
     }
     assert!(
-        client_connections(&old).await.is_empty(),
+        client_connections(&t, &old).await.is_empty(),
         "a command reached the old master"
     );
 }

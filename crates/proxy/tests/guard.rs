@@ -8,19 +8,17 @@
 mod common;
 
 use common::*;
+use redis_ha_local::Topology;
 use redis_ha_proxy::config::ConnMode;
 use redis_ha_proxy::data::ErrorKind;
 use redis_ha_proxy::route::Endpoint;
-use redis_ha_resp::conn::query;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// `INFO stats` total_connections_received on `node`.
-async fn connections_received(node: &str) -> i64 {
-    let f = query(node, &["INFO", "stats"], Duration::from_secs(2))
-        .await
-        .unwrap();
+async fn connections_received(t: &Topology, node: &str) -> i64 {
+    let f = node_query(t, node, &["INFO", "stats"]).await.unwrap();
     text(&f)
         .lines()
         .find_map(|l| l.strip_prefix("total_connections_received:"))
@@ -57,11 +55,7 @@ async fn shutdown_is_denied_and_otherwise_goes_once(mode: ConnMode) {
     let e = text(&cmd(&mut c, &["PSYNC", "?", "-1"]).await);
     assert!(e.contains("replication stream"), "{e}");
     assert_eq!(
-        text(
-            &query(&old, &["PING"], Duration::from_secs(2))
-                .await
-                .unwrap()
-        ),
+        text(&node_query(&t, &old, &["PING"]).await.unwrap()),
         "PONG"
     );
     let denied = p.metrics.ep(Endpoint::write).error(ErrorKind::Denied).get();
@@ -73,6 +67,7 @@ async fn shutdown_is_denied_and_otherwise_goes_once(mode: ConnMode) {
     let mut cfg =
         redis_ha_proxy::config::ProxyConfig::for_test(t.sentinel_addrs(), &t.opts.spec.master_name);
     cfg.mode = mode;
+    cfg.backend_tls = backend_tls(&t);
     cfg.deny_commands = String::new();
     let p = redis_ha_proxy::server::start(cfg).await.unwrap();
     p.wait_master(Duration::from_secs(10)).await.unwrap();
@@ -93,11 +88,7 @@ async fn shutdown_is_denied_and_otherwise_goes_once(mode: ConnMode) {
     )
     .await;
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let alive = text(
-        &query(&new, &["PING"], Duration::from_secs(2))
-            .await
-            .unwrap(),
-    );
+    let alive = text(&node_query(&t, &new, &["PING"]).await.unwrap());
     assert_eq!(alive, "PONG", "the promoted replica was shut down too");
     let running = t
         .running()
@@ -110,7 +101,7 @@ async fn shutdown_is_denied_and_otherwise_goes_once(mode: ConnMode) {
 async fn http_is_refused_before_any_backend_sees_it(mode: ConnMode) {
     let (t, p) = setup(|c| c.mode = mode).await;
     let master = t.master().await.unwrap();
-    let before = connections_received(&master).await;
+    let before = connections_received(&t, &master).await;
     for _ in 0..20 {
         let mut s = TcpStream::connect(p.write_addr()).await.unwrap();
         s.write_all(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
@@ -120,7 +111,7 @@ async fn http_is_refused_before_any_backend_sees_it(mode: ConnMode) {
         assert!(got.is_empty(), "{:?}", String::from_utf8_lossy(&got));
     }
     // Only the INFO below (and a control-plane probe or two) reached Redis.
-    let after = connections_received(&master).await;
+    let after = connections_received(&t, &master).await;
     assert!(
         after - before <= 5,
         "{} backend connections for 20 HTTP requests",
@@ -136,15 +127,8 @@ async fn a_request_that_kills_its_connection_is_failed_not_looped(mode: ConnMode
     let (t, p) = setup(|c| c.mode = mode).await;
     let master = t.master().await.unwrap();
     let limit = ["CONFIG", "SET", "client-query-buffer-limit", "1mb"];
-    assert_eq!(
-        text(
-            &query(&master, &limit, Duration::from_secs(2))
-                .await
-                .unwrap()
-        ),
-        "OK"
-    );
-    let before = connections_received(&master).await;
+    assert_eq!(text(&node_query(&t, &master, &limit).await.unwrap()), "OK");
+    let before = connections_received(&t, &master).await;
     let mut c = conn(p.write_addr()).await;
     let key = "k".repeat(3 << 20);
     let r = text(&cmd(&mut c, &["GET", &key]).await);
@@ -153,7 +137,7 @@ async fn a_request_that_kills_its_connection_is_failed_not_looped(mode: ConnMode
         p.metrics.ep(Endpoint::write).error(ErrorKind::Poison).get(),
         1
     );
-    let after = connections_received(&master).await;
+    let after = connections_received(&t, &master).await;
     // The request's two tries, plus the control plane's probes meanwhile.
     assert!(
         after - before <= 10,
@@ -186,13 +170,9 @@ async fn quit_after_subscribe_is_answered_and_subscriptions_go_with_the_client(m
     let n = s.read(&mut buf).await.unwrap();
     assert!(n > 0);
     let numsub = || async {
-        let f = query(
-            &master,
-            &["PUBSUB", "NUMSUB", "leaving"],
-            Duration::from_secs(2),
-        )
-        .await
-        .unwrap();
+        let f = node_query(&t, &master, &["PUBSUB", "NUMSUB", "leaving"])
+            .await
+            .unwrap();
         f.as_array()
             .and_then(|a| a.get(1).and_then(|n| n.as_int()))
             .unwrap()

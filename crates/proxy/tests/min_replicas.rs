@@ -8,20 +8,20 @@
 mod common;
 
 use common::*;
-use redis_ha_resp::conn::query;
+use redis_ha_local::Topology;
 use std::time::{Duration, Instant};
 
 /// A request straight to a node, error replies included.
-async fn direct(node: &str, args: &[&str]) -> redis_ha_resp::Frame {
-    cmd(&mut conn(node).await, args).await
+async fn direct(t: &Topology, node: &str, args: &[&str]) -> redis_ha_resp::Frame {
+    cmd(&mut node_conn(t, node).await, args).await
 }
 
-async fn refusing(master: &str) {
+async fn refusing(t: &Topology, master: &str) {
     poll(
         "the master refuses writes",
         Duration::from_secs(15),
         || async {
-            let r = direct(master, &["INCR", "direct"]).await;
+            let r = direct(t, master, &["INCR", "direct"]).await;
             r.error_message()?.starts_with("NOREPLICAS").then_some(())
         },
     )
@@ -33,8 +33,8 @@ async fn noreplicas_is_a_pause_up_to_the_failover_hold() {
     let (t, p) = setup(|c| c.failover_hold = Duration::from_secs(3)).await;
     let master = t.master().await.unwrap();
     let q = |args: &'static [&'static str]| {
-        let m = master.clone();
-        async move { query(&m, args, Duration::from_secs(2)).await.unwrap() }
+        let (t, m) = (&t, master.clone());
+        async move { node_query(t, &m, args).await.unwrap() }
     };
     assert_eq!(
         text(&q(&["CONFIG", "SET", "min-replicas-max-lag", "1"]).await),
@@ -48,7 +48,7 @@ async fn noreplicas_is_a_pause_up_to_the_failover_hold() {
     for r in &replicas {
         t.stop(r).unwrap();
     }
-    refusing(&master).await;
+    refusing(&t, &master).await;
     let writer = tokio::spawn(async move {
         let started = Instant::now();
         let r = cmd(&mut c, &["INCR", "n"]).await;
@@ -64,7 +64,7 @@ async fn noreplicas_is_a_pause_up_to_the_failover_hold() {
 
     // Refused for longer than --failover-hold: Redis's own error, once.
     poll("replicas good again", Duration::from_secs(15), || async {
-        direct(&master, &["INCR", "direct"])
+        direct(&t, &master, &["INCR", "direct"])
             .await
             .as_int()
             .map(|_| ())
@@ -73,7 +73,7 @@ async fn noreplicas_is_a_pause_up_to_the_failover_hold() {
     for r in &replicas {
         t.stop(r).unwrap();
     }
-    refusing(&master).await;
+    refusing(&t, &master).await;
     let started = Instant::now();
     let r = cmd(&mut c, &["INCR", "n"]).await;
     let e = r.error_message().unwrap_or_default();
@@ -86,9 +86,7 @@ async fn noreplicas_is_a_pause_up_to_the_failover_hold() {
     for r in &replicas {
         t.cont(r).unwrap();
     }
-    let v = query(&master, &["GET", "n"], Duration::from_secs(2))
-        .await
-        .unwrap();
+    let v = node_query(&t, &master, &["GET", "n"]).await.unwrap();
     assert_eq!(
         v.as_text().as_deref(),
         Some("2"),

@@ -5,10 +5,10 @@
 mod common;
 use bytes::BytesMut;
 use common::*;
+use redis_ha_local::Topology;
 use redis_ha_proxy::config::ConnMode;
 use redis_ha_proxy::data::REJOIN;
 use redis_ha_proxy::route::Endpoint;
-use redis_ha_resp::conn::query;
 use redis_ha_resp::conn::Connection;
 use redis_ha_resp::parse::parse_frame;
 use redis_ha_resp::{encode, Frame};
@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Proxy connections on `node`: (name, id) of each.
-async fn proxy_connections(node: &str) -> Vec<(String, String)> {
-    client_connections(node)
+async fn proxy_connections(t: &Topology, node: &str) -> Vec<(String, String)> {
+    client_connections(t, node)
         .await
         .iter()
         // The control plane's one-shot ROLE / INFO probes come and go;
@@ -110,7 +110,7 @@ async fn many_clients_share_two_backend_connections_and_get_their_own_replies() 
     for t in tasks {
         t.await.unwrap();
     }
-    let conns = proxy_connections(&master).await;
+    let conns = proxy_connections(&t, &master).await;
     assert!(
         !conns.is_empty() && conns.len() <= 2,
         "expected at most 2 shared connections on the master, got {conns:?}"
@@ -165,9 +165,7 @@ async fn stateful_commands_move_the_client_to_a_dedicated_connection() {
         "the BLPOP to block on the master",
         Duration::from_secs(5),
         || async {
-            let f = query(&master, &["INFO", "clients"], Duration::from_secs(2))
-                .await
-                .unwrap();
+            let f = node_query(&t, &master, &["INFO", "clients"]).await.unwrap();
             text(&f).contains("blocked_clients:1").then_some(())
         },
     )
@@ -182,7 +180,7 @@ async fn stateful_commands_move_the_client_to_a_dedicated_connection() {
         .expect("BLPOP answered")
         .unwrap();
     assert_eq!(text(&popped.as_array().unwrap()[1]), "j1");
-    let names: Vec<String> = proxy_connections(&master)
+    let names: Vec<String> = proxy_connections(&t, &master)
         .await
         .into_iter()
         .map(|(n, _)| n)
@@ -242,7 +240,7 @@ async fn a_client_returns_to_the_shared_connections_only_when_its_state_is_clean
         "only shared connections on the master",
         Duration::from_secs(10),
         || async {
-            let conns = proxy_connections(&master).await;
+            let conns = proxy_connections(&t, &master).await;
             conns
                 .iter()
                 .all(|(name, _)| name == "redis-ha-mux")
@@ -308,7 +306,7 @@ async fn resp3_clients_share_resp3_connections() {
     let a = cmd(&mut c2, &["HGETALL", "h"]).await;
     assert!(matches!(a, Frame::Array(_)), "RESP2 HGETALL: {a:?}");
     assert_eq!(ep.backend_connections.get(), 0);
-    let conns = proxy_connections(&master).await;
+    let conns = proxy_connections(&t, &master).await;
     assert!(
         conns.iter().all(|(name, _)| name == "redis-ha-mux") && conns.len() <= 4,
         "two shared connections per protocol at most: {conns:?}"
@@ -323,6 +321,7 @@ async fn clients_logging_in_as_the_proxy_does_share_its_connections() {
     let mut cfg =
         redis_ha_proxy::config::ProxyConfig::for_test(t.sentinel_addrs(), &t.opts.spec.master_name);
     cfg.mode = ConnMode::Multiplex;
+    cfg.backend_tls = backend_tls(&t);
     cfg.login = Some(redis_ha_resp::Login::default_user("s3cret"));
     // Clients that send no AUTH are served too (tests/auth.rs has the rest).
     cfg.client_auth = false;
@@ -388,14 +387,9 @@ async fn a_shared_connection_killed_mid_stream_replays_reads_and_surfaces_writes
     // Kill the shared connection a few times while the clients run.
     let mut killed = 0;
     while !writer.is_finished() && killed < 5 {
-        for (name, id) in proxy_connections(&master).await {
+        for (name, id) in proxy_connections(&t, &master).await {
             if name == "redis-ha-mux" {
-                let _ = query(
-                    &master,
-                    &["CLIENT", "KILL", "ID", &id],
-                    Duration::from_secs(2),
-                )
-                .await;
+                let _ = node_query(&t, &master, &["CLIENT", "KILL", "ID", &id]).await;
                 killed += 1;
             }
         }
@@ -404,7 +398,7 @@ async fn a_shared_connection_killed_mid_stream_replays_reads_and_surfaces_writes
     let unknown = writer.await.expect("only OK or unknown outcome");
     reader.await.expect("reads never see the kill");
     assert!(killed > 0, "the writer finished before any kill");
-    let dbsize = query(&master, &["DBSIZE"], Duration::from_secs(2))
+    let dbsize = node_query(&t, &master, &["DBSIZE"])
         .await
         .unwrap()
         .as_int()

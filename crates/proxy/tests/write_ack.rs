@@ -15,7 +15,7 @@ mod common;
 use common::*;
 use redis_ha_proxy::config::ConnMode;
 use redis_ha_proxy::data::ack::WriteAck;
-use redis_ha_resp::conn::query;
+use redis_ha_resp::conn::query_auth;
 use redis_ha_resp::Frame;
 use std::time::Duration;
 
@@ -56,8 +56,9 @@ async fn window(mode: ConnMode, ack: Option<&str>) -> Window {
     }
     // Frozen replicas still take data into their kernel buffers: fill them.
     let ballast = "x".repeat(32 << 20);
-    let r = query(
+    let r = query_auth(
         &master,
+        Some(t.redis_access()),
         &["SET", "ballast", &ballast],
         Duration::from_secs(10),
     )

@@ -215,12 +215,12 @@ async fn exactly_once_through_client_kill(mode: ConnMode) {
     let mut killed = 0;
     for _ in 0..30 {
         tokio::time::sleep(Duration::from_millis(100)).await;
-        for line in client_connections(&master).await {
+        for line in client_connections(&t, &master).await {
             let Some(id) = line.split(' ').find_map(|kv| kv.strip_prefix("id=")) else {
                 continue;
             };
             let args = ["CLIENT", "KILL", "ID", id];
-            if redis_ha_resp::conn::query(&master, &args, Duration::from_secs(2))
+            if node_query(&t, &master, &args)
                 .await
                 .is_ok_and(|f| f.as_int() == Some(1))
             {

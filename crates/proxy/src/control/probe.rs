@@ -4,6 +4,7 @@
 use super::events::Event;
 use super::state::SentinelView;
 use redis_ha_resp::conn::query_auth;
+use redis_ha_resp::tls::HandshakeError;
 use redis_ha_resp::Access;
 use redis_ha_resp::{ConnError, Connection};
 use redis_ha_topology::info::Role;
@@ -35,6 +36,9 @@ impl RoleProbe {
             Ok(_) => RoleProbe::NotMaster,
             Err(ConnError::Server(m)) if m.starts_with("BUSY") => RoleProbe::Busy,
             Err(ConnError::Timeout(_)) => RoleProbe::NoReply,
+            // A busy Redis accepts (the kernel does) but cannot run the
+            // handshake until its command ends: slow, as a late ROLE reply.
+            Err(ConnError::Tls(HandshakeError::Timeout(_))) => RoleProbe::NoReply,
             Err(ConnError::Connect { source, .. })
                 if source.kind() == std::io::ErrorKind::ConnectionRefused =>
             {
@@ -163,6 +167,13 @@ mod tests {
             source: std::io::ErrorKind::ConnectionRefused.into(),
         };
         assert_eq!(RoleProbe::from_result(Err(refused)), RoleProbe::Refused);
+        let handshake = ConnError::Tls(HandshakeError::Timeout("no handshake in 1s".into()));
+        assert_eq!(RoleProbe::from_result(Err(handshake)), RoleProbe::NoReply);
+        let bad_ca = ConnError::Tls(HandshakeError::Refused("unknown CA".into()));
+        assert!(matches!(
+            RoleProbe::from_result(Err(bad_ca)),
+            RoleProbe::Failed(_)
+        ));
         assert!(matches!(
             RoleProbe::from_result(Err(ConnError::Closed)),
             RoleProbe::Failed(_)

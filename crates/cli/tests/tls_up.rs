@@ -144,4 +144,72 @@ async fn a_tls_topology_has_no_plaintext_port_and_fails_over_exactly_once() {
     assert_eq!(r["lost_writes"], 0, "{r}");
     assert_eq!(r["duplicated_writes"], 0, "{r}");
     assert_ne!(r["new_master"], r["old_master"], "{r}");
+
+    // What the Kubernetes pods run, by address: init-role and switchover
+    // with redis-cli's TLS flags.
+    let tls_dir = format!("{state}/tls");
+    let flags = |v: &mut Vec<String>| {
+        for (k, f) in [
+            ("--cacert", "ca.crt"),
+            ("--cert", "client.crt"),
+            ("--key", "client.key"),
+        ] {
+            v.extend([k.to_string(), format!("{tls_dir}/{f}")]);
+        }
+    };
+    let ask = ["SENTINEL", "GET-MASTER-ADDR-BY-NAME", "mymaster"];
+    let master: Vec<String> = query_auth(&at(3), Some(&node), &ask, IO)
+        .await
+        .unwrap()
+        .into_array()
+        .unwrap()
+        .into_iter()
+        .map(text_of)
+        .collect();
+    let master = master.join(":");
+    let replica = (0..3).map(at).find(|a| *a != master).unwrap();
+    let include = format!("{state}/role.conf");
+    let mut args: Vec<String> = ["init-role", "--sentinel", &at(3), "--sentinel", &at(4)]
+        .map(String::from)
+        .to_vec();
+    args.extend(
+        [
+            "--announce",
+            &replica,
+            "--first-master",
+            &at(0),
+            "--output",
+            &include,
+        ]
+        .map(String::from),
+    );
+    let plain = run(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(
+        !plain.status.success(),
+        "init-role without --tls decided: {}",
+        text(&plain)
+    );
+    args.push("--tls".into());
+    flags(&mut args);
+    let o = run(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(o.status.success(), "init-role --tls: {}", text(&o));
+    let (h, port) = master.split_once(':').unwrap();
+    assert_eq!(
+        std::fs::read_to_string(&include).unwrap(),
+        format!("replicaof {h} {port}\n")
+    );
+
+    let mut args: Vec<String> = ["switchover", "--sentinel", &at(3), "--json", "--tls"]
+        .map(String::from)
+        .to_vec();
+    flags(&mut args);
+    let o = tokio::task::spawn_blocking(move || {
+        run(&args.iter().map(String::as_str).collect::<Vec<_>>())
+    })
+    .await
+    .unwrap();
+    assert!(o.status.success(), "switchover --tls: {}", text(&o));
+    let s: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(s["switched"], true, "{s}");
+    assert_eq!(s["old_master"], master.as_str(), "{s}");
 }

@@ -6,8 +6,10 @@
 //! restarted pod 0 never becomes a second master.
 
 use anyhow::Context;
+use redis_ha_resp::ConnError;
+use redis_ha_resp::Login;
 use redis_ha_topology::role::{self, Boot};
-use redis_ha_topology::split_addr;
+use redis_ha_topology::{sentinel, split_addr};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -39,6 +41,8 @@ pub struct InitRoleArgs {
     pub timeout: Duration,
     #[arg(long, env = "REDIS_HA_SENTINEL_PASSWORD", hide_env_values = true)]
     pub sentinel_password: Option<String>,
+    #[command(flatten)]
+    pub tls: crate::tls_flags::TlsFlags,
 }
 
 /// The include file's text for a boot role.
@@ -52,14 +56,48 @@ pub fn include_for(boot: &Boot) -> anyhow::Result<String> {
     })
 }
 
+/// Pure: whether an error means a sentinel is there but cannot be talked
+/// to (TLS or plain on the wrong port, a password, a protocol mismatch),
+/// rather than absent (refused, unresolvable, silent). Absent sentinels do
+/// not vote; an unusable one must not be taken for one that knows no master.
+fn cannot_talk(e: &ConnError) -> bool {
+    !matches!(e, ConnError::Connect { .. } | ConnError::Timeout(_))
+}
+
+/// Pure: when no sentinel names a master, the first one that answered with
+/// an error other than absence, as a message saying what to check.
+fn unusable(answers: &[(String, Result<Option<String>, ConnError>)]) -> Option<String> {
+    if answers.iter().any(|(_, v)| matches!(v, Ok(Some(_)))) {
+        return None;
+    }
+    let (s, e) = answers.iter().find_map(|(s, v)| match v {
+        Err(e) if cannot_talk(e) => Some((s, e)),
+        _ => None,
+    })?;
+    Some(format!(
+        "sentinel {s} is there but did not answer ({e}): if the sentinels are on TLS, pass --tls (and --cacert, --cert, --key); if they have a password, --sentinel-password"
+    ))
+}
+
 pub async fn run(a: InitRoleArgs) -> anyhow::Result<u8> {
     for s in a.sentinels.iter().chain([&a.announce, &a.first_master]) {
         anyhow::ensure!(split_addr(s).is_some(), "{s:?} is not HOST:PORT");
     }
-    let spw = a.sentinel_password.as_deref();
-    let agreement = role::ask(&a.sentinels, spw, &a.master_name, a.timeout)
-        .await
-        .agreement;
+    let access = redis_ha_resp::Access {
+        login: a.sentinel_password.as_deref().map(Login::default_user),
+        tls: a.tls.client()?,
+    };
+    let answers =
+        sentinel::ask_master_all(&a.sentinels, Some(&access), &a.master_name, a.timeout).await;
+    if let Some(why) = unusable(&answers) {
+        anyhow::bail!(
+            "{why}; not deciding a boot role from sentinels it cannot talk to: retry once fixed"
+        );
+    }
+    let answers = answers
+        .into_iter()
+        .map(|(s, v)| (s, v.map_err(|e| e.to_string())));
+    let agreement = role::Views::from_answers(answers.collect()).agreement;
     let boot =
         role::boot_from(&a.announce, &agreement, &a.first_master).map_err(anyhow::Error::msg)?;
     std::fs::write(&a.output, include_for(&boot)?)
@@ -73,4 +111,51 @@ pub async fn run(a: InitRoleArgs) -> anyhow::Result<u8> {
         Boot::ReplicaOf(m) => println!("{}: replica of {m} ({why})", a.announce),
     }
     Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused() -> ConnError {
+        ConnError::Connect {
+            addr: "s:1".into(),
+            source: std::io::ErrorKind::ConnectionRefused.into(),
+        }
+    }
+
+    #[test]
+    fn absent_sentinels_do_not_block_a_first_boot() {
+        let a = vec![("s0:1".into(), Err(refused())), ("s1:1".into(), Ok(None))];
+        assert_eq!(unusable(&a), None);
+        let silent = vec![(
+            "s0:1".into(),
+            Err(ConnError::Timeout(Duration::from_secs(5))),
+        )];
+        assert_eq!(unusable(&silent), None);
+    }
+
+    #[test]
+    fn a_sentinel_it_cannot_talk_to_blocks_a_first_boot_decision() {
+        let a = vec![
+            ("s0:1".into(), Err(refused())),
+            ("s1:1".into(), Err(ConnError::Closed)),
+        ];
+        let why = unusable(&a).expect("refuses");
+        assert!(why.contains("s1:1") && why.contains("--tls"), "{why}");
+        let noauth = vec![(
+            "s0:1".into(),
+            Err(ConnError::Server("NOAUTH Authentication required.".into())),
+        )];
+        assert!(unusable(&noauth).unwrap().contains("--sentinel-password"));
+    }
+
+    #[test]
+    fn a_sentinel_naming_the_master_is_enough() {
+        let a = vec![
+            ("s0:1".into(), Err(ConnError::Closed)),
+            ("s1:1".into(), Ok(Some("m:1".into()))),
+        ];
+        assert_eq!(unusable(&a), None);
+    }
 }

@@ -11,6 +11,7 @@ pub mod ports;
 pub mod process;
 pub mod secrets;
 pub mod switchover;
+pub mod tls_flags;
 pub mod topo;
 
 pub use topo::{NodeKind, Options, Topology};

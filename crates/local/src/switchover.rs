@@ -79,8 +79,12 @@ pub struct SwitchoverArgs {
     /// Password of the sentinels themselves, if they have one.
     #[arg(long, env = "REDIS_HA_SENTINEL_PASSWORD", hide_env_values = true)]
     pub sentinel_password: Option<String>,
-    /// TLS toward nodes and sentinels given with --sentinel (callers in
-    /// process: the drill); a local `up --tls` topology brings its own.
+    /// TLS toward nodes and sentinels given with --sentinel (a local
+    /// `up --tls` topology brings its own).
+    #[command(flatten)]
+    pub tls_flags: crate::tls_flags::TlsFlags,
+    /// The same, built already (callers in process: the drill); wins over
+    /// --tls.
     #[arg(skip)]
     pub tls: Option<Arc<Tls>>,
 }
@@ -99,6 +103,7 @@ impl SwitchoverArgs {
             json: false,
             password: None,
             sentinel_password: None,
+            tls_flags: Default::default(),
             tls: None,
         }
     }
@@ -280,11 +285,15 @@ fn target(a: &SwitchoverArgs) -> anyhow::Result<Target> {
         for s in &a.sentinels {
             anyhow::ensure!(split_addr(s).is_some(), "--sentinel {s:?} is not HOST:PORT");
         }
+        let tls = match &a.tls {
+            Some(t) => Some(t.clone()),
+            None => a.tls_flags.client()?,
+        };
         return Ok(Target {
             sentinels: a.sentinels.clone(),
             master_name: a.master_name.clone().unwrap_or_else(|| "mymaster".into()),
-            redis: access(a.password.as_deref(), a.tls.clone()),
-            sentinel: access(a.sentinel_password.as_deref(), a.tls.clone()),
+            redis: access(a.password.as_deref(), tls.clone()),
+            sentinel: access(a.sentinel_password.as_deref(), tls),
         });
     }
     let o = Options::load(&a.state_dir)

@@ -16,6 +16,7 @@ fn args(sentinels: Vec<String>, me: &str, first: &str, out: &std::path::Path) ->
         output: out.to_path_buf(),
         timeout: Duration::from_secs(2),
         sentinel_password: None,
+        tls: Default::default(),
     }
 }
 

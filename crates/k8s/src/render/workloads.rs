@@ -1,7 +1,9 @@
 //! The long-running workloads: the Redis and Sentinel StatefulSets, the
 //! proxy Deployment, and a PodDisruptionBudget for each.
 
-use super::config::{PROXY_CONFIGMAP, REDIS_CONFIGMAP, ROLE_FILE, SENTINEL_CONFIGMAP};
+use super::config::{
+    INIT_ROLE_SCRIPT, PROXY_CONFIGMAP, REDIS_CONFIGMAP, ROLE_FILE, SENTINEL_CONFIGMAP,
+};
 use super::meta::*;
 use crate::options::*;
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, StatefulSet, StatefulSetSpec};
@@ -27,6 +29,18 @@ fn mount(name: &str, path: &str) -> VolumeMount {
         mount_path: path.into(),
         ..Default::default()
     }
+}
+
+/// `mounts` plus the TLS mount when the render has TLS.
+fn with_tls_mount(o: &RenderOptions, mut mounts: Vec<VolumeMount>) -> Vec<VolumeMount> {
+    mounts.extend(tls_mount(o));
+    mounts
+}
+
+/// `volumes` plus the TLS Secret volume when the render has TLS.
+fn with_tls_volume(o: &RenderOptions, mut volumes: Vec<Volume>) -> Vec<Volume> {
+    volumes.extend(tls_volume(o));
+    volumes
 }
 
 fn config_volume(name: &str, config_map: &str) -> Volume {
@@ -166,7 +180,11 @@ fn tools_init(o: &RenderOptions) -> Container {
 }
 
 /// Decides the boot role: empty file, or `replicaof` the current master.
+/// With TLS, the ConfigMap's script (see [`super::config::init_role_script`]).
 fn role_init(o: &RenderOptions, spec: &Spec) -> Container {
+    if o.tls_secret.is_some() {
+        return role_init_tls(o);
+    }
     let own = format!("{}:{REDIS_PORT}", o.own_host(REDIS_SERVICE, "$(POD_NAME)"));
     let first = format!("{}:{REDIS_PORT}", o.redis_host(0));
     let mut cmd = strings(&["redis-ha", "init-role"]);
@@ -189,6 +207,24 @@ fn role_init(o: &RenderOptions, spec: &Spec) -> Container {
         volume_mounts: Some(vec![mount("data", "/data")]),
         resources: Some(resources(&o.sentinel_cpu, &o.sentinel_memory)),
         ..container("init-role", &o.image)
+    }
+}
+
+/// The TLS boot-role step: the init-role script with the engine's cli,
+/// in the server image, the TLS Secret mounted.
+fn role_init_tls(o: &RenderOptions) -> Container {
+    let mut env = vec![pod_name_env()];
+    env.extend(password_env(o));
+    let script = format!("/etc/redis/{INIT_ROLE_SCRIPT}");
+    Container {
+        command: Some(strings(&["sh", &script])),
+        env: Some(env),
+        volume_mounts: Some(with_tls_mount(
+            o,
+            vec![mount("data", "/data"), mount("config", "/etc/redis")],
+        )),
+        resources: Some(resources(&o.sentinel_cpu, &o.sentinel_memory)),
+        ..container("init-role", &o.server_image())
     }
 }
 
@@ -217,6 +253,18 @@ fn redis_pre_stop(o: &RenderOptions, spec: &Spec) -> Lifecycle {
     }
 }
 
+/// The Redis container's mounts: without TLS the redis-ha tools for the
+/// preStop switchover; with TLS the certificate instead (switchover has
+/// no TLS flags, so a TLS render has no preStop hook).
+fn redis_mounts(o: &RenderOptions) -> Vec<VolumeMount> {
+    let mut m = vec![mount("data", "/data"), mount("config", "/etc/redis")];
+    match tls_mount(o) {
+        Some(tls) => m.push(tls),
+        None => m.push(mount("tools", TOOLS_DIR)),
+    }
+    m
+}
+
 fn redis_container(o: &RenderOptions, spec: &Spec) -> Container {
     let own = o.own_host(REDIS_SERVICE, "$(POD_NAME)");
     let args = [
@@ -239,19 +287,16 @@ fn redis_container(o: &RenderOptions, spec: &Spec) -> Container {
         liveness_probe: Some(tcp_probe(REDIS_PORT, 10, 6)),
         readiness_probe: Some(exec_probe(
             &format!(
-                "{} --no-auth-warning ping | grep -q PONG",
-                spec.engine.cli()
+                "{}{} --no-auth-warning ping | grep -q PONG",
+                spec.engine.cli(),
+                o.client_tls_words()
             ),
             5,
             2,
         )),
-        lifecycle: Some(redis_pre_stop(o, spec)),
+        lifecycle: o.tls_secret.is_none().then(|| redis_pre_stop(o, spec)),
         resources: Some(resources(&o.redis_cpu, &o.redis_memory)),
-        volume_mounts: Some(vec![
-            mount("data", "/data"),
-            mount("config", "/etc/redis"),
-            mount("tools", TOOLS_DIR),
-        ]),
+        volume_mounts: Some(redis_mounts(o)),
         ..container("redis", &o.server_image())
     }
 }
@@ -282,15 +327,26 @@ fn stateful_set(
     }
 }
 
+/// The Redis pod's init containers and volumes: with TLS no tools copy
+/// (nothing runs the preStop switchover) and the TLS Secret instead.
+fn redis_init_and_volumes(o: &RenderOptions, spec: &Spec) -> (Vec<Container>, Vec<Volume>) {
+    let config = config_volume("config", REDIS_CONFIGMAP);
+    match tls_volume(o) {
+        Some(tls) => (vec![role_init(o, spec)], vec![config, tls]),
+        None => (
+            vec![tools_init(o), role_init(o, spec)],
+            vec![config, empty_dir("tools")],
+        ),
+    }
+}
+
 pub fn redis(o: &RenderOptions, spec: &Spec) -> StatefulSet {
+    let (init, volumes) = redis_init_and_volumes(o, spec);
     let pod = PodSpec {
         termination_grace_period_seconds: Some(REDIS_GRACE_SECONDS),
-        init_containers: Some(vec![tools_init(o), role_init(o, spec)]),
+        init_containers: Some(init),
         containers: vec![redis_container(o, spec)],
-        volumes: Some(vec![
-            config_volume("config", REDIS_CONFIGMAP),
-            empty_dir("tools"),
-        ]),
+        volumes: Some(volumes),
         ..Default::default()
     };
     stateful_set(
@@ -310,14 +366,17 @@ fn sentinel_init(o: &RenderOptions) -> Container {
     Container {
         command: Some(strings(&["sh", "/config/init.sh"])),
         env: Some(env),
-        volume_mounts: Some(vec![mount("data", "/data"), mount("config", "/config")]),
+        volume_mounts: Some(with_tls_mount(
+            o,
+            vec![mount("data", "/data"), mount("config", "/config")],
+        )),
         resources: Some(resources(&o.sentinel_cpu, &o.sentinel_memory)),
         ..container("copy-config", &o.server_image())
     }
 }
 
 fn sentinel_container(o: &RenderOptions, spec: &Spec) -> Container {
-    let cli = spec.engine.cli();
+    let cli = format!("{}{}", spec.engine.cli(), o.client_tls_words());
     Container {
         command: Some(strings(&[
             spec.engine.server(),
@@ -333,7 +392,7 @@ fn sentinel_container(o: &RenderOptions, spec: &Spec) -> Container {
             2,
         )),
         resources: Some(resources(&o.sentinel_cpu, &o.sentinel_memory)),
-        volume_mounts: Some(vec![mount("data", "/data")]),
+        volume_mounts: Some(with_tls_mount(o, vec![mount("data", "/data")])),
         ..container("sentinel", &o.server_image())
     }
 }
@@ -347,7 +406,10 @@ pub fn sentinel(o: &RenderOptions, spec: &Spec) -> StatefulSet {
     let pod = PodSpec {
         init_containers: Some(vec![sentinel_init(o)]),
         containers: vec![sentinel_container(o, spec)],
-        volumes: Some(vec![config_volume("config", SENTINEL_CONFIGMAP)]),
+        volumes: Some(with_tls_volume(
+            o,
+            vec![config_volume("config", SENTINEL_CONFIGMAP)],
+        )),
         ..Default::default()
     };
     stateful_set(
@@ -378,6 +440,7 @@ fn proxy_container(o: &RenderOptions) -> Container {
         "--mode",
         "$(MODE)",
     ]));
+    args.extend(proxy_tls_args(o));
     Container {
         command: Some(strings(&["redis-ha"])),
         args: Some(args),
@@ -397,13 +460,46 @@ fn proxy_container(o: &RenderOptions) -> Container {
         liveness_probe: Some(http_probe("/healthz", 10, 3)),
         readiness_probe: Some(http_probe("/readyz", 2, 2)),
         resources: Some(resources(&o.proxy_cpu, &o.proxy_memory)),
+        volume_mounts: tls_mount(o).map(|m| vec![m]),
         ..container("proxy", &o.image)
     }
+}
+
+/// With TLS, the proxy's usual ports speak TLS only (`--port 0
+/// --read-port 0`), checking client certificates when given (the password
+/// is still required), and it reaches Redis and Sentinel over TLS with the
+/// same certificate as client certificate (as `redis-ha up --tls`).
+fn proxy_tls_args(o: &RenderOptions) -> Vec<String> {
+    let Some(t) = o.tls_files() else {
+        return Vec::new();
+    };
+    let (w, r) = (WRITE_PORT.to_string(), READ_PORT.to_string());
+    let flags = [
+        ("--port", "0"),
+        ("--read-port", "0"),
+        ("--tls-port", &w),
+        ("--tls-read-port", &r),
+        ("--tls-cert-file", &t.cert_file),
+        ("--tls-key-file", &t.key_file),
+        ("--tls-ca-cert-file", &t.ca_cert_file),
+        ("--tls-auth-clients", "optional"),
+        ("--backend-cacert", &t.ca_cert_file),
+        ("--backend-cert", &t.cert_file),
+        ("--backend-key", &t.key_file),
+    ];
+    let mut v = vec!["--backend-tls".to_string()];
+    v.extend(
+        flags
+            .into_iter()
+            .flat_map(|(f, x)| [f.to_string(), x.to_string()]),
+    );
+    v
 }
 
 pub fn proxy(o: &RenderOptions) -> Deployment {
     let pod = PodSpec {
         containers: vec![proxy_container(o)],
+        volumes: tls_volume(o).map(|v| vec![v]),
         ..Default::default()
     };
     Deployment {

@@ -165,7 +165,7 @@ pub fn init_role_script(o: &RenderOptions, spec: &Spec) -> String {
         .collect();
     format!(
         r#"#!/bin/sh
-# Redis init over TLS: the rules of `redis-ha init-role`, asked with {cli}.
+# Redis init over TLS: the rules of `redis-ha init-role`, with the cli over TLS.
 set -u
 me="{me}:{REDIS_PORT}"
 answered=0

@@ -186,8 +186,7 @@ if [ -z "$votes" ]; then
 else
   set -- $(printf '%s' "$votes" | sort | uniq -c | sort -rn | head -n 1)
   if [ "$1" -lt $((answered / 2 + 1)) ]; then
-    echo "the sentinels do not agree on a master ($(printf '%s' "$votes" | tr '
-' ' ')); retrying" >&2
+    echo "the sentinels do not agree on a master ($(printf '%s' "$votes" | tr '\n' ' ')); retrying" >&2
     exit 1
   fi
   master=$2

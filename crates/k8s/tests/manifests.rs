@@ -450,25 +450,65 @@ fn tls_no_probe_and_no_cli_call_speaks_plaintext_redis() {
                 assert!(bad.is_none(), "{file} {}: {bad:?}", c.name);
             }
             let cmd = c.command.iter().flatten().chain(c.args.iter().flatten());
-            let cmd: Vec<&String> = cmd.collect();
-            assert!(
-                !cmd.iter().any(|a| *a == "init-role" || *a == "switchover"),
-                "{file} {}: a redis-ha subcommand without TLS flags: {cmd:?}",
-                c.name
-            );
+            let cmd: Vec<&str> = cmd.map(String::as_str).collect();
+            let bad = plaintext_redis_ha(&cmd.join(" "));
+            assert!(bad.is_none(), "{file} {}: {bad:?}", c.name);
             assert!(c.lifecycle.is_none(), "{file} {}: preStop", c.name);
         }
     }
-    let scripts = [
-        config(&o, "02-configmap-sentinel.yaml", "init.sh"),
-        config(&o, "01-configmap-redis.yaml", "init-role.sh"),
-    ];
-    for script in scripts {
-        let calls = script.matches("redis-cli ").count();
-        assert!(calls >= 1, "{script}");
-        let tls_calls = script.matches(&format!("redis-cli {CLI_TLS} ")).count();
-        assert_eq!(calls, tls_calls, "a plaintext redis-cli call in:\n{script}");
-    }
+    let script = config(&o, "02-configmap-sentinel.yaml", "init.sh");
+    let calls = script.matches("redis-cli ").count();
+    assert!(calls >= 1, "{script}");
+    let tls_calls = script.matches(&format!("redis-cli {CLI_TLS} ")).count();
+    assert_eq!(calls, tls_calls, "a plaintext redis-cli call in:\n{script}");
+}
+
+/// A `redis-ha init-role` or `switchover` in `cmd` without the four TLS
+/// flags naming the Secret's files (they reach sentinels and nodes).
+fn plaintext_redis_ha(cmd: &str) -> Option<String> {
+    let calls =
+        cmd.matches("redis-ha init-role ").count() + cmd.matches("redis-ha switchover ").count();
+    let tls = cmd.matches(CLI_TLS).count();
+    (tls < calls).then(|| cmd.to_string())
+}
+
+/// The Redis pod of `o`'s render.
+fn redis_pod(o: &RenderOptions) -> PodSpec {
+    let (_, p) = pods(o)
+        .into_iter()
+        .find(|(f, _)| f == "04-statefulset-redis.yaml")
+        .unwrap();
+    p
+}
+
+fn init_container(p: &PodSpec, name: &str) -> Container {
+    let c = p.init_containers.iter().flatten().find(|c| c.name == name);
+    c.unwrap_or_else(|| panic!("no {name} init container"))
+        .clone()
+}
+
+#[test]
+fn tls_init_role_is_the_plain_command_plus_the_tls_flags() {
+    let plain = init_container(&redis_pod(&RenderOptions::default()), "init-role");
+    let with = init_container(&redis_pod(&tls()), "init-role");
+    let mut want = plain.command.clone().unwrap();
+    assert_eq!(want[..2], ["redis-ha", "init-role"]);
+    want.extend(CLI_TLS.split(' ').map(String::from));
+    assert_eq!(with.command.unwrap(), want);
+    assert_eq!((with.image, with.env), (plain.image, plain.env));
+    let mounts = with.volume_mounts.unwrap();
+    let paths: Vec<&str> = mounts.iter().map(|m| m.mount_path.as_str()).collect();
+    assert_eq!(paths, ["/data", "/tls"]);
+    let all = manifests(&tls()).unwrap();
+    let m = all
+        .iter()
+        .find(|m| m.file == "01-configmap-redis.yaml")
+        .unwrap();
+    let Object::ConfigMap(c) = &m.objects[0] else {
+        panic!("01 is not a ConfigMap")
+    };
+    let keys: Vec<&String> = c.data.as_ref().unwrap().keys().collect();
+    assert_eq!(keys, ["redis.conf"], "no script beside redis.conf");
 }
 
 fn args_of(o: &RenderOptions, file: &str) -> String {

@@ -3,7 +3,7 @@
 //! `redis-ha up`, with the Kubernetes-only lines appended.
 
 use super::meta::{meta, Component, PASSWORD_KEY, SENTINEL_PASSWORD_KEY};
-use crate::options::{RenderOptions, REDIS_PORT, REDIS_SERVICE, SENTINEL_PORT, SENTINEL_SERVICE};
+use crate::options::{RenderOptions, REDIS_PORT, SENTINEL_PORT, SENTINEL_SERVICE};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
 use redis_ha_topology::render::{redis_conf, sentinel_conf, RedisNode, SentinelNode};
 use redis_ha_topology::spec::Spec;
@@ -143,67 +143,11 @@ fn config_map(o: &RenderOptions, name: &str, c: Component, data: &[(&str, String
 }
 
 pub fn redis_config(o: &RenderOptions, spec: &Spec) -> ConfigMap {
-    let mut data = vec![("redis.conf", redis_conf_text(spec))];
-    if o.tls_secret.is_some() {
-        data.push((INIT_ROLE_SCRIPT, init_role_script(o, spec)));
-    }
-    config_map(o, REDIS_CONFIGMAP, Component::Redis, &data)
-}
-
-/// The redis-config key of [`init_role_script`] (TLS renders only).
-pub const INIT_ROLE_SCRIPT: &str = "init-role.sh";
-
-/// The boot-role decision of `redis-ha init-role`, in sh with the engine's
-/// cli, for TLS renders: init-role has no TLS flags, and its plaintext
-/// AUTH must not reach a TLS port. Same rules: follow the master a majority
-/// of the answering sentinels name; when none knows one (first boot) pod 0
-/// leads; without a majority exit 1, and the kubelet retries.
-pub fn init_role_script(o: &RenderOptions, spec: &Spec) -> String {
-    let cli = format!("{}{}", spec.engine.cli(), o.client_tls_words());
-    let peers: Vec<String> = (0..usize::from(o.sentinels))
-        .map(|i| o.pod_host(&Spec::sentinel_name(i), SENTINEL_SERVICE))
-        .collect();
-    format!(
-        r#"#!/bin/sh
-# Redis init over TLS: the rules of `redis-ha init-role`, with the cli over TLS.
-set -u
-me="{me}:{REDIS_PORT}"
-answered=0
-votes=""
-for peer in {peers}; do
-  if out=$(REDISCLI_AUTH="$REDIS_HA_SENTINEL_PASSWORD" timeout 5 {cli} --no-auth-warning -h "$peer" -p {SENTINEL_PORT} SENTINEL get-master-addr-by-name {m} 2>/dev/null); then
-    set -- $out
-    case $# in
-      0) answered=$((answered + 1)) ;;
-      2) answered=$((answered + 1)); votes="$votes$1:$2
-" ;;
-    esac
-  fi
-done
-if [ -z "$votes" ]; then
-  master="{first}:{REDIS_PORT}"
-  why="no sentinel knows a master: first boot"
-else
-  set -- $(printf '%s' "$votes" | sort | uniq -c | sort -rn | head -n 1)
-  if [ "$1" -lt $((answered / 2 + 1)) ]; then
-    echo "the sentinels do not agree on a master ($(printf '%s' "$votes" | tr '\n' ' ')); retrying" >&2
-    exit 1
-  fi
-  master=$2
-  why="a majority of the reachable sentinels name $master"
-fi
-if [ "$master" = "$me" ]; then
-  : > {ROLE_FILE}
-  echo "$me: master ($why)"
-else
-  echo "replicaof ${{master%:*}} ${{master##*:}}" > {ROLE_FILE}
-  echo "$me: replica of $master ($why)"
-fi
-"#,
-        me = o.own_host(REDIS_SERVICE, "$POD_NAME"),
-        first = o.redis_host(0),
-        peers = peers.join(" "),
-        m = spec.master_name,
+    config_map(
+        o,
+        REDIS_CONFIGMAP,
+        Component::Redis,
+        &[("redis.conf", redis_conf_text(spec))],
     )
 }
 
@@ -238,104 +182,16 @@ pub fn proxy_config(o: &RenderOptions, spec: &Spec) -> ConfigMap {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::Path;
-    use std::process::Command;
-
-    /// A fake engine cli: answers `-h HOST` with the file `$FAKE/HOST`
-    /// (`HOST\nPORT`, or empty for "no master known"), or fails (down).
-    const FAKE_CLI: &str = r#"#!/bin/sh
-while [ $# -gt 0 ]; do [ "$1" = -h ] && host=$2; shift; done
-[ -f "$FAKE/$host" ] || exit 1
-cat "$FAKE/$host"
-"#;
-
-    /// Runs the TLS init-role script as pod `pod`, the sentinels answering
-    /// `answers` (`None`: unreachable); the exit status and role file.
-    fn run_role(pod: &str, answers: [Option<&str>; 3]) -> (bool, String) {
-        let o = RenderOptions {
-            tls_secret: Some("t".into()),
-            ..RenderOptions::default()
-        };
-        let dir = tempfile::tempdir().unwrap();
-        let d = dir.path();
-        std::fs::write(d.join("redis-cli"), FAKE_CLI).unwrap();
-        for (i, a) in answers.iter().enumerate() {
-            if let Some(a) = a {
-                let host = o.pod_host(&Spec::sentinel_name(i), SENTINEL_SERVICE);
-                std::fs::write(d.join(host), a.replace(':', "\n")).unwrap();
-            }
-        }
-        let role = d.join("role.conf");
-        let script =
-            init_role_script(&o, &o.spec().unwrap()).replace(ROLE_FILE, role.to_str().unwrap());
-        let path = format!("{}:{}", d.display(), std::env::var("PATH").unwrap());
-        let ok = Command::new("sh")
-            .args([
-                "-c",
-                &format!("chmod +x {0}/redis-cli && {script}", d.display()),
-            ])
-            .env("PATH", path)
-            .env("FAKE", d)
-            .env("POD_NAME", pod)
-            .env("REDIS_HA_SENTINEL_PASSWORD", "pw")
-            .status()
-            .unwrap()
-            .success();
-        (ok, read(&role))
-    }
-
-    fn read(p: &Path) -> String {
-        std::fs::read_to_string(p).unwrap_or_else(|_| "<none>".into())
-    }
-
-    const R1: &str = "redis-1.redis-headless.redis-sentinel.svc.cluster.local:6379";
 
     #[test]
-    fn tls_init_role_follows_the_majority_of_the_answering_sentinels() {
-        let replica = "replicaof redis-1.redis-headless.redis-sentinel.svc.cluster.local 6379\n";
-        assert_eq!(
-            run_role("redis-0", [Some(R1), Some(R1), None]),
-            (true, replica.into())
-        );
-        assert_eq!(
-            run_role("redis-1", [Some(R1), None, None]),
-            (true, String::new())
-        );
-    }
-
-    #[test]
-    fn tls_init_role_lets_pod_0_lead_only_on_a_first_boot() {
-        let first = "replicaof redis-0.redis-headless.redis-sentinel.svc.cluster.local 6379\n";
-        assert_eq!(
-            run_role("redis-0", [Some(""), None, None]),
-            (true, String::new())
-        );
-        assert_eq!(
-            run_role("redis-2", [None, None, None]),
-            (true, first.into())
-        );
-    }
-
-    #[test]
-    fn tls_init_role_refuses_without_a_majority() {
-        let r2 = "redis-2.redis-headless.redis-sentinel.svc.cluster.local:6379";
-        let (ok, role) = run_role("redis-0", [Some(R1), Some(r2), Some("")]);
-        assert!(!ok && role == "<none>", "{ok} {role}");
-    }
-
-    #[test]
-    fn tls_scripts_ask_with_the_tls_flags_and_plain_ones_without() {
+    fn tls_sentinel_init_asks_with_the_tls_flags_and_plain_one_without() {
         let tls = RenderOptions {
             tls_secret: Some("t".into()),
             ..RenderOptions::default()
         };
         let flags = "redis-cli --tls --cert /tls/tls.crt --key /tls/tls.key --cacert /tls/ca.crt --no-auth-warning -h";
-        let spec = tls.spec().unwrap();
-        assert!(init_role_script(&tls, &spec).contains(flags));
-        assert!(sentinel_init_script(&tls, &spec).contains(flags));
+        assert!(sentinel_init_script(&tls, &tls.spec().unwrap()).contains(flags));
         let plain = RenderOptions::default();
         assert!(!sentinel_init_script(&plain, &plain.spec().unwrap()).contains("--tls"));
-        let cm = redis_config(&plain, &plain.spec().unwrap());
-        assert!(!cm.data.unwrap().contains_key(INIT_ROLE_SCRIPT));
     }
 }

@@ -10,7 +10,7 @@ mod monitoring;
 mod network;
 mod workloads;
 
-pub use config::{INIT_ROLE_SCRIPT, PLACEHOLDER_PASSWORD};
+pub use config::PLACEHOLDER_PASSWORD;
 pub use jobs::{job, Load, Phase};
 pub use meta::{selector_labels, Component, PASSWORD_KEY, SENTINEL_PASSWORD_KEY};
 

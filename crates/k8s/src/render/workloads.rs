@@ -1,9 +1,7 @@
 //! The long-running workloads: the Redis and Sentinel StatefulSets, the
 //! proxy Deployment, and a PodDisruptionBudget for each.
 
-use super::config::{
-    INIT_ROLE_SCRIPT, PROXY_CONFIGMAP, REDIS_CONFIGMAP, ROLE_FILE, SENTINEL_CONFIGMAP,
-};
+use super::config::{PROXY_CONFIGMAP, REDIS_CONFIGMAP, ROLE_FILE, SENTINEL_CONFIGMAP};
 use super::meta::*;
 use crate::options::*;
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, StatefulSet, StatefulSetSpec};
@@ -180,11 +178,9 @@ fn tools_init(o: &RenderOptions) -> Container {
 }
 
 /// Decides the boot role: empty file, or `replicaof` the current master.
-/// With TLS, the ConfigMap's script (see [`super::config::init_role_script`]).
+/// With TLS, the same command with the client TLS flags (`--tls --cert
+/// --key --cacert`, the Secret mounted), as the sentinels listen on TLS only.
 fn role_init(o: &RenderOptions, spec: &Spec) -> Container {
-    if o.tls_secret.is_some() {
-        return role_init_tls(o);
-    }
     let own = format!("{}:{REDIS_PORT}", o.own_host(REDIS_SERVICE, "$(POD_NAME)"));
     let first = format!("{}:{REDIS_PORT}", o.redis_host(0));
     let mut cmd = strings(&["redis-ha", "init-role"]);
@@ -199,32 +195,15 @@ fn role_init(o: &RenderOptions, spec: &Spec) -> Container {
         "--output".into(),
         ROLE_FILE.into(),
     ]);
+    cmd.extend(o.client_tls_flags());
     let mut env = vec![pod_name_env()];
     env.extend(password_env(o));
     Container {
         command: Some(cmd),
         env: Some(env),
-        volume_mounts: Some(vec![mount("data", "/data")]),
+        volume_mounts: Some(with_tls_mount(o, vec![mount("data", "/data")])),
         resources: Some(resources(&o.sentinel_cpu, &o.sentinel_memory)),
         ..container("init-role", &o.image)
-    }
-}
-
-/// The TLS boot-role step: the init-role script with the engine's cli,
-/// in the server image, the TLS Secret mounted.
-fn role_init_tls(o: &RenderOptions) -> Container {
-    let mut env = vec![pod_name_env()];
-    env.extend(password_env(o));
-    let script = format!("/etc/redis/{INIT_ROLE_SCRIPT}");
-    Container {
-        command: Some(strings(&["sh", &script])),
-        env: Some(env),
-        volume_mounts: Some(with_tls_mount(
-            o,
-            vec![mount("data", "/data"), mount("config", "/etc/redis")],
-        )),
-        resources: Some(resources(&o.sentinel_cpu, &o.sentinel_memory)),
-        ..container("init-role", &o.server_image())
     }
 }
 

@@ -410,7 +410,7 @@ fn tls_redis_and_sentinel_listen_on_tls_only() {
 }
 
 #[test]
-fn tls_secret_is_mounted_read_only_in_every_container_of_every_pod() {
+fn tls_secret_is_mounted_read_only_in_every_container_that_connects() {
     let pods = pods(&tls());
     assert_eq!(pods.len(), 5, "redis, sentinel, two bench Jobs, proxy");
     for (file, p) in &pods {
@@ -419,6 +419,11 @@ fn tls_secret_is_mounted_read_only_in_every_container_of_every_pod() {
         let name = secret.and_then(|s| s.secret_name.as_deref());
         assert_eq!(name, Some(TLS_SECRET), "{file}: no TLS Secret volume");
         for c in containers(p) {
+            if c.name == "copy-redis-ha" {
+                // Copies the binary for the preStop hook; reaches nothing.
+                assert_eq!(c.command.as_ref().unwrap()[0], "cp", "{file}");
+                continue;
+            }
             let m = c.volume_mounts.iter().flatten().find(|m| m.name == "tls");
             let m = m.unwrap_or_else(|| panic!("{file}: {} lacks the TLS mount", c.name));
             assert_eq!((m.mount_path.as_str(), m.read_only), ("/tls", Some(true)));
@@ -453,7 +458,20 @@ fn tls_no_probe_and_no_cli_call_speaks_plaintext_redis() {
             let cmd: Vec<&str> = cmd.map(String::as_str).collect();
             let bad = plaintext_redis_ha(&cmd.join(" "));
             assert!(bad.is_none(), "{file} {}: {bad:?}", c.name);
-            assert!(c.lifecycle.is_none(), "{file} {}: preStop", c.name);
+            let hook = c
+                .lifecycle
+                .iter()
+                .flat_map(|l| [&l.pre_stop, &l.post_start]);
+            for h in hook.flatten() {
+                let cmd = h.exec.as_ref().and_then(|e| e.command.as_ref()).unwrap();
+                let bad = plaintext_redis_ha(&cmd.join(" "));
+                assert!(bad.is_none(), "{file} {} hook: {bad:?}", c.name);
+                assert!(
+                    !cmd.join(" ").contains("-cli "),
+                    "{file} {}: {cmd:?}",
+                    c.name
+                );
+            }
         }
     }
     let script = config(&o, "02-configmap-sentinel.yaml", "init.sh");
@@ -592,4 +610,49 @@ fn tls_render_passes_the_validators() {
     redis_ha_k8s::render::write(&o, dir.path()).unwrap();
     kubernetes_validate(&base_files(&o, dir.path()));
     checkov(dir.path());
+}
+
+/// The Redis container's preStop command.
+fn pre_stop(p: &PodSpec) -> Vec<String> {
+    let c = &p.containers[0];
+    let l = c
+        .lifecycle
+        .as_ref()
+        .expect("the Redis container has a preStop hook");
+    let exec = l.pre_stop.as_ref().and_then(|h| h.exec.as_ref());
+    exec.and_then(|e| e.command.clone()).unwrap()
+}
+
+#[test]
+fn tls_pre_stop_switchover_is_the_plain_one_plus_the_tls_flags() {
+    let (plain, with) = (redis_pod(&RenderOptions::default()), redis_pod(&tls()));
+    let plain_cmd = pre_stop(&plain);
+    assert!(plain_cmd[2].starts_with("/opt/redis-ha/redis-ha switchover --sentinel "));
+    assert!(plain_cmd[2].contains(" --only-if-master "), "{plain_cmd:?}");
+    let mut want = plain_cmd.clone();
+    want[2] = want[2].replace(" || true", &format!(" {CLI_TLS} || true"));
+    assert_ne!(want, plain_cmd);
+    assert_eq!(pre_stop(&with), want);
+    // The binary is copied as in the plain render, and the hook's
+    // container has it and the Secret's files.
+    assert_eq!(
+        init_container(&with, "copy-redis-ha"),
+        init_container(&plain, "copy-redis-ha")
+    );
+    let names = |p: &PodSpec| -> Vec<String> { containers(p).map(|c| c.name.clone()).collect() };
+    assert_eq!(names(&with), ["copy-redis-ha", "init-role", "redis"]);
+    assert_eq!(names(&with), names(&plain));
+    let mounts = with.containers[0].volume_mounts.clone().unwrap();
+    let paths: Vec<&str> = mounts.iter().map(|m| m.mount_path.as_str()).collect();
+    assert_eq!(paths, ["/data", "/etc/redis", "/opt/redis-ha", "/tls"]);
+    let volumes: Vec<String> = with
+        .volumes
+        .iter()
+        .flatten()
+        .map(|v| v.name.clone())
+        .collect();
+    assert_eq!(volumes, ["config", "tools", "tls"]);
+    for f in ["/tls/ca.crt", "/tls/tls.crt", "/tls/tls.key"] {
+        assert!(want[2].contains(f), "{f} not in {want:?}");
+    }
 }

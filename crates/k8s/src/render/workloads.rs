@@ -212,14 +212,15 @@ fn role_init(o: &RenderOptions, spec: &Spec) -> Container {
 const REDIS_GRACE_SECONDS: i64 = 60;
 
 /// Hands the master role over before a planned stop (no-op on replicas),
-/// within half the grace period.
+/// within half the grace period; with TLS, over TLS (the client TLS flags).
 fn redis_pre_stop(o: &RenderOptions, spec: &Spec) -> Lifecycle {
     let own = format!("{}:{REDIS_PORT}", o.own_host(REDIS_SERVICE, "$POD_NAME"));
     let script = format!(
-        "{TOOLS_DIR}/redis-ha switchover {} --master-name {} --only-if-master \"{own}\" --timeout {}s || true",
+        "{TOOLS_DIR}/redis-ha switchover {} --master-name {} --only-if-master \"{own}\" --timeout {}s{} || true",
         sentinel_flags(o).join(" "),
         spec.master_name,
-        REDIS_GRACE_SECONDS / 2
+        REDIS_GRACE_SECONDS / 2,
+        o.client_tls_words()
     );
     Lifecycle {
         pre_stop: Some(LifecycleHandler {
@@ -230,18 +231,6 @@ fn redis_pre_stop(o: &RenderOptions, spec: &Spec) -> Lifecycle {
         }),
         ..Default::default()
     }
-}
-
-/// The Redis container's mounts: without TLS the redis-ha tools for the
-/// preStop switchover; with TLS the certificate instead (switchover has
-/// no TLS flags, so a TLS render has no preStop hook).
-fn redis_mounts(o: &RenderOptions) -> Vec<VolumeMount> {
-    let mut m = vec![mount("data", "/data"), mount("config", "/etc/redis")];
-    match tls_mount(o) {
-        Some(tls) => m.push(tls),
-        None => m.push(mount("tools", TOOLS_DIR)),
-    }
-    m
 }
 
 fn redis_container(o: &RenderOptions, spec: &Spec) -> Container {
@@ -273,9 +262,16 @@ fn redis_container(o: &RenderOptions, spec: &Spec) -> Container {
             5,
             2,
         )),
-        lifecycle: o.tls_secret.is_none().then(|| redis_pre_stop(o, spec)),
+        lifecycle: Some(redis_pre_stop(o, spec)),
         resources: Some(resources(&o.redis_cpu, &o.redis_memory)),
-        volume_mounts: Some(redis_mounts(o)),
+        volume_mounts: Some(with_tls_mount(
+            o,
+            vec![
+                mount("data", "/data"),
+                mount("config", "/etc/redis"),
+                mount("tools", TOOLS_DIR),
+            ],
+        )),
         ..container("redis", &o.server_image())
     }
 }
@@ -306,26 +302,15 @@ fn stateful_set(
     }
 }
 
-/// The Redis pod's init containers and volumes: with TLS no tools copy
-/// (nothing runs the preStop switchover) and the TLS Secret instead.
-fn redis_init_and_volumes(o: &RenderOptions, spec: &Spec) -> (Vec<Container>, Vec<Volume>) {
-    let config = config_volume("config", REDIS_CONFIGMAP);
-    match tls_volume(o) {
-        Some(tls) => (vec![role_init(o, spec)], vec![config, tls]),
-        None => (
-            vec![tools_init(o), role_init(o, spec)],
-            vec![config, empty_dir("tools")],
-        ),
-    }
-}
-
 pub fn redis(o: &RenderOptions, spec: &Spec) -> StatefulSet {
-    let (init, volumes) = redis_init_and_volumes(o, spec);
     let pod = PodSpec {
         termination_grace_period_seconds: Some(REDIS_GRACE_SECONDS),
-        init_containers: Some(init),
+        init_containers: Some(vec![tools_init(o), role_init(o, spec)]),
         containers: vec![redis_container(o, spec)],
-        volumes: Some(volumes),
+        volumes: Some(with_tls_volume(
+            o,
+            vec![config_volume("config", REDIS_CONFIGMAP), empty_dir("tools")],
+        )),
         ..Default::default()
     };
     stateful_set(

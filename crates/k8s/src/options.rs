@@ -168,8 +168,9 @@ impl RenderOptions {
     }
 
     /// `--tls --cert .. --key .. --cacert ..`: the client flags redis-cli,
-    /// valkey-cli and `redis-ha bench` share (the same certificate is the
-    /// client's, as `tls-auth-clients yes` wants one); empty without TLS.
+    /// valkey-cli and `redis-ha bench`, `init-role` and `switchover` share
+    /// (the same certificate is the client's, as `tls-auth-clients yes`
+    /// wants one); empty without TLS.
     pub fn client_tls_flags(&self) -> Vec<String> {
         let Some(t) = self.tls_files() else {
             return Vec::new();

@@ -2,7 +2,7 @@
 //! through kube-rs and leaves every decision to [`crate::plan`],
 //! [`crate::ready`], [`crate::roles`] and [`crate::results`].
 
-use crate::options::{RenderOptions, SENTINEL_PORT};
+use crate::options::{RenderOptions, SENTINEL_PORT, TLS_VOLUME};
 use crate::plan::{apply_plan, delete_plan, label_selector, DeleteStep, Purge, Wait};
 use crate::ready::{self, Readiness};
 use crate::render::{
@@ -79,10 +79,21 @@ fn erase(obj: &Object) -> anyhow::Result<(ApiResource, Value, bool)> {
         Object::Job(x) => typed(x, true),
         Object::PodDisruptionBudget(x) => typed(x, true),
         Object::NetworkPolicy(x) => typed(x, true),
-        Object::Custom(_) => {
-            anyhow::bail!("custom resources are applied with kubectl -k (components/monitoring)")
-        }
+        Object::Custom(v) => Ok((custom_resource(v)?, v.clone(), true)),
     }
+}
+
+/// Pure: the API resource of a rendered custom resource (namespaced, the
+/// plural its lower-case kind plus `s`: certificates, servicemonitors).
+pub fn custom_resource(v: &Value) -> anyhow::Result<ApiResource> {
+    let (api_version, kind) = (v["apiVersion"].as_str(), v["kind"].as_str());
+    let (Some(api_version), Some(kind)) = (api_version, kind) else {
+        anyhow::bail!("a custom resource without apiVersion and kind: {v}");
+    };
+    let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+    let gvk = kube::core::GroupVersionKind::gvk(group, version, kind);
+    let plural = format!("{}s", kind.to_ascii_lowercase());
+    Ok(ApiResource::from_gvk_with_plural(&gvk, &plural))
 }
 
 fn name_of(v: &Value) -> String {
@@ -116,6 +127,32 @@ fn cli_for(pod: &Pod, container: &str) -> &'static str {
         .and_then(|c| c.image.as_deref())
         .unwrap_or("");
     engine_of_image(image).cli()
+}
+
+/// `--tls --cert .. --key .. --cacert ..` when the pod's `container` mounts
+/// the `--tls-secret` volume (a TLS render), so exec'd cli calls reach the
+/// TLS-only port; nothing otherwise.
+fn tls_args_for(pod: &Pod, container: &str) -> Vec<String> {
+    let mounts_tls = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.containers.iter().find(|c| c.name == container))
+        .and_then(|c| c.volume_mounts.as_ref())
+        .is_some_and(|m| m.iter().any(|m| m.name == TLS_VOLUME));
+    let o = RenderOptions {
+        tls_secret: mounts_tls.then(String::new),
+        ..RenderOptions::default()
+    };
+    o.client_tls_flags()
+}
+
+/// The cli command line for `args` inside a pod's `container`: its
+/// engine's cli, with the TLS flags when the container mounts the Secret.
+fn cli_command(pod: &Pod, container: &str, args: &[&str]) -> Vec<String> {
+    let mut cmd = vec![cli_for(pod, container).to_string()];
+    cmd.extend(tls_args_for(pod, container));
+    cmd.extend(args.iter().map(|a| a.to_string()));
+    cmd
 }
 
 /// Pure: which engine an image runs (by its name; Redis unless it says Valkey).
@@ -245,7 +282,12 @@ impl Cluster {
     /// Server-side applies each manifest file in order, waiting for its
     /// workload before the next.
     pub async fn apply(&self, o: &RenderOptions, timeout: Duration) -> anyhow::Result<u8> {
+        let mut tls_checked = false;
         for step in apply_plan(render::manifests(o)?) {
+            if !tls_checked && matches!(step.wait, Wait::StatefulSet(_)) {
+                self.wait_tls_secret(o, timeout).await?;
+                tls_checked = true;
+            }
             for obj in &step.objects {
                 self.apply_object(obj).await?;
             }
@@ -254,6 +296,24 @@ impl Cluster {
         }
         eprintln!("done: clients use service redis-ha (6379 write, 6380 read); `redis-ha k8s status` checks it");
         Ok(0)
+    }
+
+    /// With `--tls-secret`, waits for that Secret before the first pod
+    /// would mount it (fails at once when nothing is to create it).
+    async fn wait_tls_secret(&self, o: &RenderOptions, timeout: Duration) -> anyhow::Result<()> {
+        let Some(name) = &o.tls_secret else {
+            return Ok(());
+        };
+        let api = self.api::<Secret>();
+        let issued = o.cert_manager_issuer.is_some();
+        let hint = format!(
+            "check `kubectl -n {} describe certificate {name}` (cert-manager) or create the Secret",
+            self.ns
+        );
+        self.wait_until(&format!("TLS Secret {name}"), &hint, timeout, || async {
+            Ok(ready::tls_secret(api.get_opt(name).await?.as_ref(), issued))
+        })
+        .await
     }
 
     async fn delete_object(&self, obj: &Object) -> anyhow::Result<()> {
@@ -308,7 +368,7 @@ impl Cluster {
     }
 
     /// Runs `cmd` in a container and returns its stdout.
-    async fn exec(&self, pod: &str, container: &str, cmd: &[&str]) -> anyhow::Result<String> {
+    async fn exec(&self, pod: &str, container: &str, cmd: &[String]) -> anyhow::Result<String> {
         let ap = AttachParams::default().container(container).stderr(false);
         let mut p = self.api::<Pod>().exec(pod, cmd.to_vec(), &ap).await?;
         let mut out = String::new();
@@ -341,11 +401,8 @@ impl Cluster {
                     error: "pod not running".into(),
                 }
             } else {
-                let cli = cli_for(&p, "redis");
-                match self
-                    .exec(&name, "redis", &[cli, "--no-auth-warning", "ROLE"])
-                    .await
-                {
+                let cmd = cli_command(&p, "redis", &["--no-auth-warning", "ROLE"]);
+                match self.exec(&name, "redis", &cmd).await {
                     Ok(text) => parse_role(&text),
                     Err(e) => Role::Unknown {
                         error: format!("exec failed: {e}"),
@@ -362,23 +419,20 @@ impl Cluster {
         master_name: &str,
     ) -> anyhow::Result<Vec<(String, Option<String>)>> {
         let port = SENTINEL_PORT.to_string();
-        let cmd = |cli| {
-            [
-                cli,
-                "--no-auth-warning",
-                "-p",
-                &port,
-                "SENTINEL",
-                "get-master-addr-by-name",
-                master_name,
-            ]
-        };
+        let args = [
+            "--no-auth-warning",
+            "-p",
+            &port,
+            "SENTINEL",
+            "get-master-addr-by-name",
+            master_name,
+        ];
         let mut out = Vec::new();
         for p in self.pods("sentinel").await? {
             let name = p.metadata.name.clone().unwrap_or_default();
             let view = match Self::running(&p) {
                 true => self
-                    .exec(&name, "sentinel", &cmd(cli_for(&p, "sentinel")))
+                    .exec(&name, "sentinel", &cli_command(&p, "sentinel", &args))
                     .await
                     .ok()
                     .and_then(|t| parse_sentinel_master(&t)),
@@ -660,5 +714,57 @@ mod tests {
             engine_of_image("docker.io/library/redis:7.2"),
             Engine::Redis
         );
+    }
+
+    /// A pod of the rendered StatefulSet in `file`.
+    fn pod_of(o: &RenderOptions, file: &str) -> Pod {
+        let all = render::manifests(o).unwrap();
+        let m = all.iter().find(|m| m.file == file).unwrap();
+        let Object::StatefulSet(s) = &m.objects[0] else {
+            panic!("{file} is not a StatefulSet")
+        };
+        Pod {
+            spec: s.spec.as_ref().unwrap().template.spec.clone(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn status_asks_over_tls_exactly_when_the_pod_mounts_the_secret() {
+        let plain = RenderOptions::default();
+        assert_eq!(
+            cli_command(
+                &pod_of(&plain, "04-statefulset-redis.yaml"),
+                "redis",
+                &["ROLE"]
+            ),
+            ["redis-cli", "ROLE"]
+        );
+        let tls = RenderOptions {
+            tls_secret: Some("redis-ha-tls".into()),
+            ..RenderOptions::default()
+        };
+        let sets = [
+            ("04-statefulset-redis.yaml", "redis"),
+            ("05-statefulset-sentinel.yaml", "sentinel"),
+        ];
+        for (file, c) in sets {
+            assert_eq!(
+                cli_command(&pod_of(&tls, file), c, &["PING"]).join(" "),
+                "redis-cli --tls --cert /tls/tls.crt --key /tls/tls.key --cacert /tls/ca.crt PING"
+            );
+        }
+    }
+
+    #[test]
+    fn custom_resources_get_their_api_resource() {
+        let ar =
+            custom_resource(&json!({"apiVersion": "cert-manager.io/v1", "kind": "Certificate"}))
+                .unwrap();
+        assert_eq!(
+            (ar.group.as_str(), ar.version.as_str(), ar.plural.as_str()),
+            ("cert-manager.io", "v1", "certificates")
+        );
+        assert!(custom_resource(&json!({"kind": "X"})).is_err());
     }
 }

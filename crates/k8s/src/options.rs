@@ -2,7 +2,7 @@
 //! flags, and the names and DNS addresses derived from them.
 
 use clap::Args;
-use redis_ha_topology::spec::Spec;
+use redis_ha_topology::spec::{Spec, TlsFiles};
 
 /// CPU request and limit, written `REQUEST:LIMIT` (e.g. `250m:1`).
 #[derive(Clone, Debug, PartialEq)]
@@ -89,6 +89,18 @@ pub struct RenderOptions {
     /// The cluster's DNS domain.
     #[arg(long, default_value = "cluster.local")]
     pub cluster_domain: String,
+    /// TLS everywhere: the Secret (tls.crt, tls.key, ca.crt, as cert-manager
+    /// writes them) mounted at /tls in every pod that talks to Redis or
+    /// Sentinel; Redis, Sentinel and the proxy then listen on TLS only.
+    #[arg(long, value_name = "NAME")]
+    pub tls_secret: Option<String>,
+    /// Also render a cert-manager Certificate for --tls-secret, issued by
+    /// this Issuer (or ClusterIssuer, see --cert-manager-issuer-kind).
+    #[arg(long, value_name = "NAME", requires = "tls_secret")]
+    pub cert_manager_issuer: Option<String>,
+    /// Kind of --cert-manager-issuer.
+    #[arg(long, default_value = "Issuer", value_name = "Issuer|ClusterIssuer")]
+    pub cert_manager_issuer_kind: String,
 }
 
 impl Default for RenderOptions {
@@ -112,6 +124,10 @@ pub const ADMIN_PORT: u16 = 8404;
 pub const REDIS_SERVICE: &str = "redis-headless";
 pub const SENTINEL_SERVICE: &str = "sentinel-headless";
 pub const PROXY_SERVICE: &str = "redis-ha";
+/// Where the `--tls-secret` volume is mounted, read-only.
+pub const TLS_DIR: &str = "/tls";
+/// The name of that volume in the pod specs.
+pub const TLS_VOLUME: &str = "tls";
 
 impl RenderOptions {
     /// The topology spec the configs are rendered from (as `redis-ha up`).
@@ -126,6 +142,7 @@ impl RenderOptions {
             // Pods are known by their DNS names, which outlive their IPs.
             announce_hostnames: true,
             engine: self.engine,
+            tls: self.tls_files(),
             ..Spec::default()
         };
         spec.validate()?;
@@ -133,7 +150,67 @@ impl RenderOptions {
             self.proxy_replicas >= 1,
             "--proxy-replicas must be at least 1"
         );
+        anyhow::ensure!(
+            ["Issuer", "ClusterIssuer"].contains(&self.cert_manager_issuer_kind.as_str()),
+            "--cert-manager-issuer-kind must be Issuer or ClusterIssuer"
+        );
         Ok(spec)
+    }
+
+    /// The certificate, key and CA in the mounted `--tls-secret`, under the
+    /// `kubernetes.io/tls` / cert-manager key names; `None` without TLS.
+    pub fn tls_files(&self) -> Option<TlsFiles> {
+        self.tls_secret.as_ref().map(|_| TlsFiles {
+            cert_file: format!("{TLS_DIR}/tls.crt"),
+            key_file: format!("{TLS_DIR}/tls.key"),
+            ca_cert_file: format!("{TLS_DIR}/ca.crt"),
+        })
+    }
+
+    /// `--tls --cert .. --key .. --cacert ..`: the client flags redis-cli,
+    /// valkey-cli and `redis-ha bench`, `init-role` and `switchover` share
+    /// (the same certificate is the client's, as `tls-auth-clients yes`
+    /// wants one); empty without TLS.
+    pub fn client_tls_flags(&self) -> Vec<String> {
+        let Some(t) = self.tls_files() else {
+            return Vec::new();
+        };
+        [
+            "--tls",
+            "--cert",
+            &t.cert_file,
+            "--key",
+            &t.key_file,
+            "--cacert",
+            &t.ca_cert_file,
+        ]
+        .map(String::from)
+        .to_vec()
+    }
+
+    /// [`Self::client_tls_flags`] as a shell word list with a leading space
+    /// (`""` without TLS), to follow a cli name in a script.
+    pub fn client_tls_words(&self) -> String {
+        self.client_tls_flags()
+            .iter()
+            .map(|f| format!(" {f}"))
+            .collect()
+    }
+
+    /// The names the certificate must cover: every Redis and Sentinel pod
+    /// (as announced and as the proxy verifies them) and the proxy Service
+    /// in each form a client may use (`redis-ha` is the bench Jobs' SNI).
+    pub fn certificate_dns_names(&self) -> Vec<String> {
+        let svc = |s: &str| format!("{s}.{}.svc.{}", self.namespace, self.cluster_domain);
+        let ns = &self.namespace;
+        vec![
+            format!("*.{}", svc(REDIS_SERVICE)),
+            format!("*.{}", svc(SENTINEL_SERVICE)),
+            PROXY_SERVICE.to_string(),
+            format!("{PROXY_SERVICE}.{ns}"),
+            format!("{PROXY_SERVICE}.{ns}.svc"),
+            svc(PROXY_SERVICE),
+        ]
     }
 
     /// The Redis and Sentinel pods' image.
@@ -225,5 +302,63 @@ mod tests {
             o.sentinel_addrs()[2],
             "sentinel-2.sentinel-headless.redis-sentinel.svc.cluster.local:26379"
         );
+    }
+
+    #[test]
+    fn tls_is_off_by_default_and_names_the_mounted_files() {
+        let o = RenderOptions::default();
+        assert!(o.tls_secret.is_none() && o.spec().unwrap().tls.is_none());
+        assert!(o.client_tls_flags().is_empty() && o.client_tls_words().is_empty());
+        let t = RenderOptions {
+            tls_secret: Some("redis-ha-tls".into()),
+            ..o
+        };
+        let files = t.spec().unwrap().tls.unwrap();
+        assert_eq!(
+            (files.cert_file.as_str(), files.key_file.as_str()),
+            ("/tls/tls.crt", "/tls/tls.key")
+        );
+        assert_eq!(files.ca_cert_file, "/tls/ca.crt");
+        assert_eq!(
+            t.client_tls_words(),
+            " --tls --cert /tls/tls.crt --key /tls/tls.key --cacert /tls/ca.crt"
+        );
+    }
+
+    #[test]
+    fn the_certificate_names_cover_every_pod_and_the_service() {
+        let o = RenderOptions {
+            namespace: "prod".into(),
+            ..RenderOptions::default()
+        };
+        assert_eq!(
+            o.certificate_dns_names(),
+            [
+                "*.redis-headless.prod.svc.cluster.local",
+                "*.sentinel-headless.prod.svc.cluster.local",
+                "redis-ha",
+                "redis-ha.prod",
+                "redis-ha.prod.svc",
+                "redis-ha.prod.svc.cluster.local",
+            ]
+        );
+        let wild = |h: &str| format!("*{}", &h[h.find('.').unwrap()..]);
+        let names = o.certificate_dns_names();
+        assert!(names.contains(&wild(&o.redis_host(2))));
+        let s = o.sentinel_addrs()[0]
+            .rsplit_once(':')
+            .unwrap()
+            .0
+            .to_string();
+        assert!(names.contains(&wild(&s)));
+    }
+
+    #[test]
+    fn the_issuer_kind_is_issuer_or_cluster_issuer() {
+        let bad = RenderOptions {
+            cert_manager_issuer_kind: "Issuers".into(),
+            ..RenderOptions::default()
+        };
+        assert!(bad.spec().is_err());
     }
 }

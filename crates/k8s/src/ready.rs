@@ -2,6 +2,7 @@
 
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Secret;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Readiness {
@@ -79,6 +80,28 @@ pub fn job(j: &Job) -> Readiness {
     Readiness::Waiting(format!(
         "{succeeded}/{want} done, {active} running, {failed} failed"
     ))
+}
+
+/// The keys the `--tls-secret` Secret must hold (cert-manager's names).
+pub const TLS_KEYS: [&str; 3] = ["tls.crt", "tls.key", "ca.crt"];
+
+/// Whether the `--tls-secret` Secret is there with its three keys; missing,
+/// it is only waited for when cert-manager (`issued`) is to write it.
+pub fn tls_secret(s: Option<&Secret>, issued: bool) -> Readiness {
+    let Some(s) = s else {
+        return match issued {
+            true => Readiness::Waiting("cert-manager has not written it yet".into()),
+            false => Readiness::Failed(
+                "it does not exist: create it (tls.crt, tls.key, ca.crt) or render with --cert-manager-issuer".into(),
+            ),
+        };
+    };
+    let has = |k: &str| s.data.as_ref().is_some_and(|d| d.contains_key(k));
+    let missing: Vec<&str> = TLS_KEYS.into_iter().filter(|k| !has(k)).collect();
+    match missing.is_empty() {
+        true => Readiness::Ready,
+        false => Readiness::Failed(format!("it lacks {}", missing.join(", "))),
+    }
 }
 
 #[cfg(test)]
@@ -174,6 +197,27 @@ mod tests {
         assert!(matches!(job(&job_with(3, 1, None)), Readiness::Failed(_)));
         assert!(
             matches!(job(&job_with(0, 0, Some("Failed"))), Readiness::Failed(m) if m.contains("Backoff"))
+        );
+    }
+
+    #[test]
+    fn the_tls_secret_needs_its_three_keys_and_is_awaited_only_from_cert_manager() {
+        use k8s_openapi::ByteString;
+        let with = |keys: &[&str]| Secret {
+            data: Some(
+                keys.iter()
+                    .map(|k| (k.to_string(), ByteString(b"pem".to_vec())))
+                    .collect(),
+            ),
+            ..Default::default()
+        };
+        assert_eq!(tls_secret(Some(&with(&TLS_KEYS)), false), Readiness::Ready);
+        assert!(
+            matches!(tls_secret(Some(&with(&["tls.crt", "tls.key"])), true), Readiness::Failed(m) if m == "it lacks ca.crt")
+        );
+        assert!(matches!(tls_secret(None, true), Readiness::Waiting(_)));
+        assert!(
+            matches!(tls_secret(None, false), Readiness::Failed(m) if m.contains("--cert-manager-issuer"))
         );
     }
 }

@@ -30,8 +30,19 @@ fn round_trip<K: DeserializeOwned + Serialize>(yaml: &str, what: &str) {
 #[test]
 fn every_object_deserializes_as_its_type() {
     let o = RenderOptions::default();
-    let mut checked = 0;
-    for m in manifests(&o).unwrap() {
+    assert_eq!(check_types(&o), (18, 0));
+    for m in monitoring(&o) {
+        let yaml = to_yaml(&m).unwrap();
+        let v: serde_json::Value = serde_norway::from_str(&yaml).unwrap();
+        assert_eq!(v["apiVersion"], "monitoring.coreos.com/v1", "{}", m.file);
+    }
+}
+
+/// Round-trips every base object through its k8s-openapi type; the typed
+/// objects and the cert-manager Certificates checked.
+fn check_types(o: &RenderOptions) -> (usize, usize) {
+    let (mut checked, mut certificates) = (0, 0);
+    for m in manifests(o).unwrap() {
         for (i, obj) in m.objects.iter().enumerate() {
             let yaml = serde_norway::to_string(obj).unwrap();
             let what = format!("{} #{i}", m.file);
@@ -49,17 +60,17 @@ fn every_object_deserializes_as_its_type() {
                     round_trip::<policy::PodDisruptionBudget>(&yaml, &what)
                 }
                 Object::NetworkPolicy(_) => round_trip::<net::NetworkPolicy>(&yaml, &what),
+                Object::Custom(v) if v["kind"] == "Certificate" => {
+                    assert_eq!(v["apiVersion"], "cert-manager.io/v1", "{what}");
+                    certificates += 1;
+                    continue;
+                }
                 Object::Custom(v) => panic!("{what}: custom resource in the base: {v}"),
             }
             checked += 1;
         }
     }
-    assert_eq!(checked, 18);
-    for m in monitoring(&o) {
-        let yaml = to_yaml(&m).unwrap();
-        let v: serde_json::Value = serde_norway::from_str(&yaml).unwrap();
-        assert_eq!(v["apiVersion"], "monitoring.coreos.com/v1", "{}", m.file);
-    }
+    (checked, certificates)
 }
 
 fn listed(dir: &Path, base: &Path, out: &mut Vec<String>) {
@@ -230,23 +241,30 @@ fn pathdiff(to: &Path, from: &Path) -> String {
     )
 }
 
-fn base_files() -> Vec<PathBuf> {
-    manifests(&RenderOptions::default())
+/// The base files of `o`'s render under `dir` that Kubernetes' own schemas
+/// cover (not the cert-manager Certificate, a CRD).
+fn base_files(o: &RenderOptions, dir: &Path) -> Vec<PathBuf> {
+    manifests(o)
         .unwrap()
         .iter()
-        .map(|m| deploy_dir().join(m.file))
+        .filter(|m| !m.objects.iter().any(|x| matches!(x, Object::Custom(_))))
+        .map(|m| dir.join(m.file))
         .collect()
 }
 
 #[test]
 fn kubernetes_validate_strict_accepts_1_29_and_1_34() {
+    kubernetes_validate(&base_files(&RenderOptions::default(), &deploy_dir()));
+}
+
+fn kubernetes_validate(files: &[PathBuf]) {
     let Some(kv) = tool("kubernetes-validate", "pip install kubernetes-validate") else {
         return;
     };
     for version in ["1.29.0", "1.34.0"] {
         let out = run(Command::new(&kv)
             .args(["--strict", "--quiet", "-k", version])
-            .args(base_files()));
+            .args(files));
         assert!(
             !out.contains("ERROR"),
             "kubernetes-validate {version}:\n{out}"
@@ -256,6 +274,10 @@ fn kubernetes_validate_strict_accepts_1_29_and_1_34() {
 
 #[test]
 fn checkov_finds_no_failed_checks() {
+    checkov(&deploy_dir());
+}
+
+fn checkov(dir: &Path) {
     let Some(checkov) = tool("checkov", "pip install checkov") else {
         return;
     };
@@ -271,7 +293,7 @@ fn checkov_finds_no_failed_checks() {
             "json",
             "-d",
         ])
-        .arg(deploy_dir())
+        .arg(dir)
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
@@ -290,4 +312,347 @@ fn checkov_finds_no_failed_checks() {
         summary["passed"].as_u64().unwrap_or(0) > 50,
         "checkov checked too little:\n{text}"
     );
+}
+
+// --- `--tls-secret`: TLS everywhere, offline checks of the render. ---
+
+use k8s_openapi::api::core::v1::{Container, PodSpec, Probe};
+
+const TLS_SECRET: &str = "redis-ha-tls";
+const CLI_TLS: &str = "--tls --cert /tls/tls.crt --key /tls/tls.key --cacert /tls/ca.crt";
+
+fn tls() -> RenderOptions {
+    RenderOptions {
+        tls_secret: Some(TLS_SECRET.into()),
+        ..RenderOptions::default()
+    }
+}
+
+fn with_issuer() -> RenderOptions {
+    RenderOptions {
+        cert_manager_issuer: Some("redis-ha-ca".into()),
+        ..tls()
+    }
+}
+
+/// Every pod of the render: its owner's file and name, and its spec.
+fn pods(o: &RenderOptions) -> Vec<(String, PodSpec)> {
+    let mut out = Vec::new();
+    for m in manifests(o).unwrap() {
+        for obj in &m.objects {
+            let spec = match obj {
+                Object::StatefulSet(s) => s.spec.as_ref().unwrap().template.spec.clone(),
+                Object::Deployment(d) => d.spec.as_ref().unwrap().template.spec.clone(),
+                Object::Job(j) => j.spec.as_ref().unwrap().template.spec.clone(),
+                _ => continue,
+            };
+            out.push((m.file.to_string(), spec.unwrap()));
+        }
+    }
+    out
+}
+
+fn containers(p: &PodSpec) -> impl Iterator<Item = &Container> {
+    p.init_containers
+        .iter()
+        .flatten()
+        .chain(p.containers.iter())
+}
+
+fn config(o: &RenderOptions, file: &str, key: &str) -> String {
+    let all = manifests(o).unwrap();
+    let m = all.iter().find(|m| m.file == file).unwrap();
+    let Object::ConfigMap(c) = &m.objects[0] else {
+        panic!("{file} is not a ConfigMap")
+    };
+    c.data.as_ref().unwrap()[key].clone()
+}
+
+fn all_yaml(o: &RenderOptions) -> String {
+    manifests(o)
+        .unwrap()
+        .iter()
+        .map(|m| to_yaml(m).unwrap())
+        .collect()
+}
+
+#[test]
+fn tls_render_objects_round_trip_through_their_types() {
+    assert_eq!(check_types(&tls()), (18, 0));
+    assert_eq!(check_types(&with_issuer()), (18, 1));
+}
+
+#[test]
+fn the_default_render_has_no_tls() {
+    let all = all_yaml(&RenderOptions::default());
+    for word in ["/tls", "--tls", "tls-port", "redis-ha-tls", "Certificate"] {
+        assert!(!all.contains(word), "{word:?} in the default render");
+    }
+}
+
+#[test]
+fn tls_redis_and_sentinel_listen_on_tls_only() {
+    let o = tls();
+    let redis = config(&o, "01-configmap-redis.yaml", "redis.conf");
+    let sentinel = config(&o, "02-configmap-sentinel.yaml", "sentinel.conf");
+    for (conf, port) in [(&redis, 6379), (&sentinel, 26379)] {
+        assert!(
+            conf.contains(&format!("port 0\ntls-port {port}\n")),
+            "{conf}"
+        );
+        assert!(!conf.contains(&format!("\nport {port}")), "{conf}");
+        assert!(conf.contains("tls-cert-file /tls/tls.crt\ntls-key-file /tls/tls.key\n"));
+        assert!(conf.contains("tls-ca-cert-file /tls/ca.crt\n"));
+        assert!(conf.contains("tls-auth-clients yes\ntls-replication yes\n"));
+    }
+    assert!(redis.ends_with("include /data/role.conf\n"));
+    assert!(sentinel.contains("sentinel announce-hostnames yes\n"));
+}
+
+#[test]
+fn tls_secret_is_mounted_read_only_in_every_container_that_connects() {
+    let pods = pods(&tls());
+    assert_eq!(pods.len(), 5, "redis, sentinel, two bench Jobs, proxy");
+    for (file, p) in &pods {
+        let vol = p.volumes.iter().flatten().find(|v| v.name == "tls");
+        let secret = vol.and_then(|v| v.secret.as_ref());
+        let name = secret.and_then(|s| s.secret_name.as_deref());
+        assert_eq!(name, Some(TLS_SECRET), "{file}: no TLS Secret volume");
+        for c in containers(p) {
+            if c.name == "copy-redis-ha" {
+                // Copies the binary for the preStop hook; reaches nothing.
+                assert_eq!(c.command.as_ref().unwrap()[0], "cp", "{file}");
+                continue;
+            }
+            let m = c.volume_mounts.iter().flatten().find(|m| m.name == "tls");
+            let m = m.unwrap_or_else(|| panic!("{file}: {} lacks the TLS mount", c.name));
+            assert_eq!((m.mount_path.as_str(), m.read_only), ("/tls", Some(true)));
+        }
+    }
+}
+
+/// What a probe does, if it could speak plaintext Redis: a cli without the
+/// TLS flags. TCP probes only connect (no bytes), HTTP ones hit the admin.
+fn plaintext_probe(p: &Probe) -> Option<String> {
+    if let Some(e) = &p.exec {
+        let cmd = e.command.as_ref().unwrap().join(" ");
+        return (!cmd.contains(&format!("-cli {CLI_TLS} "))).then_some(cmd);
+    }
+    let http = p.http_get.as_ref().map(|h| format!("{:?}", h.port));
+    (http.is_some() && http.as_deref() != Some("String(\"admin\")")).then(|| http.unwrap())
+}
+
+#[test]
+fn tls_no_probe_and_no_cli_call_speaks_plaintext_redis() {
+    let o = tls();
+    for (file, p) in pods(&o) {
+        for c in containers(&p) {
+            for probe in [&c.readiness_probe, &c.liveness_probe]
+                .into_iter()
+                .flatten()
+            {
+                let bad = plaintext_probe(probe);
+                assert!(bad.is_none(), "{file} {}: {bad:?}", c.name);
+            }
+            let cmd = c.command.iter().flatten().chain(c.args.iter().flatten());
+            let cmd: Vec<&str> = cmd.map(String::as_str).collect();
+            let bad = plaintext_redis_ha(&cmd.join(" "));
+            assert!(bad.is_none(), "{file} {}: {bad:?}", c.name);
+            let hook = c
+                .lifecycle
+                .iter()
+                .flat_map(|l| [&l.pre_stop, &l.post_start]);
+            for h in hook.flatten() {
+                let cmd = h.exec.as_ref().and_then(|e| e.command.as_ref()).unwrap();
+                let bad = plaintext_redis_ha(&cmd.join(" "));
+                assert!(bad.is_none(), "{file} {} hook: {bad:?}", c.name);
+                assert!(
+                    !cmd.join(" ").contains("-cli "),
+                    "{file} {}: {cmd:?}",
+                    c.name
+                );
+            }
+        }
+    }
+    let script = config(&o, "02-configmap-sentinel.yaml", "init.sh");
+    let calls = script.matches("redis-cli ").count();
+    assert!(calls >= 1, "{script}");
+    let tls_calls = script.matches(&format!("redis-cli {CLI_TLS} ")).count();
+    assert_eq!(calls, tls_calls, "a plaintext redis-cli call in:\n{script}");
+}
+
+/// A `redis-ha init-role` or `switchover` in `cmd` without the four TLS
+/// flags naming the Secret's files (they reach sentinels and nodes).
+fn plaintext_redis_ha(cmd: &str) -> Option<String> {
+    let calls =
+        cmd.matches("redis-ha init-role ").count() + cmd.matches("redis-ha switchover ").count();
+    let tls = cmd.matches(CLI_TLS).count();
+    (tls < calls).then(|| cmd.to_string())
+}
+
+/// The Redis pod of `o`'s render.
+fn redis_pod(o: &RenderOptions) -> PodSpec {
+    let (_, p) = pods(o)
+        .into_iter()
+        .find(|(f, _)| f == "04-statefulset-redis.yaml")
+        .unwrap();
+    p
+}
+
+fn init_container(p: &PodSpec, name: &str) -> Container {
+    let c = p.init_containers.iter().flatten().find(|c| c.name == name);
+    c.unwrap_or_else(|| panic!("no {name} init container"))
+        .clone()
+}
+
+#[test]
+fn tls_init_role_is_the_plain_command_plus_the_tls_flags() {
+    let plain = init_container(&redis_pod(&RenderOptions::default()), "init-role");
+    let with = init_container(&redis_pod(&tls()), "init-role");
+    let mut want = plain.command.clone().unwrap();
+    assert_eq!(want[..2], ["redis-ha", "init-role"]);
+    want.extend(CLI_TLS.split(' ').map(String::from));
+    assert_eq!(with.command.unwrap(), want);
+    assert_eq!((with.image, with.env), (plain.image, plain.env));
+    let mounts = with.volume_mounts.unwrap();
+    let paths: Vec<&str> = mounts.iter().map(|m| m.mount_path.as_str()).collect();
+    assert_eq!(paths, ["/data", "/tls"]);
+    let all = manifests(&tls()).unwrap();
+    let m = all
+        .iter()
+        .find(|m| m.file == "01-configmap-redis.yaml")
+        .unwrap();
+    let Object::ConfigMap(c) = &m.objects[0] else {
+        panic!("01 is not a ConfigMap")
+    };
+    let keys: Vec<&String> = c.data.as_ref().unwrap().keys().collect();
+    assert_eq!(keys, ["redis.conf"], "no script beside redis.conf");
+}
+
+fn args_of(o: &RenderOptions, file: &str) -> String {
+    let (_, p) = pods(o).into_iter().find(|(f, _)| f == file).unwrap();
+    p.containers[0].args.as_ref().unwrap().join(" ")
+}
+
+#[test]
+fn tls_proxy_serves_tls_only_on_the_service_ports() {
+    let o = tls();
+    let args = args_of(&o, "08-deployment-proxy.yaml");
+    for want in [
+        "--port 0 --read-port 0 --tls-port 6379 --tls-read-port 6380",
+        "--tls-cert-file /tls/tls.crt --tls-key-file /tls/tls.key --tls-ca-cert-file /tls/ca.crt",
+        "--backend-tls",
+        "--backend-cacert /tls/ca.crt --backend-cert /tls/tls.crt --backend-key /tls/tls.key",
+    ] {
+        assert!(args.contains(want), "{want:?} not in {args}");
+    }
+    let plain = args_of(&RenderOptions::default(), "08-deployment-proxy.yaml");
+    assert!(
+        !plain.contains("tls") && !plain.contains("--port"),
+        "{plain}"
+    );
+}
+
+#[test]
+fn tls_bench_jobs_connect_with_tls_to_a_name_the_certificate_has() {
+    let o = tls();
+    for file in [
+        "06a-benchmark-write-job.yaml",
+        "06b-benchmark-read-job.yaml",
+    ] {
+        let args = args_of(&o, file);
+        assert!(args.starts_with("bench -s redis-ha -p 63"), "{args}");
+        assert!(args.ends_with(&format!("--json {CLI_TLS}")), "{args}");
+    }
+    assert!(o.certificate_dns_names().contains(&"redis-ha".to_string()));
+}
+
+#[test]
+fn tls_cert_manager_certificate_is_rendered_only_with_an_issuer() {
+    let names = |o: &RenderOptions| -> Vec<String> {
+        files(o).unwrap().into_iter().map(|(f, _)| f).collect()
+    };
+    assert!(!names(&tls()).iter().any(|f| f.contains("certificate")));
+    let o = RenderOptions {
+        cert_manager_issuer_kind: "ClusterIssuer".into(),
+        ..with_issuer()
+    };
+    let all = files(&o).unwrap();
+    let (_, text) = all
+        .iter()
+        .find(|(f, _)| f == "00b-certificate.yaml")
+        .unwrap();
+    let cert: serde_json::Value = serde_norway::from_str(text).unwrap();
+    assert_eq!(cert["spec"]["secretName"], TLS_SECRET);
+    let issuer = &cert["spec"]["issuerRef"];
+    assert_eq!(
+        (&issuer["name"], &issuer["kind"]),
+        (&"redis-ha-ca".into(), &"ClusterIssuer".into())
+    );
+    let dns: Vec<String> = serde_json::from_value(cert["spec"]["dnsNames"].clone()).unwrap();
+    assert_eq!(dns, o.certificate_dns_names());
+    assert!(dns.contains(&"*.redis-headless.redis-sentinel.svc.cluster.local".to_string()));
+    assert!(dns.contains(&"*.sentinel-headless.redis-sentinel.svc.cluster.local".to_string()));
+    let usages = cert["spec"]["usages"].to_string();
+    assert!(usages.contains("server auth") && usages.contains("client auth"));
+    let (_, kust) = all.iter().find(|(f, _)| f == "kustomization.yaml").unwrap();
+    assert!(kust.contains("- 00b-certificate.yaml\n"), "{kust}");
+}
+
+#[test]
+fn tls_render_passes_the_validators() {
+    // Not tempfile's hidden `.tmpXXXX`: checkov skips hidden directories.
+    let dir = tempfile::Builder::new()
+        .prefix("redis-ha-tls-render")
+        .tempdir()
+        .unwrap();
+    let o = with_issuer();
+    redis_ha_k8s::render::write(&o, dir.path()).unwrap();
+    kubernetes_validate(&base_files(&o, dir.path()));
+    checkov(dir.path());
+}
+
+/// The Redis container's preStop command.
+fn pre_stop(p: &PodSpec) -> Vec<String> {
+    let c = &p.containers[0];
+    let l = c
+        .lifecycle
+        .as_ref()
+        .expect("the Redis container has a preStop hook");
+    let exec = l.pre_stop.as_ref().and_then(|h| h.exec.as_ref());
+    exec.and_then(|e| e.command.clone()).unwrap()
+}
+
+#[test]
+fn tls_pre_stop_switchover_is_the_plain_one_plus_the_tls_flags() {
+    let (plain, with) = (redis_pod(&RenderOptions::default()), redis_pod(&tls()));
+    let plain_cmd = pre_stop(&plain);
+    assert!(plain_cmd[2].starts_with("/opt/redis-ha/redis-ha switchover --sentinel "));
+    assert!(plain_cmd[2].contains(" --only-if-master "), "{plain_cmd:?}");
+    let mut want = plain_cmd.clone();
+    want[2] = want[2].replace(" || true", &format!(" {CLI_TLS} || true"));
+    assert_ne!(want, plain_cmd);
+    assert_eq!(pre_stop(&with), want);
+    // The binary is copied as in the plain render, and the hook's
+    // container has it and the Secret's files.
+    assert_eq!(
+        init_container(&with, "copy-redis-ha"),
+        init_container(&plain, "copy-redis-ha")
+    );
+    let names = |p: &PodSpec| -> Vec<String> { containers(p).map(|c| c.name.clone()).collect() };
+    assert_eq!(names(&with), ["copy-redis-ha", "init-role", "redis"]);
+    assert_eq!(names(&with), names(&plain));
+    let mounts = with.containers[0].volume_mounts.clone().unwrap();
+    let paths: Vec<&str> = mounts.iter().map(|m| m.mount_path.as_str()).collect();
+    assert_eq!(paths, ["/data", "/etc/redis", "/opt/redis-ha", "/tls"]);
+    let volumes: Vec<String> = with
+        .volumes
+        .iter()
+        .flatten()
+        .map(|v| v.name.clone())
+        .collect();
+    assert_eq!(volumes, ["config", "tools", "tls"]);
+    for f in ["/tls/ca.crt", "/tls/tls.crt", "/tls/tls.key"] {
+        assert!(want[2].contains(f), "{f} not in {want:?}");
+    }
 }

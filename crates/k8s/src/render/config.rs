@@ -92,7 +92,7 @@ pub fn sentinel_conf_text(o: &RenderOptions, spec: &Spec) -> String {
 /// peers for the current master in case it is no longer the first pod.
 pub fn sentinel_init_script(o: &RenderOptions, spec: &Spec) -> String {
     let m = &spec.master_name;
-    let cli = spec.engine.cli();
+    let cli = format!("{}{}", spec.engine.cli(), o.client_tls_words());
     let peers: Vec<String> = (0..usize::from(o.sentinels))
         .map(|i| o.pod_host(&Spec::sentinel_name(i), SENTINEL_SERVICE))
         .collect();
@@ -177,4 +177,21 @@ pub fn proxy_config(o: &RenderOptions, spec: &Spec) -> ConfigMap {
             ("MODE", "multiplex".into()),
         ],
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tls_sentinel_init_asks_with_the_tls_flags_and_plain_one_without() {
+        let tls = RenderOptions {
+            tls_secret: Some("t".into()),
+            ..RenderOptions::default()
+        };
+        let flags = "redis-cli --tls --cert /tls/tls.crt --key /tls/tls.key --cacert /tls/ca.crt --no-auth-warning -h";
+        assert!(sentinel_init_script(&tls, &tls.spec().unwrap()).contains(flags));
+        let plain = RenderOptions::default();
+        assert!(!sentinel_init_script(&plain, &plain.spec().unwrap()).contains("--tls"));
+    }
 }

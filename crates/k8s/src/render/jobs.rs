@@ -1,6 +1,8 @@
 //! The benchmark Jobs, in the original's shape: 4 pods x 2 threads x 10
 //! connections, 2 minutes, 256-byte values; writes through `redis-ha:6379`,
 //! then reads through `redis-ha:6380`. Each pod prints its JSON report.
+//! With TLS they connect with `--tls` and the mounted certificate (its
+//! `redis-ha` DNS name is what bench verifies, the `-s` it is given).
 
 use super::meta::*;
 use crate::options::{RenderOptions, PROXY_SERVICE, READ_PORT, WRITE_PORT};
@@ -94,10 +96,11 @@ pub fn job(o: &RenderOptions, name: &str, phase: Phase, load: &Load) -> Job {
         image: Some(o.image.clone()),
         image_pull_policy: Some("IfNotPresent".into()),
         command: Some(vec!["redis-ha".into()]),
-        args: Some(bench_args(phase, load)),
+        args: Some([bench_args(phase, load), o.client_tls_flags()].concat()),
         env: Some(vec![secret_env(o, "REDISCLI_AUTH", PASSWORD_KEY)]),
         resources: Some(resources(&o.bench_cpu, &o.bench_memory)),
         security_context: Some(container_security()),
+        volume_mounts: tls_mount(o).map(|m| vec![m]),
         ..Default::default()
     };
     Job {
@@ -118,6 +121,7 @@ pub fn job(o: &RenderOptions, name: &str, phase: Phase, load: &Load) -> Job {
                     automount_service_account_token: Some(false),
                     security_context: Some(pod_security()),
                     containers: vec![container],
+                    volumes: tls_volume(o).map(|v| vec![v]),
                     ..Default::default()
                 }),
             },

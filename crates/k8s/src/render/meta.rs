@@ -1,10 +1,11 @@
 //! Building blocks every manifest shares: labels, object metadata, the
 //! restricted security context, resources, Secret-backed environment.
 
-use crate::options::{Cpu, RenderOptions};
+use crate::options::{Cpu, RenderOptions, TLS_DIR, TLS_VOLUME};
 use k8s_openapi::api::core::v1::{
     Capabilities, EnvVar, EnvVarSource, ObjectFieldSelector, PodSecurityContext,
-    ResourceRequirements, SeccompProfile, SecretKeySelector, SecurityContext,
+    ResourceRequirements, SeccompProfile, SecretKeySelector, SecretVolumeSource, SecurityContext,
+    Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
@@ -188,4 +189,29 @@ pub fn pod_name_env() -> EnvVar {
         }),
         ..Default::default()
     }
+}
+
+/// The `--tls-secret` volume (`None` without TLS): group-readable, as the
+/// pods' fsGroup owns it, so the non-root servers can read the key.
+pub fn tls_volume(o: &RenderOptions) -> Option<Volume> {
+    Some(Volume {
+        name: TLS_VOLUME.into(),
+        secret: Some(SecretVolumeSource {
+            secret_name: Some(o.tls_secret.clone()?),
+            default_mode: Some(0o440),
+            optional: Some(false),
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
+}
+
+/// Its read-only mount at [`TLS_DIR`] (`None` without TLS).
+pub fn tls_mount(o: &RenderOptions) -> Option<VolumeMount> {
+    o.tls_secret.as_ref().map(|_| VolumeMount {
+        name: TLS_VOLUME.into(),
+        mount_path: TLS_DIR.into(),
+        read_only: Some(true),
+        ..Default::default()
+    })
 }

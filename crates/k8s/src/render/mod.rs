@@ -2,6 +2,7 @@
 //! objects, grouped into the numbered files of `deploy/kubernetes/`, plus
 //! the kustomization and the optional monitoring component.
 
+mod certificate;
 mod config;
 mod jobs;
 mod meta;
@@ -56,7 +57,7 @@ pub fn manifests(o: &RenderOptions) -> anyhow::Result<Vec<Manifest>> {
     let spec = o.spec()?;
     let m = |file, objects| Manifest { file, objects };
     use Object as O;
-    Ok(vec![
+    let mut all = vec![
         m(
             "00-namespace.yaml",
             vec![O::Namespace(config::namespace(o))],
@@ -130,7 +131,11 @@ pub fn manifests(o: &RenderOptions) -> anyhow::Result<Vec<Manifest>> {
                 O::NetworkPolicy(network::proxy_policy(o)),
             ],
         ),
-    ])
+    ];
+    if let Some(c) = certificate::certificate(o) {
+        all.insert(2, m("00b-certificate.yaml", vec![O::Custom(c)]));
+    }
+    Ok(all)
 }
 
 /// The monitoring component's objects.

@@ -29,6 +29,18 @@ fn mount(name: &str, path: &str) -> VolumeMount {
     }
 }
 
+/// `mounts` plus the TLS mount when the render has TLS.
+fn with_tls_mount(o: &RenderOptions, mut mounts: Vec<VolumeMount>) -> Vec<VolumeMount> {
+    mounts.extend(tls_mount(o));
+    mounts
+}
+
+/// `volumes` plus the TLS Secret volume when the render has TLS.
+fn with_tls_volume(o: &RenderOptions, mut volumes: Vec<Volume>) -> Vec<Volume> {
+    volumes.extend(tls_volume(o));
+    volumes
+}
+
 fn config_volume(name: &str, config_map: &str) -> Volume {
     Volume {
         name: name.into(),
@@ -166,6 +178,8 @@ fn tools_init(o: &RenderOptions) -> Container {
 }
 
 /// Decides the boot role: empty file, or `replicaof` the current master.
+/// With TLS, the same command with the client TLS flags (`--tls --cert
+/// --key --cacert`, the Secret mounted), as the sentinels listen on TLS only.
 fn role_init(o: &RenderOptions, spec: &Spec) -> Container {
     let own = format!("{}:{REDIS_PORT}", o.own_host(REDIS_SERVICE, "$(POD_NAME)"));
     let first = format!("{}:{REDIS_PORT}", o.redis_host(0));
@@ -181,12 +195,13 @@ fn role_init(o: &RenderOptions, spec: &Spec) -> Container {
         "--output".into(),
         ROLE_FILE.into(),
     ]);
+    cmd.extend(o.client_tls_flags());
     let mut env = vec![pod_name_env()];
     env.extend(password_env(o));
     Container {
         command: Some(cmd),
         env: Some(env),
-        volume_mounts: Some(vec![mount("data", "/data")]),
+        volume_mounts: Some(with_tls_mount(o, vec![mount("data", "/data")])),
         resources: Some(resources(&o.sentinel_cpu, &o.sentinel_memory)),
         ..container("init-role", &o.image)
     }
@@ -197,14 +212,15 @@ fn role_init(o: &RenderOptions, spec: &Spec) -> Container {
 const REDIS_GRACE_SECONDS: i64 = 60;
 
 /// Hands the master role over before a planned stop (no-op on replicas),
-/// within half the grace period.
+/// within half the grace period; with TLS, over TLS (the client TLS flags).
 fn redis_pre_stop(o: &RenderOptions, spec: &Spec) -> Lifecycle {
     let own = format!("{}:{REDIS_PORT}", o.own_host(REDIS_SERVICE, "$POD_NAME"));
     let script = format!(
-        "{TOOLS_DIR}/redis-ha switchover {} --master-name {} --only-if-master \"{own}\" --timeout {}s || true",
+        "{TOOLS_DIR}/redis-ha switchover {} --master-name {} --only-if-master \"{own}\" --timeout {}s{} || true",
         sentinel_flags(o).join(" "),
         spec.master_name,
-        REDIS_GRACE_SECONDS / 2
+        REDIS_GRACE_SECONDS / 2,
+        o.client_tls_words()
     );
     Lifecycle {
         pre_stop: Some(LifecycleHandler {
@@ -239,19 +255,23 @@ fn redis_container(o: &RenderOptions, spec: &Spec) -> Container {
         liveness_probe: Some(tcp_probe(REDIS_PORT, 10, 6)),
         readiness_probe: Some(exec_probe(
             &format!(
-                "{} --no-auth-warning ping | grep -q PONG",
-                spec.engine.cli()
+                "{}{} --no-auth-warning ping | grep -q PONG",
+                spec.engine.cli(),
+                o.client_tls_words()
             ),
             5,
             2,
         )),
         lifecycle: Some(redis_pre_stop(o, spec)),
         resources: Some(resources(&o.redis_cpu, &o.redis_memory)),
-        volume_mounts: Some(vec![
-            mount("data", "/data"),
-            mount("config", "/etc/redis"),
-            mount("tools", TOOLS_DIR),
-        ]),
+        volume_mounts: Some(with_tls_mount(
+            o,
+            vec![
+                mount("data", "/data"),
+                mount("config", "/etc/redis"),
+                mount("tools", TOOLS_DIR),
+            ],
+        )),
         ..container("redis", &o.server_image())
     }
 }
@@ -287,10 +307,10 @@ pub fn redis(o: &RenderOptions, spec: &Spec) -> StatefulSet {
         termination_grace_period_seconds: Some(REDIS_GRACE_SECONDS),
         init_containers: Some(vec![tools_init(o), role_init(o, spec)]),
         containers: vec![redis_container(o, spec)],
-        volumes: Some(vec![
-            config_volume("config", REDIS_CONFIGMAP),
-            empty_dir("tools"),
-        ]),
+        volumes: Some(with_tls_volume(
+            o,
+            vec![config_volume("config", REDIS_CONFIGMAP), empty_dir("tools")],
+        )),
         ..Default::default()
     };
     stateful_set(
@@ -310,14 +330,17 @@ fn sentinel_init(o: &RenderOptions) -> Container {
     Container {
         command: Some(strings(&["sh", "/config/init.sh"])),
         env: Some(env),
-        volume_mounts: Some(vec![mount("data", "/data"), mount("config", "/config")]),
+        volume_mounts: Some(with_tls_mount(
+            o,
+            vec![mount("data", "/data"), mount("config", "/config")],
+        )),
         resources: Some(resources(&o.sentinel_cpu, &o.sentinel_memory)),
         ..container("copy-config", &o.server_image())
     }
 }
 
 fn sentinel_container(o: &RenderOptions, spec: &Spec) -> Container {
-    let cli = spec.engine.cli();
+    let cli = format!("{}{}", spec.engine.cli(), o.client_tls_words());
     Container {
         command: Some(strings(&[
             spec.engine.server(),
@@ -333,7 +356,7 @@ fn sentinel_container(o: &RenderOptions, spec: &Spec) -> Container {
             2,
         )),
         resources: Some(resources(&o.sentinel_cpu, &o.sentinel_memory)),
-        volume_mounts: Some(vec![mount("data", "/data")]),
+        volume_mounts: Some(with_tls_mount(o, vec![mount("data", "/data")])),
         ..container("sentinel", &o.server_image())
     }
 }
@@ -347,7 +370,10 @@ pub fn sentinel(o: &RenderOptions, spec: &Spec) -> StatefulSet {
     let pod = PodSpec {
         init_containers: Some(vec![sentinel_init(o)]),
         containers: vec![sentinel_container(o, spec)],
-        volumes: Some(vec![config_volume("config", SENTINEL_CONFIGMAP)]),
+        volumes: Some(with_tls_volume(
+            o,
+            vec![config_volume("config", SENTINEL_CONFIGMAP)],
+        )),
         ..Default::default()
     };
     stateful_set(
@@ -378,6 +404,7 @@ fn proxy_container(o: &RenderOptions) -> Container {
         "--mode",
         "$(MODE)",
     ]));
+    args.extend(proxy_tls_args(o));
     Container {
         command: Some(strings(&["redis-ha"])),
         args: Some(args),
@@ -397,13 +424,46 @@ fn proxy_container(o: &RenderOptions) -> Container {
         liveness_probe: Some(http_probe("/healthz", 10, 3)),
         readiness_probe: Some(http_probe("/readyz", 2, 2)),
         resources: Some(resources(&o.proxy_cpu, &o.proxy_memory)),
+        volume_mounts: tls_mount(o).map(|m| vec![m]),
         ..container("proxy", &o.image)
     }
+}
+
+/// With TLS, the proxy's usual ports speak TLS only (`--port 0
+/// --read-port 0`), checking client certificates when given (the password
+/// is still required), and it reaches Redis and Sentinel over TLS with the
+/// same certificate as client certificate (as `redis-ha up --tls`).
+fn proxy_tls_args(o: &RenderOptions) -> Vec<String> {
+    let Some(t) = o.tls_files() else {
+        return Vec::new();
+    };
+    let (w, r) = (WRITE_PORT.to_string(), READ_PORT.to_string());
+    let flags = [
+        ("--port", "0"),
+        ("--read-port", "0"),
+        ("--tls-port", &w),
+        ("--tls-read-port", &r),
+        ("--tls-cert-file", &t.cert_file),
+        ("--tls-key-file", &t.key_file),
+        ("--tls-ca-cert-file", &t.ca_cert_file),
+        ("--tls-auth-clients", "optional"),
+        ("--backend-cacert", &t.ca_cert_file),
+        ("--backend-cert", &t.cert_file),
+        ("--backend-key", &t.key_file),
+    ];
+    let mut v = vec!["--backend-tls".to_string()];
+    v.extend(
+        flags
+            .into_iter()
+            .flat_map(|(f, x)| [f.to_string(), x.to_string()]),
+    );
+    v
 }
 
 pub fn proxy(o: &RenderOptions) -> Deployment {
     let pod = PodSpec {
         containers: vec![proxy_container(o)],
+        volumes: tls_volume(o).map(|v| vec![v]),
         ..Default::default()
     };
     Deployment {

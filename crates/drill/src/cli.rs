@@ -159,6 +159,12 @@ pub struct DrillArgs {
     /// the cut-off master's writes get NOREPLICAS instead of being lost.
     #[arg(long, value_name = "replicas=N[,timeout=MS]", value_parser = redis_ha_proxy::data::ack::WriteAck::parse)]
     pub write_ack: Option<redis_ha_proxy::data::ack::WriteAck>,
+    /// --fault partition: build the drill's own topology TLS only, as
+    /// `up --tls` does (its own CA; the drill and its proxy speak TLS to
+    /// every node and sentinel). The other faults take TLS from the local
+    /// topology's state dir.
+    #[arg(long)]
+    pub tls: bool,
     /// Leave a killed node dead / a stopped node stopped (not with --fault all).
     #[arg(long)]
     pub no_restore: bool,
@@ -469,6 +475,7 @@ fn config(a: &DrillArgs, fault: Fault) -> anyhow::Result<DrillConfig> {
         heal_after: a.heal_after,
         min_replicas_to_write: a.min_replicas_to_write,
         write_ack: a.write_ack,
+        partition_tls: a.tls,
     })
 }
 

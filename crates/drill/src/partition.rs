@@ -19,11 +19,15 @@
 
 use anyhow::{anyhow, bail, Context};
 use redis_ha_local::process;
-use redis_ha_resp::conn::query;
+use redis_ha_resp::conn::query_auth;
+use redis_ha_resp::tls::Tls;
+use redis_ha_resp::Access;
+use redis_ha_topology::render::listen_conf;
 use redis_ha_topology::Addr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Sentinel's down-after for the partition topology. Not 1 s: on a loaded
@@ -258,6 +262,9 @@ pub struct Lab {
     /// `min-replicas-to-write` on the master (what bounds the writes an
     /// isolated master accepts).
     pub min_replicas_to_write: u32,
+    /// With `tls`: what clients (the drill, its proxy) connect with; the
+    /// nodes and sentinels are TLS only, as under `up --tls`.
+    pub tls: Option<Arc<Tls>>,
 }
 
 impl Drop for Lab {
@@ -282,9 +289,10 @@ fn write_conf(dir: &Path, name: &str, body: &str) -> anyhow::Result<PathBuf> {
 }
 
 impl Lab {
-    /// Builds and starts it, and waits until replication runs and every
-    /// sentinel knows the other two and both replicas.
-    pub async fn start(min_replicas_to_write: u32) -> anyhow::Result<Lab> {
+    /// Builds and starts it (with `tls`, TLS only: its own CA in the lab's
+    /// dir), and waits until replication runs and every sentinel knows the
+    /// other two and both replicas.
+    pub async fn start(min_replicas_to_write: u32, tls: bool) -> anyhow::Result<Lab> {
         let redis = process::require_binary("redis-server")?;
         let sentinel_bin = process::require_binary("redis-sentinel")
             .or_else(|_| process::require_binary("redis-server"))?;
@@ -313,13 +321,24 @@ impl Lab {
                 .collect(),
             master_name: "mymaster".into(),
             min_replicas_to_write,
+            tls: None,
         };
+        let pki = redis_ha_local::pki::Pki::new(&dir);
+        let files = if tls {
+            pki.ensure(&[&net.ns_ip, &net.cluster_ip])?;
+            lab.tls = Some(pki.client_tls()?);
+            Some(pki.node_files())
+        } else {
+            None
+        };
+        let listen = |port: u16| listen_conf(files.as_ref(), port);
         let ns = net.ns.clone();
         let (cluster_ip, ns_ip) = (net.cluster_ip.clone(), net.ns_ip.clone());
         lab.net = Some(net);
         let node = |d: &Path, port: u16, bind: &str, extra: &str| {
             format!(
-                "port {port}\nbind {bind}\nprotected-mode no\ndir {}\nsave \"\"\nappendonly no\nrepl-timeout 5\n{extra}\n",
+                "{}bind {bind}\nprotected-mode no\ndir {}\nsave \"\"\nappendonly no\nrepl-timeout 5\n{extra}\n",
+                listen(port),
                 d.display()
             )
         };
@@ -362,10 +381,11 @@ impl Lab {
             let name = format!("s{i}");
             let d = dir.join(&name);
             let body = format!(
-                "port {p}\nbind {cluster_ip}\nbind-source-addr {cluster_ip}\nprotected-mode no\ndir {d}\n\
+                "{}bind {cluster_ip}\nbind-source-addr {cluster_ip}\nprotected-mode no\ndir {d}\n\
                  sentinel monitor mymaster {ns_ip} {m_port} 2\n\
                  sentinel down-after-milliseconds mymaster {DOWN_AFTER_MS}\n\
                  sentinel failover-timeout mymaster {FAILOVER_TIMEOUT_MS}\n",
+                listen(*p),
                 d = d.display(),
             );
             let conf = write_conf(&dir, &name, &body)?;
@@ -383,10 +403,25 @@ impl Lab {
         Ok(lab)
     }
 
+    /// How clients reach its nodes and sentinels (no passwords; TLS if on).
+    pub fn access(&self) -> Access {
+        Access {
+            login: None,
+            tls: self.tls.clone(),
+        }
+    }
+
     async fn wait_ready(&self, deadline: Instant) -> anyhow::Result<()> {
         let t = Duration::from_secs(1);
         loop {
-            let synced = match query(&self.master, &["INFO", "replication"], t).await {
+            let synced = match query_auth(
+                &self.master,
+                Some(&self.access()),
+                &["INFO", "replication"],
+                t,
+            )
+            .await
+            {
                 Ok(f) => {
                     let s = f.as_text().unwrap_or_default();
                     s.matches("state=online").count() == self.replicas.len()
@@ -400,7 +435,7 @@ impl Lab {
                 }
                 // Replicas are learned from the master's INFO every 10 s: a
                 // sentinel that knows none yet could not fail over.
-                sentinels_ready = sentinel_knows_all(s, &self.master_name).await;
+                sentinels_ready = sentinel_knows_all(s, &self.access(), &self.master_name).await;
             }
             if sentinels_ready {
                 return Ok(());
@@ -443,8 +478,9 @@ impl Lab {
 }
 
 /// The sentinel sees two others and both replicas.
-async fn sentinel_knows_all(s: &str, name: &str) -> bool {
-    let Ok(f) = query(s, &["SENTINEL", "MASTER", name], Duration::from_secs(1)).await else {
+async fn sentinel_knows_all(s: &str, access: &Access, name: &str) -> bool {
+    let ask = ["SENTINEL", "MASTER", name];
+    let Ok(f) = query_auth(s, Some(access), &ask, Duration::from_secs(1)).await else {
         return false;
     };
     let Some(v) = f.as_array() else {

@@ -13,6 +13,8 @@ use crate::verdict::{self, Facts, Failure};
 use crate::writer::{self, Outcome, Shared, WriterLog};
 use anyhow::{anyhow, bail, Context};
 use redis_ha_local::Topology;
+use redis_ha_proxy::config::ProxyConfig;
+use redis_ha_proxy::data::ack::WriteAck;
 use redis_ha_resp::conn::query_auth;
 use redis_ha_resp::tls::Tls;
 use redis_ha_resp::Connection;
@@ -69,6 +71,8 @@ pub struct DrillConfig {
     pub min_replicas_to_write: u32,
     /// `--fault partition`: the drill's proxy runs with `--write-ack`.
     pub write_ack: Option<redis_ha_proxy::data::ack::WriteAck>,
+    /// `--fault partition`: its topology is TLS only (`--tls`).
+    pub partition_tls: bool,
 }
 
 impl DrillConfig {
@@ -416,6 +420,30 @@ pub async fn run_drill(cfg: DrillConfig) -> anyhow::Result<DrillReport> {
     run_on(cfg, None).await
 }
 
+/// The partition drill's proxy: in front of `lab`, TLS both ways when the
+/// lab is (TLS-only ports with the lab's node certificate, as `up --tls`).
+fn partition_proxy(lab: &Lab, write_ack: Option<WriteAck>) -> ProxyConfig {
+    let mut p = ProxyConfig::for_test(lab.sentinels.clone(), &lab.master_name);
+    p.write_ack = write_ack;
+    p.backend_tls = lab.tls.clone();
+    if lab.tls.is_some() {
+        let f = redis_ha_local::pki::Pki::new(&lab.dir);
+        p.write_listen = None;
+        p.read_listen = None;
+        p.tls = Some(redis_ha_proxy::config::TlsEndpoints {
+            files: redis_ha_proxy::data::tls::TlsFiles {
+                cert: f.node_cert(),
+                key: f.node_key(),
+                ca: Some(f.ca()),
+                auth_clients: redis_ha_proxy::data::tls::AuthClients::Optional,
+            },
+            write_listen: Some("127.0.0.1:0".into()),
+            read_listen: Some("127.0.0.1:0".into()),
+        });
+    }
+    p
+}
+
 /// `--fault partition`: builds the namespace topology and a proxy in
 /// front of it, runs the drill through that proxy, and always tears it all
 /// down (on error, and on Ctrl-C, which ends the drill).
@@ -424,24 +452,26 @@ async fn run_partition(cfg: DrillConfig) -> anyhow::Result<DrillReport> {
     // Everything the drill builds lives inside `work`: Ctrl-C drops it at
     // any step (building, cut, heal), and the drops tear it all down.
     let work = async move {
-        let lab = Lab::start(cfg.min_replicas_to_write)
+        let lab = Lab::start(cfg.min_replicas_to_write, cfg.partition_tls)
             .await
             .context("cannot build the partition topology")?;
-        let mut pcfg =
-            redis_ha_proxy::config::ProxyConfig::for_test(lab.sentinels.clone(), &lab.master_name);
-        pcfg.write_ack = cfg.write_ack;
-        let proxy = redis_ha_proxy::server::start(pcfg)
+        let proxy = redis_ha_proxy::server::start(partition_proxy(&lab, cfg.write_ack))
             .await
             .context("cannot start the proxy for the partition drill")?;
+        let (write, read) = match lab.tls {
+            Some(_) => (proxy.tls_write_addr, proxy.tls_read_addr),
+            None => (proxy.plain_write_addr, proxy.plain_read_addr),
+        };
+        let addr = |a: Option<std::net::SocketAddr>| a.map(|a| a.to_string()).unwrap_or_default();
         let cfg = DrillConfig {
-            target: proxy.write_addr().to_string(),
+            target: addr(write),
             sentinels: lab.sentinels.clone(),
             master_name: lab.master_name.clone(),
             state_dir: None,
             password: None,
             sentinel_password: None,
-            tls: None,
-            read_target: Some(proxy.read_addr().to_string()),
+            tls: lab.tls.clone(),
+            read_target: Some(addr(read)),
             admin: Some(proxy.admin_addr.to_string()),
             ..cfg
         };

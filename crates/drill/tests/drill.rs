@@ -38,6 +38,7 @@ fn config(t: &Topology, target: String, fault: Fault) -> DrillConfig {
         heal_after: Duration::from_secs(8),
         min_replicas_to_write: 0,
         write_ack: None,
+        partition_tls: false,
     }
 }
 
@@ -69,6 +70,7 @@ fn partition_config(
         heal_after: Duration::from_secs(6),
         min_replicas_to_write,
         write_ack,
+        partition_tls: false,
     }
 }
 
@@ -498,13 +500,27 @@ async fn a_partitioned_master_fails_over_and_the_drill_counts_what_it_lost() {
 /// acknowledgement; no acknowledged write is lost. Linux and root only.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_write_ack_a_partition_loses_no_acknowledged_write() {
+    write_ack_partition(false).await;
+}
+
+/// The same on a TLS-only topology (`drill --tls`: tls-port only, TLS
+/// replication, client certificates required; the proxy TLS both ways).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_tls_a_partition_with_write_ack_loses_no_acknowledged_write() {
+    write_ack_partition(true).await;
+}
+
+async fn write_ack_partition(tls: bool) {
     use redis_ha_drill::partition;
     if let Err(why) = partition::available() {
         eprintln!("SKIPPED: {why}");
         return;
     }
     let ack = redis_ha_proxy::data::ack::WriteAck::parse("replicas=1,timeout=200").unwrap();
-    let cfg = partition_config(1, Some(ack));
+    let cfg = DrillConfig {
+        partition_tls: tls,
+        ..partition_config(1, Some(ack))
+    };
     let r = run_drill(cfg).await.expect("drill");
     eprintln!("{}", redis_ha_drill::cli::render(&r));
     assert!(r.writes_acked > 100, "too few writes: {}", r.writes_acked);

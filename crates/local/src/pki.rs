@@ -5,12 +5,15 @@
 //! key usages; `client.crt` is for people and tools connecting directly to
 //! a node (`tls-auth-clients yes`). `ca.crt` is what clients trust.
 
+use anyhow::Context;
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     KeyUsagePurpose,
 };
+use redis_ha_resp::tls::{Tls, TlsSettings};
 use redis_ha_topology::TlsFiles;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use ExtendedKeyUsagePurpose::{ClientAuth, ServerAuth};
 
 /// The files of a state dir's PKI.
@@ -42,6 +45,21 @@ impl Pki {
         self.dir.join("client.key")
     }
 
+    /// The TLS every client of the topology uses: trust its CA, present
+    /// its client certificate (the nodes require one).
+    pub fn client_tls(&self) -> anyhow::Result<Arc<Tls>> {
+        let tls = Tls::new(&TlsSettings {
+            server_name: None,
+            cacert: Some(self.ca()),
+            cert: Some(self.client_cert()),
+            key: Some(self.client_key()),
+            skip_verify: false,
+            flags: "",
+        })
+        .with_context(|| format!("the TLS files in {} do not load", self.dir.display()))?;
+        Ok(Arc::new(tls))
+    }
+
     /// What the nodes' configs name (`Spec::tls`).
     pub fn node_files(&self) -> TlsFiles {
         let s = |p: PathBuf| p.display().to_string();
@@ -52,10 +70,10 @@ impl Pki {
         }
     }
 
-    /// Generates the CA and certificates unless all files exist. `host`
-    /// (the bind address) is in the node certificate beside localhost and
-    /// 127.0.0.1, so the names Sentinel announces verify.
-    pub fn ensure(&self, host: &str) -> anyhow::Result<()> {
+    /// Generates the CA and certificates unless all files exist. `hosts`
+    /// (the bind addresses) are in the node certificate beside localhost
+    /// and 127.0.0.1, so the names Sentinel announces verify.
+    pub fn ensure(&self, hosts: &[&str]) -> anyhow::Result<()> {
         let all = [
             self.ca(),
             self.node_cert(),
@@ -70,7 +88,12 @@ impl Pki {
         crate::secrets::make_private(&self.dir)?;
         let (ca_pem, ca) = new_ca()?;
         std::fs::write(self.ca(), ca_pem)?;
-        let (cert, key) = issue(&ca, "redis-ha node", &sans(host), &[ServerAuth, ClientAuth])?;
+        let (cert, key) = issue(
+            &ca,
+            "redis-ha node",
+            &sans(hosts),
+            &[ServerAuth, ClientAuth],
+        )?;
         std::fs::write(self.node_cert(), cert)?;
         crate::secrets::write_private(&self.node_key(), &key)?;
         let (cert, key) = issue(&ca, "redis-ha client", &[], &[ClientAuth])?;
@@ -80,11 +103,13 @@ impl Pki {
     }
 }
 
-/// The node certificate's names: localhost, loopback and the bind address.
-pub fn sans(host: &str) -> Vec<String> {
+/// The node certificate's names: localhost, loopback and the bind addresses.
+pub fn sans(hosts: &[&str]) -> Vec<String> {
     let mut v = vec!["localhost".to_string(), "127.0.0.1".to_string()];
-    if !v.iter().any(|s| s == host) && !host.is_empty() && host != "0.0.0.0" {
-        v.push(host.to_string());
+    for host in hosts {
+        if !v.iter().any(|s| s == host) && !host.is_empty() && *host != "0.0.0.0" {
+            v.push(host.to_string());
+        }
     }
     v
 }
@@ -125,9 +150,11 @@ mod tests {
 
     #[test]
     fn the_bind_address_is_named_once() {
-        assert_eq!(sans("127.0.0.1"), ["localhost", "127.0.0.1"]);
-        assert_eq!(sans("10.0.0.5"), ["localhost", "127.0.0.1", "10.0.0.5"]);
-        assert_eq!(sans("0.0.0.0"), ["localhost", "127.0.0.1"]);
+        assert_eq!(sans(&["127.0.0.1"]), ["localhost", "127.0.0.1"]);
+        assert_eq!(sans(&["10.0.0.5"]), ["localhost", "127.0.0.1", "10.0.0.5"]);
+        assert_eq!(sans(&["0.0.0.0"]), ["localhost", "127.0.0.1"]);
+        let two = sans(&["10.0.0.5", "10.0.0.6", "10.0.0.5"]);
+        assert_eq!(two, ["localhost", "127.0.0.1", "10.0.0.5", "10.0.0.6"]);
     }
 
     #[test]
@@ -135,9 +162,9 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         let pki = Pki::new(dir.path());
-        pki.ensure("127.0.0.1").unwrap();
+        pki.ensure(&["127.0.0.1"]).unwrap();
         let ca = std::fs::read(pki.ca()).unwrap();
-        pki.ensure("127.0.0.1").unwrap();
+        pki.ensure(&["127.0.0.1"]).unwrap();
         assert_eq!(
             std::fs::read(pki.ca()).unwrap(),
             ca,

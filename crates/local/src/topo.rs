@@ -6,7 +6,7 @@ use crate::{ports, process};
 use anyhow::{anyhow, bail, Context};
 use nix::sys::signal::Signal;
 use redis_ha_resp::conn::query_auth;
-use redis_ha_resp::tls::{Tls, TlsSettings};
+use redis_ha_resp::tls::Tls;
 use redis_ha_resp::{Access, Login};
 use redis_ha_topology::acl::User;
 use redis_ha_topology::info::{parse_info, Role};
@@ -240,19 +240,7 @@ impl Options {
     /// The TLS every client of this topology uses: trust its CA, present
     /// its client certificate (the nodes require one); `None`: plain TCP.
     pub fn client_tls(&self) -> anyhow::Result<Option<Arc<Tls>>> {
-        let Some(pki) = self.pki() else {
-            return Ok(None);
-        };
-        let tls = Tls::new(&TlsSettings {
-            server_name: None,
-            cacert: Some(pki.ca()),
-            cert: Some(pki.client_cert()),
-            key: Some(pki.client_key()),
-            skip_verify: false,
-            flags: "",
-        })
-        .with_context(|| format!("the TLS files in {} do not load", pki.dir.display()))?;
-        Ok(Some(Arc::new(tls)))
+        self.pki().map(|p| p.client_tls()).transpose()
     }
 
     /// How tools reach the Redis nodes and the proxy: the default user's
@@ -377,7 +365,7 @@ impl Topology {
                 "TLS: CA and certificates in {}",
                 pki.dir.display()
             ));
-            pki.ensure(&opts.host)?;
+            pki.ensure(&[&opts.host])?;
         }
         opts.save()?;
         let t = Topology::new(opts, attached)?;

@@ -88,9 +88,17 @@ pub fn redis_conf(spec: &Spec, node: &RedisNode) -> String {
 /// (toward Redis and its peers) connect over TLS too; a mixed topology is
 /// the classic way charts break Sentinel.
 fn listen(w: &mut String, spec: &Spec, port: u16) {
-    let Some(t) = &spec.tls else {
+    w.push_str(&listen_conf(spec.tls.as_ref(), port));
+}
+
+/// The lines a Redis or Sentinel config listens with: `port`, or with
+/// `tls` TLS only (for configs written elsewhere, as the partition drill's).
+pub fn listen_conf(tls: Option<&crate::TlsFiles>, port: u16) -> String {
+    let mut w = String::new();
+    let w = &mut w;
+    let Some(t) = tls else {
         let _ = writeln!(w, "port {port}");
-        return;
+        return w.clone();
     };
     let _ = writeln!(w, "port 0");
     let _ = writeln!(w, "tls-port {port}");
@@ -99,6 +107,7 @@ fn listen(w: &mut String, spec: &Spec, port: u16) {
     let _ = writeln!(w, "tls-ca-cert-file {}", t.ca_cert_file);
     let _ = writeln!(w, "tls-auth-clients yes");
     let _ = writeln!(w, "tls-replication yes");
+    w.clone()
 }
 
 /// Where and how one Sentinel runs.

@@ -64,8 +64,8 @@ def wait_until(what, fn, timeout=60.0):
     sys.exit(f"timed out waiting for {what} ({last})")
 
 
-def redis_cli(port, *args, timeout=5):
-    out = subprocess.run(["redis-cli", "-h", HOST, "-p", str(port), *args],
+def redis_cli(port, *args, timeout=5, tls=()):
+    out = subprocess.run(["redis-cli", "-h", HOST, "-p", str(port), *tls, *args],
                          capture_output=True, text=True, timeout=timeout)
     return out.stdout.strip()
 
@@ -101,9 +101,10 @@ signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
 
 
 class Topology:
-    """`redis-ha up --detach --no-proxy` in a temp state dir, on free ports."""
+    """`redis-ha up --detach --no-proxy` in a temp state dir, on free ports
+    (`tls`: `up --tls`, every node and sentinel on TLS only)."""
 
-    def __init__(self, down_after_ms=5000, engine="redis"):
+    def __init__(self, down_after_ms=5000, engine="redis", tls=False):
         self.engine = engine
         self.dir = tempfile.mkdtemp(prefix=f"redis-ha-bench-{engine}-")
         ports = free_ports(6)
@@ -111,11 +112,18 @@ class Topology:
         cmd = [BIN, "up", "--detach", "--no-proxy", "--state-dir", self.dir,
                "--redis-ports", ",".join(map(str, self.redis_ports)),
                "--sentinel-ports", ",".join(map(str, self.sentinel_ports)),
-               "--down-after-ms", str(down_after_ms), "--engine", engine]
+               "--down-after-ms", str(down_after_ms), "--engine", engine] + (["--tls"] if tls else [])
         log("starting topology: " + " ".join(cmd[1:]))
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
         _cleanups.append(self.down)
         self.sentinels = [f"{HOST}:{p}" for p in self.sentinel_ports]
+        tls_dir = os.path.join(self.dir, "tls")
+        # What redis-cli and redis-benchmark need to reach a node of a TLS topology.
+        self.tls_files = {"ca": f"{tls_dir}/ca.crt", "cert": f"{tls_dir}/client.crt",
+                          "key": f"{tls_dir}/client.key", "node_cert": f"{tls_dir}/node.crt",
+                          "node_key": f"{tls_dir}/node.key"} if tls else None
+        self.cli_tls = (["--tls", "--cacert", self.tls_files["ca"], "--cert", self.tls_files["cert"],
+                         "--key", self.tls_files["key"]] if tls else [])
 
     def down(self):
         subprocess.run([BIN, "down", "--state-dir", self.dir], stdout=subprocess.DEVNULL,
@@ -123,7 +131,8 @@ class Topology:
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def master_port(self):
-        out = redis_cli(self.sentinel_ports[0], "SENTINEL", "GET-MASTER-ADDR-BY-NAME", "mymaster").split()
+        out = redis_cli(self.sentinel_ports[0], "SENTINEL", "GET-MASTER-ADDR-BY-NAME", "mymaster",
+                        tls=self.cli_tls).split()
         return int(out[1])
 
     def replica_ports(self):
@@ -144,12 +153,13 @@ def haproxy_up(stats_port):
     return {k: v for k, v in up.items() if k != "stats"}
 
 
-def start_haproxy(topo, template=None):
-    """HAProxy from benchmarks/haproxy.cfg.in (or `template`, a variant of it)."""
+def start_haproxy(topo, template=None, server_opts=""):
+    """HAProxy from benchmarks/haproxy.cfg.in (or `template`, a variant of it);
+    `server_opts` is added to every server line (e.g. `ssl ...`)."""
     need("haproxy", "haproxy")
     write, read, stats = free_ports(3)
     servers = lambda: "\n".join(  # noqa: E731
-        f"    server redis-{i} {HOST}:{p} check inter 1s" for i, p in enumerate(topo.redis_ports))
+        f"    server redis-{i} {HOST}:{p} check inter 1s {server_opts}".rstrip() for i, p in enumerate(topo.redis_ports))
     text = open(template or os.path.join(ROOT, "benchmarks", "haproxy.cfg.in")).read()
     text = (text.replace("@HOST@", HOST).replace("@WRITE_PORT@", str(write))
             .replace("@READ_PORT@", str(read)).replace("@STATS_PORT@", str(stats))

@@ -60,11 +60,15 @@ def start_haproxy_tls(topo, certs):
     return h.start_haproxy(topo, template=tmpl)
 
 
-def bench(port, cmd, clients, pipe, n, certs):
+def bench(port, cmd, clients, pipe, n, certs, client=None):
+    """One redis-benchmark cell; `certs` (its `ca`) makes it TLS, `client`
+    (certificate, key) adds a client certificate."""
     args = ["redis-benchmark", "-h", h.HOST, "-p", str(port), "-c", str(clients), "-n", str(n), "-P", str(pipe),
             "-d", "256", "-t", cmd, "-r", "100000", "--csv"]
     if certs:
         args += ["--tls", "--cacert", certs["ca"]]
+        if client:
+            args += ["--cert", client[0], "--key", client[1]]
     out = subprocess.run(args, capture_output=True, text=True, timeout=600)
     rows = [r for r in csv.reader(io.StringIO(out.stdout)) if r and r[0] != "test"]
     if not rows:

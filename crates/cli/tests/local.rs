@@ -284,3 +284,32 @@ fn a_state_dir_of_another_topology_is_refused() {
     let o = up.cmd(&["up", "--detach", "--no-proxy", "--quorum", "3"], &[]);
     assert_fails_with(&o, "another topology");
 }
+
+/// `up --min-replicas-to-write N` reaches every node's config (0 leaves it
+/// off), and more than the replicas there are is refused up front.
+#[test]
+fn min_replicas_to_write_is_a_flag_of_up() {
+    let up = Up::start(&["--min-replicas-to-write", "2"]);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    for p in &up.redis {
+        let addr = format!("127.0.0.1:{p}");
+        let ask = ["CONFIG", "GET", "min-replicas-to-write"];
+        let f = rt
+            .block_on(query(&addr, &ask, Duration::from_secs(2)))
+            .unwrap();
+        let v = f.into_pairs().into_iter().next().unwrap().1;
+        assert_eq!(v, "2", "{addr}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let sd = dir.path().display().to_string();
+    let o = run(&[
+        "up",
+        "--detach",
+        "--no-proxy",
+        "--state-dir",
+        &sd,
+        "--min-replicas-to-write",
+        "3",
+    ]);
+    assert_fails_with(&o, "min_replicas_to_write 3 needs at least 4 Redis nodes");
+}

@@ -45,6 +45,10 @@ pub struct RenderOptions {
     /// Redis maxmemory.
     #[arg(long, default_value = "256mb")]
     pub maxmemory: String,
+    /// Redis min-replicas-to-write: a master that has not heard from this
+    /// many replicas for 10 s refuses writes; 0 turns it off.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub min_replicas_to_write: u32,
     /// Sentinel down-after-milliseconds.
     #[arg(long, default_value_t = 5000)]
     pub down_after_ms: u64,
@@ -139,6 +143,7 @@ impl RenderOptions {
             quorum: sentinels / 2 + 1,
             down_after_ms: self.down_after_ms,
             maxmemory: self.maxmemory.clone(),
+            min_replicas_to_write: self.min_replicas_to_write,
             // Pods are known by their DNS names, which outlive their IPs.
             announce_hostnames: true,
             engine: self.engine,

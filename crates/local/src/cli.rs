@@ -75,6 +75,11 @@ pub struct UpArgs {
     /// Redis maxmemory (e.g. 256mb).
     #[arg(long)]
     pub maxmemory: Option<String>,
+    /// Redis min-replicas-to-write [default: 1]: a master that has not
+    /// heard from this many replicas for 10 s refuses writes (NOREPLICAS),
+    /// bounding what a partition loses; 0 turns it off.
+    #[arg(long, value_name = "N")]
+    pub min_replicas_to_write: Option<u32>,
     /// Password for Redis and Sentinel's auth-pass.
     #[arg(long, env = "REDIS_HA_PASSWORD", hide_env_values = true)]
     pub password: Option<String>,
@@ -245,6 +250,9 @@ fn options_for(a: &UpArgs) -> anyhow::Result<Options> {
     }
     if let Some(v) = &a.maxmemory {
         spec.maxmemory = v.clone();
+    }
+    if let Some(v) = a.min_replicas_to_write {
+        spec.min_replicas_to_write = v;
     }
     if a.password.is_some() {
         spec.password = a.password.clone();

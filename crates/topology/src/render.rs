@@ -55,10 +55,10 @@ pub fn redis_conf(spec: &Spec, node: &RedisNode) -> String {
     // with min-replicas-to-write, a new master takes writes only once a
     // replica is in sync, so the delay would be a write pause per failover.
     let _ = writeln!(w, "repl-diskless-sync-delay 0");
-    if spec.redis_nodes > 1 {
-        // A master cut off from every replica for 10 s refuses writes,
+    if spec.redis_nodes > 1 && spec.min_replicas_to_write > 0 {
+        // A master cut off from its replicas for 10 s refuses writes,
         // bounding what a partition can lose (--write-ack closes the rest).
-        let _ = writeln!(w, "min-replicas-to-write 1");
+        let _ = writeln!(w, "min-replicas-to-write {}", spec.min_replicas_to_write);
         let _ = writeln!(w, "min-replicas-max-lag 10");
     }
     match (&spec.password, &spec.acl) {
@@ -217,6 +217,43 @@ mod tests {
         assert!(r.contains("appendonly yes\nappendfsync everysec\n"));
         assert!(r.contains("replicaof 127.0.0.1 7000\n"));
         assert!(!s.contains("hostnames"));
+    }
+
+    #[test]
+    fn min_replicas_to_write_is_one_by_default_settable_and_off_at_zero() {
+        let node = RedisNode {
+            bind: "127.0.0.1".into(),
+            port: 7001,
+            dir: "/tmp".into(),
+            replica_of: None,
+            announce: None,
+            logfile: None,
+            pidfile: None,
+        };
+        let conf = |n: u32, nodes: usize| {
+            let spec = Spec {
+                min_replicas_to_write: n,
+                redis_nodes: nodes,
+                ..Spec::default()
+            };
+            redis_conf(&spec, &node)
+        };
+        assert!(redis_conf(&Spec::default(), &node)
+            .contains("min-replicas-to-write 1\nmin-replicas-max-lag 10\n"));
+        assert!(conf(2, 3).contains("min-replicas-to-write 2\n"));
+        assert!(!conf(0, 3).contains("min-replicas"));
+        assert!(
+            !conf(1, 1).contains("min-replicas"),
+            "a lone master has no replica to wait for"
+        );
+        let spec = |n, nodes| Spec {
+            min_replicas_to_write: n,
+            redis_nodes: nodes,
+            ..Spec::default()
+        };
+        assert!(spec(2, 3).validate().is_ok() && spec(1, 1).validate().is_ok());
+        let e = spec(3, 3).validate().unwrap_err().to_string();
+        assert!(e.contains("needs at least 4 Redis nodes"), "{e}");
     }
 
     #[test]

@@ -38,6 +38,11 @@ pub struct Spec {
     /// TLS on every node (`tls-port` only, `port 0`, `tls-replication`,
     /// client certificates required); `None` is plain TCP.
     pub tls: Option<TlsFiles>,
+    /// `min-replicas-to-write` (with `min-replicas-max-lag 10`): a master
+    /// that has heard from fewer replicas than this for 10 s refuses
+    /// writes, bounding what a partition can lose. 0 turns it off (Redis's
+    /// default); above the replica count it would refuse every write.
+    pub min_replicas_to_write: u32,
 }
 
 /// Where each node finds its certificate, key and CA (PEM). The names are
@@ -72,6 +77,7 @@ impl Default for Spec {
             announce_hostnames: false,
             engine: crate::Engine::Redis,
             tls: None,
+            min_replicas_to_write: 1,
         }
     }
 }
@@ -86,6 +92,12 @@ impl Spec {
             "quorum {} must be between 1 and the number of sentinels ({})",
             self.quorum,
             self.sentinels
+        );
+        anyhow::ensure!(
+            self.redis_nodes == 1 || (self.min_replicas_to_write as usize) < self.redis_nodes,
+            "min_replicas_to_write {} needs at least {} Redis nodes (it counts replicas; 0 turns it off)",
+            self.min_replicas_to_write,
+            self.min_replicas_to_write + 1
         );
         anyhow::ensure!(
             self.down_after_ms >= 100,

@@ -36,6 +36,18 @@ fn client(state: &str, with_cert: bool) -> Access {
     }
 }
 
+fn run_owned(args: &[String]) -> std::process::Output {
+    run(&args.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
+/// [`run_owned`] off the runtime's threads (the topology's proxy and the
+/// test's own connections keep running meanwhile).
+async fn run_blocking(args: Vec<String>) -> std::process::Output {
+    tokio::task::spawn_blocking(move || run_owned(&args))
+        .await
+        .unwrap()
+}
+
 async fn plain_ping(addr: &str) -> Result<redis_ha_resp::Frame, ConnError> {
     let mut c = Connection::connect(addr, IO).await?;
     c.request(&["PING"]).await
@@ -132,11 +144,7 @@ async fn a_tls_topology_has_no_plaintext_port_and_fails_over_exactly_once() {
     ]
     .map(String::from)
     .to_vec();
-    let o = tokio::task::spawn_blocking(move || {
-        run(&args.iter().map(String::as_str).collect::<Vec<_>>())
-    })
-    .await
-    .unwrap();
+    let o = run_blocking(args).await;
     assert!(o.status.success(), "drill: {}", text(&o));
     let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let r = if r.is_array() { r[0].clone() } else { r };
@@ -183,7 +191,7 @@ async fn a_tls_topology_has_no_plaintext_port_and_fails_over_exactly_once() {
         ]
         .map(String::from),
     );
-    let plain = run(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let plain = run_owned(&args);
     assert!(
         !plain.status.success(),
         "init-role without --tls decided: {}",
@@ -191,7 +199,7 @@ async fn a_tls_topology_has_no_plaintext_port_and_fails_over_exactly_once() {
     );
     args.push("--tls".into());
     flags(&mut args);
-    let o = run(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let o = run_owned(&args);
     assert!(o.status.success(), "init-role --tls: {}", text(&o));
     let (h, port) = master.split_once(':').unwrap();
     assert_eq!(
@@ -203,11 +211,7 @@ async fn a_tls_topology_has_no_plaintext_port_and_fails_over_exactly_once() {
         .map(String::from)
         .to_vec();
     flags(&mut args);
-    let o = tokio::task::spawn_blocking(move || {
-        run(&args.iter().map(String::as_str).collect::<Vec<_>>())
-    })
-    .await
-    .unwrap();
+    let o = run_blocking(args).await;
     assert!(o.status.success(), "switchover --tls: {}", text(&o));
     let s: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(s["switched"], true, "{s}");

@@ -12,13 +12,11 @@ so each path pays for one TLS hop, as direct does. twemproxy has no TLS.
 
 Ratios are to direct TLS in the same round (rounds interleaved)."""
 
-import argparse
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
-import throughput as tp  # noqa: E402
 import tls  # noqa: E402
 
 
@@ -42,13 +40,7 @@ def proxy_args(topo):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--conns", type=int, default=50)
-    ap.add_argument("--cells", default="set:1,get:1,set:16,get:16")
-    ap.add_argument("--out", default=os.path.join(h.ROOT, "benchmarks", "BACKEND-TLS.md"))
-    a = ap.parse_args()
+    a = tls.parse_args(__doc__, "set:1,get:1,set:16,get:16", "BACKEND-TLS.md")
     for b, p in (("redis-benchmark", "redis-tools"), ("haproxy", "haproxy")):
         h.need(b, p)
     h.build()
@@ -59,42 +51,22 @@ def main():
     ded = h.start_proxy(topo, "dedicated", extra=proxy_args(topo))
     f = topo.tls_files
     paths = {
-        "direct": ((master, replica), f),
-        "haproxy (TLS to Redis)": ((hap["write"], hap["read"]), None),
-        "redis-ha (TLS to Redis, multiplex)": ((mux["write"], mux["read"]), None),
-        "redis-ha (TLS to Redis, dedicated)": ((ded["write"], ded["read"]), None),
+        "direct": ((master, replica), f, (f["cert"], f["key"])),
+        "haproxy (TLS to Redis)": ((hap["write"], hap["read"]), None, None),
+        "redis-ha (TLS to Redis, multiplex)": ((mux["write"], mux["read"]), None, None),
+        "redis-ha (TLS to Redis, dedicated)": ((ded["write"], ded["read"]), None, None),
     }
-    scale = 0.25 if a.quick else 1.0
-    results = {}
-    for rnd in range(a.rounds):
-        for cell in a.cells.split(","):
-            cmd, pipe = cell.split(":")[0], int(cell.split(":")[1])
-            n = int((200_000 if pipe == 1 else 1_500_000) * scale)
-            for name, ((w, r), c) in paths.items():
-                client = (f["cert"], f["key"]) if c else None
-                res = tls.bench(w if cmd == "set" else r, cmd, a.conns, pipe, n, c, client)
-                results.setdefault((cmd, pipe, a.conns), {}).setdefault(name, []).append(res)
-                h.log(f"round {rnd + 1} {cmd.upper()} P{pipe} {name}: {res['rps']:.0f} ops/s p99 {res['p99_ms']} ms")
-    write_report(a, results, list(paths))
-
-
-def write_report(a, results, names):
-    m = h.machine()
-    lines = ["# TLS toward Redis", "", f"Produced by `benchmarks/backend_tls.py{' --quick' if a.quick else ''}` in one run.",
-             "", "| machine | |", "|---|---|"] + [f"| {k} | {v} |" for k, v in m.items()]
-    lines += ["", "The topology is `redis-ha up --tls`: Redis and Sentinel on tls-port only, `tls-auth-clients yes`.",
-              "direct = redis-benchmark --tls with the topology's client certificate to the master (SET) or a",
-              "replica (GET). haproxy = the original's HAProxy config, plain binds, `ssl verify required ca-file",
-              "crt` on its server lines (OpenSSL; health checks over TLS too). redis-ha = `redis-ha proxy",
-              "--backend-tls` (rustls), plain binds; multiplex reaches TLS through one relay task per shared",
-              "connection, dedicated opens one TLS stream per client. TLS 1.3, the topology's ECDSA P-256",
-              f"certificates. 256-byte values, {a.conns} connections; ratio = ops/s ÷ direct TLS in the same",
-              f"round ({a.rounds} rounds; median in bold, range).", ""]
-    tp.ratio_table(lines, results, names, a.conns)
-    open(a.out, "w").write("\n".join(lines) + "\n")
-    h.dump_json(a.out.replace(".md", ".json"), {"machine": m, "results": {f"{k[0]}:{k[1]}:{k[2]}": v
-                                                                           for k, v in results.items()}})
-    h.log(f"wrote {a.out}")
+    results = tls.measure(a, paths)
+    setup = ["The topology is `redis-ha up --tls`: Redis and Sentinel on tls-port only, `tls-auth-clients yes`.",
+             "direct = redis-benchmark --tls with the topology's client certificate to the master (SET) or a",
+             "replica (GET). haproxy = the original's HAProxy config, plain binds, `ssl verify required ca-file",
+             "crt` on its server lines (OpenSSL; health checks over TLS too). redis-ha = `redis-ha proxy",
+             "--backend-tls` (rustls), plain binds; multiplex reaches TLS through one relay task per shared",
+             "connection, dedicated opens one TLS stream per client. TLS 1.3, the topology's ECDSA P-256",
+             f"certificates. 256-byte values, {a.conns} connections; ratio = ops/s ÷ direct TLS in the same",
+             f"round ({a.rounds} rounds; median in bold, range)."]
+    tls.report(a, "TLS toward Redis", "backend_tls.py", setup, results, list(paths))
+    return results
 
 
 if __name__ == "__main__":

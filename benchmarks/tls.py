@@ -76,14 +76,48 @@ def bench(port, cmd, clients, pipe, n, certs, client=None):
     return {"rps": float(rows[0][1]), "p99_ms": float(rows[0][6])}
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def parse_args(doc, cells, out):
+    """The flags both TLS scripts take."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--conns", type=int, default=50)
-    ap.add_argument("--cells", default="set:1,get:1,get:16")
-    ap.add_argument("--out", default=os.path.join(h.ROOT, "benchmarks", "TLS.md"))
-    a = ap.parse_args()
+    ap.add_argument("--cells", default=cells)
+    ap.add_argument("--out", default=os.path.join(h.ROOT, "benchmarks", out))
+    return ap.parse_args()
+
+
+def measure(a, paths):
+    """Every cell through every path, rounds interleaved. `paths`: name ->
+    ((write port, read port), certs or None, client (cert, key) or None)."""
+    scale = 0.25 if a.quick else 1.0
+    results = {}
+    for rnd in range(a.rounds):
+        for cell in a.cells.split(","):
+            cmd, pipe = cell.split(":")[0], int(cell.split(":")[1])
+            n = int((200_000 if pipe == 1 else 1_500_000) * scale)
+            for name, ((w, r), c, client) in paths.items():
+                res = bench(w if cmd == "set" else r, cmd, a.conns, pipe, n, c, client)
+                results.setdefault((cmd, pipe, a.conns), {}).setdefault(name, []).append(res)
+                h.log(f"round {rnd + 1} {cmd.upper()} P{pipe} {name}: {res['rps']:.0f} ops/s p99 {res['p99_ms']} ms")
+    return results
+
+
+def report(a, title, script, setup, results, names):
+    """The machine table, the setup text and the ratio table, to a.out (+ .json)."""
+    m = h.machine()
+    lines = [f"# {title}", "", f"Produced by `benchmarks/{script}{' --quick' if a.quick else ''}` in one run.", "",
+             "| machine | |", "|---|---|"] + [f"| {k} | {v} |" for k, v in m.items()]
+    lines += [""] + setup + [""]
+    tp.ratio_table(lines, results, names, a.conns)
+    open(a.out, "w").write("\n".join(lines) + "\n")
+    h.dump_json(a.out.replace(".md", ".json"), {"machine": m, "results": {f"{k[0]}:{k[1]}:{k[2]}": v
+                                                                           for k, v in results.items()}})
+    h.log(f"wrote {a.out}")
+
+
+def main():
+    a = parse_args(__doc__, "set:1,get:1,get:16", "TLS.md")
     for b, p in (("redis-benchmark", "redis-tools"), ("haproxy", "haproxy"), ("openssl", "openssl")):
         h.need(b, p)
     h.build()
@@ -96,35 +130,19 @@ def main():
                                             "--tls-auth-clients", "no", "--tls-port", str(tls_write),
                                             "--tls-read-port", str(tls_read)])
     paths = {
-        "direct": ((redis_tls_port(master, certs), redis_tls_port(replica, certs)), certs),
-        "direct, plain TCP": ((master, replica), None),
-        "haproxy (TLS)": ((hap["write"], hap["read"]), certs),
-        "redis-ha (TLS, multiplex)": ((tls_write, tls_read), certs),
+        "direct": ((redis_tls_port(master, certs), redis_tls_port(replica, certs)), certs, None),
+        "direct, plain TCP": ((master, replica), None, None),
+        "haproxy (TLS)": ((hap["write"], hap["read"]), certs, None),
+        "redis-ha (TLS, multiplex)": ((tls_write, tls_read), certs, None),
     }
-    scale = 0.25 if a.quick else 1.0
-    results = {}
-    for rnd in range(a.rounds):
-        for cell in a.cells.split(","):
-            cmd, pipe = cell.split(":")[0], int(cell.split(":")[1])
-            n = int((200_000 if pipe == 1 else 1_500_000) * scale)
-            for name, ((w, r), c) in paths.items():
-                res = bench(w if cmd == "set" else r, cmd, a.conns, pipe, n, c)
-                results.setdefault((cmd, pipe, a.conns), {}).setdefault(name, []).append(res)
-                h.log(f"round {rnd + 1} {cmd.upper()} P{pipe} {name}: {res['rps']:.0f} ops/s p99 {res['p99_ms']} ms")
-    m = h.machine()
-    lines = ["# TLS toward clients", "", f"Produced by `benchmarks/tls.py{' --quick' if a.quick else ''}` in one run.", "",
-             "| machine | |", "|---|---|"] + [f"| {k} | {v} |" for k, v in m.items()]
-    lines += ["", "direct = redis-benchmark --tls to Redis's own TLS port (master for SET, a replica for GET).",
-              "haproxy (TLS) = the original's HAProxy config with `ssl crt` on its two binds (OpenSSL), plain to",
-              "Redis. redis-ha (TLS) = `redis-ha proxy --tls-port/--tls-read-port` (rustls), plain to Redis.",
-              "TLS 1.3 (both proxies' default), RSA 2048 certificate, no client certificates. 256-byte values,",
-              f"{a.conns} connections; ratio = ops/s ÷ direct TLS in the same round ({a.rounds} rounds; median",
-              "in bold, range).", ""]
-    tp.ratio_table(lines, results, list(paths), a.conns)
-    open(a.out, "w").write("\n".join(lines) + "\n")
-    h.dump_json(a.out.replace(".md", ".json"), {"machine": m, "results": {f"{k[0]}:{k[1]}:{k[2]}": v
-                                                                           for k, v in results.items()}})
-    h.log(f"wrote {a.out}")
+    results = measure(a, paths)
+    setup = ["direct = redis-benchmark --tls to Redis's own TLS port (master for SET, a replica for GET).",
+             "haproxy (TLS) = the original's HAProxy config with `ssl crt` on its two binds (OpenSSL), plain to",
+             "Redis. redis-ha (TLS) = `redis-ha proxy --tls-port/--tls-read-port` (rustls), plain to Redis.",
+             "TLS 1.3 (both proxies' default), RSA 2048 certificate, no client certificates. 256-byte values,",
+             f"{a.conns} connections; ratio = ops/s ÷ direct TLS in the same round ({a.rounds} rounds; median",
+             "in bold, range)."]
+    report(a, "TLS toward clients", "tls.py", setup, results, list(paths))
 
 
 if __name__ == "__main__":

@@ -32,4 +32,4 @@ REDIS_HA_ENGINE=valkey cargo nextest run --workspace \
 # `up --tls` runs: tls-port only, TLS replication, client certificates required),
 # the proxy speaking TLS to every node and sentinel.
 REDIS_HA_TLS=1 cargo nextest run --workspace \
-  -E 'package(redis-ha-proxy) & (binary(compat) | binary(failover) | binary(mux) | binary(auth) | binary(writes) | binary(busy) | binary(guard) | binary(errors) | binary(write_ack) | binary(min_replicas))'
+  -E 'package(redis-ha-proxy) & (binary(compat) | binary(failover) | binary(mux) | binary(auth) | binary(writes) | binary(busy) | binary(guard) | binary(errors) | binary(write_ack) | binary(min_replicas) | binary(backpressure))'

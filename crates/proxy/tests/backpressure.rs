@@ -8,7 +8,6 @@ mod common;
 
 use common::*;
 use redis_ha_proxy::config::ConnMode;
-use redis_ha_resp::conn::query;
 use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
@@ -50,7 +49,7 @@ async fn a_client_that_never_reads(mode: ConnMode) {
     let (t, p) = setup(|c| c.mode = mode).await;
     let master = t.master().await.unwrap();
     let value = "v".repeat(10_000);
-    query(&master, &["SET", "big", &value], Duration::from_secs(2))
+    node_query(&t, &master, &["SET", "big", &value])
         .await
         .unwrap();
     let before = rss_bytes();
@@ -58,11 +57,7 @@ async fn a_client_that_never_reads(mode: ConnMode) {
     let (flooder, sent) = flood(p.write_addr()).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let grown = rss_bytes().saturating_sub(before);
-    let info = text(
-        &query(&master, &["INFO"], Duration::from_secs(2))
-            .await
-            .unwrap(),
-    );
+    let info = text(&node_query(&t, &master, &["INFO"]).await.unwrap());
     let (used, outbuf) = (
         info_field(&info, "used_memory"),
         info_field(&info, "client_recent_max_output_buffer"),

@@ -36,6 +36,14 @@ pub enum Endpoint {
 }
 
 impl Routes {
+    /// The table's own copy of `addr`, if it is a node of it.
+    pub fn node(&self, addr: &str) -> Option<&Addr> {
+        self.master
+            .iter()
+            .chain(&self.replicas)
+            .find(|a| a.as_str() == addr)
+    }
+
     /// Whether `addr` takes new requests for `ep`: the master for writes; a
     /// replica in rotation, or the master when none is left, for reads.
     pub fn serves(&self, ep: Endpoint, addr: &str) -> bool {
@@ -105,6 +113,14 @@ mod tests {
         assert!(!r.serves(Endpoint::read, "m:1"));
         // No replica left: the master serves reads too.
         assert!(routes(Some("m:1"), &[]).serves(Endpoint::read, "m:1"));
+    }
+
+    #[test]
+    fn node_is_the_tables_own_copy() {
+        let r = routes(Some("m:1"), &["r:1", "r:2"]);
+        assert!(std::ptr::eq(r.node("r:2").unwrap(), &r.replicas[1]));
+        assert_eq!(r.node("m:1"), r.master.as_ref());
+        assert_eq!(r.node("x:1"), None);
     }
 
     #[test]

@@ -67,25 +67,27 @@ impl Policy {
     /// The node for the next requests; `current` is the session's link,
     /// `avoid` a node to skip and the time now (read only when there is one:
     /// this runs per batch). `None`: wait (no master, or only nodes to avoid).
-    pub fn target(
+    /// The address is borrowed from `routes`: this runs per batch, and a
+    /// copy of it would be an allocation per request at pipeline 1.
+    pub fn target<'r>(
         &self,
-        routes: &Routes,
+        routes: &'r Routes,
         current: Option<&Addr>,
         avoid: Option<(&Avoid, Instant)>,
-    ) -> Result<Option<Addr>, ClientError> {
-        let ok = |a: &Addr| !avoid.is_some_and(|(x, now)| x.blocks(a, routes.epoch, now));
+    ) -> Result<Option<&'r Addr>, ClientError> {
+        let ok = |a: &&Addr| !avoid.is_some_and(|(x, now)| x.blocks(a, routes.epoch, now));
         match self {
-            Policy::Write => Ok(routes.master.clone().filter(ok)),
+            Policy::Write => Ok(routes.master.as_ref().filter(ok)),
             Policy::Read { balancer, fallback } => {
                 if let Some(c) = current.filter(|c| routes.serves(Endpoint::read, c) && ok(c)) {
-                    return Ok(Some(c.clone()));
+                    return Ok(routes.node(c));
                 }
                 if !routes.replicas.is_empty() {
-                    let open: Vec<&Addr> = routes.replicas.iter().filter(|r| ok(r)).collect();
+                    let open: Vec<&Addr> = routes.replicas.iter().filter(ok).collect();
                     return Ok(balancer.pick(&open));
                 }
                 match fallback {
-                    ReadFallback::Master => Ok(routes.master.clone().filter(ok)),
+                    ReadFallback::Master => Ok(routes.master.as_ref().filter(ok)),
                     ReadFallback::Error => Err(ClientError::NoReplica),
                 }
             }
@@ -122,7 +124,7 @@ impl Balancer {
         }
     }
 
-    pub fn pick(&self, replicas: &[&Addr]) -> Option<Addr> {
+    pub fn pick<'r>(&self, replicas: &[&'r Addr]) -> Option<&'r Addr> {
         if replicas.is_empty() {
             return None;
         }
@@ -132,12 +134,12 @@ impl Balancer {
             }
             ReadBalance::LeastOutstanding => {
                 let bound = self.bound.lock().unwrap_or_else(|e| e.into_inner());
-                replicas
+                *replicas
                     .iter()
                     .min_by_key(|r| bound.get(**r).copied().unwrap_or(0))?
             }
         };
-        Some(r.clone())
+        Some(r)
     }
 
     pub fn bind(&self, addr: &str) {
@@ -190,7 +192,7 @@ mod tests {
                 .target(&r, None, avoid.map(|a| (a, now)))
                 .unwrap()
         };
-        assert_eq!(t(None).as_deref(), Some("m:1"));
+        assert_eq!(t(None).map(String::as_str), Some("m:1"));
         let ro = Avoid::ReadOnly {
             addr: "m:1".into(),
             epoch: 3,
@@ -201,7 +203,7 @@ mod tests {
             addr: "m:1".into(),
             epoch: 2,
         };
-        assert_eq!(t(Some(&old)).as_deref(), Some("m:1"));
+        assert_eq!(t(Some(&old)).map(String::as_str), Some("m:1"));
         let lost = Avoid::Lost {
             addr: "m:1".into(),
             until: now + COOLDOWN,
@@ -211,7 +213,7 @@ mod tests {
             addr: "m:1".into(),
             until: now,
         };
-        assert_eq!(t(Some(&over)).as_deref(), Some("m:1"));
+        assert_eq!(t(Some(&over)).map(String::as_str), Some("m:1"));
         assert_eq!(
             Policy::Write.target(&routes(None, &["r:1"]), None, None),
             Ok(None)
@@ -224,9 +226,9 @@ mod tests {
         let p = read(ReadFallback::Master, ReadBalance::RoundRobin);
         let r = routes(Some("m:1"), &["r:1", "r:2"]);
         let on = "r:2".to_string();
-        assert_eq!(p.target(&r, Some(&on), None).unwrap(), Some(on.clone()));
+        assert_eq!(p.target(&r, Some(&on), None).unwrap(), Some(&on));
         let picks: Vec<_> = (0..4)
-            .map(|_| p.target(&r, None, None).unwrap().unwrap())
+            .map(|_| p.target(&r, None, None).unwrap().unwrap().as_str())
             .collect();
         assert_eq!(picks, ["r:1", "r:2", "r:1", "r:2"]);
         // A replica whose link was just lost is skipped, the session's too.
@@ -238,7 +240,7 @@ mod tests {
             assert_eq!(
                 p.target(&r, Some(&on), Some((&lost, now)))
                     .unwrap()
-                    .as_deref(),
+                    .map(String::as_str),
                 Some("r:1")
             );
         }
@@ -246,7 +248,7 @@ mod tests {
         assert_eq!(
             p.target(&routes(Some("m:1"), &[]), None, None)
                 .unwrap()
-                .as_deref(),
+                .map(String::as_str),
             Some("m:1")
         );
         let strict = read(ReadFallback::Error, ReadBalance::RoundRobin);
@@ -263,9 +265,15 @@ mod tests {
         p.bind("r:1");
         p.bind("r:1");
         p.bind("r:2");
-        assert_eq!(p.target(&r, None, None).unwrap().as_deref(), Some("r:2"));
+        assert_eq!(
+            p.target(&r, None, None).unwrap().map(String::as_str),
+            Some("r:2")
+        );
         p.release("r:1");
         p.release("r:1");
-        assert_eq!(p.target(&r, None, None).unwrap().as_deref(), Some("r:1"));
+        assert_eq!(
+            p.target(&r, None, None).unwrap().map(String::as_str),
+            Some("r:1")
+        );
     }
 }

@@ -16,7 +16,9 @@ impl Session {
             return;
         }
         self.sync_routes();
-        let target = match self.target() {
+        // The table, not a copy of its address: no allocation per batch.
+        let routes = self.routes.clone();
+        let target = match self.target(&routes) {
             Ok(Some(t)) => t,
             Ok(None) => return self.wait_for_backend(),
             Err(e) => {
@@ -25,7 +27,7 @@ impl Session {
                 return;
             }
         };
-        if self.connect(&target).await {
+        if self.connect(target).await {
             let held = matches!(self.hold, Hold::Since(_)); // no clock read per batch
             if let Some(waited) = held.then(|| self.hold.end(Instant::now())).flatten() {
                 self.shared
@@ -81,11 +83,11 @@ impl Session {
 
     /// Where requests should go now: `None` to wait (no master, or the
     /// master refused with READONLY and the table has not caught up).
-    pub(super) fn target(&self) -> Result<Option<Addr>, ClientError> {
+    pub(super) fn target<'r>(&self, routes: &'r Routes) -> Result<Option<&'r Addr>, ClientError> {
         let current = self.backend.as_ref().map(|b| &b.addr);
         let policy = self.shared.policy(self.endpoint);
         let avoid = self.avoid.as_ref().map(|a| (a, Instant::now()));
-        policy.target(&self.routes, current, avoid)
+        policy.target(routes, current, avoid)
     }
 
     /// No backend now: hold, or give up after `--failover-hold`. Admin

@@ -242,7 +242,7 @@ pub(crate) enum Parsed {
     Inline(usize, Vec<Vec<u8>>),
 }
 
-fn parse_multibulk(buf: &[u8], limits: &Limits) -> Result<Parsed, ProtocolError> {
+pub(crate) fn parse_multibulk(buf: &[u8], limits: &Limits) -> Result<Parsed, ProtocolError> {
     let Some(end) = find_crlf(buf, 1) else {
         return if buf.len() > limits.max_inline_len {
             Err(ProtocolError::TooBigCount)

@@ -5,6 +5,7 @@
 
 use super::commands::Class;
 use super::error::ClientError;
+use super::table::{self, Spec};
 use redis_ha_resp::Command;
 
 /// `--deny-commands`' default. CLIENT KILL and CLIENT PAUSE would let a
@@ -14,25 +15,59 @@ pub const DEFAULT: &str =
 
 const STREAMS: [&str; 3] = ["SYNC", "PSYNC", "REPLCONF"];
 
-/// Names refused, upper case, subcommands as `CONTAINER|SUB`.
+/// Names refused, upper case, subcommands as `CONTAINER|SUB`, and the
+/// verdict for each command of the table, decided once: the check runs per
+/// request, and comparing names there cost ~1.5 % of the proxy's
+/// user-space instructions at SET P1.
 #[derive(Clone, Debug, Default)]
-pub struct DenyList(Vec<String>);
+pub struct DenyList {
+    names: Vec<String>,
+    /// By position in [`table::COMMANDS`]: refused or a stream.
+    by_spec: Vec<bool>,
+}
 
 impl DenyList {
     /// From `--deny-commands`: names separated by commas; a subcommand as
     /// `CLIENT|KILL` or `CLIENT KILL`; a container alone (`CONFIG`) denies
     /// all its subcommands; empty denies nothing.
     pub fn parse(s: &str) -> DenyList {
-        DenyList(
-            s.split(',')
+        let mut d = DenyList {
+            names: s
+                .split(',')
                 .map(|n| n.trim().replace(' ', "|").to_ascii_uppercase())
                 .filter(|n| !n.is_empty())
                 .collect(),
-        )
+            by_spec: Vec::new(),
+        };
+        d.by_spec = table::COMMANDS
+            .iter()
+            .map(|c| STREAMS.contains(&c.name) || d.hit(c.name))
+            .collect();
+        d
+    }
+
+    fn hit(&self, name: &str) -> bool {
+        self.names.iter().any(|d| {
+            name == d
+                || (name.len() > d.len()
+                    && name.starts_with(d.as_str())
+                    && name.as_bytes()[d.len()] == b'|')
+        })
+    }
+
+    /// The table's verdict on `spec`, without comparing names.
+    fn spec_is_refused(&self, spec: &Spec) -> bool {
+        // Its position in the table (a static array of these).
+        let at = (spec as *const Spec as usize - table::COMMANDS.as_ptr() as usize)
+            / std::mem::size_of::<Spec>();
+        self.by_spec.get(at).copied().unwrap_or(true)
     }
 
     /// The error for a refused command, if it is one.
     pub fn check(&self, cmd: &Command, class: &Class) -> Option<ClientError> {
+        if class.spec.is_some_and(|s| !self.spec_is_refused(s)) {
+            return None;
+        }
         let upper;
         let name = match class.spec {
             Some(s) => s.name,
@@ -45,13 +80,8 @@ impl DenyList {
         if STREAMS.contains(&name) {
             return Some(ClientError::NotProxied { command: shown() });
         }
-        let hit = self.0.iter().any(|d| {
-            name == d
-                || (name.len() > d.len()
-                    && name.starts_with(d.as_str())
-                    && name.as_bytes()[d.len()] == b'|')
-        });
-        hit.then(|| ClientError::Denied { command: shown() })
+        self.hit(name)
+            .then(|| ClientError::Denied { command: shown() })
     }
 }
 

@@ -36,7 +36,8 @@ impl Session {
 
     pub(super) fn accept(&mut self, cmd: Command) {
         let class = self.last_class.classify(&cmd);
-        if looks_like_http(&cmd) {
+        // POST and HOST: are no Redis commands: a known one needs no compare.
+        if class.spec.is_none() && looks_like_http(&cmd) {
             tracing::warn!("closing a client that sent HTTP to a Redis port");
             self.error_kind(ErrorKind::Protocol);
             self.input = Input::Closing;

@@ -139,6 +139,15 @@ class Topology:
         m = self.master_port()
         return [p for p in self.redis_ports if p != m]
 
+    def replicas_caught_up(self):
+        """Every replica has applied the master's whole replication stream: a
+        run of writes leaves the replicas busy for a moment, and the next
+        path measured would share the cores with that catch-up."""
+        info = redis_cli(self.master_port(), "INFO", "replication", tls=self.cli_tls)
+        offset = int(info.split("master_repl_offset:")[1].split()[0])
+        acked = [int(ln.split("offset=")[1].split(",")[0]) for ln in info.splitlines() if ln.startswith("slave")]
+        return bool(acked) and all(o >= offset for o in acked)
+
 
 def haproxy_up(stats_port):
     """Servers UP per backend, from HAProxy's stats CSV."""

@@ -188,9 +188,15 @@ def main():
             n = int((200_000 if pipe == 1 else 1_500_000) * scale)
             cells.append((cmd, pipe, conns, n))
     results = {}
+    names = list(paths)
     for rnd in range(a.rounds):
+        # Each round starts at a different path, so none is always measured
+        # right after the same other one (or always last).
+        order = names[rnd % len(names):] + names[:rnd % len(names)]
         for cmd, pipe, conns, n in cells:
-            for name, (wport, rport) in paths.items():
+            for name in order:
+                wport, rport = paths[name]
+                h.wait_until("replicas caught up", topo.replicas_caught_up)
                 port = wport if cmd == "set" else rport
                 pid = proxy_pid[name]
                 before = (sum(map(h.cpu_seconds, redis_pids)), h.cpu_seconds(pid) if pid else 0.0)
@@ -290,7 +296,8 @@ def write_report(a, results, ha_results, paths, mem, eff):
               "proxy` write (SET) and read (GET) endpoints" + (f"; `redis-ha {a.ab_name}` = {a.ab_binary}, the A/B"
                                                               " baseline, in the same run" if a.ab_binary else "") + ".",
               "redis-benchmark, 256-byte values, random keys over 100k. Ratio = ops/s ÷ direct ops/s in the same",
-              f"round ({a.rounds} rounds interleaved; median in bold, range over the rounds).", ""]
+              f"round ({a.rounds} rounds interleaved, each starting at the next path, after the replicas have caught up; "
+              "median in bold, range over the rounds).", ""]
     names = list(paths)
     for conns in sorted({k[2] for k in results}):
         lines += [f"## {conns} connections", ""]

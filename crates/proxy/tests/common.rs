@@ -95,6 +95,21 @@ pub async fn client_connections(t: &Topology, node: &str) -> Vec<String> {
         .collect()
 }
 
+/// [`client_connections`] without the control plane's one-shot ROLE /
+/// INFO probes, which come and go on every node (a demoted master too):
+/// the connections requests travel on.
+pub async fn data_connections(t: &Topology, node: &str) -> Vec<String> {
+    let probe = |l: &String| {
+        l.contains(" name= ")
+            && ["cmd=NULL", "cmd=role", "cmd=info"]
+                .iter()
+                .any(|c| l.contains(&format!(" {c} ")))
+    };
+    let mut conns = client_connections(t, node).await;
+    conns.retain(|l| !probe(l));
+    conns
+}
+
 pub async fn conn(addr: impl ToString) -> Connection {
     let mut c = Connection::connect(&addr.to_string(), Duration::from_secs(2))
         .await

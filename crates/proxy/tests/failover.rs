@@ -85,7 +85,7 @@ async fn planned_failover_moves_state_fences_old_master_and_closes_pinned_sessio
         "no proxy connection on the old master",
         Duration::from_secs(10),
         || async {
-            let left = client_connections(&t, &old).await;
+            let left = data_connections(&t, &old).await;
             left.is_empty().then_some(())
         },
     )
@@ -97,9 +97,10 @@ async fn planned_failover_moves_state_fences_old_master_and_closes_pinned_sessio
             "OK"
         );
     }
+    let left = data_connections(&t, &old).await;
     assert!(
-        client_connections(&t, &old).await.is_empty(),
-        "a command reached the old master"
+        left.is_empty(),
+        "a command reached the old master: {left:?}"
     );
 }
 

@@ -18,17 +18,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Proxy connections on `node`: (name, id) of each.
 async fn proxy_connections(t: &Topology, node: &str) -> Vec<(String, String)> {
-    client_connections(t, node)
+    data_connections(t, node)
         .await
         .iter()
-        // The control plane's one-shot ROLE / INFO probes come and go;
-        // they are not data-path connections.
-        .filter(|l| {
-            !(l.contains(" name= ")
-                && ["cmd=NULL", "cmd=role", "cmd=info"]
-                    .iter()
-                    .any(|c| l.contains(&format!(" {c} "))))
-        })
         .map(|l| {
             let field = |k: &str| {
                 l.split(' ')

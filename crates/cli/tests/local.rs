@@ -228,42 +228,22 @@ fn bad_input_gets_a_clear_error() {
     let p = free_ports("127.0.0.1", 5).unwrap();
     let ports = format!("{},{},{}", p[0], p[1], bp);
     let sports = format!("{},{},{}", p[2], p[3], p[4]);
-    let o = run(&[
-        "up",
-        "--detach",
-        "--no-proxy",
-        "--state-dir",
-        &sd,
-        "--redis-ports",
-        &ports,
-        "--sentinel-ports",
-        &sports,
-    ]);
+    // `up --detach --no-proxy` in this state dir, with `extra` flags.
+    let up = |extra: &[&str]| {
+        let mut args = vec!["up", "--detach", "--no-proxy", "--state-dir", &sd];
+        args.extend_from_slice(extra);
+        run(&args)
+    };
+    let o = up(&["--redis-ports", &ports, "--sentinel-ports", &sports]);
     assert_fails_with(&o, "already in use");
     assert!(
         !PathBuf::from(&sd).join("redis-0").join("pid").exists(),
         "half-started"
     );
     // Bad settings.
-    let o = run(&[
-        "up",
-        "--detach",
-        "--no-proxy",
-        "--state-dir",
-        &sd,
-        "--quorum",
-        "5",
-    ]);
+    let o = up(&["--quorum", "5"]);
     assert_fails_with(&o, "quorum");
-    let o = run(&[
-        "up",
-        "--detach",
-        "--no-proxy",
-        "--state-dir",
-        &sd,
-        "--min-replicas-to-write",
-        "3",
-    ]);
+    let o = up(&["--min-replicas-to-write", "3"]);
     assert_fails_with(&o, "min_replicas_to_write 3 needs at least 4 Redis nodes");
     // Unknown flag: clap's error, non-zero.
     let o = run(&["up", "--bogus"]);

@@ -64,11 +64,11 @@ impl Policy {
         }
     }
 
-    /// The node for the next requests; `current` is the session's link,
-    /// `avoid` a node to skip and the time now (read only when there is one:
-    /// this runs per batch). `None`: wait (no master, or only nodes to avoid).
-    /// The address is borrowed from `routes`: this runs per batch, and a
-    /// copy of it would be an allocation per request at pipeline 1.
+    /// The node for the next requests, borrowed from `routes`; `current` is
+    /// the session's link, `avoid` a node to skip and the time now. This runs
+    /// per batch, so the clock is read only when there is a node to avoid,
+    /// and the address is not copied (an allocation per request at P1).
+    /// `None`: wait (no master, or only nodes to avoid).
     pub fn target<'r>(
         &self,
         routes: &'r Routes,

@@ -175,49 +175,51 @@ impl Session {
 
     /// Writes the queued requests the link can carry, in one batch.
     pub(super) async fn send(&mut self) {
-        let mut acks = self.ack_rule();
+        let acks = self.ack_rule();
         let Some(b) = self.backend.as_mut() else {
             return;
         };
         let on_shared = b.is_shared();
         let cfg = &self.shared.cfg;
-        // A RESET logs a dedicated connection out on Redis; with
-        // --client-auth none the client expects to stay logged in.
-        let reset_logs_out = cfg.login.is_some() && !cfg.client_auth && !on_shared;
-        let mut batch = std::mem::take(&mut self.batch);
-        let (state, lane) = (&mut self.state, &mut self.lane);
-        let mut stop = false;
-        let mut n = self.pipeline.write_queued(&mut batch, |s| {
-            if stop || (on_shared && !s.class.shared) {
-                return Take::Stop;
+        let mut taker = Taker {
+            acks,
+            state: &mut self.state,
+            lane: &mut self.lane,
+            on_shared,
+            // A RESET logs a dedicated connection out on Redis; with
+            // --client-auth none the client expects to stay logged in.
+            reset_logs_out: cfg.login.is_some() && !cfg.client_auth && !on_shared,
+            stop: false,
+        };
+        let pipeline = &mut self.pipeline;
+        // Straight into the shared connection's buffer.
+        let shared = b.sender(&self.inbox, self.gen).map(|mut tx| {
+            tx.push_with(|buf| pipeline.write_queued(buf, |s| taker.take(s)));
+            if taker.acks.awaited > 0 {
+                tx.await_ack();
             }
-            let take = acks.take(s);
-            if take == Take::Stop {
-                return take;
-            }
-            state.on_sent(s.class.kind);
-            if !s.class.shared {
-                if let Lane::Dedicated { since } = lane {
-                    *since = Some(Instant::now());
-                }
-            }
-            stop = s.class.kind == Kind::Reset && reset_logs_out;
-            take
         });
-        if stop {
+        let sent = match shared {
+            Some(()) => Ok(()),
+            None if on_shared => Err(SendError::Closed),
+            None => {
+                let mut batch = std::mem::take(&mut self.batch);
+                pipeline.write_queued(&mut batch, |s| taker.take(s));
+                if let (true, Some(a)) = (taker.acks.awaited > 0, &cfg.write_ack) {
+                    pipeline.push_gate(a.wait(), &mut batch);
+                }
+                let sent = b.write(&batch).await;
+                batch.clear();
+                self.batch = batch;
+                sent
+            }
+        };
+        if taker.stop {
             b.phase = Phase::ReplaceWhenIdle;
         }
-        if acks.stopped {
+        if taker.acks.stopped {
             self.retry_at = Some(Instant::now()); // the rest goes in the next batch
         }
-        let awaited = acks.awaited > 0;
-        if let (true, false, Some(a)) = (awaited, on_shared, &self.shared.cfg.write_ack) {
-            self.pipeline.push_gate(a.wait(), &mut batch);
-            n += 1;
-        }
-        let sent = b.send(&batch, n, awaited, &self.inbox, self.gen).await;
-        batch.clear();
-        self.batch = batch;
         match sent {
             Ok(()) => {
                 if self.state.replies == Replies::Streamed {
@@ -225,7 +227,7 @@ impl Session {
                     self.pipeline.forget_written();
                 }
             }
-            Err(SendError::Closed) => self.unsent_on_retired(n),
+            Err(SendError::Closed) => self.retired_before_send(),
             Err(SendError::Failed(e)) => self.backend_lost(&e.to_string()),
         }
     }
@@ -242,11 +244,8 @@ impl Session {
     }
 
     /// The shared connection was retired (a switch) before this batch went
-    /// out: the batch goes back to the queue; the link drains.
-    pub(super) fn unsent_on_retired(&mut self, n: usize) {
-        for _ in 0..n {
-            self.pipeline.requeue_last_written();
-        }
+    /// out: nothing was taken from the queue; the link drains.
+    pub(super) fn retired_before_send(&mut self) {
         if let Some(b) = self.backend.as_mut() {
             b.phase = Phase::Draining {
                 until: Instant::now() + DRAIN + Duration::from_millis(500),
@@ -266,6 +265,38 @@ impl Session {
             let m = self.shared.metrics.ep(self.endpoint);
             m.backend_connections.dec();
         }
+    }
+}
+
+/// What one batch takes from the queue, in order: what the link can carry
+/// (a shared one only shareable commands) and [`AckRule`] lets through.
+struct Taker<'a> {
+    acks: AckRule,
+    state: &'a mut ConnState,
+    lane: &'a mut Lane,
+    on_shared: bool,
+    reset_logs_out: bool,
+    /// A RESET that logs the link out went: it ends the batch.
+    stop: bool,
+}
+
+impl Taker<'_> {
+    fn take(&mut self, s: &Slot) -> Take {
+        if self.stop || (self.on_shared && !s.class.shared) {
+            return Take::Stop;
+        }
+        let take = self.acks.take(s);
+        if take == Take::Stop {
+            return take;
+        }
+        self.state.on_sent(s.class.kind);
+        if !s.class.shared {
+            if let Lane::Dedicated { since } = self.lane {
+                *since = Some(Instant::now());
+            }
+        }
+        self.stop = s.class.kind == Kind::Reset && self.reset_logs_out;
+        take
     }
 }
 

@@ -5,7 +5,7 @@
 use super::state::ConnState;
 use crate::data::backend_io::{self, DedicatedReader, DedicatedWriter};
 use crate::data::handshake;
-use crate::data::mux::{Inbox, MuxConn};
+use crate::data::mux::{Inbox, MuxConn, Sender};
 use bytes::BytesMut;
 use redis_ha_resp::Access;
 use redis_ha_topology::Addr;
@@ -90,27 +90,21 @@ impl Backend {
         matches!(self.link, Link::Shared(_))
     }
 
-    /// Writes `n` requests encoded in `batch`; on a shared link their
-    /// replies arrive in `inbox`, tagged `gen`, and `awaited` (writes wait
-    /// for the replicas) makes the connection end its flush with a WAIT.
-    pub async fn send(
-        &mut self,
-        batch: &[u8],
-        n: usize,
-        awaited: bool,
-        inbox: &Arc<Inbox>,
-        gen: u64,
-    ) -> Result<(), SendError> {
+    /// Queues requests straight into the shared connection's buffer (no
+    /// copy in between); `None` if it takes no more. Their replies arrive
+    /// in `inbox`, tagged `gen`.
+    pub fn sender<'a>(&'a self, inbox: &'a Arc<Inbox>, gen: u64) -> Option<Sender<'a>> {
+        match &self.link {
+            Link::Shared(conn) => conn.sender(inbox, gen),
+            Link::Dedicated(_) => None,
+        }
+    }
+
+    /// Writes a batch to the dedicated connection.
+    pub async fn write(&mut self, batch: &[u8]) -> Result<(), SendError> {
         match &mut self.link {
             Link::Dedicated(d) => d.w.write_all(batch).await.map_err(SendError::Failed),
-            Link::Shared(conn) => {
-                let mut tx = conn.sender(inbox, gen).ok_or(SendError::Closed)?;
-                tx.push_n(batch, n);
-                if awaited {
-                    tx.await_ack();
-                }
-                Ok(())
-            }
+            Link::Shared(_) => Err(SendError::Closed),
         }
     }
 }

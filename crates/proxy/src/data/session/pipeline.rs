@@ -360,21 +360,6 @@ impl Pipeline {
         Some(Ack::No)
     }
 
-    /// The last `n` written requests never left (their link was closed
-    /// before the write): back to the queue.
-    pub fn requeue_last_written(&mut self) {
-        if let Some(s) = self
-            .slots
-            .iter_mut()
-            .rev()
-            .find(|s| matches!(s.state, SlotState::Written))
-        {
-            s.requeue();
-            self.written -= 1;
-            self.queued += 1;
-        }
-    }
-
     /// The link carrying the first written request is gone: it is
     /// re-queued (`Ok`) or failed as [`replay::after_loss`] decides.
     pub fn lose_first_written(&mut self, loss: &Loss) -> Option<Result<(), ClientError>> {

@@ -96,7 +96,7 @@ pub struct Slot {
 impl Slot {
     pub fn remote(cmd: Command, class: Class) -> Slot {
         Slot {
-            frames: reply_frames(&cmd),
+            frames: reply_frames(&cmd, &class),
             ..Slot::new(cmd, class, SlotState::Queued, Ack::No)
         }
     }

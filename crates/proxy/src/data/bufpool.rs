@@ -7,6 +7,8 @@ use std::cell::RefCell;
 
 /// What a buffer starts with; it grows for bigger requests and replies.
 const SIZE: usize = 4096;
+/// Room below which a pooled buffer is claimed back whole.
+const LOW: usize = SIZE / 2;
 /// Buffers kept per thread; more than this many idle ones are freed. Each
 /// busy client holds two, and at 500 clients a smaller pool freed and
 /// allocated one per request (glibc malloc/free: ~10 % of the user-space
@@ -19,13 +21,17 @@ thread_local! {
     static POOL: RefCell<Vec<BytesMut>> = const { RefCell::new(Vec::new()) };
 }
 
-/// A buffer with at least [`SIZE`] bytes of room.
+/// A buffer with at least [`LOW`] bytes of room.
 pub fn take() -> BytesMut {
     let mut b = POOL
         .with(|p| p.borrow_mut().pop())
         .unwrap_or_else(|| BytesMut::with_capacity(SIZE));
-    // A pooled buffer may be the tail of a split one: claim all of it.
-    b.reserve(SIZE);
+    // A pooled buffer is the tail of one read from or written out (its start
+    // advanced): claim all of it back once its room runs low, not each time
+    // (a reclaim per request was ~150 instructions at pipeline 1).
+    if b.capacity() < LOW {
+        b.reserve(SIZE);
+    }
     b
 }
 
@@ -71,5 +77,22 @@ mod tests {
         give(&mut big);
         let c = take();
         assert!(c.capacity() < MAX_KEPT * 2, "big buffers are not kept");
+    }
+
+    #[test]
+    fn an_advanced_buffer_is_claimed_back_once_its_room_runs_low() {
+        use bytes::Buf;
+        let mut a = take();
+        a.extend_from_slice(&[b'x'; 100]);
+        a.advance(100); // what a session does as the socket takes its bytes
+        let room = a.capacity();
+        give(&mut a);
+        let mut b = take();
+        assert_eq!(b.capacity(), room, "a little advanced: kept as it is");
+        b.extend_from_slice(&vec![b'x'; room - LOW + 1]);
+        b.advance(room - LOW + 1);
+        give(&mut b);
+        let c = take();
+        assert!(c.capacity() >= SIZE, "room below LOW: all of it back");
     }
 }

@@ -248,7 +248,10 @@ impl Session {
             self.on_client_data();
         }
         self.dispatch().await;
-        if self.pipeline.flush(bufpool::held(&mut self.out)) == After::Close {
+        // Only then a buffer: an idle client holds none.
+        if self.pipeline.reply_ready()
+            && self.pipeline.flush(bufpool::held(&mut self.out)) == After::Close
+        {
             self.input = Input::Closing;
         }
     }

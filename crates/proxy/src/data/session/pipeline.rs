@@ -454,6 +454,17 @@ impl Pipeline {
         self.push_local(cmd.clone(), *class, reply, after);
     }
 
+    /// The first request's reply is ready ([`Pipeline::flush`] has work).
+    pub fn reply_ready(&self) -> bool {
+        matches!(
+            self.slots.front(),
+            Some(Slot {
+                state: SlotState::Done(..),
+                ..
+            })
+        )
+    }
+
     /// Moves the replies that are ready at the front into `out`.
     pub fn flush(&mut self, out: &mut BytesMut) -> After {
         loop {
@@ -584,13 +595,16 @@ mod tests {
         let mut out = BytesMut::new();
         p.answer(b"$1\r\n1\r\n", &mut out);
         assert!(out.is_empty(), "the GET's reply must wait for the SET's");
+        assert!(!p.reply_ready(), "the SET comes first");
         assert_eq!(p.flush(&mut out), After::Continue);
         assert!(out.is_empty());
         batch.clear();
         assert_eq!(p.write_queued(&mut batch, |_| true), 1);
         assert!(batch.starts_with(b"*3\r\n$3\r\nSET"));
         p.answer(b"+OK\r\n", &mut out);
+        assert!(p.reply_ready(), "now the GET's reply can go");
         p.flush(&mut out);
+        assert!(!p.reply_ready());
         assert_eq!(&out[..], b"+OK\r\n$1\r\n1\r\n");
         assert!(p.is_empty());
     }

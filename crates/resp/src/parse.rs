@@ -152,7 +152,21 @@ impl<'a> Iterator for Args<'a> {
     }
 }
 
+/// The first CRLF at or after `from`. Most lines are a few bytes (`*3`,
+/// `$5`, `+OK`): a byte loop over the first ones costs less than a memchr
+/// call there; a longer line goes to memchr.
 pub(crate) fn find_crlf(buf: &[u8], from: usize) -> Option<usize> {
+    const SHORT: usize = 24;
+    let rest = buf.get(from..)?;
+    let head = &rest[..rest.len().min(SHORT)];
+    match head.iter().position(|&b| b == b'\r') {
+        Some(i) if rest.get(i + 1) == Some(&b'\n') => Some(from + i),
+        None if rest.len() <= SHORT => None,
+        _ => find_crlf_long(buf, from),
+    }
+}
+
+fn find_crlf_long(buf: &[u8], from: usize) -> Option<usize> {
     let mut at = from;
     loop {
         let i = memchr::memchr(b'\r', buf.get(at..)?)? + at;
@@ -164,22 +178,6 @@ pub(crate) fn find_crlf(buf: &[u8], from: usize) -> Option<usize> {
         }
         at = i + 1;
     }
-}
-
-/// [`find_crlf`] for the few-byte lines of a request's lengths (`*3`,
-/// `$5`): a byte loop over the first bytes costs less than a memchr call
-/// there. Any other case goes to [`find_crlf`], so the answer is the same.
-#[inline]
-fn find_crlf_short(buf: &[u8], from: usize) -> Option<usize> {
-    const SHORT: usize = 24;
-    let window = buf.get(from..)?;
-    let window = &window[..window.len().min(SHORT)];
-    if let Some(i) = window.iter().position(|&b| b == b'\r') {
-        if buf.get(from + i + 1) == Some(&b'\n') {
-            return Some(from + i);
-        }
-    }
-    find_crlf(buf, from)
 }
 
 pub(crate) fn parse_int(s: &[u8]) -> Option<i64> {
@@ -259,7 +257,7 @@ pub(crate) enum Parsed {
 }
 
 pub(crate) fn parse_multibulk(buf: &[u8], limits: &Limits) -> Result<Parsed, ProtocolError> {
-    let Some(end) = find_crlf_short(buf, 1) else {
+    let Some(end) = find_crlf(buf, 1) else {
         return if buf.len() > limits.max_inline_len {
             Err(ProtocolError::TooBigCount)
         } else {
@@ -287,7 +285,7 @@ pub(crate) fn parse_multibulk(buf: &[u8], limits: &Limits) -> Result<Parsed, Pro
         if first != b'$' {
             return Err(ProtocolError::ExpectedBulk(first as char));
         }
-        let Some(end) = find_crlf_short(buf, pos + 1) else {
+        let Some(end) = find_crlf(buf, pos + 1) else {
             return if buf.len() - pos > limits.max_inline_len {
                 Err(ProtocolError::TooBigBulkCount)
             } else {
@@ -601,7 +599,7 @@ mod tests {
     }
 
     #[test]
-    fn the_short_crlf_scan_finds_what_the_memchr_one_finds() {
+    fn find_crlf_answers_as_the_memchr_scan_does() {
         // Every string of up to 6 bytes over an alphabet with lone CRs and
         // LFs, plus ones longer than the short window, from every offset.
         let alphabet = [b'\r', b'\n', b'1', b'$'];
@@ -619,11 +617,17 @@ mod tests {
         }
         cases.push([&[b'7'; 30][..], b"\r\n"].concat());
         cases.push([&[b'7'; 23][..], b"\r\r\n"].concat());
+        // Around the window's edge: a CR as its last byte, just past it, none.
+        for n in 22..=26 {
+            cases.push(vec![b'7'; n]);
+            cases.push([&vec![b'7'; n][..], b"\r\n"].concat());
+            cases.push([&vec![b'7'; n][..], b"\r"].concat());
+        }
         for c in &cases {
             for from in 0..=c.len() + 1 {
                 assert_eq!(
-                    find_crlf_short(c, from),
                     find_crlf(c, from),
+                    find_crlf_long(c, from),
                     "{c:?} from {from}"
                 );
             }

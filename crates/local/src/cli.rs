@@ -57,6 +57,20 @@ pub struct UpArgs {
     /// Do not start the proxy.
     #[arg(long)]
     pub no_proxy: bool,
+    /// Also run a redis_exporter beside every Redis and Sentinel node (Debian's
+    /// prometheus-redis-exporter), for Prometheus and the Grafana board's
+    /// "Redis nodes" row; skipped, with a note, if it is not installed.
+    #[arg(long)]
+    pub metrics: bool,
+    /// The exporters' ports, one per node: Redis nodes, then sentinels
+    /// (default 9121 up).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_name = "PORTS",
+        requires = "metrics"
+    )]
+    pub exporter_ports: Option<Vec<u16>>,
     /// Extra flags for the proxy, e.g. `--proxy-arg=--mode --proxy-arg=multiplex`.
     #[arg(long = "proxy-arg", value_name = "FLAG", allow_hyphen_values = true)]
     pub proxy_args: Vec<String>,
@@ -296,6 +310,22 @@ fn options_for(a: &UpArgs) -> anyhow::Result<Options> {
             args: a.proxy_args.clone(),
         })
     };
+    o.exporters = a.metrics.then(|| {
+        let nodes = o.spec.redis_nodes + o.spec.sentinels;
+        match &a.exporter_ports {
+            Some(p) => crate::exporter::Exporters { ports: p.clone() },
+            None => crate::exporter::Exporters::defaults(nodes),
+        }
+    });
+    if let Some(e) = &o.exporters {
+        let nodes = o.spec.redis_nodes + o.spec.sentinels;
+        if e.ports.len() != nodes {
+            bail!(
+                "--exporter-ports names {} ports for {nodes} nodes (Redis nodes, then sentinels): give one per node",
+                e.ports.len()
+            );
+        }
+    }
     o.spec.validate()?;
     Ok(o)
 }
@@ -357,6 +387,7 @@ pub async fn up(a: UpArgs) -> anyhow::Result<u8> {
             p.write, p.read, p.admin
         );
     }
+    print_exporters(&t.opts);
     if let Some(pki) = t.opts.pki() {
         println!(
             "  TLS only; clients trust {}, e.g. `redis-cli --tls --cacert {} -p {}`",
@@ -380,6 +411,25 @@ pub async fn up(a: UpArgs) -> anyhow::Result<u8> {
     eprintln!("stopping");
     t.stop_all();
     Ok(0)
+}
+
+/// Where `--metrics` put the exporters, or why it could not.
+fn print_exporters(o: &Options) {
+    let plan = crate::exporter::plan(o);
+    let (Some(first), Some(last)) = (plan.first(), plan.last()) else {
+        return;
+    };
+    if crate::exporter::binary().is_none() {
+        println!(
+            "  metrics     no redis_exporter on PATH, none started: {}",
+            crate::exporter::INSTALL
+        );
+        return;
+    }
+    println!(
+        "  metrics     redis_exporter per node: http://{}/metrics ({}) .. http://{}/metrics ({}); rules: deploy/prometheus/rules.yml",
+        first.listen, first.node, last.listen, last.node
+    );
 }
 
 pub async fn down(a: DownArgs) -> anyhow::Result<u8> {

@@ -3,12 +3,17 @@
 //! under a state dir. It is the default way to run redis-ha and the harness
 //! every test, benchmark and drill uses.
 
+pub mod boot;
 pub mod cli;
+pub mod cluster_args;
+pub mod cold;
+pub mod exporter;
 pub mod init_role;
 pub mod live;
 pub mod pki;
 pub mod ports;
 pub mod process;
+pub mod proxy_restart;
 pub mod secrets;
 pub mod switchover;
 pub mod tls_flags;

@@ -49,13 +49,10 @@ const SETTLE: Duration = Duration::from_secs(10);
 #[derive(clap::Args, Debug, Clone)]
 #[command(verbatim_doc_comment)]
 pub struct SwitchoverArgs {
-    /// Sentinel address (repeatable); without it, the local topology's.
-    #[arg(long = "sentinel", value_name = "HOST:PORT")]
-    pub sentinels: Vec<String>,
-    /// Sentinel's name for the master (default: the local topology's, or
-    /// mymaster with --sentinel).
-    #[arg(long)]
-    pub master_name: Option<String>,
+    /// The sentinels (without --sentinel: the local topology's, with its
+    /// master name, passwords and TLS), master name, passwords, TLS.
+    #[command(flatten)]
+    pub cluster: crate::cluster_args::ClusterArgs,
     /// Switch only if this node is the master now; otherwise do nothing and
     /// exit 0 (a preStop hook on every Redis pod).
     #[arg(long, value_name = "HOST:PORT")]
@@ -73,16 +70,6 @@ pub struct SwitchoverArgs {
     /// Print a JSON summary on stdout (the steps go to stderr).
     #[arg(long)]
     pub json: bool,
-    /// Password of the Redis nodes (the local topology's is in its state dir).
-    #[arg(long, env = "REDIS_HA_PASSWORD", hide_env_values = true)]
-    pub password: Option<String>,
-    /// Password of the sentinels themselves, if they have one.
-    #[arg(long, env = "REDIS_HA_SENTINEL_PASSWORD", hide_env_values = true)]
-    pub sentinel_password: Option<String>,
-    /// TLS toward nodes and sentinels given with --sentinel (a local
-    /// `up --tls` topology brings its own).
-    #[command(flatten)]
-    pub tls_flags: crate::tls_flags::TlsFlags,
     /// The same, built already (callers in process: the drill); wins over
     /// --tls.
     #[arg(skip)]
@@ -94,16 +81,12 @@ impl SwitchoverArgs {
     /// local topology in `state_dir`).
     pub fn new(sentinels: Vec<String>, state_dir: PathBuf) -> SwitchoverArgs {
         SwitchoverArgs {
-            sentinels,
-            master_name: None,
+            cluster: crate::cluster_args::ClusterArgs::of(sentinels),
             only_if_master: None,
             state_dir,
             pause: Duration::from_secs(10),
             timeout: Duration::from_secs(60),
             json: false,
-            password: None,
-            sentinel_password: None,
-            tls_flags: Default::default(),
             tls: None,
         }
     }
@@ -281,32 +264,33 @@ impl Log {
 }
 
 fn target(a: &SwitchoverArgs) -> anyhow::Result<Target> {
-    if !a.sentinels.is_empty() {
-        for s in &a.sentinels {
+    let c = &a.cluster;
+    if !c.sentinels.is_empty() {
+        for s in &c.sentinels {
             anyhow::ensure!(split_addr(s).is_some(), "--sentinel {s:?} is not HOST:PORT");
         }
         let tls = match &a.tls {
             Some(t) => Some(t.clone()),
-            None => a.tls_flags.client()?,
+            None => c.tls.client()?,
         };
         return Ok(Target {
-            sentinels: a.sentinels.clone(),
-            master_name: a.master_name.clone().unwrap_or_else(|| "mymaster".into()),
-            redis: access(a.password.as_deref(), tls.clone()),
-            sentinel: access(a.sentinel_password.as_deref(), tls),
+            sentinels: c.sentinels.clone(),
+            master_name: c.master_name_or_default(),
+            redis: access(c.password.as_deref(), tls.clone()),
+            sentinel: access(c.sentinel_password.as_deref(), tls),
         });
     }
     let o = Options::load(&a.state_dir)
         .context("no --sentinel given (pass --sentinel HOST:PORT for a remote topology), and no local one to switch")?;
     let tls = o.client_tls()?;
-    let pw = a.password.as_deref().or(o.spec.password.as_deref());
-    let spw = a.sentinel_password.as_deref();
+    let pw = c.password.as_deref().or(o.spec.password.as_deref());
+    let spw = c.sentinel_password.as_deref();
     let spw = spw.or(o.spec.sentinel_password.as_deref());
     Ok(Target {
         sentinels: o.sentinel_addrs(),
         redis: access(pw, tls.clone()),
         sentinel: access(spw, tls),
-        master_name: a.master_name.clone().unwrap_or(o.spec.master_name),
+        master_name: c.master_name.clone().unwrap_or(o.spec.master_name),
     })
 }
 

@@ -11,14 +11,18 @@ use redis_ha_resp::{Access, Login};
 use redis_ha_topology::acl::User;
 use redis_ha_topology::info::{parse_info, Role};
 use redis_ha_topology::render::{self, RedisNode, SentinelNode};
-use redis_ha_topology::role::{self, Boot};
+use redis_ha_topology::role;
+use redis_ha_topology::spec::MIN_DOWN_AFTER_MS;
 use redis_ha_topology::{addr, sentinel, split_addr, Addr, Spec};
+use redis_ha_topology::{boot, boot_inputs};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const IO_TIMEOUT: Duration = Duration::from_millis(1000);
+/// How long a Redis node waits for a safe boot role before the start fails.
+const BOOT_WAIT: Duration = Duration::from_secs(90);
 /// Where test topologies keep their state: `/dev/shm` when it has room, so
 /// nothing waits on a busy disk's fsync (Sentinel fsyncs its config on every
 /// change, and a stall of more than 2 s puts it in TILT mode for 30 s).
@@ -60,6 +64,9 @@ pub struct Options {
     /// The proxy's endpoints, when the supervisor runs one.
     #[serde(default)]
     pub proxy: Option<ProxyPorts>,
+    /// redis_exporter ports (`up --metrics`), one per node.
+    #[serde(default)]
+    pub exporters: Option<crate::exporter::Exporters>,
 }
 
 /// Where the supervised `redis-ha proxy` listens.
@@ -100,13 +107,16 @@ impl Options {
                 admin: 8404,
                 args: vec![],
             }),
+            exporters: None,
         }
     }
 
-    /// A test topology on free ports in `dir`, with fast failure detection.
+    /// A test topology on free ports in `dir`, with fast failure detection:
+    /// `down_after_ms`, but never below [`MIN_DOWN_AFTER_MS`] (a shorter one
+    /// lets Sentinel fail over a healthy new master a second time).
     pub fn for_test(dir: &Path, down_after_ms: u64) -> anyhow::Result<Options> {
         let spec = Spec {
-            down_after_ms,
+            down_after_ms: down_after_ms.max(MIN_DOWN_AFTER_MS),
             failover_timeout_ms: 10_000,
             engine: redis_ha_topology::Engine::from_env().map_err(anyhow::Error::msg)?,
             tls: tls_from_env()?.then(|| Pki::new(dir).node_files()),
@@ -121,6 +131,7 @@ impl Options {
             host,
             state_dir: dir.to_path_buf(),
             proxy: None,
+            exporters: None,
         })
     }
 
@@ -313,7 +324,13 @@ impl Topology {
             tweak(&mut opts.spec);
             match Topology::start(opts, true).await {
                 Ok(mut t) => {
-                    t._tmp = Some(tmp);
+                    // REDIS_HA_KEEP_TEST_STATE=1 keeps the logs and files of
+                    // every test topology (to read after a failure).
+                    if std::env::var_os("REDIS_HA_KEEP_TEST_STATE").is_some() {
+                        eprintln!("keeping test state in {}", tmp.keep().display());
+                    } else {
+                        t._tmp = Some(tmp);
+                    }
                     return Ok(t);
                 }
                 Err(e) if attempt < 2 => {
@@ -352,7 +369,11 @@ impl Topology {
                 ("proxy admin".to_string(), p.admin),
             ]
         });
-        for (name, port) in node_ports.chain(proxy_ports) {
+        let exporter_ports = crate::exporter::plan(&opts).into_iter().map(|p| {
+            let port = p.listen.rsplit(':').next().and_then(|x| x.parse().ok());
+            (format!("the exporter of {}", p.node), port.unwrap_or(0))
+        });
+        for (name, port) in node_ports.chain(proxy_ports).chain(exporter_ports) {
             if ports::in_use(&opts.host, port) {
                 bail!(
                     "port {port} for {name} is already in use on {}: stop what uses it, or choose other ports (see `redis-ha up --help`)",
@@ -371,14 +392,19 @@ impl Topology {
         let t = Topology::new(opts, attached)?;
         let result = async {
             let o = &t.opts;
-            for (i, a) in o.redis_addrs().iter().enumerate() {
-                step(&format!("starting {} on {a}", Spec::redis_name(i)));
-                t.start_redis(i, &redis_bin).await?;
-            }
+            // Sentinels first: a Redis node takes its role only once a
+            // majority of them answers. The Redis nodes start together, as
+            // one may wait for another (an empty named master hands over
+            // to a replica with data).
             for (i, a) in o.sentinel_addrs().iter().enumerate() {
                 step(&format!("starting {} on {a}", Spec::sentinel_name(i)));
                 t.start_sentinel(i, &sentinel_bin).await?;
             }
+            for (i, a) in o.redis_addrs().iter().enumerate() {
+                step(&format!("starting {} on {a}", Spec::redis_name(i)));
+            }
+            let starts = (0..o.redis_addrs().len()).map(|i| t.start_redis(i, &redis_bin));
+            futures::future::try_join_all(starts).await?;
             let deadline = Instant::now() + Duration::from_secs(60);
             step("waiting for replication (master_link_status:up on every replica)");
             poll_until(deadline, || t.replication_health()).await?;
@@ -390,6 +416,12 @@ impl Topology {
                     addr(&o.host, p.write)
                 ));
                 t.start_proxy().await?;
+            }
+            // Without the binary, `up` says so; the topology runs without.
+            if let Ok(started) = crate::exporter::start_all(o, t.attached)? {
+                if !started.is_empty() {
+                    step(&format!("redis_exporter: {}", started.join(", ")));
+                }
             }
             Ok(())
         }
@@ -464,47 +496,80 @@ impl Topology {
             .collect()
     }
 
-    /// The boot role of the node at `me` (see `role::boot_from`); while the
-    /// sentinels disagree (a failover in progress), waits for a majority.
-    async fn boot_role(&self, me: &str, first: &str) -> anyhow::Result<Boot> {
+    /// The boot role of redis-`i` (see [`crate::boot`]): waits while the
+    /// sentinels are silent or split, hands the role over when the node is
+    /// empty but named master. Every other node's data directory is on
+    /// this machine, so their data is seen even while they are stopped.
+    async fn boot_role(&self, i: usize) -> anyhow::Result<crate::boot::Role> {
         let o = &self.opts;
-        let spw = Some(&self.sentinel);
-        let deadline = std::time::Instant::now() + Duration::from_secs(15);
-        loop {
-            let mut a = role::ask(&o.sentinel_addrs(), spw, &o.spec.master_name, IO_TIMEOUT)
-                .await
-                .agreement;
-            if a == role::Agreement::NoneKnown {
-                if let Some(m) = self.recorded_master() {
-                    a = role::Agreement::Agreed(m);
-                }
-            }
-            match role::boot_from(me, &a, first) {
-                Ok(b) => return Ok(b),
-                Err(e) if std::time::Instant::now() >= deadline => return Err(anyhow!(e)),
-                Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
-            }
-        }
+        let me = o.redis_addrs()[i].clone();
+        let first = o.redis_addrs()[0].clone();
+        let peers = o
+            .redis_addrs()
+            .into_iter()
+            .enumerate()
+            .filter(|(j, _)| *j != i)
+            .map(|(j, a)| (a, Some(self.data_dir(j))))
+            .collect();
+        let q = crate::boot::Query {
+            sentinels: &o.sentinel_addrs(),
+            sentinel_access: &self.sentinel,
+            redis_access: &self.redis,
+            master_name: &o.spec.master_name,
+            me: &me,
+            data_dir: self.data_dir(i),
+            peers,
+            first_master: &first,
+            timeout: IO_TIMEOUT,
+            max_wait: Some(BOOT_WAIT),
+        };
+        let name = Spec::redis_name(i);
+        let (role, why) = crate::boot::decide(&q, &|l| eprintln!("{name}: {l}")).await?;
+        tracing::info!("{}", crate::boot::describe(&me, &role, &why));
+        Ok(role)
+    }
+
+    /// Where redis-`i` keeps its RDB and AOF files.
+    pub fn data_dir(&self, i: usize) -> PathBuf {
+        self.opts.node_dir(&Spec::redis_name(i)).join("data")
     }
 
     async fn start_redis(&self, i: usize, bin: &process::Launch) -> anyhow::Result<()> {
+        // The same decision as the Kubernetes init container's `redis-ha
+        // init-role`: follow the master a majority of the sentinels name,
+        // never start empty as master, choose by data when they have no
+        // history.
+        let role = self.boot_role(i).await?;
+        self.start_redis_as(i, bin, &role).await
+    }
+
+    /// Starts redis-`i` in `role` as decided elsewhere (a test that runs
+    /// `redis-ha init-role` as the Kubernetes pods do, then starts the node
+    /// from its answer).
+    pub async fn start_redis_in_role(
+        &self,
+        i: usize,
+        role: &crate::boot::Role,
+    ) -> anyhow::Result<()> {
+        let bin = process::server_launch(self.opts.spec.engine)?;
+        self.start_redis_as(i, &bin, role).await
+    }
+
+    async fn start_redis_as(
+        &self,
+        i: usize,
+        bin: &process::Launch,
+        role: &crate::boot::Role,
+    ) -> anyhow::Result<()> {
         let o = &self.opts;
         let name = Spec::redis_name(i);
         let dir = o.node_dir(&name);
         std::fs::create_dir_all(dir.join("data"))?;
         crate::secrets::make_private(&dir)?;
         let me = addr(o.announce_host(), o.redis_ports[i]);
-        let first = addr(o.announce_host(), o.redis_ports[0]);
-        // Live sentinels know best (a majority of those answering, the same
-        // decision as the Kubernetes init container's `redis-ha init-role`);
-        // when none knows (the whole topology is starting again) the master
-        // they last recorded in their own config files is used, so a full
-        // restart after a failover does not resync the newer master from
-        // stale redis-0.
-        let boot = self.boot_role(&me, &first).await?;
-        let replica_of = match boot {
-            Boot::Master => None,
-            Boot::ReplicaOf(m) => split_addr(&m),
+        let replica_of = match role {
+            crate::boot::Role::Master => None,
+            crate::boot::Role::ReplicaOf(m) => split_addr(m),
         };
         let node = RedisNode {
             bind: o.host.clone(),
@@ -535,17 +600,22 @@ impl Topology {
         // Sentinel rewrites its file with what it learns (current master,
         // epochs, peers); only a first start gets a freshly rendered one.
         if !conf.exists() {
-            let first = addr(o.announce_host(), o.redis_ports[0]);
-            let spw = Some(&self.sentinel);
-            let views = role::ask(&o.sentinel_addrs(), spw, &o.spec.master_name, IO_TIMEOUT).await;
-            let known = views.agreement.most_named().cloned();
-            let master = split_addr(known.as_deref().unwrap_or(&first))
-                .ok_or_else(|| anyhow!("bad master address"))?;
+            let m = self.master_for_new_sentinel().await;
+            let master = split_addr(&m).ok_or_else(|| anyhow!("bad master address"))?;
+            // Every other node is its replica: said up front, the sentinel
+            // does not wait for the master's next INFO (10 s) to learn them.
+            let known_replicas = o
+                .redis_addrs()
+                .iter()
+                .filter(|a| **a != m)
+                .filter_map(|a| split_addr(a))
+                .collect();
             let node = SentinelNode {
                 bind: o.host.clone(),
                 port: o.sentinel_ports[i],
                 dir: dir.display().to_string(),
                 master,
+                known_replicas,
                 announce: o
                     .spec
                     .announce_hostnames
@@ -567,17 +637,31 @@ impl Topology {
         .await
     }
 
-    /// The master most sentinel config files name (Sentinel rewrites its
-    /// `sentinel monitor` line after each failover).
-    pub fn recorded_master(&self) -> Option<Addr> {
+    /// What a sentinel starting without its state monitors: the master the
+    /// sentinels with a history name; when none has one, the node with the
+    /// newest data (running, or its files; never chosen by index); with no
+    /// data anywhere, redis-0 (a first boot).
+    async fn master_for_new_sentinel(&self) -> Addr {
         let o = &self.opts;
-        let recorded: Vec<Option<Addr>> = (0..o.sentinel_ports.len())
-            .map(|i| {
-                let path = o.node_dir(&Spec::sentinel_name(i)).join("sentinel.conf");
-                monitored_in(&std::fs::read_to_string(path).ok()?, &o.spec.master_name)
-            })
-            .collect();
-        role::agreement(&recorded).most_named().cloned()
+        let spw = Some(&self.sentinel);
+        let answers: Vec<boot::SentinelAnswer> =
+            boot_inputs::ask_sentinels(&o.sentinel_addrs(), spw, &o.spec.master_name, IO_TIMEOUT)
+                .await
+                .into_iter()
+                .map(|(_, a)| a.unwrap_or(boot::SentinelAnswer::Silent))
+                .collect();
+        if let Some(m) = boot::named_with_history(&answers) {
+            return m;
+        }
+        let mut nodes = Vec::new();
+        for (i, a) in o.redis_addrs().into_iter().enumerate() {
+            let p = match boot_inputs::probe(&a, Some(&self.redis), IO_TIMEOUT).await {
+                Some(r) => boot::Peer::Running(r),
+                None => boot::Peer::Stopped(boot_inputs::disk(&self.data_dir(i))),
+            };
+            nodes.push((a, p));
+        }
+        boot::newest_of(&nodes).unwrap_or_else(|| o.redis_addrs()[0].clone())
     }
 
     /// Polls until one master, all replicas linked, and every sentinel sees
@@ -779,6 +863,9 @@ impl Topology {
     /// as a replica of the current master (see `role::decide_boot`).
     pub async fn restart(&self, name: &str) -> anyhow::Result<()> {
         let kind = self.opts.node(name)?;
+        if kind == NodeKind::Proxy {
+            return self.restart_proxy().await; // proxy_restart.rs
+        }
         if let Some(pid) = self.pid(name) {
             process::terminate(pid, Duration::from_secs(5));
         }
@@ -798,7 +885,7 @@ impl Topology {
     /// Runs this same binary as `redis-ha proxy` against the sentinels, and
     /// waits until its write endpoint answers PING. `REDIS_HA_BIN` overrides
     /// the binary (tests that embed the supervisor in another executable).
-    async fn start_proxy(&self) -> anyhow::Result<()> {
+    pub(crate) async fn start_proxy(&self) -> anyhow::Result<()> {
         let o = &self.opts;
         let p = o
             .proxy
@@ -821,6 +908,8 @@ impl Topology {
             o.host.clone(),
             "--admin-port".into(),
             p.admin.to_string(),
+            // A restart starts the new proxy beside the old (proxy_restart.rs).
+            "--reuse-port".into(),
         ]);
         args.extend(endpoint_args(p, o.pki().as_ref()));
         // The dashboard shows these names beside the addresses.
@@ -852,6 +941,7 @@ impl Topology {
 
     /// Stops every node (SIGTERM, then SIGKILL after a grace period).
     pub fn stop_all(&self) {
+        crate::exporter::stop_all(&self.opts);
         // Reverse order: the proxy first, so clients see it go before Redis.
         for name in self.opts.node_names().iter().rev() {
             if let Some(pid) = self.pid(name) {
@@ -909,19 +999,6 @@ fn endpoint_args(p: &ProxyPorts, pki: Option<&Pki>) -> Vec<String> {
     let mut v = vec!["--backend-tls".to_string()];
     v.extend(flags.into_iter().flat_map(|(f, x)| [f.to_string(), x]));
     v
-}
-
-/// The master a `sentinel.conf` monitors under `name`.
-fn monitored_in(conf: &str, name: &str) -> Option<Addr> {
-    conf.lines().find_map(|l| {
-        let w: Vec<&str> = l.split_whitespace().collect();
-        match w.as_slice() {
-            ["sentinel", "monitor", n, host, port, _] if *n == name => {
-                Some(addr(host, port.parse().ok()?))
-            }
-            _ => None,
-        }
-    })
 }
 
 /// Polls `check` until it passes; past `deadline`, its last error.

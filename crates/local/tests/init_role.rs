@@ -1,28 +1,31 @@
-//! `redis-ha init-role` against real sentinels: a first boot (no sentinel
-//! reachable) makes the first node master; in a running topology each node
-//! follows the agreed master; after a failover the old master, restarted,
-//! is told to be a replica of the new one, never a second master.
+//! `redis-ha init-role` against real sentinels: silent sentinels are never
+//! taken for a first boot (it waits, and says so); in a running topology
+//! each node follows the agreed master; after a failover the old master,
+//! restarted, is told to be a replica of the new one, never a second master.
 
+use redis_ha_local::cluster_args::ClusterArgs;
 use redis_ha_local::init_role::{run, InitRoleArgs};
 use redis_ha_local::{ports, Topology};
 use std::time::Duration;
 
 fn args(sentinels: Vec<String>, me: &str, first: &str, out: &std::path::Path) -> InitRoleArgs {
     InitRoleArgs {
-        sentinels,
-        master_name: "mymaster".into(),
+        cluster: ClusterArgs::of(sentinels),
         announce: me.into(),
+        peers: vec![],
         first_master: first.into(),
+        // Holds data: a node of a running topology (the decision reads it).
+        data_dir: out.parent().unwrap().to_path_buf(),
         output: out.to_path_buf(),
         timeout: Duration::from_secs(2),
-        sentinel_password: None,
-        tls: Default::default(),
+        max_wait: Some(Duration::from_secs(3)),
     }
 }
 
 /// The include file written, or the refusal (no majority).
 async fn try_decide(sentinels: Vec<String>, me: &str, first: &str) -> Result<String, String> {
     let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("dump.rdb"), "REDIS").unwrap();
     let out = dir.path().join("role.conf");
     run(args(sentinels, me, first, &out))
         .await
@@ -35,20 +38,21 @@ async fn decide(sentinels: Vec<String>, me: &str, first: &str) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn first_boot_then_follow_the_agreed_master_even_after_a_failover() {
-    // First boot: nothing answers on the sentinel ports.
+async fn silence_waits_then_follow_the_agreed_master_even_after_a_failover() {
+    // Nothing answers on the sentinel ports: never a first boot, it waits
+    // (here at most --max-wait) and says what for.
     let nobody: Vec<String> = ports::free_ports("127.0.0.1", 3)
         .unwrap()
         .into_iter()
         .map(|p| format!("127.0.0.1:{p}"))
         .collect();
-    assert_eq!(
-        decide(nobody.clone(), "127.0.0.1:7000", "127.0.0.1:7000").await,
-        ""
-    );
-    assert_eq!(
-        decide(nobody, "127.0.0.1:7001", "127.0.0.1:7000").await,
-        "replicaof 127.0.0.1 7000\n"
+    let why = try_decide(nobody, "127.0.0.1:7000", "127.0.0.1:7000")
+        .await
+        .unwrap_err();
+    assert!(
+        why.contains("waiting for the sentinels: 0 of 3 answer")
+            && why.contains("not a first boot"),
+        "{why}"
     );
 
     let t = Topology::start_test(1000).await.expect("topology");

@@ -35,6 +35,9 @@ pub struct Replication {
     pub master: Option<crate::Addr>,
     /// A replica's `master_link_status` (`up`, `down`).
     pub link: Option<String>,
+    /// A replica's `master_link_down_since_seconds` while its link is down
+    /// (`-1`, or absent: never up).
+    pub link_down_since: Option<i64>,
     pub last_io_seconds: Option<i64>,
     /// A replica's `slave_repl_offset`: how much of the master's stream it has.
     pub replica_offset: Option<i64>,
@@ -60,6 +63,7 @@ impl Replication {
             master_repl_offset: int("master_repl_offset"),
             master,
             link: info.get("master_link_status").cloned(),
+            link_down_since: int("master_link_down_since_seconds"),
             last_io_seconds: int("master_last_io_seconds_ago"),
             replica_offset: int("slave_repl_offset"),
             replicas: replicas.into_iter().map(|(_, r)| r).collect(),

@@ -6,6 +6,8 @@
 //! ([`sentinel`], [`info`]).
 
 pub mod acl;
+pub mod boot;
+pub mod boot_inputs;
 pub mod engine;
 pub mod info;
 pub mod render;

@@ -119,6 +119,10 @@ pub struct SentinelNode {
     /// The master to monitor at first start (Sentinel rewrites its own file
     /// afterwards with what it learns).
     pub master: (String, u16),
+    /// Replicas of that master it knows from the start (`sentinel
+    /// known-replica`), so that it does not wait for the master's next
+    /// INFO (every 10 s) to learn them.
+    pub known_replicas: Vec<(String, u16)>,
     pub announce: Option<(String, u16)>,
     pub logfile: Option<String>,
     pub pidfile: Option<String>,
@@ -153,6 +157,9 @@ pub fn sentinel_conf(spec: &Spec, node: &SentinelNode) -> String {
     }
     let (mh, mp) = &node.master;
     let _ = writeln!(w, "sentinel monitor {m} {mh} {mp} {}", spec.quorum);
+    for (h, p) in &node.known_replicas {
+        let _ = writeln!(w, "sentinel known-replica {m} {h} {p}");
+    }
     let _ = writeln!(
         w,
         "sentinel down-after-milliseconds {m} {}",
@@ -192,6 +199,7 @@ mod tests {
                 port: 26379,
                 dir: "/tmp".into(),
                 master: ("127.0.0.1".into(), 7000),
+                known_replicas: vec![],
                 announce: None,
                 logfile: None,
                 pidfile: None,
@@ -269,6 +277,7 @@ mod tests {
                 port: 26379,
                 dir: "/tmp".into(),
                 master: ("localhost".into(), 7000),
+                known_replicas: vec![],
                 announce: Some(("localhost".into(), 26379)),
                 logfile: None,
                 pidfile: None,
@@ -308,6 +317,7 @@ mod tests {
                 port: 26379,
                 dir: "/tmp".into(),
                 master: ("127.0.0.1".into(), 7000),
+                known_replicas: vec![],
                 announce: None,
                 logfile: None,
                 pidfile: None,

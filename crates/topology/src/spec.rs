@@ -4,6 +4,16 @@
 
 use serde::{Deserialize, Serialize};
 
+/// The shortest Sentinel `down-after-milliseconds` accepted. After a
+/// failover Sentinel resets the master's link (`sentinelResetMaster` sets
+/// the last PING and PONG times to now) but reconnects at most once per
+/// second (its `SENTINEL_PING_PERIOD`), so the new master's first PONG can
+/// come up to ~1 s after the switch; with down-after at 1000 ms that races
+/// the subjective-down check, and a lost race is a second, needless
+/// failover (seen in the tests: `+sdown` of the healthy new master 1.003 s
+/// after `+switch-master`). 2 s leaves a full second for that PONG.
+pub const MIN_DOWN_AFTER_MS: u64 = 2000;
+
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct Spec {
@@ -100,8 +110,9 @@ impl Spec {
             self.min_replicas_to_write + 1
         );
         anyhow::ensure!(
-            self.down_after_ms >= 100,
-            "down_after_ms must be at least 100"
+            self.down_after_ms >= MIN_DOWN_AFTER_MS,
+            "down_after_ms {} is too short: use at least {MIN_DOWN_AFTER_MS}. Sentinel reconnects to a newly promoted master up to 1 s after a failover and flags it down once down-after passes without a PONG, so a shorter down-after makes it fail over the healthy new master again",
+            self.down_after_ms
         );
         anyhow::ensure!(
             !self.master_name.is_empty()

@@ -28,6 +28,7 @@ pub struct AdminState {
     pub control: Arc<ControlState>,
     pub metrics: Arc<Metrics>,
     pub config: ProxyConfig,
+    pub drain: Arc<crate::data::drain::Drain>,
 }
 
 #[derive(Clone)]
@@ -103,14 +104,25 @@ pub async fn serve(listener: tokio::net::TcpListener, state: AdminState) -> std:
         .route("/metrics", get(metrics))
         .route("/api/status", get(status))
         .route("/api/history", get(history_json))
-        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/drain", axum::routing::post(drain))
         .layer(axum::middleware::from_fn_with_state(
             app.s.config.admin_token.as_deref().map(Arc::<str>::from),
             token::check,
         ))
+        .with_state(app.clone());
+    // Past the connection limit: the probes still answer.
+    let probes = Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .fallback(|| async {
+            let why =
+                "too many admin connections open: only /healthz and /readyz are served; retry\n";
+            (StatusCode::SERVICE_UNAVAILABLE, why)
+        })
         .with_state(app);
-    let r = listen::serve(listener, router).await;
+    let r = listen::serve(listener, router, probes).await;
     sampler.abort();
     r
 }
@@ -164,7 +176,21 @@ async fn status(State(app): State<App>) -> Json<serde_json::Value> {
     Json(status_json(&app))
 }
 
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+/// `POST /drain`: the same drain as SIGTERM (the process exits once done).
+async fn drain(State(app): State<App>) -> Response {
+    app.s.drain.request();
+    (StatusCode::ACCEPTED, "draining\n").into_response()
+}
+
 async fn readyz(State(app): State<App>) -> Response {
+    if app.s.drain.state() != crate::data::drain::DrainState::Ready {
+        let why = "not ready: shutting down (draining)\n";
+        return (StatusCode::SERVICE_UNAVAILABLE, why).into_response();
+    }
     let snap = app.s.control.snapshot();
     match snap.master {
         Some(m) => (StatusCode::OK, format!("ready: master {m}\n")).into_response(),

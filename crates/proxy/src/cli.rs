@@ -134,6 +134,25 @@ pub struct ProxyArgs {
     /// Subscribers are never closed for being idle
     #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
     pub timeout: Duration,
+    /// On SIGTERM (or POST /drain on the admin port) the proxy drains:
+    /// /readyz turns not ready at once and the ports keep accepting for this
+    /// long (time for a load balancer to stop sending clients), then close
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    pub drain_grace: Duration,
+    /// Then each client gets the replies to everything already sent to
+    /// Redis and is closed between requests (idle ones at once; a request
+    /// read but not sent gets a TRYAGAIN "not run"). Clients still busy
+    /// after this are cut, and the exit code is 3 instead of 0. A second
+    /// SIGTERM or Ctrl-C cuts at once
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub drain_timeout: Duration,
+    /// Listen with SO_REUSEPORT, beside an older proxy started with it too,
+    /// and take every new connection from it: a restart without refused
+    /// connections (start the new proxy, then SIGTERM the old one, which
+    /// drains). `redis-ha up` / `node restart proxy` use it. Without it a
+    /// port in use is an error
+    #[arg(long)]
+    pub reuse_port: bool,
     /// Clients connected at once over the write and read ports, as Redis's
     /// maxclients: one more gets `-ERR max number of clients reached`.
     /// Lowered at start (with a warning) if the open-file limit is too low.
@@ -301,6 +320,7 @@ impl ProxyArgs {
             deny_commands: self.deny_commands.clone(),
             client_output_limit: self.client_output_limit,
             idle_timeout: self.timeout,
+            reuse_port: self.reuse_port,
             maxclients: self.maxclients as usize,
             write_ack: self.write_ack,
             node_names: self.node_names.clone(),
@@ -398,12 +418,19 @@ pub async fn run(a: ProxyArgs) -> anyhow::Result<u8> {
         Err(e) => tracing::warn!("{e:#}; commands are held until one is known"),
     }
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let asked = h.drain_state.clone();
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
+        _ = asked.requested() => {}
     }
+    let drained = tokio::select! {
+        d = h.drain(a.drain_grace, a.drain_timeout) => d,
+        _ = tokio::signal::ctrl_c() => crate::data::drain::Drained::TimedOut { sessions: h.slots.used() },
+        _ = term.recv() => crate::data::drain::Drained::TimedOut { sessions: h.slots.used() },
+    };
     h.shutdown();
-    Ok(0)
+    Ok(drained.exit_code())
 }
 
 #[cfg(test)]

@@ -83,6 +83,9 @@ pub struct ProxyConfig {
     pub admin_token: Option<String>,
     /// TLS endpoints beside the plain ones, if any.
     pub tls: Option<TlsEndpoints>,
+    /// `--reuse-port`: listen beside an older proxy on the same ports (a
+    /// restart's hand-over; see [`crate::listen`]).
+    pub reuse_port: bool,
 }
 
 /// `--tls-port` / `--tls-read-port` and the files they serve with.
@@ -147,6 +150,7 @@ impl ProxyConfig {
             node_names: Vec::new(),
             admin_token: None,
             tls: None,
+            reuse_port: false,
         }
     }
 }

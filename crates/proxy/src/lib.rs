@@ -15,6 +15,7 @@ pub mod cli;
 pub mod config;
 pub mod control;
 pub mod data;
+pub mod listen;
 pub mod metrics;
 pub mod route;
 pub mod secret;

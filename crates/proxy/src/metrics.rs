@@ -1,13 +1,13 @@
 //! Prometheus metrics (`redis_ha_*`). Each endpoint's series are resolved
 //! once, at start ([`EndpointMetrics`]), so the data path pays an atomic add
-//! per update, never a label lookup or a lock.
+//! per update, never a label lookup or a lock. It depends on neither the
+//! control plane nor the data path: they report to it in its own terms
+//! ([`ErrorKind`], [`SentinelSample`], [`ReplicaSample`]).
 
 mod latency;
 
 pub use latency::{Latency, LatencySnapshot};
 
-use crate::control::{ReplicaView, SentinelView};
-use crate::data::ErrorKind;
 use crate::route::Endpoint;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -15,6 +15,54 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
+
+/// The `kind` label of `redis_ha_errors_total`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorKind {
+    HoldTimeout,
+    Protocol,
+    SessionBroken,
+    NoReplica,
+    Auth,
+    UnknownOutcome,
+    Poison,
+    Denied,
+    OutputLimit,
+    NotReplicated,
+    Draining,
+}
+
+impl ErrorKind {
+    pub const ALL: [ErrorKind; 11] = [
+        ErrorKind::HoldTimeout,
+        ErrorKind::Protocol,
+        ErrorKind::SessionBroken,
+        ErrorKind::NoReplica,
+        ErrorKind::Auth,
+        ErrorKind::UnknownOutcome,
+        ErrorKind::Poison,
+        ErrorKind::Denied,
+        ErrorKind::OutputLimit,
+        ErrorKind::NotReplicated,
+        ErrorKind::Draining,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            ErrorKind::HoldTimeout => "hold_timeout",
+            ErrorKind::Protocol => "protocol",
+            ErrorKind::SessionBroken => "session_broken",
+            ErrorKind::NoReplica => "no_replica",
+            ErrorKind::Auth => "auth",
+            ErrorKind::UnknownOutcome => "unknown_outcome",
+            ErrorKind::Poison => "poison",
+            ErrorKind::Denied => "denied",
+            ErrorKind::OutputLimit => "output_limit",
+            ErrorKind::NotReplicated => "not_replicated",
+            ErrorKind::Draining => "draining",
+        }
+    }
+}
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct EndpointLabels {
@@ -330,15 +378,17 @@ impl Metrics {
 
     /// Per-node gauges from the control plane's last look; nodes no longer
     /// known disappear.
-    pub fn set_nodes(&self, sentinels: &[SentinelView], replicas: &[ReplicaView]) {
+    pub fn set_nodes<'a>(
+        &self,
+        sentinels: impl IntoIterator<Item = SentinelSample<'a>>,
+        replicas: impl IntoIterator<Item = ReplicaSample<'a>>,
+    ) {
         self.sentinel_up.clear();
         for v in sentinels {
             let l = NodeLabels {
-                addr: v.addr.clone(),
+                addr: v.addr.into(),
             };
-            self.sentinel_up
-                .get_or_create(&l)
-                .set(v.error.is_none() as i64);
+            self.sentinel_up.get_or_create(&l).set(v.up as i64);
         }
         for f in [
             &self.replica_in_rotation,
@@ -349,11 +399,11 @@ impl Metrics {
         }
         for r in replicas {
             let l = NodeLabels {
-                addr: r.addr.clone(),
+                addr: r.addr.into(),
             };
             self.replica_in_rotation
                 .get_or_create(&l)
-                .set(r.healthy as i64);
+                .set(r.in_rotation as i64);
             if let Some(s) = r.lag_seconds {
                 self.replica_lag_seconds.get_or_create(&l).set(s);
             }
@@ -370,4 +420,18 @@ impl Metrics {
             Endpoint::read => &self.read,
         }
     }
+}
+
+/// A sentinel as the gauges see it (the control plane maps its views).
+pub struct SentinelSample<'a> {
+    pub addr: &'a str,
+    pub up: bool,
+}
+
+/// A replica as the gauges see it.
+pub struct ReplicaSample<'a> {
+    pub addr: &'a str,
+    pub in_rotation: bool,
+    pub lag_seconds: Option<i64>,
+    pub lag_bytes: Option<i64>,
 }

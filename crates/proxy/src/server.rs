@@ -4,13 +4,15 @@
 use crate::admin::{self, AdminState};
 use crate::config::ProxyConfig;
 use crate::control::{self, ControlState};
-use crate::data::{self, policy::Policy, Shared};
+use crate::data::drain::{Drain, DrainState, Drained};
+use crate::data::{self, policy::Policy, ClientSlots, Shared};
 use crate::metrics::Metrics;
 use crate::route::Endpoint;
 use crate::route::RouteHandle;
 use anyhow::Context;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
@@ -27,6 +29,12 @@ pub struct ProxyHandle {
     pub metrics: Arc<Metrics>,
     pub routes: RouteHandle,
     pub control: Arc<ControlState>,
+    /// The drain state (`/readyz`, the sessions).
+    pub drain_state: Arc<Drain>,
+    /// Clients connected over every endpoint.
+    pub slots: Arc<ClientSlots>,
+    /// The accept loops: ended first in a drain (closing the listeners).
+    listeners: Vec<JoinHandle<()>>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -44,15 +52,56 @@ impl ProxyHandle {
             .expect("the plain read endpoint is off (--read-port 0)")
     }
 
+    /// Stops every task at once: open client connections are cut. See
+    /// [`ProxyHandle::drain`] for a shutdown that costs clients nothing.
     pub fn shutdown(&mut self) {
         self.control.stop();
-        for t in self.tasks.drain(..) {
+        for t in self.listeners.drain(..).chain(self.tasks.drain(..)) {
             t.abort();
         }
     }
 
+    /// Shuts down without failing clients: not ready at once, accepting
+    /// for `grace`, then the listeners close and every session finishes
+    /// what it forwarded and closes at a request boundary, within
+    /// `timeout`; then [`ProxyHandle::shutdown`].
+    pub async fn drain(&mut self, grace: Duration, timeout: Duration) -> Drained {
+        self.drain_state.set(DrainState::Grace);
+        tracing::info!(
+            ?grace,
+            ?timeout,
+            "draining: not ready; accepting for the grace period"
+        );
+        tokio::time::sleep(grace).await;
+        for t in self.listeners.drain(..) {
+            t.abort();
+            let _ = t.await; // the listener is closed once its task is gone
+        }
+        let until = Instant::now() + timeout;
+        self.drain_state.set(DrainState::Draining { until });
+        tracing::info!(
+            clients = self.slots.used(),
+            "draining: listeners closed, sessions finishing"
+        );
+        // Sessions close themselves by `until`; a little more for their
+        // last writes, then what is left is cut.
+        let cut = until + Duration::from_secs(1);
+        while self.slots.used() > 0 && Instant::now() < cut {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let late = Drained::from_left(self.slots.used());
+        match late {
+            Drained::Finished => tracing::info!("drained: every client session closed"),
+            Drained::TimedOut { sessions } => {
+                tracing::warn!(sessions, "drain timed out: {sessions} client sessions cut")
+            }
+        }
+        self.shutdown();
+        late
+    }
+
     /// Waits until a master is known (for tests and start-up logs).
-    pub async fn wait_master(&self, timeout: std::time::Duration) -> anyhow::Result<String> {
+    pub async fn wait_master(&self, timeout: Duration) -> anyhow::Result<String> {
         let mut rx = self.routes.routes.clone();
         tokio::time::timeout(timeout, async {
             loop {
@@ -79,9 +128,20 @@ impl Drop for ProxyHandle {
     }
 }
 
-/// Binds one listener; the error names the flag that sets it and what to do.
-async fn bind(what: &str, flag: &str, addr: &str) -> anyhow::Result<TcpListener> {
-    TcpListener::bind(addr).await.map_err(|e| {
+/// Binds one listener (beside older proxies with `reuse_port`); the error
+/// names the flag that sets it and what to do.
+async fn bind(what: &str, flag: &str, addr: &str, reuse_port: bool) -> anyhow::Result<TcpListener> {
+    let bound = async {
+        let mut last = None;
+        for a in tokio::net::lookup_host(addr).await? {
+            match crate::listen::bind(a, reuse_port) {
+                Ok(l) => return Ok(l),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| std::io::ErrorKind::AddrNotAvailable.into()))
+    };
+    bound.await.map_err(|e: std::io::Error| {
         let hint = match e.kind() {
             std::io::ErrorKind::AddrInUse => {
                 format!("another process is using it: stop it or choose another {flag}")
@@ -143,24 +203,40 @@ pub async fn start(cfg: ProxyConfig) -> anyhow::Result<ProxyHandle> {
         Some(t) => Some(data::tls::Terminator::new(t.files.clone())?),
         None => None,
     };
-    let write = bind_opt("write endpoint", "--port", cfg.write_listen.as_deref()).await?;
-    let read = bind_opt("read endpoint", "--read-port", cfg.read_listen.as_deref()).await?;
-    let admin_l = bind("admin endpoint", "--admin-port", &cfg.admin_listen).await?;
+    let reuse = cfg.reuse_port;
+    let write = bind_opt(
+        "write endpoint",
+        "--port",
+        cfg.write_listen.as_deref(),
+        reuse,
+    )
+    .await?;
+    let read = bind_opt(
+        "read endpoint",
+        "--read-port",
+        cfg.read_listen.as_deref(),
+        reuse,
+    )
+    .await?;
+    let admin_l = bind("admin endpoint", "--admin-port", &cfg.admin_listen, reuse).await?;
     let tls_write = bind_opt(
         "TLS write endpoint",
         "--tls-port",
         tls.and_then(|t| t.write_listen.as_deref()),
+        reuse,
     )
     .await?;
     let tls_read = bind_opt(
         "TLS read endpoint",
         "--tls-read-port",
         tls.and_then(|t| t.read_listen.as_deref()),
+        reuse,
     )
     .await?;
     let slots = data::accept_slots(cfg.maxclients);
     let metrics = Arc::new(Metrics::new());
     let (routes, control) = control::spawn(&cfg, metrics.clone());
+    let drain = Arc::new(Drain::default());
     let pool = Arc::new(data::mux::Pool::new(
         cfg.mux_connections,
         cfg.redis_access(),
@@ -177,6 +253,7 @@ pub async fn start(cfg: ProxyConfig) -> anyhow::Result<ProxyHandle> {
         deny: data::deny::DenyList::parse(&cfg.deny_commands),
         cfg: Arc::new(cfg.clone()),
         limits: Default::default(),
+        drain: drain.clone(),
     });
     let fence = tokio::spawn(pool.watch(routes.routes.clone()));
     let local = |l: &Option<TcpListener>| l.as_ref().map(|l| l.local_addr()).transpose();
@@ -189,6 +266,9 @@ pub async fn start(cfg: ProxyConfig) -> anyhow::Result<ProxyHandle> {
         metrics: metrics.clone(),
         routes,
         control: control.clone(),
+        drain_state: drain.clone(),
+        slots: slots.clone(),
+        listeners: Vec::new(),
         tasks: vec![
             fence,
             tokio::spawn(log_err(
@@ -199,6 +279,7 @@ pub async fn start(cfg: ProxyConfig) -> anyhow::Result<ProxyHandle> {
                         control,
                         metrics,
                         config: cfg,
+                        drain,
                     },
                 ),
             )),
@@ -210,7 +291,7 @@ pub async fn start(cfg: ProxyConfig) -> anyhow::Result<ProxyHandle> {
     ] {
         if let Some(l) = l {
             let serve = data::serve(l, ep, shared.clone(), slots.clone(), None);
-            h.tasks.push(tokio::spawn(log_err(what, serve)));
+            h.listeners.push(tokio::spawn(log_err(what, serve)));
         }
     }
     if let Some(t) = terminator {
@@ -221,7 +302,7 @@ pub async fn start(cfg: ProxyConfig) -> anyhow::Result<ProxyHandle> {
         for (l, ep, what) in tls_eps {
             if let Some(l) = l {
                 let serve = data::serve(l, ep, shared.clone(), slots.clone(), Some(t.clone()));
-                h.tasks.push(tokio::spawn(log_err(what, serve)));
+                h.listeners.push(tokio::spawn(log_err(what, serve)));
             }
         }
         h.tasks.push(tokio::spawn(t.reload_on_sighup()));
@@ -234,9 +315,10 @@ async fn bind_opt(
     what: &str,
     flag: &str,
     addr: Option<&str>,
+    reuse_port: bool,
 ) -> anyhow::Result<Option<TcpListener>> {
     match addr {
-        Some(a) => bind(what, flag, a).await.map(Some),
+        Some(a) => bind(what, flag, a, reuse_port).await.map(Some),
         None => Ok(None),
     }
 }

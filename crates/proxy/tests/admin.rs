@@ -51,44 +51,14 @@ async fn admin_endpoints_and_dashboard() {
     assert!(json["counters"]["write_commands"].as_u64().unwrap() >= 10);
 
     // The page as Chromium renders it (after its script refreshed it).
-    let Some(chromium) = ["chromium", "chromium-browser"].into_iter().find(|b| {
-        std::process::Command::new(b)
-            .arg("--version")
-            .output()
-            .is_ok()
-    }) else {
-        eprintln!(
-            "SKIPPED the Chromium half: chromium is not installed \
-             (`apt-get install -y chromium`; scripts/install-deps.sh --test does)"
-        );
+    let url = format!("http://{}/", p.admin_addr);
+    let Some(out) =
+        tokio::task::spawn_blocking(move || redis_ha_testkit::chromium::dump_dom(&url, 2500))
+            .await
+            .unwrap()
+    else {
         return;
     };
-    let profile = tempfile::tempdir().unwrap();
-    let url = format!("http://{}/", p.admin_addr);
-    let out = tokio::task::spawn_blocking(move || {
-        // `timeout`: a browser that hangs fails the test instead of CI.
-        std::process::Command::new("timeout")
-            .args([
-                "60",
-                chromium,
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                &format!("--user-data-dir={}", profile.path().display()),
-                "--virtual-time-budget=2500",
-                "--dump-dom",
-                &url,
-            ])
-            .output()
-            .expect("run chromium")
-    })
-    .await
-    .unwrap();
     let dom = String::from_utf8_lossy(&out.stdout);
     assert!(
         dom.contains("redis-ha proxy"),

@@ -62,3 +62,17 @@ async fn headers_that_never_end_are_closed() {
     let _ = tokio::time::timeout(DEADLINE, drip).await;
     closed_by_server(&mut s).await;
 }
+
+#[tokio::test]
+async fn an_idle_keep_alive_connection_is_closed() {
+    let p = proxy().await;
+    let mut s = TcpStream::connect(p.admin_addr).await.unwrap();
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 1024];
+    let n = s.read(&mut buf).await.unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).contains("200 OK"));
+    // Kept alive, then silent: closed like a connection that never spoke.
+    closed_by_server(&mut s).await;
+}

@@ -18,37 +18,9 @@ fn json(body: &str) -> serde_json::Value {
 /// `chromium --dump-dom` of `url` after its scripts ran for a few seconds
 /// of virtual time; `None` (the test then says it skipped) without Chromium.
 async fn chromium_dom(url: String) -> Option<String> {
-    let chromium = ["chromium", "chromium-browser"].into_iter().find(|b| {
-        std::process::Command::new(b)
-            .arg("--version")
-            .output()
-            .is_ok()
-    })?;
-    let profile = tempfile::tempdir().unwrap();
-    let out = tokio::task::spawn_blocking(move || {
-        // `timeout`: a browser that hangs fails the test instead of CI.
-        std::process::Command::new("timeout")
-            .args([
-                "60",
-                chromium,
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                &format!("--user-data-dir={}", profile.path().display()),
-                "--virtual-time-budget=3000",
-                "--dump-dom",
-                &url,
-            ])
-            .output()
-            .expect("run chromium")
-    })
-    .await
-    .unwrap();
+    let out = tokio::task::spawn_blocking(move || redis_ha_testkit::chromium::dump_dom(&url, 3000))
+        .await
+        .unwrap()?;
     let dom = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         dom.contains("redis-ha proxy"),
@@ -145,10 +117,6 @@ async fn failover_shows_on_the_charts_and_in_the_table() {
     assert!(page.contains("<b class=\"name\">sentinel-0</b>"));
 
     let Some(dom) = chromium_dom(format!("http://{}/", p.admin_addr)).await else {
-        eprintln!(
-            "SKIPPED the Chromium half: chromium is not installed \
-             (`apt-get install -y chromium`; scripts/install-deps.sh --test does)"
-        );
         return;
     };
     for id in ["chart-ops", "chart-latency", "chart-held"] {
@@ -186,9 +154,6 @@ async fn a_token_protected_dashboard_passes_its_token_on() {
     let master = t.master().await.unwrap();
     let url = format!("http://{}/?token=t0k%2Ben", p.admin_addr);
     let Some(dom) = chromium_dom(url).await else {
-        eprintln!(
-            "SKIPPED: chromium is not installed (scripts/install-deps.sh --test installs it)"
-        );
         return;
     };
     assert!(

@@ -7,7 +7,7 @@ use common::*;
 use redis_ha_proxy::config::ProxyConfig;
 use redis_ha_resp::Frame;
 use std::time::Duration;
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_beyond_maxclients_is_refused_and_the_others_work() {
@@ -34,6 +34,22 @@ async fn a_client_beyond_maxclients_is_refused_and_the_others_work() {
         .unwrap();
     assert_eq!(got, b"-ERR max number of clients reached\r\n");
     assert_eq!(p.metrics.rejected_connections_total.get(), 1);
+    // A client that speaks first (as client libraries do: HELLO, CLIENT
+    // SETINFO...) gets the error too, not a reset that loses it.
+    for n in 0..20 {
+        let mut c = tokio::net::TcpStream::connect(p.write_addr())
+            .await
+            .unwrap();
+        c.write_all(b"*1\r\n$4\r\nPING\r\n*1\r\n$4\r\nPING\r\n")
+            .await
+            .unwrap();
+        let mut got = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(5), c.read_to_end(&mut got))
+            .await
+            .expect("closed");
+        assert!(read.is_ok(), "client {n}: {read:?}, got {got:?}");
+        assert_eq!(got, b"-ERR max number of clients reached\r\n");
+    }
     for c in &mut clients {
         assert_eq!(cmd(c, &["PING"]).await, Frame::Simple("PONG".into()));
     }

@@ -1,8 +1,11 @@
 //! The admin page's HTTP connections, with limits: headers must arrive within
-//! [`HEADER_TIMEOUT`], a connection lives at most [`MAX_LIFETIME`], and at
-//! most [`MAX_CONNECTIONS`] are open; more are closed at once. A client that
-//! connects and sends nothing, or headers that never end, cannot hold a
-//! connection (or the proxy's descriptors) for long.
+//! [`HEADER_TIMEOUT`], a connection lives at most [`MAX_LIFETIME`]. Up to
+//! [`MAX_CONNECTIONS`] get everything; past that a connection is served the
+//! probes only (`/healthz`, `/readyz`; anything else a 503 saying why), one
+//! request, so a crowd of scrapers or idle connections never starves a
+//! liveness probe; past [`MAX_OVERFLOW`] more it is closed at once. A
+//! client that connects and sends nothing, or headers that never end,
+//! cannot hold a connection (or the proxy's descriptors) for long.
 
 use axum::Router;
 use hyper::server::conn::http1;
@@ -16,11 +19,14 @@ use tokio::sync::Semaphore;
 pub const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
 /// Long enough for a dashboard's keep-alive polling, which reconnects.
 pub const MAX_LIFETIME: Duration = Duration::from_secs(120);
-pub const MAX_CONNECTIONS: usize = 64;
+pub const MAX_CONNECTIONS: usize = 2048;
+/// Probe-only connections beyond [`MAX_CONNECTIONS`].
+pub const MAX_OVERFLOW: usize = 8192;
 
-/// Serves `router` on `listener` until it fails.
-pub async fn serve(listener: TcpListener, router: Router) -> std::io::Result<()> {
+/// Serves `router` on `listener` until it fails; `probes` past the limit.
+pub async fn serve(listener: TcpListener, router: Router, probes: Router) -> std::io::Result<()> {
     let open = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let overflow = Arc::new(Semaphore::new(MAX_OVERFLOW));
     loop {
         let (sock, _) = match listener.accept().await {
             Ok(s) => s,
@@ -30,15 +36,24 @@ pub async fn serve(listener: TcpListener, router: Router) -> std::io::Result<()>
                 continue;
             }
         };
-        let Ok(permit) = open.clone().try_acquire_owned() else {
-            tracing::debug!("admin connection refused: {MAX_CONNECTIONS} open");
-            continue;
+        let (permit, app, keep_alive) = match open.clone().try_acquire_owned() {
+            Ok(p) => (p, router.clone(), true),
+            Err(_) => match overflow.clone().try_acquire_owned() {
+                Ok(p) => (p, probes.clone(), false),
+                Err(_) => {
+                    tracing::debug!(
+                        "admin connection refused: {MAX_CONNECTIONS} + {MAX_OVERFLOW} open"
+                    );
+                    continue;
+                }
+            },
         };
-        let service = TowerToHyperService::new(router.clone());
+        let service = TowerToHyperService::new(app);
         tokio::spawn(async move {
             let conn = http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(HEADER_TIMEOUT)
+                .keep_alive(keep_alive)
                 .serve_connection(TokioIo::new(sock), service);
             let _ = tokio::time::timeout(MAX_LIFETIME, conn).await;
             drop(permit);

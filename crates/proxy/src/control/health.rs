@@ -12,11 +12,15 @@ use std::time::Duration;
 /// Health of every replica the sentinels know: reachable, linked to the
 /// current master, not flagged, acking within `max_replica_lag` (judged from
 /// the master's INFO only when `master_answers`: a busy master is not asked).
+///
+/// `last` is the previous round's verdicts: a replica's last known lag
+/// counts toward its staleness once the master can no longer say.
 pub async fn replica_health(
     views: &[SentinelView],
     master: Option<&str>,
     master_answers: bool,
     cfg: &ProxyConfig,
+    last: &[ReplicaView],
 ) -> Vec<ReplicaView> {
     let Some(view) = views
         .iter()
@@ -36,16 +40,27 @@ pub async fn replica_health(
         .filter(|(a, _)| Some(a.as_str()) != master)
         .map(|(a, flags)| {
             let ack = seen.as_ref().and_then(|s| s.replica(&a)).cloned();
+            let last_lag = last
+                .iter()
+                .find(|r| r.addr == a)
+                .and_then(|r| r.lag_seconds);
             let master_offset = seen.as_ref().and_then(|s| s.master_repl_offset);
             async move {
                 let own = match bad_flag(flags.as_deref().unwrap_or("")) {
                     Some(f) => Err(format!("sentinel flags it {f}")),
                     None => info(&a, cfg).await.map_err(|e| format!("unreachable: {e}")),
                 };
-                let reason = judge(own, ack.as_ref(), master, cfg.max_replica_lag);
+                let lag = ack.as_ref().and_then(|x| x.lag).or(last_lag);
+                let stale_seconds = own
+                    .as_ref()
+                    .ok()
+                    .filter(|o| o.link.as_deref() != Some("up"))
+                    .and_then(|o| staleness(o.link_down_since, lag));
+                let reason = judge(own, ack.as_ref(), lag, master, cfg.max_replica_lag);
                 ReplicaView {
                     healthy: reason.is_none(),
-                    lag_seconds: ack.as_ref().and_then(|x| x.lag),
+                    lag_seconds: lag,
+                    stale_seconds,
                     lag_bytes: master_offset
                         .zip(ack.as_ref())
                         .map(|(m, x)| (m - x.offset).max(0)),
@@ -81,10 +96,16 @@ fn bad_flag(flags: &str) -> Option<&str> {
 
 /// Why a replica is out of the read rotation (`None`: healthy). `own` is its
 /// own `INFO replication` (or why there is none); `ack` the master's line
-/// for it, when the master was asked.
+/// for it, when the master was asked; `lag` its last known lag (seconds).
+///
+/// A replica whose link to the master went down (the master crashed) keeps
+/// serving while what it has is at most `max_lag` old: the time since its
+/// link went down plus the lag it had then. So reads go on through a
+/// master's crash, as stale as `--max-replica-lag` allows and no more.
 pub fn judge(
     own: Result<Replication, String>,
     ack: Option<&ReplicaLine>,
+    lag: Option<i64>,
     master: Option<&str>,
     max_lag: Duration,
 ) -> Option<String> {
@@ -96,7 +117,11 @@ pub fn judge(
     if !own.is_replica() {
         Some("not a replica".into())
     } else if link != "up" {
-        Some(format!("master link {link}"))
+        match staleness(own.link_down_since, lag) {
+            Some(s) if s <= max_lag.as_secs() => None,
+            Some(s) => Some(format!("master link {link}, {s} s stale > {max_lag:?}")),
+            None => Some(format!("master link {link}")),
+        }
     } else if master.is_some() && own.master.as_deref() != master {
         Some(format!("follows {}", own.master.unwrap_or_default()))
     } else if let Some(lag) = ack
@@ -112,6 +137,13 @@ pub fn judge(
     } else {
         None
     }
+}
+
+/// How old a replica's data may be once its link is down: seconds since
+/// the link went down plus its last lag; `None` when unknown (never linked).
+pub fn staleness(link_down_since: Option<i64>, lag: Option<i64>) -> Option<u64> {
+    let down = link_down_since.filter(|s| *s >= 0)?;
+    Some((down + lag.unwrap_or(0).max(0)) as u64)
 }
 
 #[cfg(test)]
@@ -141,17 +173,26 @@ mod tests {
     fn a_linked_replica_of_the_master_is_healthy() {
         let m = Some("h:1");
         assert_eq!(
-            judge(Ok(replica_of("h:1")), Some(&line("online", 0)), m, LAG),
+            judge(
+                Ok(replica_of("h:1")),
+                Some(&line("online", 0)),
+                Some(0),
+                m,
+                LAG
+            ),
             None
         );
         // Without the master's view (busy master), its own view decides.
-        assert_eq!(judge(Ok(replica_of("h:1")), None, m, LAG), None);
+        assert_eq!(judge(Ok(replica_of("h:1")), None, None, m, LAG), None);
     }
 
     #[test]
     fn reasons_for_leaving_the_rotation() {
         let m = Some("h:1");
-        let j = |own, ack: Option<ReplicaLine>| judge(own, ack.as_ref(), m, LAG).unwrap();
+        let j = |own, ack: Option<ReplicaLine>| {
+            let lag = ack.as_ref().and_then(|x| x.lag);
+            judge(own, ack.as_ref(), lag, m, LAG).unwrap()
+        };
         assert_eq!(
             j(Err("unreachable: refused".into()), None),
             "unreachable: refused"
@@ -162,7 +203,7 @@ mod tests {
         );
         let mut down = replica_of("h:1");
         down.link = Some("down".into());
-        assert_eq!(j(Ok(down), None), "master link down");
+        assert_eq!(j(Ok(down), None), "master link down", "never linked");
         assert_eq!(j(Ok(replica_of("h:9")), None), "follows h:9");
         assert_eq!(
             j(Ok(replica_of("h:1")), Some(line("online", 11))),
@@ -172,6 +213,27 @@ mod tests {
             j(Ok(replica_of("h:1")), Some(line("wait_bgsave", 0))),
             "state wait_bgsave"
         );
+    }
+
+    #[test]
+    fn a_replica_cut_from_its_master_serves_while_fresh_enough() {
+        let m = Some("h:1");
+        let mut down = replica_of("h:1");
+        down.link = Some("down".into());
+        down.link_down_since = Some(2);
+        assert_eq!(judge(Ok(down.clone()), None, Some(1), m, LAG), None);
+        assert_eq!(judge(Ok(down.clone()), None, None, m, LAG), None);
+        down.link_down_since = Some(9);
+        assert_eq!(
+            judge(Ok(down.clone()), None, Some(2), m, LAG).unwrap(),
+            "master link down, 11 s stale > 10s"
+        );
+        // Still following the crashed master once another is promoted:
+        // what it has is as old as its link's loss, no older.
+        down.link_down_since = Some(3);
+        assert_eq!(judge(Ok(down), None, Some(0), Some("h:2"), LAG), None);
+        assert_eq!(staleness(Some(-1), Some(0)), None, "never linked");
+        assert_eq!(staleness(Some(4), Some(-1)), Some(4));
     }
 
     #[test]

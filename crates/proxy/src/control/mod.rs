@@ -29,7 +29,7 @@ mod state;
 pub use state::{ControlState, FailoverRecord, ReplicaView, SentinelView, StatusSnapshot};
 
 use crate::config::ProxyConfig;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, ReplicaSample, SentinelSample};
 use crate::route::{Endpoint, Refresh, RouteHandle, Routes};
 use decide::{MasterChange, MasterDecision, SentinelVerdict};
 use events::{Event, SentinelEvent};
@@ -484,14 +484,32 @@ impl Controller {
         }
         // A master that did not answer ROLE is not asked for INFO either.
         let master_answers = role == RoleProbe::Master;
-        let replicas =
-            health::replica_health(&views, next.master.as_deref(), master_answers, &self.cfg).await;
+        let last = self.state.replicas();
+        let replicas = health::replica_health(
+            &views,
+            next.master.as_deref(),
+            master_answers,
+            &self.cfg,
+            &last,
+        )
+        .await;
         next.replicas = replicas
             .iter()
             .filter(|r| r.healthy)
             .map(|r| r.addr.clone())
             .collect();
-        self.metrics.set_nodes(&views, &replicas);
+        self.metrics.set_nodes(
+            views.iter().map(|v| SentinelSample {
+                addr: &v.addr,
+                up: v.error.is_none(),
+            }),
+            replicas.iter().map(|r| ReplicaSample {
+                addr: &r.addr,
+                in_rotation: r.healthy,
+                lag_seconds: r.lag_seconds,
+                lag_bytes: r.lag_bytes,
+            }),
+        );
         self.state.set_views(views, replicas);
         let adopted = next
             .master

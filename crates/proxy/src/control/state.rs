@@ -30,6 +30,9 @@ pub struct ReplicaView {
     pub healthy: bool,
     pub lag_seconds: Option<i64>,
     pub lag_bytes: Option<i64>,
+    /// With its link to the master down: how old its data may be (seconds
+    /// since the link went down plus its last lag).
+    pub stale_seconds: Option<u64>,
     /// Why it is out of the read rotation.
     pub reason: Option<String>,
 }
@@ -147,6 +150,11 @@ impl ControlState {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The replicas' last verdicts.
+    pub fn replicas(&self) -> Vec<ReplicaView> {
+        self.lock().replicas.clone()
     }
 
     pub fn snapshot(&self) -> StatusSnapshot {

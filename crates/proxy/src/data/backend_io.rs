@@ -74,6 +74,14 @@ impl DedicatedReader {
 }
 
 impl DedicatedWriter {
+    /// Closes the write side (TLS: close_notify first).
+    pub async fn shutdown(&mut self) -> io::Result<()> {
+        match self {
+            DedicatedWriter::Plain(w) => w.shutdown().await,
+            DedicatedWriter::Tls(w) => w.shutdown().await,
+        }
+    }
+
     /// Writes `buf` whole (TLS: and flushes its records to the socket).
     pub async fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
         match self {

@@ -5,50 +5,8 @@
 use bytes::{Bytes, BytesMut};
 use redis_ha_resp::encode;
 
-/// The `kind` label of `redis_ha_errors_total`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ErrorKind {
-    HoldTimeout,
-    Protocol,
-    SessionBroken,
-    NoReplica,
-    Auth,
-    UnknownOutcome,
-    Poison,
-    Denied,
-    OutputLimit,
-    NotReplicated,
-}
-
-impl ErrorKind {
-    pub const ALL: [ErrorKind; 10] = [
-        ErrorKind::HoldTimeout,
-        ErrorKind::Protocol,
-        ErrorKind::SessionBroken,
-        ErrorKind::NoReplica,
-        ErrorKind::Auth,
-        ErrorKind::UnknownOutcome,
-        ErrorKind::Poison,
-        ErrorKind::Denied,
-        ErrorKind::OutputLimit,
-        ErrorKind::NotReplicated,
-    ];
-
-    pub fn label(self) -> &'static str {
-        match self {
-            ErrorKind::HoldTimeout => "hold_timeout",
-            ErrorKind::Protocol => "protocol",
-            ErrorKind::SessionBroken => "session_broken",
-            ErrorKind::NoReplica => "no_replica",
-            ErrorKind::Auth => "auth",
-            ErrorKind::UnknownOutcome => "unknown_outcome",
-            ErrorKind::Poison => "poison",
-            ErrorKind::Denied => "denied",
-            ErrorKind::OutputLimit => "output_limit",
-            ErrorKind::NotReplicated => "not_replicated",
-        }
-    }
-}
+/// The metrics label of each error (kept beside the metrics it labels).
+pub use crate::metrics::ErrorKind;
 
 /// Whether the request behind an error ran on Redis.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -94,6 +52,8 @@ pub enum ClientError {
     NotReplicated {
         detail: String,
     },
+    /// The proxy is shutting down (drain) and did not forward it.
+    ShuttingDown,
     /// Replication streams cannot pass a request/reply proxy.
     NotProxied {
         command: String,
@@ -112,6 +72,7 @@ impl ClientError {
             ClientError::Poison { .. } => ErrorKind::Poison,
             ClientError::Denied { .. } | ClientError::NotProxied { .. } => ErrorKind::Denied,
             ClientError::NotReplicated { .. } => ErrorKind::NotReplicated,
+            ClientError::ShuttingDown => ErrorKind::Draining,
         }
     }
 
@@ -137,6 +98,7 @@ impl ClientError {
             ClientError::Poison { node } => format!("ERR redis-ha: this command lost its connection to {node} twice; not sending it again"),
             ClientError::Denied { command } => format!("ERR redis-ha: {command} is not allowed through the proxy (--deny-commands); run it against the node directly"),
             ClientError::NotReplicated { detail } => format!("NOREPLICAS redis-ha: the write ran on the master, but {detail} (--write-ack); a failover now could lose it, check before retrying"),
+            ClientError::ShuttingDown => "TRYAGAIN redis-ha: this proxy is shutting down and did not run the command; reconnect and send it again".into(),
             ClientError::NotProxied { command } => format!("ERR redis-ha: {command} (a replication stream) cannot pass through the proxy; connect to the node directly (redis-ha status shows its address)"),
         }
     }
@@ -174,5 +136,8 @@ mod tests {
             command: "SHUTDOWN".into(),
         };
         assert_eq!((d.ran(), d.kind()), (Ran::No, ErrorKind::Denied));
+        let s = ClientError::ShuttingDown;
+        assert_eq!(s.ran(), Ran::No);
+        assert!(s.text().contains("did not run"), "{}", s.text());
     }
 }

@@ -9,6 +9,7 @@ mod backend_io;
 mod bufpool;
 mod commands;
 pub mod deny;
+pub mod drain;
 pub mod error;
 mod handshake;
 pub mod mux;
@@ -44,6 +45,8 @@ pub struct Shared {
     pub pool: Arc<mux::Pool>,
     /// Commands refused at the proxy (`--deny-commands`).
     pub deny: deny::DenyList,
+    /// Shutting down: sessions finish what they forwarded and close.
+    pub drain: Arc<drain::Drain>,
 }
 
 impl Shared {

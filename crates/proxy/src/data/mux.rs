@@ -393,6 +393,10 @@ async fn writer(conn: Arc<MuxConn>) {
     }
 }
 
+/// A read buffer left empty with more room than this is replaced by a
+/// small one (a big value passed through must not stay allocated).
+pub const SHRINK_ABOVE: usize = 4 << 20;
+
 async fn reader(conn: Arc<MuxConn>, mut buf: BytesMut) {
     let mut lens: Vec<usize> = Vec::new();
     let mut ready: Vec<(Dest, usize)> = Vec::new();
@@ -436,6 +440,10 @@ async fn reader(conn: Arc<MuxConn>, mut buf: BytesMut) {
                 }
             }
             deliver(&mut buf, &mut lens, &mut ready, conn.ack.as_ref());
+        }
+        if buf.is_empty() && buf.capacity() > SHRINK_ABOVE {
+            // After a big reply: its tail would keep the whole allocation.
+            buf = BytesMut::with_capacity(64 * 1024);
         }
         if buf.capacity() - buf.len() < 16 * 1024 {
             buf.reserve(64 * 1024);

@@ -84,7 +84,13 @@ impl Policy {
                 }
                 if !routes.replicas.is_empty() {
                     let open: Vec<&Addr> = routes.replicas.iter().filter(ok).collect();
-                    return Ok(balancer.pick(&open));
+                    if !open.is_empty() || *fallback == ReadFallback::Error {
+                        return Ok(balancer.pick(&open));
+                    }
+                    // Every replica's link was just lost (Sentinel's CLIENT
+                    // KILL when it reconfigures them): the master meanwhile,
+                    // rather than a pause of the cooldown.
+                    return Ok(routes.master.as_ref().filter(ok));
                 }
                 match fallback {
                     ReadFallback::Master => Ok(routes.master.as_ref().filter(ok)),
@@ -244,6 +250,16 @@ mod tests {
                 Some("r:1")
             );
         }
+        // Every replica just lost: the master meanwhile (or wait, strict).
+        let one = routes(Some("m:1"), &["r:2"]);
+        assert_eq!(
+            p.target(&one, Some(&on), Some((&lost, now)))
+                .unwrap()
+                .map(String::as_str),
+            Some("m:1")
+        );
+        let strict = read(ReadFallback::Error, ReadBalance::RoundRobin);
+        assert_eq!(strict.target(&one, None, Some((&lost, now))), Ok(None));
         // No replica in rotation: the master, or an error.
         assert_eq!(
             p.target(&routes(Some("m:1"), &[]), None, None)
@@ -251,7 +267,6 @@ mod tests {
                 .map(String::as_str),
             Some("m:1")
         );
-        let strict = read(ReadFallback::Error, ReadBalance::RoundRobin);
         assert_eq!(
             strict.target(&routes(Some("m:1"), &[]), None, None),
             Err(ClientError::NoReplica)

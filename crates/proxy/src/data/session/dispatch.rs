@@ -85,9 +85,24 @@ impl Session {
     /// master refused with READONLY and the table has not caught up).
     pub(super) fn target<'r>(&self, routes: &'r Routes) -> Result<Option<&'r Addr>, ClientError> {
         let current = self.backend.as_ref().map(|b| &b.addr);
-        let policy = self.shared.policy(self.endpoint);
+        let to_master = self
+            .pipeline
+            .next_queued()
+            .is_some_and(|s| self.publish_on_read(s));
+        let policy = match to_master {
+            true => &self.shared.write,
+            false => self.shared.policy(self.endpoint),
+        };
         let avoid = self.avoid.as_ref().map(|a| (a, Instant::now()));
         policy.target(routes, current, avoid)
+    }
+
+    /// A PUBLISH on the read endpoint goes to the master: a message
+    /// published on a replica reaches that replica's subscribers only, one
+    /// published on the master reaches every node's. (A subscribed RESP3
+    /// client stays where its subscriptions are.)
+    pub(super) fn publish_on_read(&self, s: &Slot) -> bool {
+        self.endpoint == Endpoint::read && self.state.replies == Replies::Paired && is_publish(s)
     }
 
     /// No backend now: hold, or give up after `--failover-hold`. Admin
@@ -181,7 +196,16 @@ impl Session {
         };
         let on_shared = b.is_shared();
         let cfg = &self.shared.cfg;
+        // On the read endpoint a batch is all PUBLISHes (to the master) or
+        // none (to a replica).
+        let split = (self.endpoint == Endpoint::read && self.state.replies == Replies::Paired)
+            .then(|| {
+                let first = self.pipeline.next_queued();
+                first.is_some_and(is_publish)
+            });
         let mut taker = Taker {
+            split,
+            split_stopped: false,
             acks,
             state: &mut self.state,
             lane: &mut self.lane,
@@ -210,14 +234,16 @@ impl Session {
                 }
                 let sent = b.write(&batch).await;
                 batch.clear();
-                self.batch = batch;
+                if batch.capacity() <= crate::data::mux::SHRINK_ABOVE {
+                    self.batch = batch; // a big request's room is not kept
+                }
                 sent
             }
         };
         if taker.stop {
             b.phase = Phase::ReplaceWhenIdle;
         }
-        if taker.acks.stopped {
+        if taker.acks.stopped || taker.split_stopped {
             self.retry_at = Some(Instant::now()); // the rest goes in the next batch
         }
         match sent {
@@ -268,9 +294,18 @@ impl Session {
     }
 }
 
+/// PUBLISH or SPUBLISH: for the master, even on the read endpoint.
+fn is_publish(s: &Slot) -> bool {
+    s.cmd.is("PUBLISH") || s.cmd.is("SPUBLISH")
+}
+
 /// What one batch takes from the queue, in order: what the link can carry
 /// (a shared one only shareable commands) and [`AckRule`] lets through.
 struct Taker<'a> {
+    /// Read endpoint: whether this batch is the PUBLISHes (to the master).
+    split: Option<bool>,
+    /// A request for the other node ended the batch.
+    split_stopped: bool,
     acks: AckRule,
     state: &'a mut ConnState,
     lane: &'a mut Lane,
@@ -284,6 +319,12 @@ impl Taker<'_> {
     fn take(&mut self, s: &Slot) -> Take {
         if self.stop || (self.on_shared && !s.class.shared) {
             return Take::Stop;
+        }
+        if let Some(publish) = self.split {
+            if publish != is_publish(s) {
+                self.split_stopped = true;
+                return Take::Stop;
+            }
         }
         let take = self.acks.take(s);
         if take == Take::Stop {

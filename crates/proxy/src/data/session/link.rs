@@ -37,6 +37,11 @@ pub enum Phase {
     /// Replace it once every written request is answered (a RESET logged
     /// the connection out).
     ReplaceWhenIdle,
+    /// The proxy drains with a blocked command on it: its write side is to
+    /// be closed, which ends the call on Redis.
+    Closing,
+    /// Its write side is closed: its end closes the session, cleanly.
+    HalfClosed,
 }
 
 pub struct Backend {
@@ -97,6 +102,13 @@ impl Backend {
         match &self.link {
             Link::Shared(conn) => conn.sender(inbox, gen),
             Link::Dedicated(_) => None,
+        }
+    }
+
+    /// Closes the dedicated connection's write side (TLS: close_notify).
+    pub async fn shutdown_write(&mut self) {
+        if let Link::Dedicated(d) = &mut self.link {
+            let _ = d.w.shutdown().await;
         }
     }
 

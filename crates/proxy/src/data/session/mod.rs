@@ -7,8 +7,9 @@
 //! [`hold`] (waiting for a master) and [`link`] (the backend connection).
 //! The driver here is a `select!` loop over the client, the backend,
 //! routing changes and one timer, with one short step per event: [`input`]
-//! (the client's requests), [`dispatch`] (sending them) and [`replies`]
-//! (the backend's answers, lost links, routing changes).
+//! (the client's requests), [`dispatch`] (sending them), [`replies`]
+//! (the backend's answers, lost links, routing changes) and [`draining`]
+//! (the proxy shutting down: `Input::Draining`, a state of the session).
 //!
 //! In multiplex mode stateless commands go over shared connections; a
 //! stateful one (MULTI, SELECT, SUBSCRIBE, a blocking command...) first
@@ -31,6 +32,7 @@
 
 pub mod client_io;
 mod dispatch;
+mod draining;
 mod hold;
 mod input;
 mod link;
@@ -49,6 +51,7 @@ use self::replay::{Loss, Verdict};
 use self::state::{ConnState, Replies};
 use super::bufpool;
 use super::commands::{is_unsubscribe_push, Class, Effect, Kind, LastClass};
+use super::drain::DrainState;
 use super::error::{ClientError, ErrorKind};
 use super::mux::{Inbox, Reply};
 use super::policy::{Avoid, COOLDOWN};
@@ -81,6 +84,10 @@ const STREAM_OUTPUT: usize = 32 << 20;
 /// How long a draining backend link may take to answer what it was sent.
 const DRAIN: Duration = super::mux::DRAIN;
 
+/// How long a session closed by the proxy's drain waits for its client to
+/// see the close (see [`Session::close`]).
+const LINGER: Duration = Duration::from_secs(2);
+
 /// Whether, and how, the client's side is still read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Input {
@@ -89,6 +96,12 @@ enum Input {
     Quit,
     /// The client shut its write side: answer what came, then close.
     Eof,
+    /// The proxy is shutting down: nothing more is read; close at the
+    /// first request boundary (every forwarded request answered), or at
+    /// `until` whatever is left.
+    Draining {
+        until: Instant,
+    },
     /// Close once what is in the output buffer is written.
     Closing,
 }
@@ -111,6 +124,7 @@ enum Wake {
     Mux,
     Routes,
     Timer,
+    Drain,
     Shutdown,
 }
 
@@ -137,6 +151,7 @@ pub struct Session {
     replies: VecDeque<(u64, Reply)>,
     routes_rx: watch::Receiver<Arc<Routes>>,
     routes: Arc<Routes>,
+    drain_rx: watch::Receiver<DrainState>,
     last_class: LastClass,
     batch: BytesMut,
     hold: Hold,
@@ -174,6 +189,9 @@ impl Session {
         };
         let mut routes_rx = shared.routes.routes.clone();
         let routes = routes_rx.borrow_and_update().clone();
+        // Unseen: a session that starts during the drain is told at once.
+        let mut drain_rx = shared.drain.watch();
+        drain_rx.mark_changed();
         let login = if shared.cfg.clients_log_in() {
             Signin::Required
         } else {
@@ -199,6 +217,7 @@ impl Session {
             replies: VecDeque::new(),
             routes_rx,
             routes,
+            drain_rx,
             last_class: LastClass::default(),
             batch: BytesMut::new(),
             hold: Hold::Off,
@@ -248,6 +267,7 @@ impl Session {
             self.on_client_data();
         }
         self.dispatch().await;
+        self.half_close_backend().await;
         // Only then a buffer: an idle client holds none.
         if self.pipeline.reply_ready()
             && self.pipeline.flush(bufpool::held(&mut self.out)) == After::Close
@@ -287,16 +307,31 @@ impl Session {
         match self.input {
             Input::Closing => true,
             Input::Eof => self.pipeline.is_empty() || self.state.replies == Replies::Streamed,
+            Input::Draining { .. } => self.pipeline.is_empty(),
             Input::Open | Input::Quit => false,
         }
     }
 
     /// Writes the last replies (briefly: a client that does not read them
-    /// is not waited for) and closes.
+    /// is not waited for) and closes. While draining, the close lingers: a
+    /// request the client sent meanwhile is read and dropped until it sees
+    /// the close, as a reset (closing with unread input) could cost it the
+    /// replies it has not read yet.
     async fn close(&mut self) -> std::io::Result<()> {
         let last = tokio::time::timeout(Duration::from_secs(1), self.cw.write_all(&self.out));
         let _ = last.await;
         let _ = self.cw.shutdown().await;
+        if self.shared.drain.state() != DrainState::Ready {
+            let linger = async {
+                loop {
+                    self.cbuf.clear();
+                    if !matches!(self.cr.read(&mut self.cbuf).await, Ok(n) if n > 0) {
+                        break;
+                    }
+                }
+            };
+            let _ = tokio::time::timeout(LINGER, linger).await;
+        }
         Ok(())
     }
 
@@ -344,7 +379,9 @@ impl Session {
         let watch_routes = !matches!(self.lane, Lane::Shared) || self.pipeline.queued() > 0;
         let reading = self.wants_input();
         let writing = !self.out.is_empty() || self.cw.has_unflushed();
+        let drain_news = !matches!(self.input, Input::Draining { .. });
         let (cr, cbuf, cw) = (&mut self.cr, &mut self.cbuf, &mut self.cw);
+        let drain = &mut self.drain_rx;
         let (backend, inbox, routes) = (&mut self.backend, &self.inbox, &mut self.routes_rx);
         tokio::select! {
             biased;
@@ -359,6 +396,10 @@ impl Session {
             r = cr.read(cbuf), if reading => Wake::Client(r),
             r = routes.changed(), if watch_routes => match r {
                 Ok(()) => Wake::Routes,
+                Err(_) => Wake::Shutdown,
+            },
+            r = drain.changed(), if drain_news => match r {
+                Ok(()) => Wake::Drain,
                 Err(_) => Wake::Shutdown,
             },
             _ = sleep_until(timer) => Wake::Timer,
@@ -390,6 +431,12 @@ impl Session {
                 self.on_routes();
             }
             Wake::Timer => self.on_timer(),
+            Wake::Drain => {
+                let now = *self.drain_rx.borrow_and_update();
+                if let DrainState::Draining { until } = now {
+                    self.on_drain(until);
+                }
+            }
             Wake::Shutdown => self.input = Input::Closing,
         }
         Ok(())
@@ -401,7 +448,14 @@ impl Session {
             _ => None,
         };
         let idle = self.idle_deadline();
-        [self.retry_at, drain, idle].into_iter().flatten().min()
+        let cut = match self.input {
+            Input::Draining { until } => Some(until),
+            _ => None,
+        };
+        [self.retry_at, drain, idle, cut]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// `--timeout`: when an idle client is closed (never a subscriber).
@@ -416,6 +470,11 @@ impl Session {
         if self.idle_deadline().is_some_and(|t| t <= now) {
             tracing::debug!("closing an idle client (--timeout)");
             self.input = Input::Closing;
+        }
+        if let Input::Draining { until } = self.input {
+            if until <= now {
+                self.drain_timed_out();
+            }
         }
         if let Some(Phase::Draining { until }) = self.backend.as_ref().map(|b| b.phase) {
             if until <= now {

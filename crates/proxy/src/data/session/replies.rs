@@ -12,7 +12,12 @@ impl Session {
             };
             let len = match frame_len(&d.buf) {
                 Ok(Some(len)) => len,
-                Ok(None) => return,
+                Ok(None) => {
+                    if d.buf.is_empty() && d.buf.capacity() > super::super::mux::SHRINK_ABOVE {
+                        d.buf = BytesMut::new(); // after a big reply
+                    }
+                    return;
+                }
                 Err(e) => return self.backend_lost(&format!("protocol error from backend: {e}")),
             };
             let frame = d.buf.split_to(len);
@@ -183,6 +188,10 @@ impl Session {
         self.shared
             .routes
             .refresh(Refresh::BackendDown(b.addr.clone()));
+        if b.phase == Phase::HalfClosed {
+            self.input = Input::Closing; // the drain ended a blocked command
+            return;
+        }
         if self.input == Input::Quit && self.state.replies == Replies::Streamed {
             self.input = Input::Closing; // Redis answered the QUIT and closed
             return;

@@ -1,35 +1,11 @@
 //! The drill's chart: acknowledged writes and errors per 100 ms, the fault
 //! and `+switch-master` marked, drawn by the bench crate's chart code.
 
-use crate::run::DrillReport;
+#[cfg(test)]
+use crate::report::{buckets, Bucket};
+use crate::report::{DrillReport, BUCKET_MS};
 use redis_ha_bench::chart::{write_plot, Marker, Plot, Series};
-use serde::Serialize;
 use std::path::Path;
-
-/// Width of one chart bucket.
-pub const BUCKET_MS: f64 = 100.0;
-
-/// Acknowledged writes and errors in one 100 ms bucket.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct Bucket {
-    pub acked: u64,
-    pub errors: u64,
-}
-
-/// Counts `acks` and `errors` (ms since the start) per [`BUCKET_MS`],
-/// from 0 to `end_ms`.
-pub fn buckets(acks: &[f64], errors: &[f64], end_ms: f64) -> Vec<Bucket> {
-    let n = (end_ms / BUCKET_MS).ceil().max(1.0) as usize;
-    let mut out = vec![Bucket::default(); n];
-    let slot = |t: f64| ((t / BUCKET_MS) as usize).min(n - 1);
-    for t in acks {
-        out[slot(*t)].acked += 1;
-    }
-    for t in errors {
-        out[slot(*t)].errors += 1;
-    }
-    out
-}
 
 /// The plot of a drill report.
 pub fn plot(r: &DrillReport) -> Plot {

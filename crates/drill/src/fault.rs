@@ -1,108 +1,24 @@
 //! The faults a drill injects, and how each is undone afterwards: kill -9,
 //! SIGSTOP, a planned `SENTINEL FAILOVER` or zero-loss switchover, a
-//! replica or one sentinel killed, two sentinels killed (no quorum), and
-//! the rolling restart of an upgrade.
+//! replica or one sentinel killed, two sentinels killed (no quorum), the
+//! rolling restart of an upgrade, and restarts: the whole topology killed
+//! and started again in an order, a master or replica back with an empty
+//! disk.
 
+use crate::config::DrillConfig;
+pub use crate::kind::{ColdRestart, Fault, SentinelState};
 use crate::partition::Lab;
-use crate::run::{wait_replica, DrillConfig};
+use crate::roles::wait_replica;
 use anyhow::{anyhow, bail, Context};
 use redis_ha_local::switchover::{switchover, SwitchoverArgs};
 use redis_ha_local::Topology;
 use redis_ha_resp::Access;
 use redis_ha_topology::{Addr, Spec};
-use serde::Serialize;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Fault {
-    /// SIGKILL the master process (a crash); restarted at the end.
-    Kill,
-    /// SIGSTOP the master (a hang); it is resumed at the end.
-    Stop,
-    /// `SENTINEL FAILOVER`: a planned switch.
-    Failover,
-    /// SIGKILL a replica: writes must go on without a pause.
-    KillReplica,
-    /// SIGKILL one sentinel, then the master: the other two fail over.
-    KillSentinel,
-    /// `redis-ha switchover`: writes paused, replicas caught up, then the
-    /// switch; no error and no write lost.
-    Switchover,
-    /// SIGKILL two of three sentinels, then the master: no quorum, so no
-    /// failover may happen; the master is restarted after the wait.
-    KillSentinels,
-    /// The upgrade procedure: each replica restarted in turn (linked again
-    /// before the next), a switchover, then the old master restarted.
-    RollingRestart,
-    /// Linux, root: on a topology the drill builds with the master in a
-    /// network namespace, the master cut off from the sentinels and
-    /// replicas while clients still reach it, healed after `--heal-after`.
-    Partition,
-}
-
-impl Fault {
-    /// The name on the command line.
-    pub fn name(self) -> &'static str {
-        match self {
-            Fault::Kill => "kill",
-            Fault::Stop => "stop",
-            Fault::Failover => "failover",
-            Fault::KillReplica => "kill-replica",
-            Fault::KillSentinel => "kill-sentinel",
-            Fault::Switchover => "switchover",
-            Fault::KillSentinels => "kill-sentinels",
-            Fault::RollingRestart => "rolling-restart",
-            Fault::Partition => "partition",
-        }
-    }
-
-    /// Every fault, in the order `--fault all` runs them (the gentle ones
-    /// first).
-    pub const ALL: [Fault; 9] = [
-        Fault::KillReplica,
-        Fault::Failover,
-        Fault::Switchover,
-        Fault::RollingRestart,
-        Fault::Kill,
-        Fault::Stop,
-        Fault::KillSentinel,
-        Fault::KillSentinels,
-        Fault::Partition,
-    ];
-
-    /// The sentinels must promote a replica; for the others a promotion
-    /// is a failure.
-    pub fn failover_expected(self) -> bool {
-        !matches!(self, Fault::KillReplica | Fault::KillSentinels)
-    }
-
-    /// It signals or restarts processes of the local topology (failover and
-    /// switchover need only the sentinels; partition builds its own).
-    pub fn needs_topology(self) -> bool {
-        !matches!(self, Fault::Failover | Fault::Switchover | Fault::Partition)
-    }
-
-    /// No failover may happen: the drill watches for one during
-    /// [`no_failover_window`], then brings the master back itself.
-    pub fn proves_no_failover(self) -> bool {
-        self == Fault::KillSentinels
-    }
-
-    /// The old master is alive again at the end (restored, or demoted in a
-    /// planned failover) and must come back as a replica.
-    pub fn old_master_returns(self, restore: bool) -> bool {
-        match self {
-            Fault::Failover | Fault::Switchover | Fault::RollingRestart => true,
-            // Healed: the sentinels demote it.
-            Fault::Partition => true,
-            // Kill-sentinels restarts the old master as the master.
-            Fault::KillReplica | Fault::KillSentinels => false,
-            Fault::Kill | Fault::Stop | Fault::KillSentinel => restore,
-        }
-    }
-}
+/// How long the writes go on without the stale replica.
+const STALE_FOR: Duration = Duration::from_secs(1);
 
 /// One step that undoes part of a fault.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -173,9 +89,9 @@ impl Injected {
 /// `redis-ha switchover`, in process, on the drill's sentinels.
 async fn planned_switchover(cfg: &DrillConfig) -> anyhow::Result<()> {
     let mut a = SwitchoverArgs::new(cfg.sentinels.clone(), PathBuf::new());
-    a.master_name = Some(cfg.master_name.clone());
-    a.password = cfg.password.clone();
-    a.sentinel_password = cfg.sentinel_password.clone();
+    a.cluster.master_name = Some(cfg.master_name.clone());
+    a.cluster.password = cfg.password.clone();
+    a.cluster.sentinel_password = cfg.sentinel_password.clone();
     a.tls = cfg.tls.clone();
     a.timeout = cfg.max_wait;
     // Its steps go to stderr: stdout carries the drill's report (--json).
@@ -305,17 +221,77 @@ pub async fn inject(
         Fault::KillSentinels => {
             let s = kill_sentinels(t, 2)?;
             t.kill(&master)?;
+            // After the window, the sentinels first: a Redis node takes a
+            // role only once a majority of them answers.
             Injected {
-                now: vec![Undo::Restart(master)],
-                later: restart(s),
+                now: restart([s, vec![master]].concat()),
+                later: vec![],
             }
         }
         Fault::RollingRestart => {
             rolling_restart(cfg, t, old_master, replicas).await?;
             Injected::default()
         }
+        Fault::WipeMaster => {
+            wipe_and_restart(t, &master)?.await?;
+            Injected::default()
+        }
+        Fault::WipeReplica => {
+            let r = replicas
+                .first()
+                .ok_or_else(|| anyhow!("the topology has no replica"))?;
+            wipe_and_restart(t, &node_name(t, r)?)?.await?;
+            Injected::default()
+        }
+        Fault::ColdRestart => {
+            cold_restart(cfg, t, replicas).await?;
+            Injected::default()
+        }
+        Fault::RestartProxy => {
+            crate::restart_proxy::restart(t).await?;
+            Injected::default()
+        }
         Fault::Failover | Fault::Switchover | Fault::Partition => Injected::default(),
     })
+}
+
+/// Kills Redis node `name`, removes its data (a lost disk) and starts it
+/// again at once, well within down-after; the returned future ends when it
+/// runs (as decided: an empty master hands over first).
+fn wipe_and_restart<'a>(
+    t: &'a Topology,
+    name: &'a str,
+) -> anyhow::Result<impl std::future::Future<Output = anyhow::Result<()>> + 'a> {
+    let i = match t.opts.node(name)? {
+        redis_ha_local::NodeKind::Redis(i) => i,
+        _ => bail!("{name} is not a Redis node"),
+    };
+    t.kill(name)?;
+    t.wipe_data(i)?;
+    Ok(async move { t.restart(name).await })
+}
+
+/// Every process killed (after a stale replica, if asked), the sentinels'
+/// files removed with `--sentinel-state lost`, then all started again in
+/// the order asked; ends when the topology is healthy.
+async fn cold_restart(cfg: &DrillConfig, t: &Topology, replicas: &[Addr]) -> anyhow::Result<()> {
+    let c = cfg.cold;
+    let stale = match (c.stale_replica, replicas.first()) {
+        (false, _) => None,
+        (true, None) => bail!("--stale-replica needs a replica"),
+        (true, Some(r)) => {
+            let name = node_name(t, r)?;
+            t.kill(&name)?;
+            tokio::time::sleep(STALE_FOR).await;
+            t.redis_addrs().iter().position(|a| a == r)
+        }
+    };
+    t.kill_all();
+    if c.sentinel_state == SentinelState::Lost {
+        t.forget_sentinel_state()?;
+    }
+    t.cold_start(c.order, stale).await?;
+    t.wait_healthy(cfg.max_wait).await
 }
 
 /// Runs the undo steps in order.
@@ -334,38 +310,6 @@ pub async fn undo(t: Option<&Topology>, lab: Option<&Lab>, steps: &[Undo]) -> an
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn killing_a_replica_or_two_sentinels_needs_no_failover() {
-        use Fault::*;
-        let want: Vec<bool> = Fault::ALL.iter().map(|f| f.failover_expected()).collect();
-        // kill-replica, failover, switchover, rolling-restart, kill, stop,
-        // kill-sentinel, kill-sentinels, partition
-        assert_eq!(
-            want,
-            [false, true, true, true, true, true, true, false, true]
-        );
-        assert!(Partition.old_master_returns(false));
-        assert!(Failover.old_master_returns(false));
-        assert!(Switchover.old_master_returns(false) && RollingRestart.old_master_returns(false));
-        assert!(!Kill.old_master_returns(false) && Kill.old_master_returns(true));
-        assert!(!KillReplica.old_master_returns(true));
-        // Without a quorum the old master comes back as the master.
-        assert!(!KillSentinels.old_master_returns(true));
-        assert!(KillSentinels.proves_no_failover() && !KillReplica.proves_no_failover());
-    }
-
-    #[test]
-    fn only_planned_switches_run_without_a_local_topology() {
-        let remote: Vec<Fault> = Fault::ALL
-            .into_iter()
-            .filter(|f| !f.needs_topology())
-            .collect();
-        assert_eq!(
-            remote,
-            [Fault::Failover, Fault::Switchover, Fault::Partition]
-        );
-    }
 
     #[test]
     fn the_no_failover_window_outlasts_a_failover_with_quorum() {

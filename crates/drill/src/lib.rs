@@ -10,16 +10,24 @@
 pub mod account;
 pub mod chart;
 pub mod cli;
+pub mod config;
 pub mod events;
 pub mod explain;
 pub mod fault;
 pub mod haproxy;
+pub mod kind;
 pub mod observe;
 pub mod partition;
+pub mod render;
+pub mod report;
+pub mod restart_proxy;
+pub mod roles;
 pub mod run;
 pub mod timeline;
 pub mod verdict;
 pub mod writer;
 
-pub use fault::Fault;
-pub use run::{run_drill, DrillConfig, DrillReport};
+pub use config::DrillConfig;
+pub use kind::Fault;
+pub use report::DrillReport;
+pub use run::run_drill;

@@ -46,6 +46,20 @@ impl Failure {
     }
 }
 
+/// What the fault needs of the master.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Expect {
+    /// A replica must be promoted (kill, stop, failover...).
+    #[default]
+    Failover,
+    /// None may be (a replica killed or wiped, no quorum).
+    NoFailover,
+    /// Either is right (a cold restart: the newest node leads, which may
+    /// or may not be the master of before).
+    Either,
+}
+
 /// What the verdict is made from.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Facts {
@@ -53,8 +67,8 @@ pub struct Facts {
     pub duplicated: u64,
     /// Nodes answering ROLE as master at the end.
     pub masters_at_end: Vec<String>,
-    /// The fault must make the sentinels promote a replica.
-    pub failover_expected: bool,
+    /// What the fault needs of the master.
+    pub expect: Expect,
     pub old_master: String,
     pub new_master: Option<String>,
     /// A replica the drill saw answer ROLE as master during the fault.
@@ -78,10 +92,10 @@ pub fn failures(f: &Facts) -> Vec<Failure> {
         });
     }
     let moved = f.new_master.as_ref().is_some_and(|m| *m != f.old_master);
-    if f.failover_expected && !moved {
+    if f.expect == Expect::Failover && !moved {
         out.push(Failure::NoFailover);
     }
-    if !f.failover_expected {
+    if f.expect == Expect::NoFailover {
         let to = f
             .promotion_seen
             .clone()
@@ -109,7 +123,7 @@ mod tests {
     fn passing() -> Facts {
         Facts {
             masters_at_end: vec!["b".into()],
-            failover_expected: true,
+            expect: Expect::Failover,
             old_master: "a".into(),
             new_master: Some("b".into()),
             ..Facts::default()
@@ -153,16 +167,28 @@ mod tests {
         };
         assert_eq!(failures(&stayed), [Failure::NoFailover]);
         let replica_killed = Facts {
-            failover_expected: false,
-            ..stayed
+            expect: Expect::NoFailover,
+            ..stayed.clone()
         };
         assert_eq!(failures(&replica_killed), []);
+        // A cold restart: staying and moving are both right.
+        let cold = Facts {
+            expect: Expect::Either,
+            ..stayed
+        };
+        assert_eq!(failures(&cold), []);
+        let moved = Facts {
+            new_master: Some("c".into()),
+            promotion_seen: Some("c".into()),
+            ..cold
+        };
+        assert_eq!(failures(&moved), []);
     }
 
     #[test]
     fn a_failover_where_none_may_happen_fails() {
         let no_quorum = Facts {
-            failover_expected: false,
+            expect: Expect::NoFailover,
             new_master: Some("a".into()),
             masters_at_end: vec!["a".into()],
             ..passing()

@@ -39,6 +39,7 @@ fn config(t: &Topology, target: String, fault: Fault) -> DrillConfig {
         min_replicas_to_write: 0,
         write_ack: None,
         partition_tls: false,
+        cold: Default::default(),
     }
 }
 
@@ -71,6 +72,7 @@ fn partition_config(
         min_replicas_to_write,
         write_ack,
         partition_tls: false,
+        cold: Default::default(),
     }
 }
 
@@ -108,7 +110,7 @@ async fn proxy_drill(t: &Topology, fault: Fault) -> DrillReport {
     // The reader on the read endpoint ran all along.
     let reads = r.reads.as_ref().expect("a reader");
     assert!(reads.reads > 10, "{reads:?}");
-    eprintln!("{}", redis_ha_drill::cli::render(&r));
+    eprintln!("{}", redis_ha_drill::render::render(&r));
     assert!(r.writes_acked > 100, "too few writes: {}", r.writes_acked);
     r
 }
@@ -156,8 +158,11 @@ fn loss_only(r: &DrillReport) -> Vec<Failure> {
 /// caller's equality fails with the examples.
 fn replication_tail(r: &DrillReport) -> u64 {
     let at_fault = |(from, to): (f64, f64)| from > -100.0 && to < 100.0;
-    let tail = matches!(r.fault, Fault::Kill | Fault::KillSentinel | Fault::Stop)
-        && r.lost_writes <= r.writers as u64
+    // A wiped master is killed first too: its tail went with its disk.
+    let tail = matches!(
+        r.fault,
+        Fault::Kill | Fault::KillSentinel | Fault::Stop | Fault::WipeMaster
+    ) && r.lost_writes <= r.writers as u64
         && r.lost_acked_between_ms.is_some_and(at_fault);
     if tail {
         r.lost_writes
@@ -319,8 +324,10 @@ async fn switchover_through_proxy_costs_no_error_and_no_write() {
 }
 
 /// Two of three sentinels die, then the master: the last one sees it down
-/// but is no quorum, so nothing is promoted; the drill restarts the master
-/// after the wait and it is the only master at the end (no split brain).
+/// but is no quorum, so nothing is promoted; the drill restarts the two
+/// sentinels and the master after the wait (the master takes its role once
+/// a majority of the sentinels answers) and it is the only master at the
+/// end (no split brain).
 /// Nothing is applied twice. The restarted master reloads its AOF
 /// (`appendfsync everysec`), which can lack writes Redis acknowledged just
 /// before the kill (740 in one run): the drill reports them lost and fails
@@ -353,7 +360,7 @@ async fn with_two_sentinels_dead_no_failover_happens_and_nothing_is_applied_twic
         "writes paused only {} ms",
         r.write_outage_ms
     );
-    assert!(redis_ha_drill::cli::render(&r).contains("none, as expected for kill-sentinels"));
+    assert!(redis_ha_drill::render::render(&r).contains("none, as expected for kill-sentinels"));
 }
 
 /// The upgrade procedure: each replica restarted (linked again before the
@@ -439,6 +446,9 @@ async fn unreachable_target_is_a_clear_error() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_partitioned_master_fails_over_and_the_drill_counts_what_it_lost() {
     use redis_ha_drill::partition;
+    if redis_ha_testkit::program("ip").is_none() {
+        return;
+    }
     let mut cfg = partition_config(0, None);
     if let Err(why) = partition::available() {
         let err = run_drill(cfg).await.expect_err("no partition without root");
@@ -451,7 +461,7 @@ async fn a_partitioned_master_fails_over_and_the_drill_counts_what_it_lost() {
     }
     cfg.writers = 4;
     let r = run_drill(cfg).await.expect("drill");
-    eprintln!("{}", redis_ha_drill::cli::render(&r));
+    eprintln!("{}", redis_ha_drill::render::render(&r));
     assert!(r.writes_acked > 100, "too few writes: {}", r.writes_acked);
     assert_failed_over(&r);
     assert_eq!(r.duplicated_writes, 0, "{:?}", r.duplicate_examples);
@@ -512,6 +522,9 @@ async fn over_tls_a_partition_with_write_ack_loses_no_acknowledged_write() {
 
 async fn write_ack_partition(tls: bool) {
     use redis_ha_drill::partition;
+    if redis_ha_testkit::program("ip").is_none() {
+        return;
+    }
     if let Err(why) = partition::available() {
         eprintln!("SKIPPED: {why}");
         return;
@@ -522,7 +535,7 @@ async fn write_ack_partition(tls: bool) {
         ..partition_config(1, Some(ack))
     };
     let r = run_drill(cfg).await.expect("drill");
-    eprintln!("{}", redis_ha_drill::cli::render(&r));
+    eprintln!("{}", redis_ha_drill::render::render(&r));
     assert!(r.writes_acked > 100, "too few writes: {}", r.writes_acked);
     assert_failed_over(&r);
     assert_eq!(r.lost_writes, 0, "{:?}", r.lost_examples);
@@ -576,6 +589,9 @@ async fn fault_all_gives_each_drill_a_fresh_topology() {
 /// through HAProxy is counted apart without changing the verdict.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn via_haproxy_measures_the_same_failover_through_both_paths() {
+    if redis_ha_testkit::program("haproxy").is_none() {
+        return;
+    }
     let t = Topology::start_test(1000).await.expect("topology");
     let mut pcfg = ProxyConfig::for_test(t.sentinel_addrs(), &t.opts.spec.master_name);
     pcfg.failover_hold = Duration::from_secs(10);
@@ -583,7 +599,7 @@ async fn via_haproxy_measures_the_same_failover_through_both_paths() {
     let mut cfg = config(&t, proxy.write_addr().to_string(), Fault::Failover);
     cfg.via = Some("haproxy".into());
     let r = run_drill(cfg).await.expect("drill");
-    eprintln!("{}", redis_ha_drill::cli::render(&r));
+    eprintln!("{}", redis_ha_drill::render::render(&r));
     assert_eq!(r.failures, [], "the drill through the proxy must pass");
     assert_eq!(r.writes_failed, 0, "{:?}", r.errors);
     let v = r.via.as_ref().expect("a via report");
@@ -595,7 +611,7 @@ async fn via_haproxy_measures_the_same_failover_through_both_paths() {
         .as_ref()
         .expect("a reader on HAProxy's read frontend");
     assert!(reads.reads > 10, "{reads:?}");
-    assert!(redis_ha_drill::cli::render(&r).contains("via haproxy"));
+    assert!(redis_ha_drill::render::render(&r).contains("via haproxy"));
 }
 
 /// `--via master` on a frozen master: the direct path never comes back
@@ -618,4 +634,92 @@ async fn via_master_on_a_frozen_master_is_still_out_at_the_end() {
     eprintln!("{v:?}");
     assert_eq!(v.endpoint, r.old_master);
     assert!(v.out_at_end && v.write_outage_ms > 2000.0, "{v:?}");
+}
+
+/// The master back with an empty disk before Sentinel reacts (down-after
+/// 5 s): it hands the role to a replica with the data and rejoins as its
+/// replica; nothing acknowledged is lost (but for kill -9's replication
+/// tail), nothing applied twice, one master.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wiped_master_hands_over_and_loses_nothing() {
+    let t = Topology::start_test(5000).await.expect("topology");
+    let r = drill_through_proxy_on(&t, Fault::WipeMaster).await;
+    assert_ne!(r.new_master.as_deref(), Some(r.old_master.as_str()));
+}
+
+/// A replica back with an empty disk resyncs; no failover happens.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wiped_replica_resyncs_without_a_failover() {
+    let t = Topology::start_test(2000).await.expect("topology");
+    let r = drill_through_proxy_on(&t, Fault::WipeReplica).await;
+    assert_eq!(r.new_master.as_deref(), Some(r.old_master.as_str()));
+    assert_eq!(r.lost_writes, 0);
+}
+
+/// Every process killed, then started again in `cold`'s order: nothing
+/// acknowledged lost, nothing applied twice, one master, and a stale
+/// replica never leads.
+async fn cold_restart_drill(cold: redis_ha_drill::fault::ColdRestart) -> DrillReport {
+    let t = Topology::start_test(2000).await.expect("topology");
+    let old = t.master().await.unwrap();
+    let stale = t.redis_addrs().into_iter().find(|a| *a != old).unwrap();
+    let (password, sentinel_pw) = (
+        t.opts.spec.password.as_deref(),
+        t.opts.spec.sentinel_password.as_deref(),
+    );
+    let mut pcfg = ProxyConfig::for_test(t.sentinel_addrs(), &t.opts.spec.master_name);
+    pcfg.login = password.map(Login::default_user);
+    pcfg.sentinel_login = sentinel_pw.map(Login::default_user);
+    let proxy = redis_ha_proxy::server::start(pcfg).await.expect("proxy");
+    let mut cfg = config(&t, proxy.write_addr().to_string(), Fault::ColdRestart);
+    cfg.admin = Some(proxy.admin_addr.to_string());
+    cfg.cold = cold;
+    let r = run_drill(cfg).await.expect("drill");
+    eprintln!("{}", redis_ha_drill::render::render(&r));
+    assert!(r.writes_acked > 100, "too few writes: {}", r.writes_acked);
+    assert_eq!(r.lost_writes, 0, "{:?}", r.lost_examples);
+    assert_eq!(r.duplicated_writes, 0, "{:?}", r.duplicate_examples);
+    assert_eq!(r.failures, [], "the drill must pass");
+    assert_eq!(r.masters_at_end.len(), 1, "{:?}", r.masters_at_end);
+    if cold.stale_replica {
+        assert_ne!(
+            r.new_master.as_deref(),
+            Some(stale.as_str()),
+            "the stale replica leads"
+        );
+    }
+    t.wait_healthy(Duration::from_secs(30))
+        .await
+        .expect("healthy");
+    r
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cold_restart_sentinels_last_with_a_stale_replica_loses_nothing() {
+    cold_restart_drill(redis_ha_drill::fault::ColdRestart {
+        order: redis_ha_local::cold::Order::SentinelsLast,
+        stale_replica: true,
+        sentinel_state: redis_ha_drill::fault::SentinelState::Kept,
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cold_restart_stale_first_loses_nothing() {
+    cold_restart_drill(redis_ha_drill::fault::ColdRestart {
+        order: redis_ha_local::cold::Order::StaleFirst,
+        stale_replica: true,
+        sentinel_state: redis_ha_drill::fault::SentinelState::Kept,
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cold_restart_all_at_once_with_the_sentinels_state_lost_loses_nothing() {
+    cold_restart_drill(redis_ha_drill::fault::ColdRestart {
+        order: redis_ha_local::cold::Order::AllAtOnce,
+        stale_replica: true,
+        sentinel_state: redis_ha_drill::fault::SentinelState::Lost,
+    })
+    .await;
 }

@@ -33,7 +33,7 @@ impl Up {
                 "--detach",
                 "--no-proxy",
                 "--down-after-ms",
-                "1000",
+                "2000",
                 "--failover-timeout-ms",
                 "10000",
             ],
@@ -290,4 +290,84 @@ fn min_replicas_to_write_is_a_flag_of_up() {
         let v = f.into_pairs().into_iter().next().unwrap().1;
         assert_eq!(v, "2", "{addr}");
     }
+}
+
+/// `curl http://addr/metrics`, or `None` when nothing answers.
+fn scrape(addr: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    s.write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n")
+        .ok()?;
+    let mut body = String::new();
+    s.read_to_string(&mut body).ok()?;
+    Some(body)
+}
+
+#[test]
+fn up_metrics_runs_an_exporter_per_node_and_down_stops_them() {
+    if redis_ha_testkit::program("prometheus-redis-exporter").is_none() {
+        return;
+    }
+    let ports = free_ports("127.0.0.1", 6).unwrap();
+    let list = ports
+        .iter()
+        .map(|p| p.to_string())
+        .collect::<Vec<_>>()
+        .join(",");
+    let up = Up::start(&["--metrics", "--exporter-ports", &list]);
+    for (i, p) in ports.iter().enumerate() {
+        let addr = format!("127.0.0.1:{p}");
+        let body = poll(
+            &format!("exporter {i} on {addr}"),
+            Duration::from_secs(20),
+            || scrape(&addr).filter(|b| b.contains("\nredis_up 1")),
+        );
+        // Redis nodes report their role; sentinels their masters.
+        let want = if i < 3 {
+            "redis_instance_info{"
+        } else {
+            "redis_sentinel_masters"
+        };
+        assert!(
+            body.contains(want),
+            "exporter {i}: no {want} in its metrics"
+        );
+    }
+    // A node killed: its exporter says so (what RedisNodeDown alerts on).
+    let o = up.cmd(&["node", "kill", "redis-2"], &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    let addr = format!("127.0.0.1:{}", ports[2]);
+    poll(
+        "redis_up 0 for the killed node",
+        Duration::from_secs(20),
+        || scrape(&addr).filter(|b| b.contains("\nredis_up 0")),
+    );
+    let o = up.cmd(&["down"], &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    for p in &ports {
+        let addr = format!("127.0.0.1:{p}");
+        poll(
+            &format!("exporter on {addr} stopped"),
+            Duration::from_secs(10),
+            || scrape(&addr).is_none().then_some(()),
+        );
+    }
+}
+
+#[test]
+fn exporter_ports_must_name_one_port_per_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let sd = dir.path().display().to_string();
+    let o = run(&[
+        "up",
+        "--detach",
+        "--no-proxy",
+        "--state-dir",
+        &sd,
+        "--metrics",
+        "--exporter-ports",
+        "9300,9301",
+    ]);
+    assert_fails_with(&o, "--exporter-ports names 2 ports for 6 nodes");
 }

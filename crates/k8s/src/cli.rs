@@ -51,6 +51,10 @@ pub struct RenderArgs {
     /// Output directory (stdout, as one multi-document YAML, without it).
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Also write the alert rules as a plain Prometheus rules file (for a
+    /// Prometheus without the operator, e.g. deploy/prometheus/rules.yml).
+    #[arg(long, value_name = "FILE")]
+    pub prometheus_rules: Option<PathBuf>,
     #[command(flatten)]
     pub options: RenderOptions,
 }
@@ -146,7 +150,15 @@ pub async fn run(a: K8sArgs) -> anyhow::Result<u8> {
     let ns = a.namespace.clone();
     let connect = || crate::cluster::Cluster::connect(a.context.as_deref(), &ns);
     match a.cmd {
-        K8sCmd::Render(r) => render(&with_namespace(r.options, &ns), r.out.as_deref()),
+        K8sCmd::Render(r) => {
+            let o = with_namespace(r.options, &ns);
+            if let Some(file) = &r.prometheus_rules {
+                std::fs::write(file, crate::render::prometheus_rules_file(&o)?)
+                    .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", file.display()))?;
+                eprintln!("wrote the alert rules to {}", file.display());
+            }
+            render(&o, r.out.as_deref())
+        }
         K8sCmd::Apply(x) => {
             let o = with_namespace(x.options, &ns);
             connect().await?.apply(&o, x.timeout).await

@@ -284,7 +284,11 @@ impl Cluster {
     pub async fn apply(&self, o: &RenderOptions, timeout: Duration) -> anyhow::Result<u8> {
         let mut tls_checked = false;
         for step in apply_plan(render::manifests(o)?) {
-            if !tls_checked && matches!(step.wait, Wait::StatefulSet(_)) {
+            let has_set = step
+                .objects
+                .iter()
+                .any(|o| matches!(o, Object::StatefulSet(_)));
+            if !tls_checked && has_set {
                 self.wait_tls_secret(o, timeout).await?;
                 tls_checked = true;
             }
@@ -292,7 +296,9 @@ impl Cluster {
                 self.apply_object(obj).await?;
             }
             eprintln!("applied {}", step.file);
-            self.wait_for(&step.wait, timeout).await?;
+            for w in &step.waits {
+                self.wait_for(w, timeout).await?;
+            }
         }
         eprintln!("done: clients use service redis-ha (6379 write, 6380 read); `redis-ha k8s status` checks it");
         Ok(0)

@@ -102,6 +102,18 @@ pub struct RenderOptions {
     /// this Issuer (or ClusterIssuer, see --cert-manager-issuer-kind).
     #[arg(long, value_name = "NAME", requires = "tls_secret")]
     pub cert_manager_issuer: Option<String>,
+    /// Add a redis_exporter sidecar (Prometheus metrics on :9121) to every
+    /// Redis and Sentinel pod, and a ServiceMonitor for it to the monitoring
+    /// component: the Grafana board's "Redis nodes" row and the node alerts.
+    #[arg(long)]
+    pub metrics: bool,
+    /// The redis_exporter image of --metrics.
+    #[arg(
+        long,
+        default_value = "oliver006/redis_exporter:v1.62.0",
+        value_name = "IMAGE"
+    )]
+    pub exporter_image: String,
     /// Kind of --cert-manager-issuer.
     #[arg(long, default_value = "Issuer", value_name = "Issuer|ClusterIssuer")]
     pub cert_manager_issuer_kind: String,

@@ -15,7 +15,9 @@ pub enum Wait {
 pub struct Step {
     pub file: &'static str,
     pub objects: Vec<Object>,
-    pub wait: Wait,
+    /// What to wait for once this step's objects are applied (none, or
+    /// several: StatefulSets are waited for together, see [`apply_plan`]).
+    pub waits: Vec<Wait>,
 }
 
 fn wait_for(objects: &[Object]) -> Wait {
@@ -32,17 +34,46 @@ fn wait_for(objects: &[Object]) -> Wait {
         .unwrap_or(Wait::Nothing)
 }
 
-/// The files `kubectl apply -k` applies, in their numbered order; a
-/// workload's step waits until it is ready (Redis before the sentinels
-/// that monitor it, both before the proxy that asks them).
+/// The files `kubectl apply -k` applies, in their numbered order. The
+/// StatefulSets are created back to back and waited for together after the
+/// last of them: a Redis pod's init-role waits in Init until a majority of
+/// the sentinels answers (silence is never a first boot), so waiting for
+/// Redis before creating the sentinels would never end. The proxy's step
+/// waits for the proxy, after both.
 pub fn apply_plan(manifests: Vec<Manifest>) -> Vec<Step> {
-    manifests
+    let steps: Vec<(Manifest, Wait)> = manifests
         .into_iter()
         .filter(|m| in_kustomization(m.file))
-        .map(|m| Step {
-            wait: wait_for(&m.objects),
-            file: m.file,
-            objects: m.objects,
+        .map(|m| {
+            let w = wait_for(&m.objects);
+            (m, w)
+        })
+        .collect();
+    let last_set = steps
+        .iter()
+        .rposition(|(_, w)| matches!(w, Wait::StatefulSet(_)));
+    let mut deferred = Vec::new();
+    steps
+        .into_iter()
+        .enumerate()
+        .map(|(i, (m, w))| {
+            let waits = match w {
+                Wait::Nothing => Vec::new(),
+                Wait::StatefulSet(_) if Some(i) != last_set => {
+                    deferred.push(w);
+                    Vec::new()
+                }
+                w => {
+                    let mut all = std::mem::take(&mut deferred);
+                    all.push(w);
+                    all
+                }
+            };
+            Step {
+                waits,
+                file: m.file,
+                objects: m.objects,
+            }
         })
         .collect()
 }
@@ -145,17 +176,27 @@ mod tests {
     fn apply_waits_for_redis_then_sentinels_then_proxy_and_skips_jobs() {
         let plan = apply_plan(manifests(&RenderOptions::default()).unwrap());
         assert!(plan.iter().all(|s| !s.file.starts_with("06")));
-        let waits: Vec<&Wait> = plan
+        let waits: Vec<(&str, &[Wait])> = plan
             .iter()
-            .map(|s| &s.wait)
-            .filter(|w| **w != Wait::Nothing)
+            .filter(|s| !s.waits.is_empty())
+            .map(|s| (s.file, s.waits.as_slice()))
             .collect();
+        // Redis and the sentinels start together (Redis's init waits for
+        // them) and are waited for together; the proxy after both.
         assert_eq!(
             waits,
             [
-                &Wait::StatefulSet("redis".into()),
-                &Wait::StatefulSet("sentinel".into()),
-                &Wait::Deployment("redis-ha-proxy".into()),
+                (
+                    "05-statefulset-sentinel.yaml",
+                    &[
+                        Wait::StatefulSet("redis".into()),
+                        Wait::StatefulSet("sentinel".into())
+                    ][..]
+                ),
+                (
+                    "08-deployment-proxy.yaml",
+                    &[Wait::Deployment("redis-ha-proxy".into())][..]
+                ),
             ]
         );
         assert_eq!(plan[0].file, "00-namespace.yaml");

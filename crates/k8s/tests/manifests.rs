@@ -183,19 +183,10 @@ fn the_valkey_engine_renders_valkey_pods() {
     assert!(!all.contains("image: redis:"));
 }
 
-/// The tool's path, or `None` after printing SKIPPED (a failure under CI).
-fn tool(name: &str, install: &str) -> Option<PathBuf> {
-    let found = std::env::var_os("PATH").and_then(|p| {
-        std::env::split_paths(&p)
-            .map(|d| d.join(name))
-            .find(|p| p.is_file())
-    });
-    if found.is_none() {
-        let why = format!("{name} is not installed ({install})");
-        assert!(std::env::var("CI").as_deref() != Ok("true"), "{why}");
-        eprintln!("SKIPPED: {why}");
-    }
-    found
+/// The tool's path, or `None` after printing SKIPPED (a failure under CI):
+/// the workspace's one lookup of external programs.
+fn tool(name: &str) -> Option<PathBuf> {
+    redis_ha_testkit::program(name)
 }
 
 fn run(cmd: &mut Command) -> String {
@@ -211,7 +202,7 @@ fn run(cmd: &mut Command) -> String {
 
 #[test]
 fn kubectl_kustomize_builds_base_and_monitoring() {
-    let Some(kubectl) = tool("kubectl", "scripts/install-deps.sh --test") else {
+    let Some(kubectl) = tool("kubectl") else {
         return;
     };
     let base = run(Command::new(&kubectl).arg("kustomize").arg(deploy_dir()));
@@ -258,7 +249,7 @@ fn kubernetes_validate_strict_accepts_1_29_and_1_34() {
 }
 
 fn kubernetes_validate(files: &[PathBuf]) {
-    let Some(kv) = tool("kubernetes-validate", "pip install kubernetes-validate") else {
+    let Some(kv) = tool("kubernetes-validate") else {
         return;
     };
     for version in ["1.29.0", "1.34.0"] {
@@ -278,7 +269,7 @@ fn checkov_finds_no_failed_checks() {
 }
 
 fn checkov(dir: &Path) {
-    let Some(checkov) = tool("checkov", "pip install checkov") else {
+    let Some(checkov) = tool("checkov") else {
         return;
     };
     let out = Command::new(&checkov)
@@ -655,4 +646,146 @@ fn tls_pre_stop_switchover_is_the_plain_one_plus_the_tls_flags() {
     for f in ["/tls/ca.crt", "/tls/tls.crt", "/tls/tls.key"] {
         assert!(want[2].contains(f), "{f} not in {want:?}");
     }
+}
+
+// --- `--metrics`: a redis_exporter sidecar in the Redis and Sentinel pods. ---
+
+fn metrics(tls_on: bool) -> RenderOptions {
+    RenderOptions {
+        metrics: true,
+        ..if tls_on {
+            with_issuer()
+        } else {
+            RenderOptions::default()
+        }
+    }
+}
+
+#[test]
+fn metrics_adds_a_hardened_exporter_to_every_redis_and_sentinel_pod() {
+    let o = metrics(false);
+    assert_eq!(
+        check_types(&o).0,
+        19,
+        "one more object: the exporter's NetworkPolicy"
+    );
+    let mut with_sidecar = 0;
+    for (owner, pod) in pods(&o) {
+        let exporter = pod.containers.iter().find(|c| c.name == "redis-exporter");
+        let is_node = owner.contains("statefulset");
+        if !is_node {
+            assert!(
+                exporter.is_none(),
+                "{owner}: an exporter outside the Redis/Sentinel pods"
+            );
+            continue;
+        }
+        let c = exporter.unwrap_or_else(|| panic!("{owner}: no redis-exporter sidecar"));
+        let sc = c.security_context.as_ref().unwrap();
+        assert_eq!(sc.read_only_root_filesystem, Some(true), "{owner}");
+        assert_eq!(sc.allow_privilege_escalation, Some(false), "{owner}");
+        assert!(c.resources.as_ref().unwrap().limits.is_some(), "{owner}");
+        assert!(
+            c.readiness_probe.is_some() && c.liveness_probe.is_some(),
+            "{owner}"
+        );
+        with_sidecar += 1;
+    }
+    assert_eq!(with_sidecar, 2, "the Redis and the Sentinel StatefulSets");
+    let all: String = files(&o).unwrap().into_iter().map(|(_, t)| t).collect();
+    assert!(
+        all.contains("name: redis-ha-exporter"),
+        "the exporter's NetworkPolicy"
+    );
+    assert!(
+        all.contains("- servicemonitor-nodes.yaml"),
+        "the component lists the nodes' ServiceMonitor"
+    );
+    assert_eq!(
+        all.matches("port: 9121").count(),
+        3,
+        "the two headless Services and the policy"
+    );
+    // Without --metrics: nothing of it.
+    let plain: String = files(&RenderOptions::default())
+        .unwrap()
+        .into_iter()
+        .map(|(_, t)| t)
+        .collect();
+    assert!(!plain.contains("redis-exporter") && !plain.contains("9121"));
+}
+
+#[test]
+fn metrics_render_passes_the_validators() {
+    for tls_on in [false, true] {
+        let dir = tempfile::Builder::new()
+            .prefix("redis-ha-metrics-render")
+            .tempdir()
+            .unwrap();
+        let o = metrics(tls_on);
+        redis_ha_k8s::render::write(&o, dir.path()).unwrap();
+        kubernetes_validate(&base_files(&o, dir.path()));
+        checkov(dir.path());
+    }
+}
+
+/// The proxy rolls without losing capacity and drains before the kubelet
+/// would kill it: a new pod first (`maxUnavailable: 0`), a termination
+/// grace above the drain's grace + timeout, pods spread over nodes, and
+/// its PDB beside it.
+#[test]
+fn the_proxy_rolls_and_drains_without_failing_clients() {
+    let all = manifests(&RenderOptions::default()).unwrap();
+    let m = all
+        .iter()
+        .find(|m| m.file == "08-deployment-proxy.yaml")
+        .unwrap();
+    let Object::Deployment(d) = &m.objects[0] else {
+        panic!("08 is not a Deployment")
+    };
+    let spec = d.spec.as_ref().unwrap();
+    let rolling = spec
+        .strategy
+        .as_ref()
+        .unwrap()
+        .rolling_update
+        .as_ref()
+        .unwrap();
+    use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+    assert_eq!(rolling.max_unavailable, Some(IntOrString::Int(0)));
+    assert_eq!(rolling.max_surge, Some(IntOrString::Int(1)));
+    let pod = spec.template.spec.as_ref().unwrap();
+    let args = pod.containers[0].args.as_ref().unwrap().join(" ");
+    let flag = |f: &str| -> u64 {
+        let v = args
+            .split(&format!("{f} "))
+            .nth(1)
+            .unwrap()
+            .split(' ')
+            .next()
+            .unwrap();
+        humantime_secs(v)
+    };
+    let (grace, timeout) = (flag("--drain-grace"), flag("--drain-timeout"));
+    let term = pod.termination_grace_period_seconds.unwrap() as u64;
+    assert!(term > grace + timeout, "{term} s <= {grace} + {timeout}");
+    let spread = pod.topology_spread_constraints.as_ref().unwrap();
+    assert!(spread
+        .iter()
+        .any(|c| c.topology_key == "kubernetes.io/hostname"));
+    assert!(spread
+        .iter()
+        .all(|c| c.label_selector.is_some() && c.max_skew == 1));
+    let pdb = all
+        .iter()
+        .flat_map(|m| &m.objects)
+        .any(|o| matches!(o, Object::PodDisruptionBudget(p) if p.metadata.name.as_deref() == Some("redis-ha-proxy")));
+    assert!(pdb, "the proxy's PDB");
+}
+
+/// `5s` -> 5 (the render's durations are whole seconds).
+fn humantime_secs(v: &str) -> u64 {
+    v.strip_suffix('s')
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{v}"))
 }

@@ -80,6 +80,9 @@ pub fn sentinel_conf_text(o: &RenderOptions, spec: &Spec) -> String {
         port: SENTINEL_PORT,
         dir: "/data".into(),
         master: (o.redis_host(0), REDIS_PORT),
+        // None: a first boot's sentinels know no replica (what init-role
+        // reads as "no history").
+        known_replicas: vec![],
         announce: None,
         logfile: None,
         pidfile: None,
@@ -88,13 +91,20 @@ pub fn sentinel_conf_text(o: &RenderOptions, spec: &Spec) -> String {
 }
 
 /// The sentinel init step: copy the config on the pod's first start only
-/// (afterwards Sentinel's own rewritten file holds its state), asking the
-/// peers for the current master in case it is no longer the first pod.
+/// (afterwards Sentinel's own rewritten file holds its state). A sentinel
+/// without state (a new or recreated volume) monitors what the peers with
+/// a history name (a config epoch or known replicas; a peer that lost its
+/// state too only repeats the first boot's guess); with none, the one
+/// Redis pod running as master; with none either, redis-0 as on a first
+/// boot, and the Redis pods' `init-role` then chooses by data or waits.
 pub fn sentinel_init_script(o: &RenderOptions, spec: &Spec) -> String {
     let m = &spec.master_name;
     let cli = format!("{}{}", spec.engine.cli(), o.client_tls_words());
     let peers: Vec<String> = (0..usize::from(o.sentinels))
         .map(|i| o.pod_host(&Spec::sentinel_name(i), SENTINEL_SERVICE))
+        .collect();
+    let redis: Vec<String> = (0..usize::from(o.redis_replicas))
+        .map(|i| o.redis_host(i))
         .collect();
     let own = o.own_host(SENTINEL_SERVICE, "$POD_NAME");
     format!(
@@ -106,16 +116,38 @@ if [ -f "$conf" ]; then
   echo "keeping $conf (Sentinel's own state)"
   exit 0
 fi
-cp /config/sentinel.conf "$conf.tmp"
+# cat, not cp: cp keeps the ConfigMap file's read-only mode (0444), and then
+# neither this script nor Sentinel could write the copy. rm: a retry after a
+# failed try starts afresh.
+rm -f "$conf.tmp"
+cat /config/sentinel.conf > "$conf.tmp"
+master=""
 for peer in {peers}; do
-  addr=$(REDISCLI_AUTH="$REDIS_HA_SENTINEL_PASSWORD" timeout 3 {cli} --no-auth-warning -h "$peer" -p {SENTINEL_PORT} SENTINEL get-master-addr-by-name {m} 2>/dev/null | tr '\n' ' ' || true)
-  set -- $addr
-  if [ $# -eq 2 ]; then
-    echo "peer $peer knows master $1:$2"
-    sed -i "s/^sentinel monitor {m} .*/sentinel monitor {m} $1 $2 {q}/" "$conf.tmp"
+  set -- $(REDISCLI_AUTH="$REDIS_HA_SENTINEL_PASSWORD" timeout 3 {cli} --no-auth-warning -h "$peer" -p {SENTINEL_PORT} SENTINEL MASTER {m} 2>/dev/null \
+    | awk 'NR%2==1{{k=$0}} NR%2==0{{v[k]=$0}} END{{if (v["ip"] != "") print v["ip"], v["port"], v["config-epoch"]+0, v["num-slaves"]+0}}' || true)
+  if [ $# -eq 4 ] && {{ [ "$3" -gt 0 ] || [ "$4" -gt 0 ]; }}; then
+    echo "peer $peer knows master $1:$2 (config epoch $3, $4 replicas)"
+    master="$1 $2"
     break
   fi
 done
+if [ -z "$master" ]; then
+  running=""
+  for node in {redis}; do
+    role=$(REDISCLI_AUTH="$REDIS_HA_PASSWORD" timeout 3 {cli} --no-auth-warning -h "$node" -p {REDIS_PORT} ROLE 2>/dev/null | head -n 1 || true)
+    if [ "$role" = master ]; then running="$running $node"; fi
+  done
+  set -- $running
+  if [ $# -eq 1 ]; then
+    echo "no peer has a history; $1 runs as the only Redis master"
+    master="$1 {REDIS_PORT}"
+  else
+    echo "no peer has a history and $# Redis pods run as master: monitoring the first boot's master; the Redis pods' init-role chooses by data"
+  fi
+fi
+if [ -n "$master" ]; then
+  sed -i "s/^sentinel monitor {m} .*/sentinel monitor {m} $master {q}/" "$conf.tmp"
+fi
 {{
   echo "sentinel announce-ip {own}"
   echo "sentinel announce-port {SENTINEL_PORT}"
@@ -126,6 +158,7 @@ mv "$conf.tmp" "$conf"
 echo "wrote $conf"
 "#,
         peers = peers.join(" "),
+        redis = redis.join(" "),
         q = spec.quorum,
     )
 }
@@ -193,5 +226,15 @@ mod tests {
         assert!(sentinel_init_script(&tls, &tls.spec().unwrap()).contains(flags));
         let plain = RenderOptions::default();
         assert!(!sentinel_init_script(&plain, &plain.spec().unwrap()).contains("--tls"));
+    }
+
+    #[test]
+    fn a_sentinel_without_state_trusts_only_peers_with_a_history_then_the_running_master() {
+        let o = RenderOptions::default();
+        let s = sentinel_init_script(&o, &o.spec().unwrap());
+        assert!(s.contains("SENTINEL MASTER mymaster"), "{s}");
+        assert!(s.contains(r#"[ "$3" -gt 0 ] || [ "$4" -gt 0 ]"#), "{s}");
+        assert!(s.contains("-p 6379 ROLE"), "{s}");
+        assert!(s.contains("redis-2.redis-headless"), "{s}");
     }
 }

@@ -4,6 +4,7 @@
 
 mod certificate;
 mod config;
+mod exporter;
 mod jobs;
 mod meta;
 mod monitoring;
@@ -126,10 +127,13 @@ pub fn manifests(o: &RenderOptions) -> anyhow::Result<Vec<Manifest>> {
         ),
         m(
             "11-networkpolicy.yaml",
-            vec![
+            [
                 O::NetworkPolicy(network::backend_policy(o)),
                 O::NetworkPolicy(network::proxy_policy(o)),
-            ],
+            ]
+            .into_iter()
+            .chain(network::exporter_policy(o).map(O::NetworkPolicy))
+            .collect(),
         ),
     ];
     if let Some(c) = certificate::certificate(o) {
@@ -150,6 +154,22 @@ pub fn monitoring(o: &RenderOptions) -> Vec<Manifest> {
             objects: vec![Object::Custom(monitoring::prometheus_rule(o))],
         },
     ]
+    .into_iter()
+    .chain(o.metrics.then(|| Manifest {
+        file: "components/monitoring/servicemonitor-nodes.yaml",
+        objects: vec![Object::Custom(monitoring::nodes_monitor(o))],
+    }))
+    .collect()
+}
+
+/// The alert rules as a plain Prometheus rules file (`rule_files:`), for
+/// promtool and a Prometheus without the operator.
+pub fn prometheus_rules_file(o: &RenderOptions) -> anyhow::Result<String> {
+    Ok(format!(
+        "# Rendered by `redis-ha k8s render --prometheus-rules FILE`: the PrometheusRule's groups\n\
+         # for a Prometheus without the operator (rule_files:).\n{}",
+        serde_norway::to_string(&monitoring::rules_file(o))?
+    ))
 }
 
 /// Whether a base file is applied by `kubectl apply -k` (the benchmark
@@ -182,11 +202,15 @@ fn kustomization(o: &RenderOptions, base: &[Manifest]) -> String {
     s
 }
 
-fn component_kustomization() -> String {
-    format!(
-        "{HEADER}apiVersion: kustomize.config.k8s.io/v1alpha1\nkind: Component\nresources:\n\
-         - servicemonitor.yaml\n- prometheusrule.yaml\n"
-    )
+fn component_kustomization(o: &RenderOptions) -> String {
+    let mut s = format!(
+        "{HEADER}apiVersion: kustomize.config.k8s.io/v1alpha1\nkind: Component\nresources:\n"
+    );
+    for m in monitoring(o) {
+        let file = m.file.trim_start_matches("components/monitoring/");
+        s.push_str(&format!("- {file}\n"));
+    }
+    s
 }
 
 /// Every file of the output directory and its text.
@@ -199,7 +223,7 @@ pub fn files(o: &RenderOptions) -> anyhow::Result<Vec<(String, String)>> {
     out.push(("kustomization.yaml".into(), kustomization(o, &base)));
     out.push((
         "components/monitoring/kustomization.yaml".into(),
-        component_kustomization(),
+        component_kustomization(o),
     ));
     Ok(out)
 }

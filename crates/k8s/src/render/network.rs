@@ -2,6 +2,7 @@
 //! clients) and the NetworkPolicies: clients reach only the proxy; proxy,
 //! Redis and Sentinel reach each other.
 
+use super::exporter;
 use super::meta::{meta, selector, selector_labels, Component};
 use crate::options::{
     RenderOptions, ADMIN_PORT, PROXY_SERVICE, READ_PORT, REDIS_PORT, REDIS_SERVICE, SENTINEL_PORT,
@@ -46,7 +47,10 @@ pub fn redis_service(o: &RenderOptions) -> Service {
         o,
         REDIS_SERVICE,
         Component::Redis,
-        vec![port("redis", REDIS_PORT)],
+        [port("redis", REDIS_PORT)]
+            .into_iter()
+            .chain(exporter::service_port(o))
+            .collect(),
     )
 }
 
@@ -55,7 +59,10 @@ pub fn sentinel_service(o: &RenderOptions) -> Service {
         o,
         SENTINEL_SERVICE,
         Component::Sentinel,
-        vec![port("sentinel", SENTINEL_PORT)],
+        [port("sentinel", SENTINEL_PORT)]
+            .into_iter()
+            .chain(exporter::service_port(o))
+            .collect(),
     )
 }
 
@@ -128,6 +135,23 @@ pub fn backend_policy(o: &RenderOptions) -> NetworkPolicy {
             ports: Some(vec![tcp(REDIS_PORT), tcp(SENTINEL_PORT)]),
         },
     )
+}
+
+/// With `--metrics`: the exporter sidecars' port, open to any pod (the
+/// cluster's Prometheus runs in a namespace of its own, unknown here), as
+/// the proxy's admin port is. Only metrics are served there.
+pub fn exporter_policy(o: &RenderOptions) -> Option<NetworkPolicy> {
+    o.metrics.then(|| {
+        policy(
+            o,
+            "redis-ha-exporter",
+            components(&[Component::Redis, Component::Sentinel]),
+            NetworkPolicyIngressRule {
+                from: None,
+                ports: Some(vec![tcp(exporter::EXPORTER_PORT)]),
+            },
+        )
+    })
 }
 
 /// The proxy accepts clients from anywhere, on its three ports only.

@@ -4,12 +4,15 @@
 use super::config::{PROXY_CONFIGMAP, REDIS_CONFIGMAP, ROLE_FILE, SENTINEL_CONFIGMAP};
 use super::meta::*;
 use crate::options::*;
-use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, StatefulSet, StatefulSetSpec};
+use k8s_openapi::api::apps::v1::{
+    Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment, StatefulSet,
+    StatefulSetSpec,
+};
 use k8s_openapi::api::core::v1::{
     ConfigMapEnvSource, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource,
     EnvFromSource, ExecAction, HTTPGetAction, Lifecycle, LifecycleHandler, PersistentVolumeClaim,
-    PersistentVolumeClaimSpec, PodSpec, PodTemplateSpec, Probe, TCPSocketAction, Volume,
-    VolumeMount, VolumeResourceRequirements,
+    PersistentVolumeClaimSpec, PodSpec, PodTemplateSpec, Probe, TCPSocketAction,
+    TopologySpreadConstraint, Volume, VolumeMount, VolumeResourceRequirements,
 };
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
@@ -178,8 +181,12 @@ fn tools_init(o: &RenderOptions) -> Container {
 }
 
 /// Decides the boot role: empty file, or `replicaof` the current master.
-/// With TLS, the same command with the client TLS flags (`--tls --cert
-/// --key --cacert`, the Secret mounted), as the sentinels listen on TLS only.
+/// It stays in Init until a majority of the sentinels answers (they start
+/// in parallel with the Redis pods), reads the pod's own data volume
+/// (`--data-dir`) and the other Redis pods while they run (`--peer`), so
+/// an empty pod named master hands over instead of starting empty. With
+/// TLS, the same command with the client TLS flags (`--tls --cert --key
+/// --cacert`, the Secret mounted), as the sentinels listen on TLS only.
 fn role_init(o: &RenderOptions, spec: &Spec) -> Container {
     let own = format!("{}:{REDIS_PORT}", o.own_host(REDIS_SERVICE, "$(POD_NAME)"));
     let first = format!("{}:{REDIS_PORT}", o.redis_host(0));
@@ -190,8 +197,15 @@ fn role_init(o: &RenderOptions, spec: &Spec) -> Container {
         spec.master_name.clone(),
         "--announce".into(),
         own,
+    ]);
+    for i in 0..usize::from(o.redis_replicas) {
+        cmd.extend(["--peer".into(), format!("{}:{REDIS_PORT}", o.redis_host(i))]);
+    }
+    cmd.extend([
         "--first-master".into(),
         first,
+        "--data-dir".into(),
+        "/data".into(),
         "--output".into(),
         ROLE_FILE.into(),
     ]);
@@ -276,6 +290,13 @@ fn redis_container(o: &RenderOptions, spec: &Spec) -> Container {
     }
 }
 
+/// The node's container, and its redis_exporter sidecar with `--metrics`.
+fn with_exporter(o: &RenderOptions, c: Component, node: Container) -> Vec<Container> {
+    std::iter::once(node)
+        .chain(super::exporter::sidecar(o, c))
+        .collect()
+}
+
 fn stateful_set(
     o: &RenderOptions,
     name: &str,
@@ -306,7 +327,7 @@ pub fn redis(o: &RenderOptions, spec: &Spec) -> StatefulSet {
     let pod = PodSpec {
         termination_grace_period_seconds: Some(REDIS_GRACE_SECONDS),
         init_containers: Some(vec![tools_init(o), role_init(o, spec)]),
-        containers: vec![redis_container(o, spec)],
+        containers: with_exporter(o, Component::Redis, redis_container(o, spec)),
         volumes: Some(with_tls_volume(
             o,
             vec![config_volume("config", REDIS_CONFIGMAP), empty_dir("tools")],
@@ -369,7 +390,7 @@ fn sentinel_container(o: &RenderOptions, spec: &Spec) -> Container {
 pub fn sentinel(o: &RenderOptions, spec: &Spec) -> StatefulSet {
     let pod = PodSpec {
         init_containers: Some(vec![sentinel_init(o)]),
-        containers: vec![sentinel_container(o, spec)],
+        containers: with_exporter(o, Component::Sentinel, sentinel_container(o, spec)),
         volumes: Some(with_tls_volume(
             o,
             vec![config_volume("config", SENTINEL_CONFIGMAP)],
@@ -403,6 +424,10 @@ fn proxy_container(o: &RenderOptions) -> Container {
         "$(READ_FALLBACK)",
         "--mode",
         "$(MODE)",
+        "--drain-grace",
+        PROXY_DRAIN_GRACE,
+        "--drain-timeout",
+        PROXY_DRAIN_TIMEOUT,
     ]));
     args.extend(proxy_tls_args(o));
     Container {
@@ -460,10 +485,30 @@ fn proxy_tls_args(o: &RenderOptions) -> Vec<String> {
     v
 }
 
+/// On SIGTERM the proxy stays in the Service's endpoints while Kubernetes
+/// takes it out (it keeps accepting, `/readyz` failing), so no preStop sleep
+/// is needed: this is that grace.
+pub const PROXY_DRAIN_GRACE: &str = "5s";
+/// Then its clients finish what they sent and are closed between requests.
+pub const PROXY_DRAIN_TIMEOUT: &str = "20s";
+/// Above grace + timeout, so the kubelet never SIGKILLs a draining proxy.
+pub const PROXY_TERMINATION_GRACE_SECONDS: i64 = 40;
+
+/// The proxy pods: a rollout starts a new pod before an old one drains
+/// (`maxUnavailable: 0`), and the pods spread over nodes (and zones) when
+/// the cluster has them, so a node drain takes one proxy at a time (the
+/// PDB's `maxUnavailable: 1`).
 pub fn proxy(o: &RenderOptions) -> Deployment {
     let pod = PodSpec {
         containers: vec![proxy_container(o)],
         volumes: tls_volume(o).map(|v| vec![v]),
+        termination_grace_period_seconds: Some(PROXY_TERMINATION_GRACE_SECONDS),
+        topology_spread_constraints: Some(
+            ["kubernetes.io/hostname", "topology.kubernetes.io/zone"]
+                .into_iter()
+                .map(|key| spread(Component::Proxy, key))
+                .collect(),
+        ),
         ..Default::default()
     };
     Deployment {
@@ -472,8 +517,27 @@ pub fn proxy(o: &RenderOptions) -> Deployment {
             replicas: Some(i32::from(o.proxy_replicas)),
             selector: selector(Component::Proxy),
             template: pod_template(Component::Proxy, pod),
+            strategy: Some(DeploymentStrategy {
+                type_: Some("RollingUpdate".into()),
+                rolling_update: Some(RollingUpdateDeployment {
+                    max_unavailable: Some(IntOrString::Int(0)),
+                    max_surge: Some(IntOrString::Int(1)),
+                }),
+            }),
             ..Default::default()
         }),
+        ..Default::default()
+    }
+}
+
+/// Pods of `c` spread evenly over `key` (a node, a zone); scheduled anyway
+/// where that cannot be (a one-node cluster, no zones).
+fn spread(c: Component, key: &str) -> TopologySpreadConstraint {
+    TopologySpreadConstraint {
+        max_skew: 1,
+        topology_key: key.into(),
+        when_unsatisfiable: "ScheduleAnyway".into(),
+        label_selector: Some(selector(c)),
         ..Default::default()
     }
 }

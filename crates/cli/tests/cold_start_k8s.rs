@@ -1,0 +1,221 @@
+//! The Kubernetes cold start of issue 27, with real processes: the master
+//! moved to redis-2 by a switchover, redis-0 then down while 500 more keys
+//! were written, then every process stopped. `redis-ha init-role` runs for
+//! each node exactly as the rendered Redis StatefulSet calls it (its
+//! addresses mapped to this machine's ports) while the sentinels are not
+//! answering yet; it must wait, and once the sentinels start, name redis-2
+//! master. Started that way, every acknowledged key is kept.
+
+mod common;
+
+use redis_ha_k8s::options::RenderOptions;
+use redis_ha_k8s::render::{self, Object};
+use redis_ha_local::boot::Role;
+use redis_ha_local::switchover::{switchover, SwitchoverArgs};
+use redis_ha_local::Topology;
+use redis_ha_resp::conn::query;
+use redis_ha_resp::Frame;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const IO: Duration = Duration::from_secs(2);
+
+/// The init-role container's command in the rendered Redis StatefulSet.
+fn rendered_init_role() -> Vec<String> {
+    let o = RenderOptions::default();
+    let all = render::manifests(&o).expect("render");
+    let redis = all
+        .iter()
+        .flat_map(|m| &m.objects)
+        .find_map(|obj| match obj {
+            Object::StatefulSet(s) if s.metadata.name.as_deref() == Some("redis") => Some(s),
+            _ => None,
+        })
+        .expect("the redis StatefulSet");
+    let pod = redis.spec.as_ref().unwrap().template.spec.as_ref().unwrap();
+    let init = pod
+        .init_containers
+        .as_ref()
+        .unwrap()
+        .iter()
+        .find(|c| c.name == "init-role")
+        .expect("the init-role container");
+    init.command.clone().unwrap()
+}
+
+/// The rendered command for pod `redis-i`, with the pod's DNS names and
+/// volume paths mapped to this machine's topology.
+fn command_for(t: &Topology, i: usize) -> Vec<String> {
+    let o = RenderOptions::default();
+    let mut map: Vec<(String, String)> = Vec::new();
+    for (j, a) in t.redis_addrs().into_iter().enumerate() {
+        map.push((format!("{}:6379", o.redis_host(j)), a));
+    }
+    for (j, a) in t.sentinel_addrs().into_iter().enumerate() {
+        let host = o.pod_host(&format!("sentinel-{j}"), "sentinel-headless");
+        map.push((format!("{host}:26379"), a));
+    }
+    let node_dir = t.opts.node_dir(&format!("redis-{i}"));
+    rendered_init_role()
+        .into_iter()
+        .map(|w| w.replace("$(POD_NAME)", &format!("redis-{i}")))
+        .map(|w| {
+            if let Some((_, to)) = map.iter().find(|(from, _)| *from == w) {
+                return to.clone();
+            }
+            match w.as_str() {
+                "/data" => t.data_dir(i).display().to_string(),
+                "/data/role.conf" => node_dir.join("role.conf").display().to_string(),
+                _ => w,
+            }
+        })
+        .collect()
+}
+
+async fn write_keys(at: &str, prefix: &str, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for i in 0..n {
+        let k = format!("{prefix}:{i}");
+        while !matches!(query(at, &["SET", &k, &k], IO).await, Ok(Frame::Simple(ref s)) if s == "OK")
+        {
+            assert!(Instant::now() < deadline, "SET {k} refused");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+async fn wait_acked(master: &str, replicas: i64) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let n = replicas.to_string();
+    while query(master, &["WAIT", &n, "1000"], IO)
+        .await
+        .ok()
+        .and_then(|f| f.as_int())
+        < Some(replicas)
+    {
+        assert!(Instant::now() < deadline, "WAIT {n}");
+    }
+}
+
+async fn count_present(node: &str, prefix: &str, n: usize) -> usize {
+    let mut c = 0;
+    for i in 0..n {
+        let k = format!("{prefix}:{i}");
+        if query(node, &["EXISTS", &k], IO)
+            .await
+            .ok()
+            .and_then(|f| f.as_int())
+            == Some(1)
+        {
+            c += 1;
+        }
+    }
+    c
+}
+
+struct Killed(Vec<Child>);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubernetes_cold_start_after_a_switchover_keeps_the_newest_writes() {
+    let t = Topology::start_test(2000).await.expect("topology");
+    let addrs = t.redis_addrs();
+    assert_eq!(t.master().await.unwrap(), addrs[0]);
+    write_keys(&addrs[0], "a", 500).await;
+    wait_acked(&addrs[0], 2).await;
+
+    // The switchover (Sentinel picks redis-1 or redis-2: the issue's
+    // redis-2, called `newest` here).
+    let s = switchover(&SwitchoverArgs::new(vec![], t.opts.state_dir.clone()))
+        .await
+        .expect("switchover");
+    let newest = addrs
+        .iter()
+        .position(|a| Some(a) == s.new_master.as_ref())
+        .expect("a new master");
+    assert_ne!(newest, 0);
+    t.wait_healthy(Duration::from_secs(30)).await.unwrap();
+
+    // redis-0 goes down; 500 more keys, acknowledged and on redis-1.
+    t.kill("redis-0").unwrap();
+    write_keys(&addrs[newest], "b", 500).await;
+    wait_acked(&addrs[newest], 1).await;
+    t.kill_all();
+
+    // Every pod's init container at once, before any sentinel answers.
+    let mut inits = Killed(Vec::new());
+    let mut outs = Vec::new();
+    for i in 0..3 {
+        let cmd = command_for(&t, i);
+        assert_eq!(cmd[..2], ["redis-ha", "init-role"]);
+        let out = t.opts.node_dir(&format!("redis-{i}")).join("init-role.out");
+        let child = Command::new(common::BIN)
+            .args(&cmd[1..])
+            .stdout(std::fs::File::create(&out).unwrap())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("init-role");
+        inits.0.push(child);
+        outs.push(out);
+    }
+    // They wait, and say so.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    for out in &outs {
+        loop {
+            let text = std::fs::read_to_string(out).unwrap_or_default();
+            if text.contains("waiting for the sentinels: 0 of 3 answer") {
+                break;
+            }
+            assert!(Instant::now() < deadline, "no wait line: {text:?}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    for c in &mut inits.0 {
+        assert!(
+            c.try_wait().unwrap().is_none(),
+            "init-role ended before the sentinels answered"
+        );
+    }
+
+    // The sentinels' pods come up (with their volumes: their own files).
+    for i in 0..3 {
+        t.restart(&format!("sentinel-{i}")).await.expect("sentinel");
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for c in &mut inits.0 {
+        let status = loop {
+            if let Some(s) = c.try_wait().unwrap() {
+                break s;
+            }
+            assert!(Instant::now() < deadline, "init-role still waiting");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        assert!(status.success());
+    }
+    let (h2, p2) = addrs[newest].rsplit_once(':').unwrap();
+    for i in 0..3 {
+        let dir = t.opts.node_dir(&format!("redis-{i}"));
+        let conf = std::fs::read_to_string(dir.join("role.conf")).unwrap();
+        let role = if i == newest {
+            assert_eq!(conf, "", "redis-{i} (the newest) must be master");
+            Role::Master
+        } else {
+            assert_eq!(conf, format!("replicaof {h2} {p2}\n"), "redis-{i}");
+            Role::ReplicaOf(addrs[newest].clone())
+        };
+        t.start_redis_in_role(i, &role).await.expect("redis");
+    }
+    t.wait_healthy(Duration::from_secs(60)).await.unwrap();
+    assert_eq!(t.master().await.unwrap(), addrs[newest]);
+    for a in &addrs {
+        assert_eq!(count_present(a, "a", 500).await, 500, "a on {a}");
+        assert_eq!(count_present(a, "b", 500).await, 500, "b on {a}");
+    }
+}

@@ -67,7 +67,9 @@ acknowledged (lost, duplicated, and each unknown outcome: applied or not).
 Exit status: 0 passed; 1 the drill could not run; 2 an acknowledged write was lost, a write was
 applied twice, two masters remained at the end (split brain), the fault needed a failover and
 none happened, or a failover happened where none may (kill-replica, wipe-replica, kill-sentinels:
-no quorum). A cold restart may keep the master or move it to the node with the newest data.
+no quorum), or with restart-proxy a write ran although its connection was closed without a
+reply (the drain may close only between requests). A cold restart may keep the master or move
+it to the node with the newest data.
 With --fault all: 2 when any drill failed.";
 
 /// Inject a fault while writers run, then report the outage, client errors,
@@ -128,18 +130,15 @@ pub struct DrillArgs {
     /// State dir of the local topology (for kill/stop and to restore the node).
     #[arg(long, default_value = ".redis-ha")]
     pub state_dir: PathBuf,
-    /// Sentinels to watch instead of the local topology's (with --fault failover only).
-    #[arg(long = "sentinel", value_name = "HOST:PORT")]
-    pub sentinels: Vec<String>,
-    #[arg(long, default_value = "mymaster")]
-    pub master_name: String,
-    /// Password of the Redis nodes (default: the local topology's).
-    #[arg(long, env = "REDIS_HA_PASSWORD", hide_env_values = true)]
-    pub password: Option<String>,
-    /// Password of the sentinels, if they have one (default: the local
-    /// topology's).
-    #[arg(long, env = "REDIS_HA_SENTINEL_PASSWORD", hide_env_values = true)]
-    pub sentinel_password: Option<String>,
+    /// Which cluster, when not the local topology's: `--sentinel` (to
+    /// watch instead of the local topology's; with --fault failover only),
+    /// `--master-name`, the passwords (default: the local topology's) and
+    /// TLS (`--tls`: with --fault partition, the drill's own topology is
+    /// built TLS only, as `up --tls` does; otherwise the sentinels and nodes
+    /// given are reached with TLS; a local topology's TLS comes from its
+    /// state dir). The same group as `init-role` and `switchover`.
+    #[command(flatten)]
+    pub cluster: redis_ha_local::cluster_args::ClusterArgs,
     /// Concurrent writer connections (each: one RPUSH or INCR at a time).
     #[arg(long, default_value_t = 8)]
     pub writers: usize,
@@ -169,12 +168,6 @@ pub struct DrillArgs {
     /// the cut-off master's writes get NOREPLICAS instead of being lost.
     #[arg(long, value_name = "replicas=N[,timeout=MS]", value_parser = redis_ha_proxy::data::ack::WriteAck::parse)]
     pub write_ack: Option<redis_ha_proxy::data::ack::WriteAck>,
-    /// --fault partition: build the drill's own topology TLS only, as
-    /// `up --tls` does (its own CA; the drill and its proxy speak TLS to
-    /// every node and sentinel). The other faults take TLS from the local
-    /// topology's state dir.
-    #[arg(long)]
-    pub tls: bool,
     /// --fault cold-restart: the order the processes come back in.
     #[arg(long, value_enum, default_value = "all-at-once")]
     pub order: redis_ha_local::cold::Order,
@@ -348,7 +341,7 @@ struct AllReport {
 fn config(a: &DrillArgs, fault: Fault) -> anyhow::Result<DrillConfig> {
     if fault == Fault::Partition {
         anyhow::ensure!(
-            a.target.is_none() && a.sentinels.is_empty(),
+            a.target.is_none() && a.cluster.sentinels.is_empty(),
             "--fault partition builds its own topology and proxy: drop --target and --sentinel"
         );
         crate::partition::available().map_err(|e| anyhow::anyhow!(e))?;
@@ -356,7 +349,7 @@ fn config(a: &DrillArgs, fault: Fault) -> anyhow::Result<DrillConfig> {
     let local = redis_ha_local::Options::load(&a.state_dir).ok();
     let sentinels = if fault == Fault::Partition {
         vec![] // the drill's own
-    } else if a.sentinels.is_empty() {
+    } else if a.cluster.sentinels.is_empty() {
         local.as_ref().map(|o| o.sentinel_addrs()).ok_or_else(|| {
             anyhow::anyhow!(
                 "no topology in {} and no --sentinel given: run `redis-ha up --detach` first",
@@ -364,7 +357,7 @@ fn config(a: &DrillArgs, fault: Fault) -> anyhow::Result<DrillConfig> {
             )
         })?
     } else {
-        a.sentinels.clone()
+        a.cluster.sentinels.clone()
     };
     let spec = local.as_ref().map(|o| &o.spec);
     // Through the local topology's proxy unless --target says otherwise;
@@ -391,18 +384,20 @@ fn config(a: &DrillArgs, fault: Fault) -> anyhow::Result<DrillConfig> {
         sentinels,
         master_name: spec
             .map(|s| s.master_name.clone())
-            .unwrap_or(a.master_name.clone()),
+            .unwrap_or_else(|| a.cluster.master_name_or_default()),
         password: a
+            .cluster
             .password
             .clone()
             .or_else(|| spec.and_then(|s| s.password.clone())),
         sentinel_password: a
+            .cluster
             .sentinel_password
             .clone()
             .or_else(|| spec.and_then(|s| s.sentinel_password.clone())),
         tls: match &local {
             Some(o) => o.client_tls()?,
-            None => None,
+            None => a.cluster.tls.client()?,
         },
         fault,
         writers: a.writers,
@@ -415,7 +410,7 @@ fn config(a: &DrillArgs, fault: Fault) -> anyhow::Result<DrillConfig> {
         heal_after: a.heal_after,
         min_replicas_to_write: a.min_replicas_to_write,
         write_ack: a.write_ack,
-        partition_tls: a.tls,
+        partition_tls: a.cluster.tls.on,
         cold: crate::fault::ColdRestart {
             order: a.order,
             stale_replica: a.stale_replica,

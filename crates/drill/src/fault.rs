@@ -137,7 +137,13 @@ async fn rolling_restart(
     if let Some(admin) = &cfg.admin {
         wait_proxy_left(admin, old_master, deadline).await?;
     }
-    restart_linked(t, old_master, pw, deadline).await
+    restart_linked(t, old_master, pw, deadline).await?;
+    // Last the proxy, where the topology runs one: the new one starts
+    // beside the old, which drains (restart_proxy.rs).
+    if t.opts.proxy.is_some() {
+        crate::restart_proxy::restart(t).await?;
+    }
+    Ok(())
 }
 
 /// Polls the proxy's `/api/status` until it routes writes to a master

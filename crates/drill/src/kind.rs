@@ -98,6 +98,13 @@ impl Fault {
         }
     }
 
+    /// Every write left without a reply did not run: the proxy's drain
+    /// closes a connection only between requests (restart-proxy). Where
+    /// the master dies, an unanswered write may have run: not promised.
+    pub fn unanswered_writes_did_not_run(self) -> bool {
+        matches!(self, Fault::RestartProxy)
+    }
+
     /// The sentinels must promote a replica.
     pub fn failover_expected(self) -> bool {
         self.expect() == Expect::Failover
@@ -184,6 +191,9 @@ mod tests {
             [false, false, false, true, true, true, true, true, true, true, false, false, true]
         );
         assert!(!RestartProxy.old_master_returns(true) && !RestartProxy.proves_no_failover());
+        assert!(
+            RestartProxy.unanswered_writes_did_not_run() && !Kill.unanswered_writes_did_not_run()
+        );
         assert_eq!(ColdRestart.expect(), Expect::Either);
         assert!(WipeReplica.proves_no_failover() && WipeMaster.old_master_returns(false));
         assert!(Partition.old_master_returns(false));

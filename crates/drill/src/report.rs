@@ -314,6 +314,14 @@ pub(crate) fn report(
         old_master: old_master.clone(),
         new_master: new_master.clone(),
         promotion_seen: t.promoted.as_ref().map(|p| p.0.clone()),
+        ran_without_reply: if cfg.fault.unanswered_writes_did_not_run() {
+            a.unknown_writes
+                .iter()
+                .filter(|u| u.applied != Some(false))
+                .count() as u64
+        } else {
+            0
+        },
     });
     let (applied, not_applied) = a.unknown_applied();
     let end_ms = t.duration_s * 1000.0;

@@ -1,8 +1,9 @@
 //! Whether a drill passed, so it can gate CI: an acknowledged write lost, a
 //! write applied twice, two masters at the end (split brain), no failover
 //! where the fault needs one, or a failover where none may happen (a
-//! replica killed, no quorum), each fails it (exit code 2; 1 is a drill
-//! that could not run).
+//! replica killed, no quorum), a write that ran although the proxy closed
+//! its connection where it promises to close only between requests (a
+//! drain), each fails it (exit code 2; 1 is a drill that could not run).
 
 use serde::Serialize;
 
@@ -24,6 +25,12 @@ pub enum Failure {
     UnexpectedFailover {
         to: String,
     },
+    /// Writes that ran although their client got no reply, where the
+    /// fault promises none does (the proxy's drain closes connections
+    /// only between requests: a retry would apply them twice).
+    RanWithoutReply {
+        writes: u64,
+    },
 }
 
 impl Failure {
@@ -42,6 +49,10 @@ impl Failure {
             Failure::UnexpectedFailover { to } => {
                 format!("a failover to {to} happened where none may")
             }
+            Failure::RanWithoutReply { writes } => format!(
+                "{writes} writes ran although their connection was closed without a reply \
+                 (a drain may close a connection only between requests)"
+            ),
         }
     }
 }
@@ -73,6 +84,9 @@ pub struct Facts {
     pub new_master: Option<String>,
     /// A replica the drill saw answer ROLE as master during the fault.
     pub promotion_seen: Option<String>,
+    /// Unknown outcomes that ran (or cannot be told apart), counted only
+    /// where the fault promises every unanswered write did not run.
+    pub ran_without_reply: u64,
 }
 
 /// Every reason the drill failed; empty when it passed.
@@ -103,6 +117,11 @@ pub fn failures(f: &Facts) -> Vec<Failure> {
         if let Some(to) = to {
             out.push(Failure::UnexpectedFailover { to });
         }
+    }
+    if f.ran_without_reply > 0 {
+        out.push(Failure::RanWithoutReply {
+            writes: f.ran_without_reply,
+        });
     }
     out
 }
@@ -207,5 +226,17 @@ mod tests {
             assert_eq!(got, [Failure::UnexpectedFailover { to: to.into() }]);
             assert_eq!(exit_code(&got), 2);
         }
+    }
+
+    #[test]
+    fn a_write_that_ran_without_a_reply_fails_where_none_may() {
+        let f = Facts {
+            ran_without_reply: 1,
+            ..passing()
+        };
+        let got = failures(&f);
+        assert_eq!(got, [Failure::RanWithoutReply { writes: 1 }]);
+        assert_eq!(exit_code(&got), 2);
+        assert!(got[0].describe().contains("between requests"));
     }
 }

@@ -19,6 +19,12 @@ pub enum Order {
     StaleFirst,
     /// Every process at once.
     AllAtOnce,
+    /// The sentinels first, the Redis nodes and the proxy a while later
+    /// (the sentinels name a master that is not up yet).
+    SentinelsFirst,
+    /// The proxy first, every node a while later (the proxy answers but
+    /// holds writes: it finds no master until the nodes are back).
+    ProxyFirst,
 }
 
 /// How long the later group of a staged order waits after the first.
@@ -35,6 +41,8 @@ pub fn plan(names: &[String], order: Order, stale: Option<usize>) -> Vec<(String
                 Order::AllAtOnce => false,
                 Order::SentinelsLast => n.starts_with("sentinel-"),
                 Order::StaleFirst => *n != first,
+                Order::SentinelsFirst => !n.starts_with("sentinel-"),
+                Order::ProxyFirst => n != "proxy",
             };
             (n.clone(), if later { STAGGER } else { Duration::ZERO })
         })
@@ -129,6 +137,14 @@ mod tests {
         assert_eq!(
             later(Order::StaleFirst, Some(1)),
             ["redis-0", "redis-2", "sentinel-0", "sentinel-1", "proxy"]
+        );
+        assert_eq!(
+            later(Order::SentinelsFirst, None),
+            ["redis-0", "redis-1", "redis-2", "proxy"]
+        );
+        assert_eq!(
+            later(Order::ProxyFirst, Some(2)),
+            ["redis-0", "redis-1", "redis-2", "sentinel-0", "sentinel-1"]
         );
     }
 }

@@ -125,7 +125,10 @@ impl Drop for Killed {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubernetes_cold_start_after_a_switchover_keeps_the_newest_writes() {
-    let t = Topology::start_test(2000).await.expect("topology");
+    // appendfsync always: see local/tests/restart.rs.
+    let t = Topology::start_test_with(2000, |s| s.appendfsync = "always".into())
+        .await
+        .expect("topology");
     let addrs = t.redis_addrs();
     assert_eq!(t.master().await.unwrap(), addrs[0]);
     write_keys(&addrs[0], "a", 500).await;

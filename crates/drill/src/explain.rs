@@ -1,8 +1,35 @@
 //! Plain-language notes on the Sentinel events that delay or prevent a
 //! failover (TILT mode, aborted attempts), so a drill that saw no failover
-//! says why instead of only that.
+//! says why instead of only that; and on writes lost by a master that came
+//! back from its own disk.
 
 use crate::events::{Event, Kind};
+use crate::kind::Fault;
+
+/// Why acknowledged writes can be missing after a fault that restarts the
+/// master from its own disk, and what closes it; `None` otherwise.
+/// `between_ms`: when the lost writes were acknowledged (after the fault).
+pub fn persistence_note(fault: Fault, lost: u64, between_ms: Option<(f64, f64)>) -> Option<String> {
+    if lost == 0 || !fault.restarts_master_from_disk() {
+        return None;
+    }
+    let when = between_ms
+        .map(|(a, b)| {
+            format!(
+                ", acknowledged between T+{} and T+{} ms",
+                a.round(),
+                b.round()
+            )
+        })
+        .unwrap_or_default();
+    Some(format!(
+        "{lost} writes lost{when}: the master came back from its AOF. With appendfsync \
+         everysec Redis postpones writing its AOF while an fsync runs (a busy disk) and still \
+         replies, so killing the process loses what it acknowledged meanwhile (up to 2 s). \
+         appendfsync always (`redis-ha up --appendfsync always`, `k8s render --appendfsync \
+         always`) keeps them, at a throughput cost"
+    ))
+}
 
 /// One note per sentinel that entered TILT and per distinct abort reason,
 /// in the order they happened.
@@ -89,6 +116,15 @@ mod tests {
         assert!(n[0].starts_with("sentinel s1 entered TILT mode at T+120 ms"));
         assert!(n[1].contains("(-failover-abort-no-good-slave): no replica was fit"));
         assert!(n[2].contains("no sentinel won a majority"));
+    }
+
+    #[test]
+    fn lost_writes_get_a_note_only_where_the_master_restarts_from_disk() {
+        let n = persistence_note(Fault::ColdRestart, 23, Some((1002.1, 1003.2))).unwrap();
+        assert!(n.starts_with("23 writes lost, acknowledged between T+1002 and T+1003 ms"));
+        assert!(n.contains("appendfsync always"));
+        assert_eq!(persistence_note(Fault::ColdRestart, 0, None), None);
+        assert_eq!(persistence_note(Fault::Kill, 5, None), None);
     }
 
     #[test]

@@ -105,6 +105,12 @@ impl Fault {
         matches!(self, Fault::RestartProxy)
     }
 
+    /// The master comes back from its own disk (every process killed, or
+    /// no failover): what its AOF lacks is lost.
+    pub fn restarts_master_from_disk(self) -> bool {
+        matches!(self, Fault::ColdRestart | Fault::KillSentinels)
+    }
+
     /// The sentinels must promote a replica.
     pub fn failover_expected(self) -> bool {
         self.expect() == Expect::Failover
@@ -194,6 +200,7 @@ mod tests {
         assert!(
             RestartProxy.unanswered_writes_did_not_run() && !Kill.unanswered_writes_did_not_run()
         );
+        assert!(ColdRestart.restarts_master_from_disk() && !Kill.restarts_master_from_disk());
         assert_eq!(ColdRestart.expect(), Expect::Either);
         assert!(WipeReplica.proves_no_failover() && WipeMaster.old_master_returns(false));
         assert!(Partition.old_master_returns(false));

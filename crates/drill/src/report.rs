@@ -325,7 +325,13 @@ pub(crate) fn report(
     });
     let (applied, not_applied) = a.unknown_applied();
     let end_ms = t.duration_s * 1000.0;
-    let notes = crate::explain::sentinel_notes(&events);
+    let lost_between = min_max(&a.lost_acked_at_ms).map(|(f, l)| (since_fault(f), since_fault(l)));
+    let mut notes = crate::explain::sentinel_notes(&events);
+    notes.extend(crate::explain::persistence_note(
+        cfg.fault,
+        a.lost,
+        lost_between,
+    ));
     DrillReport {
         target: cfg.target.clone(),
         fault: cfg.fault,
@@ -349,8 +355,7 @@ pub(crate) fn report(
         writes_per_100ms: buckets(&acks, &err_ms, end_ms),
         errors,
         lost_writes: a.lost,
-        lost_acked_between_ms: min_max(&a.lost_acked_at_ms)
-            .map(|(f, l)| (since_fault(f), since_fault(l))),
+        lost_acked_between_ms: lost_between,
         lost_examples: a.lost_examples,
         duplicated_writes: a.duplicated,
         duplicate_examples: a.duplicate_examples,

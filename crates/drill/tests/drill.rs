@@ -660,7 +660,11 @@ async fn a_wiped_replica_resyncs_without_a_failover() {
 /// acknowledged lost, nothing applied twice, one master, and a stale
 /// replica never leads.
 async fn cold_restart_drill(cold: redis_ha_drill::fault::ColdRestart) -> DrillReport {
-    let t = Topology::start_test(2000).await.expect("topology");
+    // appendfsync always: see local/tests/restart.rs (everysec can lose the
+    // last writes before a kill of every process on a busy disk).
+    let t = Topology::start_test_with(2000, |s| s.appendfsync = "always".into())
+        .await
+        .expect("topology");
     let old = t.master().await.unwrap();
     let stale = t.redis_addrs().into_iter().find(|a| *a != old).unwrap();
     let (password, sentinel_pw) = (

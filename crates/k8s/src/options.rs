@@ -45,6 +45,12 @@ pub struct RenderOptions {
     /// Redis maxmemory.
     #[arg(long, default_value = "256mb")]
     pub maxmemory: String,
+    /// Redis appendfsync. everysec: a whole-cluster crash or kill can lose
+    /// the writes acknowledged in its last second or two (Redis postpones
+    /// the AOF write while an fsync runs on a slow disk); always: none, at
+    /// a throughput cost (README, Restarts).
+    #[arg(long, default_value = "everysec", value_parser = ["always", "everysec", "no"])]
+    pub appendfsync: String,
     /// Redis min-replicas-to-write: a master that has not heard from this
     /// many replicas for 10 s refuses writes; 0 turns it off.
     #[arg(long, default_value_t = 1, value_name = "N")]
@@ -155,6 +161,7 @@ impl RenderOptions {
             quorum: sentinels / 2 + 1,
             down_after_ms: self.down_after_ms,
             maxmemory: self.maxmemory.clone(),
+            appendfsync: self.appendfsync.clone(),
             min_replicas_to_write: self.min_replicas_to_write,
             // Pods are known by their DNS names, which outlive their IPs.
             announce_hostnames: true,
@@ -299,6 +306,13 @@ mod tests {
         ])
         .o;
         assert_eq!(pinned.server_image(), "valkey/valkey:8.0.2");
+        let always = P::parse_from(["render", "--appendfsync", "always"]).o;
+        assert_eq!(always.spec().unwrap().appendfsync, "always");
+        assert_eq!(
+            RenderOptions::default().spec().unwrap().appendfsync,
+            "everysec"
+        );
+        assert!(P::try_parse_from(["render", "--appendfsync", "sometimes"]).is_err());
     }
 
     #[test]

@@ -89,6 +89,12 @@ pub struct UpArgs {
     /// Redis maxmemory (e.g. 256mb).
     #[arg(long)]
     pub maxmemory: Option<String>,
+    /// Redis appendfsync [default: everysec]. everysec: a whole-topology
+    /// crash or kill can lose the writes acknowledged in its last second or
+    /// two (Redis postpones the AOF write while an fsync runs on a slow
+    /// disk); always: none, at a throughput cost (README, Restarts).
+    #[arg(long, value_parser = ["always", "everysec", "no"])]
+    pub appendfsync: Option<String>,
     /// Redis min-replicas-to-write [default: 1]: a master that has not
     /// heard from this many replicas for 10 s refuses writes (NOREPLICAS),
     /// bounding what a partition loses; 0 turns it off.
@@ -264,6 +270,9 @@ fn options_for(a: &UpArgs) -> anyhow::Result<Options> {
     }
     if let Some(v) = &a.maxmemory {
         spec.maxmemory = v.clone();
+    }
+    if let Some(v) = &a.appendfsync {
+        spec.appendfsync = v.clone();
     }
     if let Some(v) = a.min_replicas_to_write {
         spec.min_replicas_to_write = v;

@@ -1,10 +1,17 @@
-//! The Kubernetes cold start of issue 27, with real processes: the master
-//! moved to redis-2 by a switchover, redis-0 then down while 500 more keys
-//! were written, then every process stopped. `redis-ha init-role` runs for
-//! each node exactly as the rendered Redis StatefulSet calls it (its
-//! addresses mapped to this machine's ports) while the sentinels are not
-//! answering yet; it must wait, and once the sentinels start, name redis-2
-//! master. Started that way, every acknowledged key is kept.
+//! The Kubernetes cold starts of issue 27, with real processes.
+//! `redis-ha init-role` runs for each node exactly as the rendered Redis
+//! StatefulSet calls it (its addresses mapped to this machine's ports):
+//! - the master moved to redis-2 by a switchover, redis-0 then down while
+//!   500 more keys were written, then every process stopped; the inits run
+//!   while the sentinels are not answering yet: they wait, and once the
+//!   sentinels start, name redis-2 master;
+//! - the same stale redis-0, and the sentinels' volumes lost too: they come
+//!   back naming the first boot's master (redis-0) with no history, as
+//!   their init step renders them, and no Redis pod runs. The inits compare
+//!   their disks through each other's port (each sees only its own volume),
+//!   choose the newest, and its init points the sentinels at it.
+//!
+//! Started that way, every acknowledged key is kept.
 
 mod common;
 
@@ -15,6 +22,9 @@ use redis_ha_local::switchover::{switchover, SwitchoverArgs};
 use redis_ha_local::Topology;
 use redis_ha_resp::conn::query;
 use redis_ha_resp::Frame;
+use redis_ha_topology::render::{sentinel_conf, SentinelNode};
+use redis_ha_topology::split_addr;
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -153,21 +163,7 @@ async fn kubernetes_cold_start_after_a_switchover_keeps_the_newest_writes() {
     t.kill_all();
 
     // Every pod's init container at once, before any sentinel answers.
-    let mut inits = Killed(Vec::new());
-    let mut outs = Vec::new();
-    for i in 0..3 {
-        let cmd = command_for(&t, i);
-        assert_eq!(cmd[..2], ["redis-ha", "init-role"]);
-        let out = t.opts.node_dir(&format!("redis-{i}")).join("init-role.out");
-        let child = Command::new(common::BIN)
-            .args(&cmd[1..])
-            .stdout(std::fs::File::create(&out).unwrap())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("init-role");
-        inits.0.push(child);
-        outs.push(out);
-    }
+    let (mut inits, outs) = spawn_inits(&t);
     // They wait, and say so.
     let deadline = Instant::now() + Duration::from_secs(20);
     for out in &outs {
@@ -191,17 +187,7 @@ async fn kubernetes_cold_start_after_a_switchover_keeps_the_newest_writes() {
     for i in 0..3 {
         t.restart(&format!("sentinel-{i}")).await.expect("sentinel");
     }
-    let deadline = Instant::now() + Duration::from_secs(60);
-    for c in &mut inits.0 {
-        let status = loop {
-            if let Some(s) = c.try_wait().unwrap() {
-                break s;
-            }
-            assert!(Instant::now() < deadline, "init-role still waiting");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        };
-        assert!(status.success());
-    }
+    wait_inits_done(&mut inits, &outs, Duration::from_secs(60)).await;
     let (h2, p2) = addrs[newest].rsplit_once(':').unwrap();
     for i in 0..3 {
         let dir = t.opts.node_dir(&format!("redis-{i}"));
@@ -220,5 +206,156 @@ async fn kubernetes_cold_start_after_a_switchover_keeps_the_newest_writes() {
     for a in &addrs {
         assert_eq!(count_present(a, "a", 500).await, 500, "a on {a}");
         assert_eq!(count_present(a, "b", 500).await, 500, "b on {a}");
+    }
+}
+
+/// Every pod's init container at once; their output files.
+fn spawn_inits(t: &Topology) -> (Killed, Vec<PathBuf>) {
+    let mut inits = Killed(Vec::new());
+    let mut outs = Vec::new();
+    for i in 0..3 {
+        let cmd = command_for(t, i);
+        assert_eq!(cmd[..2], ["redis-ha", "init-role"]);
+        let out = t.opts.node_dir(&format!("redis-{i}")).join("init-role.out");
+        let child = Command::new(common::BIN)
+            .args(&cmd[1..])
+            .stdout(std::fs::File::create(&out).unwrap())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("init-role");
+        inits.0.push(child);
+        outs.push(out);
+    }
+    (inits, outs)
+}
+
+/// Each init ended well within `within`; their outputs on failure.
+async fn wait_inits_done(inits: &mut Killed, outs: &[PathBuf], within: Duration) {
+    let deadline = Instant::now() + within;
+    for c in &mut inits.0 {
+        let status = loop {
+            if let Some(s) = c.try_wait().unwrap() {
+                break s;
+            }
+            let said: Vec<String> = outs
+                .iter()
+                .map(|o| std::fs::read_to_string(o).unwrap_or_default())
+                .collect();
+            assert!(
+                Instant::now() < deadline,
+                "init-role still waiting: {said:#?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        assert!(status.success());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubernetes_cold_start_with_the_sentinels_state_lost_chooses_by_data() {
+    // appendfsync always: see local/tests/restart.rs.
+    let t = Topology::start_test_with(2000, |s| s.appendfsync = "always".into())
+        .await
+        .expect("topology");
+    let addrs = t.redis_addrs();
+    assert_eq!(t.master().await.unwrap(), addrs[0]);
+    write_keys(&addrs[0], "a", 300).await;
+    wait_acked(&addrs[0], 2).await;
+    // redis-0 (the master) goes down: a failover, then 300 more keys on
+    // the new master and its one replica. redis-0 is stale.
+    t.kill("redis-0").unwrap();
+    let newest = t
+        .wait_new_master(&addrs[0], Duration::from_secs(30))
+        .await
+        .expect("a failover");
+    write_keys(&newest, "b", 300).await;
+    wait_acked(&newest, 1).await;
+    t.kill_all();
+
+    // The sentinels' volumes are new: each comes back as its init step
+    // renders it without a peer to copy, monitoring redis-0, no history.
+    t.forget_sentinel_state().unwrap();
+    let (h0, p0) = split_addr(&addrs[0]).unwrap();
+    for i in 0..3 {
+        let name = format!("sentinel-{i}");
+        let dir = t.opts.node_dir(&name);
+        let node = SentinelNode {
+            bind: t.opts.host.clone(),
+            port: t.opts.sentinel_ports[i],
+            dir: dir.display().to_string(),
+            master: (h0.clone(), p0),
+            known_replicas: vec![],
+            announce: None,
+            logfile: None,
+            pidfile: None,
+        };
+        std::fs::write(
+            dir.join("sentinel.conf"),
+            sentinel_conf(&t.opts.spec, &node),
+        )
+        .unwrap();
+        t.restart(&name).await.expect("sentinel");
+    }
+
+    // No Redis pod runs; every init at once, and as on Kubernetes each
+    // node's Redis starts as soon as its own init is done (the chosen
+    // master's init sees its peers again once they run).
+    let (mut inits, outs) = spawn_inits(&t);
+    let mut started = [false; 3];
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while started.contains(&false) {
+        let said: Vec<String> = outs
+            .iter()
+            .map(|o| std::fs::read_to_string(o).unwrap_or_default())
+            .collect();
+        assert!(
+            Instant::now() < deadline,
+            "init-role still waiting: {said:#?}"
+        );
+        for i in 0..3 {
+            if started[i] {
+                continue;
+            }
+            let Some(status) = inits.0[i].try_wait().unwrap() else {
+                continue;
+            };
+            assert!(status.success(), "redis-{i}: {}", said[i]);
+            let conf =
+                std::fs::read_to_string(t.opts.node_dir(&format!("redis-{i}")).join("role.conf"))
+                    .unwrap();
+            let role = match conf.split_whitespace().collect::<Vec<_>>()[..] {
+                [] => Role::Master,
+                ["replicaof", h, p] => Role::ReplicaOf(format!("{h}:{p}")),
+                _ => panic!("redis-{i}: role file {conf:?}"),
+            };
+            t.start_redis_in_role(i, &role).await.expect("redis");
+            started[i] = true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let said: Vec<String> = outs
+        .iter()
+        .map(|o| std::fs::read_to_string(o).unwrap())
+        .collect();
+    let chosen = (0..3)
+        .find(|i| said[*i].contains(": master ("))
+        .unwrap_or_else(|| panic!("no node chose master: {said:#?}"));
+    assert_ne!(chosen, 0, "the stale node leads: {said:#?}");
+    assert!(
+        said[chosen].contains("now monitors"),
+        "the chosen node did not point the sentinels at itself: {}",
+        said[chosen]
+    );
+    for (i, text) in said.iter().enumerate().filter(|(i, _)| *i != chosen) {
+        assert!(
+            text.contains(&format!("replica of {}", addrs[chosen])),
+            "redis-{i}: {text}"
+        );
+    }
+    t.wait_healthy(Duration::from_secs(60)).await.unwrap();
+    assert_eq!(t.master().await.unwrap(), addrs[chosen]);
+    for a in &addrs {
+        assert_eq!(count_present(a, "a", 300).await, 300, "a on {a}");
+        assert_eq!(count_present(a, "b", 300).await, 300, "b on {a}");
     }
 }

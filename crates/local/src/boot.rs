@@ -135,16 +135,17 @@ fn cannot_talk(s: &str, e: &ConnError) -> String {
     )
 }
 
-/// Each peer: running (its replication state), else its disk when it is
-/// on this machine, else unknown.
+/// Each peer: running (its replication state), or deciding in its own
+/// init-role (the disk it reports), else its disk when it is on this
+/// machine, else unknown.
 async fn peers(q: &Query<'_>) -> Vec<(Addr, Peer)> {
     let futs = q.peers.iter().map(|(a, dir)| async move {
-        let p = match boot_inputs::probe(a, Some(q.redis_access), q.timeout).await {
-            Some(r) => Peer::Running(r),
-            None => match dir {
+        let p = match boot_inputs::look(a, Some(q.redis_access), q.timeout).await {
+            Peer::Unknown => match dir {
                 Some(d) => Peer::Stopped(boot_inputs::disk(d)),
                 None => Peer::Unknown,
             },
+            seen => seen,
         };
         (a.clone(), p)
     });

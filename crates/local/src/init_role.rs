@@ -9,6 +9,7 @@
 use crate::boot::{self, Role};
 use anyhow::Context;
 use redis_ha_resp::Login;
+use redis_ha_topology::boot::Reason;
 use redis_ha_topology::split_addr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -109,7 +110,25 @@ pub async fn run(a: InitRoleArgs) -> anyhow::Result<u8> {
         timeout: a.timeout,
         max_wait: a.max_wait,
     };
-    let (role, why) = boot::decide(&q, &|l| println!("{l}")).await?;
+    // The peers, deciding too, read this node's disk from its port.
+    let port = split_addr(&a.announce).map(|(_, p)| p).unwrap_or(6379);
+    let answer = crate::init_answer::spawn(a.announce.clone(), port, a.data_dir.clone()).await;
+    let decided = boot::decide(&q, &|l| println!("{l}")).await;
+    if let Some(h) = answer {
+        h.abort();
+    }
+    let (role, why) = decided?;
+    if role == Role::Master && why == Reason::ByData {
+        let s = crate::repoint::Sentinels {
+            addrs: &c.sentinels,
+            access: &sentinel_access,
+            master_name: &master_name,
+            timeout: a.timeout,
+        };
+        for l in crate::repoint::monitor_here(&s, &a.announce, c.password.as_deref()).await {
+            println!("{l}");
+        }
+    }
     std::fs::write(&a.output, include_for(&role)?)
         .with_context(|| format!("cannot write {}", a.output.display()))?;
     println!("{}", boot::describe(&a.announce, &role, &why));

@@ -1,8 +1,9 @@
 //! Gathers the inputs of the boot decision ([`crate::boot`]) from real
 //! parts: each sentinel's answer (`SENTINEL MASTER`), a node's data files,
-//! and a running peer's replication state (`INFO replication`, `DBSIZE`).
+//! a running peer's replication state (`INFO replication`, `DBSIZE`), and
+//! the disk of a peer still deciding in its own `init-role` (its answer).
 
-use crate::boot::{Disk, Running, SentinelAnswer};
+use crate::boot::{Disk, Peer, Running, SentinelAnswer};
 use crate::info::parse_info;
 use crate::Addr;
 use redis_ha_resp::conn::query_auth;
@@ -67,21 +68,68 @@ pub async fn ask_sentinels<L: Credentials + ?Sized + Sync>(
     futures::future::join_all(futs).await
 }
 
+/// What `redis-ha init-role` answers every request with on its node's
+/// port while it decides: an error (so Sentinel and clients count the node
+/// as down, as when nothing listens) that tells its peers what its disk
+/// holds: a Kubernetes init container sees only its own volume.
+pub const INIT_ROLE_ERROR: &str = "INITROLE";
+
+/// Pure: that answer, for node `me` whose disk is `d`.
+pub fn init_role_reply(me: &str, d: Disk) -> String {
+    let data = match d {
+        Disk::Empty => "none".to_string(),
+        Disk::HasData { written_ms } => format!("written_ms={written_ms}"),
+    };
+    format!("{INIT_ROLE_ERROR} {me} is choosing its role (redis-ha init-role); data: {data}")
+}
+
+/// Pure: the disk such an answer reports; `None` for any other message.
+pub fn parse_init_role_reply(msg: &str) -> Option<Disk> {
+    let rest = msg.trim_start_matches('-').strip_prefix(INIT_ROLE_ERROR)?;
+    let data = rest.rsplit_once("data: ")?.1.trim();
+    if data == "none" {
+        return Some(Disk::Empty);
+    }
+    let ms = data.strip_prefix("written_ms=")?.parse().ok()?;
+    Some(Disk::HasData { written_ms: ms })
+}
+
+/// A peer as seen over the network: running (its replication state), in
+/// its init-role (its disk, as when stopped), or unknown.
+pub async fn look<L: Credentials + ?Sized + Sync>(
+    node: &str,
+    pw: Option<&L>,
+    timeout: Duration,
+) -> Peer {
+    match running(node, pw, timeout).await {
+        Ok(r) => Peer::Running(r),
+        Err(ConnError::Server(m)) => parse_init_role_reply(&m).map_or(Peer::Unknown, Peer::Stopped),
+        Err(_) => Peer::Unknown,
+    }
+}
+
 /// A running node's replication state; `None` when it does not answer.
 pub async fn probe<L: Credentials + ?Sized + Sync>(
     node: &str,
     pw: Option<&L>,
     timeout: Duration,
 ) -> Option<Running> {
-    let info = query_auth(node, pw, &["INFO", "replication"], timeout)
-        .await
-        .ok()?;
-    let info = parse_info(&info.as_text()?);
+    running(node, pw, timeout).await.ok()
+}
+
+async fn running<L: Credentials + ?Sized + Sync>(
+    node: &str,
+    pw: Option<&L>,
+    timeout: Duration,
+) -> Result<Running, ConnError> {
+    let bad = |what: &str| ConnError::Server(format!("{node}: unexpected {what} reply"));
+    let info = query_auth(node, pw, &["INFO", "replication"], timeout).await?;
+    let info = parse_info(&info.as_text().ok_or_else(|| bad("INFO"))?);
     let keys = query_auth(node, pw, &["DBSIZE"], timeout)
-        .await
-        .ok()?
-        .as_int()?;
-    Some(Running {
+        .await?
+        .as_int()
+        .ok_or_else(|| bad("DBSIZE"))?;
+    Ok(Running {
         is_master: info.get("role").map(String::as_str) == Some("master"),
         replid: info.get("master_replid").cloned().unwrap_or_default(),
         offset: info
@@ -171,6 +219,27 @@ mod tests {
         assert!(classify(Err(ConnError::Closed)).is_err());
         let noauth = Frame::Error("NOAUTH Authentication required.".into());
         assert!(classify(Ok(noauth)).is_err());
+    }
+
+    #[test]
+    fn an_init_role_answer_carries_its_disk_and_nothing_else_parses() {
+        for d in [
+            Disk::Empty,
+            Disk::HasData {
+                written_ms: 1_765_000_000_123,
+            },
+        ] {
+            let r = init_role_reply("redis-1.h:6379", d);
+            assert!(r.starts_with("INITROLE redis-1.h:6379 is choosing its role"));
+            assert_eq!(parse_init_role_reply(&r), Some(d));
+            assert_eq!(parse_init_role_reply(&format!("-{r}")), Some(d));
+        }
+        assert_eq!(parse_init_role_reply("LOADING Redis is loading"), None);
+        assert_eq!(
+            parse_init_role_reply("INITROLE x; data: written_ms=zz"),
+            None
+        );
+        assert_eq!(parse_init_role_reply("ERR data: none"), None);
     }
 
     #[test]

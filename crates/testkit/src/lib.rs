@@ -100,6 +100,18 @@ pub const PROGRAMS: &[Program] = &[
         "--test",
         "the real-Prometheus test (Redis nodes)",
     ),
+    cmd(
+        "podman",
+        "podman",
+        "--pods",
+        "the pod tests (the rendered pods in containers)",
+    ),
+    cmd(
+        "debootstrap",
+        "debootstrap",
+        "--pods",
+        "the pod tests' base images (scripts/pod-images.sh)",
+    ),
     Program {
         name: "redis",
         kind: Kind::PythonModule,
@@ -196,9 +208,12 @@ pub fn program(name: &str) -> Option<PathBuf> {
     }
 }
 
+/// On `PATH`, else in `/usr/sbin` or `/sbin` (debootstrap lives there, and
+/// a non-root user's `PATH` on Debian lacks them).
 fn on_path(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
+    let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/sbin"].map(PathBuf::from))
         .map(|d| d.join(name))
         .find(|p| is_executable(p))
 }

@@ -255,6 +255,11 @@ impl Session {
     async fn serve(&mut self) -> std::io::Result<()> {
         loop {
             self.step().await;
+            // The rest of a big request: boxed, so the usual loop's future
+            // (and what the compiler inlines into it) stays as it was.
+            if self.upload.is_some() {
+                Box::pin(self.pump_upload()).await;
+            }
             self.write_out()?;
             if self.finished() {
                 return self.close().await;
@@ -280,11 +285,6 @@ impl Session {
             self.on_client_data();
         }
         self.dispatch().await;
-        // A big request that ended lets the requests after it be read:
-        // the next step sends them.
-        if self.upload.is_some() && self.pump_upload().await && self.pipeline.queued() > 0 {
-            self.retry_at = Some(Instant::now());
-        }
         self.half_close_backend().await;
         // Only then a buffer: an idle client holds none.
         if self.pipeline.reply_ready()
@@ -411,13 +411,16 @@ impl Session {
         let (backend, inbox, routes) = (&mut self.backend, &self.inbox, &mut self.routes_rx);
         tokio::select! {
             biased;
-            _ = std::future::poll_fn(|cx| inbox.poll_ready(cx)), if from_backend => Wake::Mux,
+            _ = std::future::poll_fn(|cx| match from_backend {
+                true => inbox.poll_ready(cx),
+                false => std::task::Poll::Pending,
+            }) => Wake::Mux,
             r = async {
                 match backend.as_mut().map(|b| &mut b.link) {
-                    Some(Link::Dedicated(d)) => { room(&mut d.buf); d.r.read_buf(&mut d.buf).await }
+                    Some(Link::Dedicated(d)) if from_backend => { room(&mut d.buf); d.r.read_buf(&mut d.buf).await }
                     _ => std::future::pending().await,
                 }
-            }, if from_backend => Wake::Backend(r),
+            } => Wake::Backend(r),
             r = cw.ready(), if writing => Wake::Writable(r),
             r = cr.read(cbuf), if reading => Wake::Client(r),
             r = routes.changed(), if watch_routes => match r {

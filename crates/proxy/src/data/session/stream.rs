@@ -48,9 +48,17 @@ impl Session {
 
     /// Passes on what has been read of the big request: written to its link
     /// once its command went out, dropped if it was answered without
-    /// running. When it ends, the requests after it are read as usual.
-    /// True if one ended.
-    pub(super) async fn pump_upload(&mut self) -> bool {
+    /// running. When it ends, the requests after it are read as usual (and
+    /// sent at once: a timer wakes the session for them).
+    pub(super) async fn pump_upload(&mut self) {
+        let ended = self.pump().await;
+        if ended && self.pipeline.queued() > 0 {
+            self.retry_at = Some(Instant::now());
+        }
+    }
+
+    /// [`Session::pump_upload`]'s work; true if a big request ended.
+    async fn pump(&mut self) -> bool {
         let mut ended = false;
         while let Some(u) = self.upload.as_mut() {
             let to = self.pipeline.upstream();

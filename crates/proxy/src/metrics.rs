@@ -30,10 +30,12 @@ pub enum ErrorKind {
     OutputLimit,
     NotReplicated,
     Draining,
+    /// A big value cut short: its connection was lost while it passed.
+    Cut,
 }
 
 impl ErrorKind {
-    pub const ALL: [ErrorKind; 11] = [
+    pub const ALL: [ErrorKind; 12] = [
         ErrorKind::HoldTimeout,
         ErrorKind::Protocol,
         ErrorKind::SessionBroken,
@@ -45,6 +47,7 @@ impl ErrorKind {
         ErrorKind::OutputLimit,
         ErrorKind::NotReplicated,
         ErrorKind::Draining,
+        ErrorKind::Cut,
     ];
 
     pub fn label(self) -> &'static str {
@@ -60,6 +63,7 @@ impl ErrorKind {
             ErrorKind::OutputLimit => "output_limit",
             ErrorKind::NotReplicated => "not_replicated",
             ErrorKind::Draining => "draining",
+            ErrorKind::Cut => "cut",
         }
     }
 }

@@ -19,4 +19,4 @@ pub use conn::{ConnError, Connection};
 pub use frame::Frame;
 pub use login::{Access, Credentials, Login};
 pub use parse::{Command, Limits, ProtocolError};
-pub use request::RequestParser;
+pub use request::{Detached, RequestParser};

@@ -97,7 +97,8 @@ impl Command {
     pub fn arg(&self, i: usize) -> Option<&[u8]> {
         match i {
             _ if i >= self.argc => None,
-            0 | 1 => Some(&self.raw[self.head[i].clone()]),
+            // `get`: a request detached before its end may lack argument 1.
+            0 | 1 => self.raw.get(self.head[i].clone()),
             _ => self.args().nth(i),
         }
     }

@@ -45,6 +45,18 @@ enum Arg {
     Data { start: usize, stop: usize },
 }
 
+/// A request cut where one of its arguments starts: what
+/// [`RequestParser::detach`] leaves for the caller to pass on as it comes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Detached {
+    /// The argument whose data the command ends before (0 is the name).
+    pub index: usize,
+    /// Its data length (the CRLF after it not counted).
+    pub len: usize,
+    /// Arguments after it.
+    pub after: usize,
+}
+
 /// What one step over the buffer found.
 enum Step {
     Incomplete(Stage),
@@ -104,6 +116,41 @@ impl RequestParser {
                 Step::Done(cmd) => return Ok(Some(cmd)),
             }
         }
+    }
+
+    /// The request at the front is a multibulk waiting for the data of an
+    /// argument of at least `min` bytes: the command up to that data (its
+    /// `$len` line included) is split off `buf` and the parser starts over;
+    /// the argument's data, its CRLF and the arguments after it are the
+    /// caller's to read ([`Detached`]). Arguments from `index` on are not in
+    /// the command (`arg` gives `None` for them). `None` (nothing taken)
+    /// otherwise.
+    pub fn detach(&mut self, buf: &mut BytesMut, min: usize) -> Option<(Command, Detached)> {
+        let Stage::Args(mb) = &self.stage else {
+            return None;
+        };
+        let Arg::Data { start, stop } = mb.arg else {
+            return None;
+        };
+        if stop - start < min {
+            return None;
+        }
+        let missing = usize::MAX..usize::MAX;
+        let mut head = mb.head.clone();
+        for (i, h) in head.iter_mut().enumerate() {
+            if i >= mb.done {
+                *h = missing.clone();
+            }
+        }
+        let d = Detached {
+            index: mb.done,
+            len: stop - start,
+            after: mb.count - mb.done - 1,
+        };
+        let raw = buf.split_to(start).freeze();
+        let cmd = Command::from_parts(raw, mb.count, head);
+        self.stage = Stage::Start;
+        Some((cmd, d))
     }
 
     /// The usual case, a multibulk already whole in the buffer, in one pass
@@ -447,6 +494,42 @@ mod tests {
             scanned > 0 && scanned <= 2 * input.len() as u64,
             "scanned {scanned} of {}",
             input.len()
+        );
+    }
+
+    #[test]
+    fn a_big_argument_is_detached_with_the_command_before_it() {
+        let mut p = RequestParser::new(Limits::default());
+        let mut buf = BytesMut::from(&b"*4\r\n$3\r\nSET\r\n$1\r\nk\r\n$10\r\n0123"[..]);
+        assert!(p.next(&mut buf).unwrap().is_none());
+        assert!(p.detach(&mut buf, 11).is_none(), "below the size asked");
+        let (c, d) = p.detach(&mut buf, 10).expect("detached");
+        assert_eq!(&c.raw[..], b"*4\r\n$3\r\nSET\r\n$1\r\nk\r\n$10\r\n");
+        assert_eq!(
+            (c.argc(), c.arg(1), c.arg(2), c.arg(3)),
+            (4, Some(&b"k"[..]), None, None)
+        );
+        assert_eq!(
+            d,
+            Detached {
+                index: 2,
+                len: 10,
+                after: 1
+            }
+        );
+        assert_eq!(&buf[..], b"0123");
+        // The name's own data: no argument 1 in the command.
+        let mut buf = BytesMut::from(&b"*2\r\n$4\r\nECHO\r\n$5\r\nab"[..]);
+        assert!(p.next(&mut buf).unwrap().is_none());
+        let (c, d) = p.detach(&mut buf, 5).expect("detached");
+        assert_eq!((c.is("ECHO"), c.arg(1)), (true, None));
+        assert_eq!(
+            d,
+            Detached {
+                index: 1,
+                len: 5,
+                after: 0
+            }
         );
     }
 

@@ -143,6 +143,7 @@ pub struct LastClass {
 }
 
 impl LastClass {
+    #[inline(always)] // one call per request (and a cold one for big values)
     pub fn classify(&mut self, c: &Command) -> Class {
         let name = c.name();
         if let Some(class) = self.class {

@@ -54,6 +54,13 @@ pub enum ClientError {
     },
     /// The proxy is shutting down (drain) and did not forward it.
     ShuttingDown,
+    /// A request streamed in pieces (a big value) lost its connection, or
+    /// the client's side ended, before all of it was written: Redis never
+    /// had the whole command, so it did not run.
+    Unsent {
+        node: String,
+        why: String,
+    },
     /// Replication streams cannot pass a request/reply proxy.
     NotProxied {
         command: String,
@@ -73,6 +80,7 @@ impl ClientError {
             ClientError::Denied { .. } | ClientError::NotProxied { .. } => ErrorKind::Denied,
             ClientError::NotReplicated { .. } => ErrorKind::NotReplicated,
             ClientError::ShuttingDown => ErrorKind::Draining,
+            ClientError::Unsent { .. } => ErrorKind::Cut,
         }
     }
 
@@ -99,6 +107,7 @@ impl ClientError {
             ClientError::Denied { command } => format!("ERR redis-ha: {command} is not allowed through the proxy (--deny-commands); run it against the node directly"),
             ClientError::NotReplicated { detail } => format!("NOREPLICAS redis-ha: the write ran on the master, but {detail} (--write-ack); a failover now could lose it, check before retrying"),
             ClientError::ShuttingDown => "TRYAGAIN redis-ha: this proxy is shutting down and did not run the command; reconnect and send it again".into(),
+            ClientError::Unsent { node, why } => format!("ERR redis-ha: the connection to {node} was lost ({why}) before this command was sent in full; it did not run, safe to retry"),
             ClientError::NotProxied { command } => format!("ERR redis-ha: {command} (a replication stream) cannot pass through the proxy; connect to the node directly (redis-ha status shows its address)"),
         }
     }

@@ -6,6 +6,7 @@
 mod accept;
 pub mod ack;
 mod backend_io;
+mod big;
 mod bufpool;
 mod commands;
 pub mod deny;

@@ -43,6 +43,10 @@ use tokio::task::AbortHandle;
 /// What a shared connection hands back to a session.
 pub enum Reply {
     Frame(Bytes),
+    /// A piece of a big bulk reply ([`crate::data::big`]), passed on as it
+    /// arrives; `true` on the last (which ends with the CRLF). If the
+    /// connection fails before the last, [`Reply::Lost`] follows.
+    Part(Bytes, bool),
     /// The connection failed before this request was written to it: it
     /// certainly did not run.
     Unsent,
@@ -63,6 +67,13 @@ pub struct Inbox {
     q: Mutex<VecDeque<(u64, Reply)>>,
     ready: AtomicBool,
     waker: AtomicWaker,
+    /// Bytes of [`Reply::Part`]s delivered and not yet taken by the session:
+    /// the reader reads no further while there are [`RELAY_AHEAD`] of them.
+    held: AtomicUsize,
+    /// The session took some, or ended.
+    room: Notify,
+    /// The session ended.
+    closed: AtomicBool,
 }
 
 impl Inbox {
@@ -83,6 +94,36 @@ impl Inbox {
         }
     }
 
+    /// The session took `n` bytes of [`Reply::Part`]s.
+    pub fn taken(&self, n: usize) {
+        self.held.fetch_sub(n, Ordering::AcqRel);
+        self.room.notify_one();
+    }
+
+    /// The session ended: nothing it was sent will be taken.
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        self.room.notify_one();
+    }
+
+    /// Waits until the session has taken all but [`RELAY_AHEAD`] bytes of
+    /// the pieces sent to it; false if it ended, or took nothing for
+    /// [`RELAY_STALL`].
+    async fn room_for_more(&self) -> bool {
+        loop {
+            if self.closed.load(Ordering::Acquire) {
+                return false;
+            }
+            if self.held.load(Ordering::Acquire) <= RELAY_AHEAD {
+                return true;
+            }
+            let took = self.room.notified();
+            if tokio::time::timeout(RELAY_STALL, took).await.is_err() {
+                return false;
+            }
+        }
+    }
+
     /// Moves everything received so far into `into` (which must be empty),
     /// swapping buffers so neither side allocates in steady state.
     pub fn take(&self, into: &mut VecDeque<(u64, Reply)>) {
@@ -91,6 +132,15 @@ impl Inbox {
         std::mem::swap(&mut *q, into);
     }
 }
+
+/// Bytes of a big reply a shared connection reads ahead of its session.
+const RELAY_AHEAD: usize = 1 << 20;
+
+/// How long a shared connection waits for a session to take a piece of a
+/// big reply (a client not reading it): then that client's reply is cut
+/// ([`Reply::Lost`], which closes it) and the rest of the value is read and
+/// dropped, so the connection serves its other sessions again.
+const RELAY_STALL: Duration = Duration::from_secs(5);
 
 /// Whose replies the next `n` are.
 enum Dest {
@@ -441,6 +491,14 @@ async fn reader(conn: Arc<MuxConn>, mut buf: BytesMut) {
             }
             deliver(&mut buf, &mut lens, &mut ready, conn.ack.as_ref());
         }
+        if buf.len() > 16 && buf[0] == b'$' {
+            if let Some((_, total)) = super::big::bulk_head(&buf) {
+                if let Err(why) = relay(&conn, &mut buf, total).await {
+                    return conn.fail(&why);
+                }
+                continue;
+            }
+        }
         if buf.is_empty() && buf.capacity() > SHRINK_ABOVE {
             // After a big reply: its tail would keep the whole allocation.
             buf = BytesMut::with_capacity(64 * 1024);
@@ -462,6 +520,86 @@ async fn reader(conn: Arc<MuxConn>, mut buf: BytesMut) {
             Ok(0) => return conn.fail("closed by the server"),
             Ok(_) => {}
             Err(e) => return conn.fail(&format!("read failed: {e}")),
+        }
+    }
+}
+
+/// Reads into `buf` what the socket has (waiting for it if needed).
+async fn read_more(conn: &MuxConn, buf: &mut BytesMut) -> Result<(), String> {
+    if buf.capacity() - buf.len() < 16 * 1024 {
+        buf.reserve(64 * 1024);
+    }
+    loop {
+        if let Err(e) = conn.sock.readable().await {
+            return Err(format!("read failed: {e}"));
+        }
+        match conn.sock.read_draining(buf) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            Ok(0) => return Err("closed by the server".into()),
+            Ok(_) => return Ok(()),
+            Err(e) => return Err(format!("read failed: {e}")),
+        }
+    }
+}
+
+/// The reply at the front of `buf` is a big bulk string of `total` bytes
+/// not all here yet: it goes to its session in pieces as it arrives
+/// ([`Reply::Part`]), reading no further ahead of the session than
+/// [`RELAY_AHEAD`]. Meanwhile this connection's other replies wait behind
+/// it (they follow it on the wire). A session that takes nothing for
+/// [`RELAY_STALL`], or ends, is cut: it gets [`Reply::Lost`], and the rest
+/// of the value is read and dropped. `Err`: the connection failed.
+async fn relay(conn: &MuxConn, buf: &mut BytesMut, total: usize) -> Result<(), String> {
+    let (inbox, gen) = {
+        let g = lock(&conn.out);
+        match g.waiting.front() {
+            Some(Waiter {
+                dest: Dest::Session(inbox, gen),
+                ..
+            }) => (inbox.clone(), *gen),
+            _ => return Err("a reply nobody asked for".into()),
+        }
+    };
+    let mut r = super::big::Relay { left: total };
+    let mut owed = true;
+    loop {
+        let n = r.piece(buf.len());
+        if n > 0 {
+            let piece = buf.split_to(n).freeze();
+            r.left -= n;
+            let last = r.left == 0;
+            if last && !piece.ends_with(b"\r\n") {
+                return Err("protocol error from backend: bulk data not followed by CRLF".into());
+            }
+            if owed {
+                inbox.held.fetch_add(n, Ordering::AcqRel);
+                inbox.push_all(std::iter::once((gen, Reply::Part(piece, last))));
+            }
+            if last {
+                if owed {
+                    answered_front(conn);
+                }
+                return Ok(());
+            }
+        }
+        if owed && !inbox.room_for_more().await {
+            tracing::info!(backend = %conn.addr, "a big reply's client took none of it for a while: cut");
+            inbox.push_all(std::iter::once((gen, Reply::Lost)));
+            answered_front(conn);
+            owed = false;
+        }
+        // (Cut: the pieces above are split off and dropped as they come.)
+        read_more(conn, buf).await?;
+    }
+}
+
+/// The waiter at the front had one reply delivered outside [`deliver`].
+fn answered_front(conn: &MuxConn) {
+    let mut g = lock(&conn.out);
+    if let Some(w) = g.waiting.front_mut() {
+        w.n -= 1;
+        if w.n == 0 {
+            g.waiting.pop_front();
         }
     }
 }

@@ -2,6 +2,7 @@
 //! draining or open), where they go (the master, a replica), the hold when
 //! there is nowhere, connecting, and writing them in one batch.
 
+use super::pipeline::Upstream;
 use super::*;
 
 impl Session {
@@ -230,7 +231,11 @@ impl Session {
                 let mut batch = std::mem::take(&mut self.batch);
                 pipeline.write_queued(&mut batch, |s| taker.take(s));
                 if let (true, Some(a)) = (taker.acks.awaited > 0, &cfg.write_ack) {
-                    pipeline.push_gate(a.wait(), &mut batch);
+                    match self.upload.as_mut() {
+                        // Its WAIT follows the rest of the big request.
+                        Some(u) if pipeline.upstream() == Upstream::Forward => u.gate = true,
+                        _ => pipeline.push_gate(a.wait(), &mut batch),
+                    }
                 }
                 let sent = b.write(&batch).await;
                 batch.clear();

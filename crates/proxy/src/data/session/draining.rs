@@ -48,9 +48,8 @@ impl Session {
             DrainStep::Finish { end_blocked } => end_blocked,
         };
         let not_run = ClientError::ShuttingDown;
-        // Complete requests already read: answered, in order, not run.
-        while let Ok(Some(_)) = self.parser.next(&mut self.cbuf) {
-            self.answer_local(not_run.clone(), After::Continue);
+        if self.upload.is_none() {
+            self.refuse_unread();
         }
         let n = self.pipeline.fail_queued(&not_run);
         if n > 0 {
@@ -67,9 +66,20 @@ impl Session {
         }
         self.input = Input::Draining { until };
     }
+    /// Complete requests already read, not yet accepted: answered, in
+    /// order, not run (the rest of a big request being read goes first).
+    pub(super) fn refuse_unread(&mut self) {
+        while let Ok(Some(_)) = self.parser.next(&mut self.cbuf) {
+            self.answer_local(ClientError::ShuttingDown, After::Continue);
+        }
+    }
+
     /// `--drain-timeout` passed with requests still unanswered: they get an
     /// unknown-outcome error (they were forwarded) and the session closes.
     pub(super) fn drain_timed_out(&mut self) {
+        if self.relay.is_some() {
+            return self.relay_cut("the proxy shut down (--drain-timeout) mid-reply");
+        }
         let node = self.backend.as_ref().map(|b| b.addr.clone());
         let e = ClientError::UnknownOutcome {
             node: node.unwrap_or_else(|| "the backend".into()),

@@ -41,6 +41,7 @@ mod pipeline;
 mod replay;
 mod replies;
 mod state;
+mod stream;
 
 use self::client_io::{ClientReader, ClientWriter};
 use self::hold::{Hold, Next};
@@ -49,6 +50,7 @@ use self::login::{Gate, Signin};
 use self::pipeline::{Ack, After, Answer, Pipeline, Slot, Take};
 use self::replay::{Loss, Verdict};
 use self::state::{ConnState, Replies};
+use super::big::{self, Relay, Upload};
 use super::bufpool;
 use super::commands::{is_unsubscribe_push, Class, Effect, Kind, LastClass};
 use super::drain::DrainState;
@@ -161,6 +163,13 @@ pub struct Session {
     avoid: Option<Avoid>,
     retry_at: Option<Instant>,
     last_input: Instant,
+    /// The rest of a big request being read and passed on.
+    upload: Option<Upload>,
+    /// A big reply being passed to the client as it arrives.
+    relay: Option<Relay>,
+    /// A big reply from a shared connection that cannot be relayed (not
+    /// the first due): gathered whole, as any reply.
+    gathered: BytesMut,
 }
 
 /// Makes room to read into, growing the buffer only when it runs low. A
@@ -225,6 +234,9 @@ impl Session {
             avoid: None,
             retry_at: None,
             last_input: Instant::now(),
+            upload: None,
+            relay: None,
+            gathered: BytesMut::new(),
         }
     }
 
@@ -236,12 +248,18 @@ impl Session {
             tracing::debug!(error = %e, "client session ended");
         }
         self.drop_backend();
+        self.inbox.close();
         m.client_connections.dec();
     }
 
     async fn serve(&mut self) -> std::io::Result<()> {
         loop {
             self.step().await;
+            // The rest of a big request: boxed, so the usual loop's future
+            // (and what the compiler inlines into it) stays as it was.
+            if self.upload.is_some() {
+                Box::pin(self.pump_upload()).await;
+            }
             self.write_out()?;
             if self.finished() {
                 return self.close().await;
@@ -366,6 +384,12 @@ impl Session {
     /// Reads the client while it may send more: logged in or not waiting
     /// for a login's answer, and not too far behind on its replies.
     fn wants_input(&self) -> bool {
+        if self.upload.is_some() {
+            // The rest of a big request: read on (a drain lets it finish)
+            // while little of it waits here.
+            return matches!(self.input, Input::Open | Input::Draining { .. })
+                && self.cbuf.len() < big::UPLOAD_AHEAD;
+        }
         self.input == Input::Open
             && self.login != Signin::Waiting
             && self.out.len() < SOFT_OUTPUT
@@ -380,15 +404,20 @@ impl Session {
         let reading = self.wants_input();
         let writing = !self.out.is_empty() || self.cw.has_unflushed();
         let drain_news = !matches!(self.input, Input::Draining { .. });
+        // A big reply waits while the client is behind on it.
+        let from_backend = self.relay.is_none() || self.out.len() < big::RELAY_OUT;
         let (cr, cbuf, cw) = (&mut self.cr, &mut self.cbuf, &mut self.cw);
         let drain = &mut self.drain_rx;
         let (backend, inbox, routes) = (&mut self.backend, &self.inbox, &mut self.routes_rx);
         tokio::select! {
             biased;
-            _ = std::future::poll_fn(|cx| inbox.poll_ready(cx)) => Wake::Mux,
+            _ = std::future::poll_fn(|cx| match from_backend {
+                true => inbox.poll_ready(cx),
+                false => std::task::Poll::Pending,
+            }) => Wake::Mux,
             r = async {
                 match backend.as_mut().map(|b| &mut b.link) {
-                    Some(Link::Dedicated(d)) => { room(&mut d.buf); d.r.read_buf(&mut d.buf).await }
+                    Some(Link::Dedicated(d)) if from_backend => { room(&mut d.buf); d.r.read_buf(&mut d.buf).await }
                     _ => std::future::pending().await,
                 }
             } => Wake::Backend(r),

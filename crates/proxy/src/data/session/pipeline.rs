@@ -65,6 +65,30 @@ impl From<bool> for Take {
     }
 }
 
+/// A request streamed in pieces (a big value, [`crate::data::big`]): its
+/// slot holds the command only up to the big argument.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stream {
+    /// A whole request (the usual case).
+    Whole,
+    /// The rest is still being read and passed on.
+    Sending,
+    /// All of it was written.
+    Sent,
+}
+
+/// Where the rest of a streamed request goes now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Upstream {
+    /// Its command has not gone out yet: read no further than a little ahead.
+    Wait,
+    /// Its command went out: write the rest to the same link.
+    Forward,
+    /// It was answered without running (refused, held too long, its link
+    /// lost): the rest is read and dropped.
+    Drop,
+}
+
 /// Whose reply came in.
 #[derive(Debug)]
 pub enum Answer {
@@ -91,6 +115,7 @@ pub struct Slot {
     head: BytesMut,
     /// How many frames `head` holds.
     parts: usize,
+    pub stream: Stream,
 }
 
 impl Slot {
@@ -112,6 +137,7 @@ impl Slot {
             frames: 1,
             head: BytesMut::new(),
             parts: 0,
+            stream: Stream::Whole,
         }
     }
 
@@ -369,7 +395,18 @@ impl Pipeline {
             .find(|s| matches!(s.state, SlotState::Written))?;
         self.written -= 1;
         s.losses = s.losses.saturating_add(1);
-        let r = replay::after_loss(s.class.effect, s.losses, loss);
+        // A streamed request cannot be sent again (its value is gone).
+        let r = match s.stream {
+            Stream::Whole => replay::after_loss(s.class.effect, s.losses, loss),
+            Stream::Sending => Err(ClientError::Unsent {
+                node: loss.node.clone(),
+                why: loss.why.clone(),
+            }),
+            Stream::Sent => Err(ClientError::UnknownOutcome {
+                node: loss.node.clone(),
+                why: loss.why.clone(),
+            }),
+        };
         match &r {
             Ok(()) => {
                 s.requeue();
@@ -485,6 +522,76 @@ impl Pipeline {
         }
     }
 
+    /// Whether the first written request is whole (a streamed one cannot
+    /// go back to the queue).
+    pub fn first_written_whole(&self) -> bool {
+        self.slots
+            .iter()
+            .find(|s| matches!(s.state, SlotState::Written))
+            .is_none_or(|s| s.stream == Stream::Whole)
+    }
+
+    /// Where the rest of the streamed request (the last slot) goes.
+    pub fn upstream(&self) -> Upstream {
+        match self.slots.back() {
+            Some(s) if s.stream == Stream::Sending => match s.state {
+                SlotState::Queued => Upstream::Wait,
+                SlotState::Written => Upstream::Forward,
+                _ => Upstream::Drop,
+            },
+            _ => Upstream::Drop,
+        }
+    }
+
+    /// The request just pushed streams its rest after it ([`Stream::Sending`]);
+    /// it never goes over a shared connection.
+    pub fn detach_last(&mut self) {
+        if let Some(s) = self.slots.back_mut() {
+            if matches!(s.state, SlotState::Queued) {
+                s.stream = Stream::Sending;
+                s.class.shared = false;
+            }
+        }
+    }
+
+    /// The streamed request was written in full.
+    pub fn sent_whole(&mut self) {
+        if let Some(s) = self.slots.back_mut() {
+            if s.stream == Stream::Sending {
+                s.stream = Stream::Sent;
+            }
+        }
+    }
+
+    /// Whether the reply now arriving may go to the client in pieces as it
+    /// comes: it answers the first slot (nothing before it to wait for),
+    /// a plain command's, in one frame, not held for `--write-ack`.
+    pub fn relay_ok(&self) -> bool {
+        matches!(
+            self.slots.front(),
+            Some(s) if matches!(s.state, SlotState::Written)
+                && s.ack == Ack::No
+                && s.frames == 1
+                && s.class.kind == Kind::Normal
+        )
+    }
+
+    /// The first slot's reply went to the client in pieces, all of it.
+    pub fn relayed(&mut self) {
+        if let Some(s) = self.slots.pop_front() {
+            self.written -= 1;
+            self.note_answered(s.at);
+        }
+    }
+
+    /// Drops every slot without an answer (the connection closes: a reply
+    /// went out cut short, nothing more may follow it).
+    pub fn clear(&mut self) {
+        self.slots.clear();
+        self.queued = 0;
+        self.written = 0;
+    }
+
     /// Written requests of a kind that ties the client to its backend.
     pub fn blocking_written(&self) -> bool {
         self.slots
@@ -525,6 +632,7 @@ impl Pipeline {
 mod tests {
     use super::*;
     use crate::data::commands::classify;
+    use crate::data::error::Ran;
 
     fn req(args: &[&str]) -> Slot {
         let c = Command::from_args(args);
@@ -809,5 +917,52 @@ mod tests {
         let mut out = BytesMut::new();
         assert_eq!(p.flush(&mut out), After::Close);
         assert_eq!(&out[..], b"+OK\r\n");
+    }
+
+    #[test]
+    fn a_streamed_request_is_never_sent_again() {
+        // Lost while its value streams: it did not run, and says so.
+        let mut p = Pipeline::default();
+        p.push(req(&["GET", "k"]));
+        p.push(req(&["SET", "big", "v"]));
+        p.detach_last();
+        assert_eq!(p.upstream(), Upstream::Wait);
+        let mut batch = BytesMut::new();
+        assert_eq!(p.write_queued(&mut batch, |_| true), 2);
+        assert_eq!(p.upstream(), Upstream::Forward);
+        assert!(p.first_written_whole(), "the GET is first");
+        let r = p.lose_written(&lost());
+        assert_eq!(r.replayed, 1, "the GET goes again");
+        assert!(matches!(&r.failed[..], [e @ ClientError::Unsent { .. }] if e.ran() == Ran::No));
+        assert_eq!(p.upstream(), Upstream::Drop, "the rest is dropped");
+        // Lost after its last byte: it may have run.
+        let mut p = Pipeline::default();
+        p.push(req(&["SET", "big", "v"]));
+        p.detach_last();
+        p.write_queued(&mut batch, |_| true);
+        assert!(!p.first_written_whole());
+        p.sent_whole();
+        let r = p.lose_written(&lost());
+        assert!(matches!(
+            &r.failed[..],
+            [ClientError::UnknownOutcome { .. }]
+        ));
+    }
+
+    #[test]
+    fn a_big_reply_is_relayed_only_to_the_first_slot() {
+        let mut p = Pipeline::default();
+        p.push(req(&["GET", "a"]));
+        p.push(req(&["GET", "b"]));
+        let mut batch = BytesMut::new();
+        p.write_queued(&mut batch, |_| true);
+        assert!(p.relay_ok());
+        p.relayed();
+        assert_eq!((p.len(), p.written()), (1, 1));
+        assert!(p.relay_ok());
+        let mut q = Pipeline::default();
+        q.push(req(&["SUBSCRIBE", "c"]));
+        q.write_queued(&mut batch, |_| true);
+        assert!(!q.relay_ok(), "not a plain command's reply");
     }
 }

@@ -7,6 +7,9 @@ use super::*;
 impl Session {
     pub(super) fn on_backend_data(&mut self) {
         loop {
+            if self.relay.is_some() && !self.relay_dedicated() {
+                return; // more of the big reply to come
+            }
             let Some(Link::Dedicated(d)) = self.backend.as_mut().map(|b| &mut b.link) else {
                 return;
             };
@@ -15,6 +18,11 @@ impl Session {
                 Ok(None) => {
                     if d.buf.is_empty() && d.buf.capacity() > super::super::mux::SHRINK_ABOVE {
                         d.buf = BytesMut::new(); // after a big reply
+                    }
+                    // A big bulk string on its way: passed on as it comes.
+                    let big = d.buf.len() > 16 && d.buf[0] == b'$';
+                    if big && self.relay_dedicated() {
+                        continue;
                     }
                     return;
                 }
@@ -31,11 +39,19 @@ impl Session {
         self.inbox.take(&mut replies);
         let mut lost = false;
         for (gen, r) in replies.drain(..) {
+            if let Reply::Part(data, _) = &r {
+                self.inbox.taken(data.len());
+            }
             if gen != self.gen {
                 continue; // a link dropped since
             }
+            if self.relay.is_some() && matches!(r, Reply::Lost | Reply::Unsent) {
+                self.relay_cut("shared connection failed mid-reply");
+                break;
+            }
             match r {
                 Reply::Frame(f) => self.on_frame(&f),
+                Reply::Part(data, last) => self.on_part(data, last),
                 Reply::Unsent => {
                     self.pipeline.requeue_first_written();
                 }
@@ -109,7 +125,10 @@ impl Session {
         }
         if self.endpoint == Endpoint::write && !in_tx {
             match replay::judge(frame) {
-                Verdict::NotRun if self.not_run(frame) => return,
+                // A streamed request cannot be sent again: the refusal is its answer.
+                Verdict::NotRun if self.pipeline.first_written_whole() && self.not_run(frame) => {
+                    return
+                }
                 Verdict::NotRun => {} // refused for too long: the client gets it
                 Verdict::Answer => self.refused = Hold::Off,
             }
@@ -188,6 +207,9 @@ impl Session {
         self.shared
             .routes
             .refresh(Refresh::BackendDown(b.addr.clone()));
+        if self.relay.is_some() {
+            return self.relay_cut(why);
+        }
         if b.phase == Phase::HalfClosed {
             self.input = Input::Closing; // the drain ended a blocked command
             return;
@@ -234,6 +256,9 @@ impl Session {
     }
 
     pub(super) fn break_session(&mut self, during: &'static str) {
+        if self.relay.is_some() {
+            return self.relay_cut(during);
+        }
         let addr = self
             .backend
             .as_ref()

@@ -8,7 +8,10 @@
 
 use redis_ha_k8s::options::RenderOptions;
 use redis_ha_k8s::render::PASSWORD_KEY;
-use redis_ha_k8s::roles::{parse_role, parse_sentinel_master, verdict, Role, Verdict};
+use redis_ha_k8s::roles::{
+    parse_role, parse_sentinel_master, parse_sentinel_replicas, verdict, Role, SentinelView,
+    Verdict,
+};
 use redis_ha_podrun::{images, podman, Cluster, Rendered};
 use redis_ha_resp::{Access, Connection, Frame, Login};
 use redis_ha_topology::Engine;
@@ -66,7 +69,8 @@ fn deploy(engine: Engine) -> Option<Deployed> {
 }
 
 impl Deployed {
-    /// `k8s status`'s decision, from the pods (ROLE, and each sentinel's master).
+    /// `k8s status`'s decision, from the pods (ROLE, and each sentinel's
+    /// master and replicas).
     fn verdict(&self) -> (Vec<(String, Role)>, Verdict) {
         let cli = self.engine.cli();
         let roles: Vec<(String, Role)> = self
@@ -87,23 +91,25 @@ impl Deployed {
             })
             .collect();
         let sentinels = self.c.set_pods("sentinel");
-        let views: Vec<(String, Option<String>)> = sentinels
+        let views: Vec<(String, SentinelView)> = sentinels
             .iter()
             .map(|p| {
-                let args = [
-                    cli,
-                    "--no-auth-warning",
-                    "-p",
-                    "26379",
-                    "SENTINEL",
-                    "get-master-addr-by-name",
-                    "mymaster",
-                ];
-                let view = self
-                    .c
-                    .exec(p, "sentinel", &args)
-                    .ok()
-                    .and_then(|o| parse_sentinel_master(&o));
+                let ask = |what| {
+                    let args = [
+                        cli,
+                        "--no-auth-warning",
+                        "-p",
+                        "26379",
+                        "SENTINEL",
+                        what,
+                        "mymaster",
+                    ];
+                    self.c.exec(p, "sentinel", &args).ok()
+                };
+                let view = SentinelView {
+                    master: ask("get-master-addr-by-name").and_then(|o| parse_sentinel_master(&o)),
+                    replicas: ask("replicas").and_then(|o| parse_sentinel_replicas(&o)),
+                };
                 (p.clone(), view)
             })
             .collect();

@@ -9,7 +9,10 @@ use crate::render::{
     self, Load, Object, Phase, PASSWORD_KEY, PLACEHOLDER_PASSWORD, SENTINEL_PASSWORD_KEY,
 };
 use crate::results::{merge, report_from_log};
-use crate::roles::{parse_role, parse_sentinel_master, verdict, Role, Verdict};
+use crate::roles::{
+    parse_role, parse_sentinel_master, parse_sentinel_replicas, verdict, Role, SentinelView,
+    Verdict,
+};
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
@@ -420,30 +423,37 @@ impl Cluster {
         Ok(out)
     }
 
+    /// Each sentinel's master and the replicas it knows (not flagged down).
     async fn sentinel_views(
         &self,
         master_name: &str,
-    ) -> anyhow::Result<Vec<(String, Option<String>)>> {
+    ) -> anyhow::Result<Vec<(String, SentinelView)>> {
         let port = SENTINEL_PORT.to_string();
-        let args = [
-            "--no-auth-warning",
-            "-p",
-            &port,
-            "SENTINEL",
-            "get-master-addr-by-name",
-            master_name,
-        ];
+        let ask = |what: &'static str| {
+            [
+                "--no-auth-warning".to_string(),
+                "-p".into(),
+                port.clone(),
+                "SENTINEL".into(),
+                what.into(),
+                master_name.to_string(),
+            ]
+        };
+        let (master, replicas) = (ask("get-master-addr-by-name"), ask("replicas"));
         let mut out = Vec::new();
         for p in self.pods("sentinel").await? {
             let name = p.metadata.name.clone().unwrap_or_default();
-            let view = match Self::running(&p) {
-                true => self
-                    .exec(&name, "sentinel", &cli_command(&p, "sentinel", &args))
-                    .await
-                    .ok()
-                    .and_then(|t| parse_sentinel_master(&t)),
-                false => None,
-            };
+            let mut view = SentinelView::default();
+            if Self::running(&p) {
+                let cmd = |args: &[String]| {
+                    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                    cli_command(&p, "sentinel", &args)
+                };
+                let said = self.exec(&name, "sentinel", &cmd(&master)).await.ok();
+                view.master = said.and_then(|t| parse_sentinel_master(&t));
+                let said = self.exec(&name, "sentinel", &cmd(&replicas)).await.ok();
+                view.replicas = said.and_then(|t| parse_sentinel_replicas(&t));
+            }
             out.push((name, view));
         }
         Ok(out)
@@ -451,7 +461,7 @@ impl Cluster {
 
     async fn verdict(
         &self,
-    ) -> anyhow::Result<(Vec<(String, Role)>, Vec<(String, Option<String>)>, Verdict)> {
+    ) -> anyhow::Result<(Vec<(String, Role)>, Vec<(String, SentinelView)>, Verdict)> {
         let spec = RenderOptions::default().spec()?;
         let sentinels = self
             .api::<StatefulSet>()
@@ -480,7 +490,7 @@ impl Cluster {
                 .collect();
             let s: Vec<Value> = views
                 .iter()
-                .map(|(p, m)| json!({"pod": p, "master": m}))
+                .map(|(p, v)| json!({"pod": p, "master": v.master, "replicas": v.replicas}))
                 .collect();
             println!(
                 "{}",
@@ -494,10 +504,18 @@ impl Cluster {
             for (p, r) in &roles {
                 t.add_row([p.clone(), serde_json::to_string(r)?]);
             }
-            for (p, m) in &views {
+            for (p, v) in &views {
+                let replicas = match &v.replicas {
+                    Some(r) if r.is_empty() => "knows no replica".to_string(),
+                    Some(r) => format!("knows replicas {}", r.join(", ")),
+                    None => "(replicas: no answer)".to_string(),
+                };
                 t.add_row([
                     p.clone(),
-                    format!("names master {}", m.as_deref().unwrap_or("(no answer)")),
+                    format!(
+                        "names master {}; {replicas}",
+                        v.master.as_deref().unwrap_or("(no answer)")
+                    ),
                 ]);
             }
             println!("{t}\n{}", serde_json::to_string(&v)?);

@@ -1,5 +1,6 @@
 //! Which pod is the master, and whether the deployment is healthy, from the
-//! text `redis-cli ROLE` and `SENTINEL get-master-addr-by-name` print.
+//! text `redis-cli ROLE`, `SENTINEL get-master-addr-by-name` and `SENTINEL
+//! REPLICAS` print.
 
 use serde::Serialize;
 
@@ -73,6 +74,67 @@ pub fn parse_sentinel_master(out: &str) -> Option<String> {
     }
 }
 
+/// Parses `SENTINEL REPLICAS name` as redis-cli prints it without a
+/// terminal (every field name and value on a line of its own, each replica
+/// starting at `name`; an empty value is an empty line) into the pods of
+/// the replicas the sentinel can use: those it does not flag `s_down`,
+/// `o_down` or `disconnected`. `None` when the text is not such a reply
+/// (an error, no answer).
+pub fn parse_sentinel_replicas(out: &str) -> Option<Vec<String>> {
+    let lines: Vec<&str> = out.lines().map(str::trim).collect();
+    if lines.iter().all(|l| l.is_empty()) {
+        // An empty list prints as one empty line.
+        return (!out.is_empty()).then(Vec::new);
+    }
+    if !lines.len().is_multiple_of(2) || lines[0] != "name" {
+        return None;
+    }
+    let mut entries: Vec<Vec<(&str, &str)>> = Vec::new();
+    for kv in lines.chunks(2) {
+        if kv[0] == "name" {
+            entries.push(Vec::new());
+        }
+        entries.last_mut()?.push((kv[0], kv[1]));
+    }
+    let field = |e: &[(&str, &str)], k: &str| {
+        e.iter()
+            .find(|(key, _)| *key == k)
+            .map(|(_, v)| v.to_string())
+    };
+    let mut up = Vec::new();
+    for e in &entries {
+        let ip = field(e, "ip")?;
+        let flags = field(e, "flags")?;
+        let down = flags
+            .split(',')
+            .any(|f| matches!(f, "s_down" | "o_down" | "disconnected"));
+        if !down {
+            up.push(pod_of(&ip).to_string());
+        }
+    }
+    Some(up)
+}
+
+/// What one sentinel answers.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct SentinelView {
+    /// The master's pod (`get-master-addr-by-name`); `None`: no answer.
+    pub master: Option<String>,
+    /// The replicas it can use ([`parse_sentinel_replicas`]); `None`: no
+    /// answer.
+    pub replicas: Option<Vec<String>>,
+}
+
+impl SentinelView {
+    /// A sentinel that names `master` and knows `replicas` (tests).
+    pub fn new(master: &str, replicas: &[&str]) -> SentinelView {
+        SentinelView {
+            master: Some(master.to_string()),
+            replicas: Some(replicas.iter().map(|r| r.to_string()).collect()),
+        }
+    }
+}
+
 /// The deployment's health.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "health", rename_all = "snake_case")]
@@ -104,10 +166,14 @@ impl Verdict {
 
 /// Decides the verdict: exactly one pod must say master, at least `quorum`
 /// sentinels must name it, and every other pod must replicate from it
-/// with its link up.
+/// with its link up; healthy also needs every sentinel to name it and to
+/// know every other pod as a replica it does not flag down (a sentinel
+/// learns replicas from the master's INFO only every 10 s, and a failover
+/// it leads before then leaves the replica it missed following the old
+/// master until the failover timeout).
 pub fn verdict(
     pods: &[(String, Role)],
-    sentinels: &[(String, Option<String>)],
+    sentinels: &[(String, SentinelView)],
     quorum: usize,
 ) -> Verdict {
     let masters: Vec<&str> = pods
@@ -133,12 +199,12 @@ pub fn verdict(
     };
     let agree = sentinels
         .iter()
-        .filter(|(_, m)| m.as_deref() == Some(&master))
+        .filter(|(_, v)| v.master.as_deref() == Some(&master))
         .count();
     if agree < quorum {
         let views: Vec<String> = sentinels
             .iter()
-            .map(|(s, m)| format!("{s}: {}", m.as_deref().unwrap_or("no answer")))
+            .map(|(s, v)| format!("{s}: {}", v.master.as_deref().unwrap_or("no answer")))
             .collect();
         return Verdict::Unhealthy {
             problems: vec![format!(
@@ -147,7 +213,8 @@ pub fn verdict(
             )],
         };
     }
-    let problems = replica_problems(pods, &master, sentinels.len() - agree);
+    let mut problems = replica_problems(pods, &master, sentinels.len() - agree);
+    problems.extend(unknown_replicas(pods, sentinels, &master));
     if problems.is_empty() {
         Verdict::Healthy { master }
     } else {
@@ -176,6 +243,35 @@ fn replica_problems(pods: &[(String, Role)], master: &str, disagreeing: usize) -
     problems
 }
 
+/// For each sentinel that names `master`, the pods other than the master
+/// it does not know as a usable replica, as one line per sentinel.
+fn unknown_replicas(
+    pods: &[(String, Role)],
+    sentinels: &[(String, SentinelView)],
+    master: &str,
+) -> Vec<String> {
+    sentinels
+        .iter()
+        .filter(|(_, v)| v.master.as_deref() == Some(master))
+        .filter_map(|(s, v)| {
+            let Some(known) = &v.replicas else {
+                return Some(format!("{s}: its replicas of {master} could not be read"));
+            };
+            let missing: Vec<&str> = pods
+                .iter()
+                .map(|(p, _)| p.as_str())
+                .filter(|p| *p != master && !known.iter().any(|k| k == p))
+                .collect();
+            (!missing.is_empty()).then(|| {
+                format!(
+                    "{s} does not know {} as a replica of {master} (or flags it down)",
+                    missing.join(", ")
+                )
+            })
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -188,8 +284,14 @@ mod tests {
         (name.to_string(), parse_role(out))
     }
 
-    fn s(name: &str, master: &str) -> (String, Option<String>) {
-        (name.to_string(), Some(master.to_string()))
+    /// A sentinel naming `master` and knowing every other pod of three.
+    fn s(name: &str, master: &str) -> (String, SentinelView) {
+        let others: Vec<String> = (0..3)
+            .map(|i| format!("redis-{i}"))
+            .filter(|p| p != master)
+            .collect();
+        let others: Vec<&str> = others.iter().map(String::as_str).collect();
+        (name.to_string(), SentinelView::new(master, &others))
     }
 
     #[test]
@@ -242,7 +344,7 @@ mod tests {
         let one_off = [
             s("sentinel-0", "redis-0"),
             s("sentinel-1", "redis-0"),
-            ("sentinel-2".into(), None),
+            ("sentinel-2".into(), SentinelView::default()),
         ];
         assert!(matches!(
             verdict(&pods, &one_off, 2),
@@ -280,12 +382,94 @@ mod tests {
     #[test]
     fn wrong_master_or_down_link_is_degraded() {
         let wrong = REPLICA.replace("redis-0", "redis-2");
-        let pods = [p("redis-0", MASTER), p("redis-1", &wrong)];
+        let pods = [
+            p("redis-0", MASTER),
+            p("redis-1", &wrong),
+            p("redis-2", REPLICA),
+        ];
         let sentinels = [s("sentinel-0", "redis-0"), s("sentinel-1", "redis-0")];
         let v = verdict(&pods, &sentinels, 2);
         assert!(
             matches!(&v, Verdict::Degraded { problems, .. } if problems[0].contains("redis-2"))
         );
         assert_eq!(v.exit_code(), 1);
+    }
+
+    /// The failover of issue 29: a sentinel that has not yet learnt a
+    /// replica (or still flags it down) leaves the deployment degraded,
+    /// saying which sentinel misses which replica.
+    #[test]
+    fn a_sentinel_missing_a_replica_is_degraded_and_named() {
+        let pods = [
+            p("redis-0", MASTER),
+            p("redis-1", REPLICA),
+            p("redis-2", REPLICA),
+        ];
+        let sentinels = [
+            s("sentinel-0", "redis-0"),
+            (
+                "sentinel-1".into(),
+                SentinelView::new("redis-0", &["redis-2"]),
+            ),
+            s("sentinel-2", "redis-0"),
+        ];
+        match verdict(&pods, &sentinels, 2) {
+            Verdict::Degraded { master, problems } => {
+                assert_eq!(master, "redis-0");
+                assert_eq!(
+                    problems,
+                    ["sentinel-1 does not know redis-1 as a replica of redis-0 (or flags it down)"]
+                );
+            }
+            v => panic!("{v:?}"),
+        }
+        // Replicas it could not be asked about are a problem too.
+        let unread = [
+            s("sentinel-0", "redis-0"),
+            (
+                "sentinel-1".into(),
+                SentinelView {
+                    master: Some("redis-0".into()),
+                    replicas: None,
+                },
+            ),
+        ];
+        let v = verdict(&pods, &unread, 2);
+        assert!(
+            matches!(&v, Verdict::Degraded { problems, .. } if problems[0].contains("sentinel-1: its replicas")),
+            "{v:?}"
+        );
+        // A sentinel naming another master is counted once, as such.
+        let other = [
+            s("sentinel-0", "redis-0"),
+            s("sentinel-1", "redis-0"),
+            ("sentinel-2".into(), SentinelView::new("redis-1", &[])),
+        ];
+        match verdict(&pods, &other, 2) {
+            Verdict::Degraded { problems, .. } => {
+                assert_eq!(problems, ["1 sentinels do not name redis-0"])
+            }
+            v => panic!("{v:?}"),
+        }
+    }
+
+    #[test]
+    fn parses_sentinel_replicas() {
+        // As redis-cli prints SENTINEL REPLICAS without a terminal (an empty
+        // runid is an empty line).
+        let out = "name\nredis-1.redis-headless.ns.svc.cluster.local:6379\nip\nredis-1.redis-headless.ns.svc.cluster.local\nport\n6379\nrunid\n\nflags\nslave\n\
+                   name\nredis-2.redis-headless.ns.svc.cluster.local:6379\nip\nredis-2.redis-headless.ns.svc.cluster.local\nport\n6379\nrunid\nab12\nflags\ns_down,slave,disconnected\n\
+                   name\nredis-0.redis-headless.ns.svc.cluster.local:6379\nip\nredis-0.redis-headless.ns.svc.cluster.local\nport\n6379\nrunid\ncd34\nflags\nslave\n";
+        assert_eq!(
+            parse_sentinel_replicas(out),
+            Some(vec!["redis-1".to_string(), "redis-0".to_string()])
+        );
+        assert_eq!(parse_sentinel_replicas("\n"), Some(vec![]));
+        assert_eq!(parse_sentinel_replicas(""), None);
+        assert_eq!(
+            parse_sentinel_replicas("ERR No such master with that name\n"),
+            None
+        );
+        assert_eq!(parse_sentinel_replicas("name\nx\nport\n"), None);
     }
 }

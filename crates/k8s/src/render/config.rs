@@ -81,7 +81,8 @@ pub fn sentinel_conf_text(o: &RenderOptions, spec: &Spec) -> String {
         dir: "/data".into(),
         master: (o.redis_host(0), REDIS_PORT),
         // None: a first boot's sentinels know no replica (what init-role
-        // reads as "no history").
+        // reads as "no history"). The init script adds them when it learns
+        // the master from a peer with a history or a running master.
         known_replicas: vec![],
         announce: None,
         logfile: None,
@@ -97,6 +98,18 @@ pub fn sentinel_conf_text(o: &RenderOptions, spec: &Spec) -> String {
 /// state too only repeats the first boot's guess); with none, the one
 /// Redis pod running as master; with none either, redis-0 as on a first
 /// boot, and the Redis pods' `init-role` then chooses by data or waits.
+///
+/// A master learnt from a peer or from the running pods comes with every
+/// other Redis pod as `sentinel known-replica`, as the local supervisor
+/// writes them: Sentinel otherwise learns replicas only from the master's
+/// INFO, every 10 s, and a failover within that time leaves a replica it
+/// never saw following the old master until `+fix-slave-config`, after
+/// the failover timeout. The first boot's guess gets none: known replicas
+/// count as a history for `init-role` and for the peers of the next
+/// sentinel without state, and a guess must not pass for one (with the
+/// sentinels' state lost and data on the volumes, the Redis pods must
+/// compare their data, not follow redis-0). There `k8s status` says
+/// degraded until every sentinel has learnt every replica.
 pub fn sentinel_init_script(o: &RenderOptions, spec: &Spec) -> String {
     let m = &spec.master_name;
     let cli = format!("{}{}", spec.engine.cli(), o.client_tls_words());
@@ -147,6 +160,20 @@ if [ -z "$master" ]; then
 fi
 if [ -n "$master" ]; then
   sed -i "s/^sentinel monitor {m} .*/sentinel monitor {m} $master {q}/" "$conf.tmp"
+  # Every other Redis pod is its replica, said up front (Sentinel would
+  # learn them from the master's INFO only, every 10 s): only when the
+  # master is one of the pods by name, so that no line names the master.
+  set -- $master
+  for node in {redis}; do
+    if [ "$node" = "$1" ]; then
+      for other in {redis}; do
+        if [ "$other" != "$1" ]; then
+          echo "sentinel known-replica {m} $other {REDIS_PORT}" >> "$conf.tmp"
+          echo "known replica $other"
+        fi
+      done
+    fi
+  done
 fi
 {{
   echo "sentinel announce-ip {own}"
@@ -226,6 +253,131 @@ mod tests {
         assert!(sentinel_init_script(&tls, &tls.spec().unwrap()).contains(flags));
         let plain = RenderOptions::default();
         assert!(!sentinel_init_script(&plain, &plain.spec().unwrap()).contains("--tls"));
+    }
+
+    /// Runs the init script with its paths moved to a temporary directory
+    /// and `redis-cli` answered from `answers` (`(host-port, reply)`; a
+    /// host without one does not answer); the file it writes and its output.
+    #[cfg(unix)]
+    fn run_init(answers: &[(String, &str)]) -> (String, String) {
+        use std::os::unix::fs::PermissionsExt;
+        let o = RenderOptions::default();
+        let spec = o.spec().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        for sub in ["bin", "config", "data", "answers"] {
+            std::fs::create_dir(d.join(sub)).unwrap();
+        }
+        let fake = format!(
+            "#!/bin/sh\nwhile [ $# -gt 0 ]; do case \"$1\" in -h) h=$2; shift;; -p) p=$2; shift;; esac; shift; done\n\
+             f={}/answers/$h-$p\n[ -f \"$f\" ] && cat \"$f\"\n",
+            d.display()
+        );
+        std::fs::write(d.join("bin/redis-cli"), fake).unwrap();
+        std::fs::set_permissions(
+            d.join("bin/redis-cli"),
+            std::fs::Permissions::from_mode(0o755),
+        )
+        .unwrap();
+        for (who, reply) in answers {
+            std::fs::write(d.join("answers").join(who), reply).unwrap();
+        }
+        std::fs::write(
+            d.join("config/sentinel.conf"),
+            sentinel_conf_text(&o, &spec),
+        )
+        .unwrap();
+        let script = sentinel_init_script(&o, &spec)
+            .replace("/data/", &format!("{}/data/", d.display()))
+            .replace("/config/", &format!("{}/config/", d.display()));
+        let out = std::process::Command::new("sh")
+            .args(["-c", &script])
+            .env(
+                "PATH",
+                format!("{}/bin:{}", d.display(), std::env::var("PATH").unwrap()),
+            )
+            .env("POD_NAME", "sentinel-1")
+            .env("REDIS_HA_PASSWORD", "pw")
+            .env("REDIS_HA_SENTINEL_PASSWORD", "spw")
+            .output()
+            .unwrap();
+        let log = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "{log}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (
+            std::fs::read_to_string(d.join("data/sentinel.conf")).unwrap(),
+            log,
+        )
+    }
+
+    fn known_replicas(conf: &str) -> Vec<&str> {
+        conf.lines()
+            .filter_map(|l| l.strip_prefix("sentinel known-replica mymaster "))
+            .map(|l| l.split('.').next().unwrap())
+            .collect()
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_master_learnt_from_a_peer_or_the_running_pods_comes_with_its_replicas() {
+        let o = RenderOptions::default();
+        let host = |i| o.redis_host(i);
+        let peer = format!("{}-26379", o.pod_host("sentinel-0", SENTINEL_SERVICE));
+        let history = format!(
+            "name\nmymaster\nip\n{}\nport\n6379\nconfig-epoch\n3\nnum-slaves\n2\n",
+            host(2)
+        );
+        let (conf, log) = run_init(&[(peer.clone(), history.as_str())]);
+        assert!(
+            conf.contains(&format!("sentinel monitor mymaster {} 6379 2", host(2))),
+            "{conf}"
+        );
+        assert_eq!(known_replicas(&conf), ["redis-0", "redis-1"], "{log}");
+        // The known-replica lines follow the monitor line (Sentinel refuses
+        // a replica of a master it does not know yet).
+        let monitor = conf.find("sentinel monitor").unwrap();
+        assert!(conf.find("sentinel known-replica").unwrap() > monitor);
+
+        // No peer with a history: the one Redis pod running as master.
+        let fresh = format!(
+            "name\nmymaster\nip\n{}\nport\n6379\nconfig-epoch\n0\nnum-slaves\n0\n",
+            host(0)
+        );
+        let running = [
+            (peer.clone(), fresh.as_str()),
+            (format!("{}-6379", host(0)), "slave\nredis-1\n"),
+            (format!("{}-6379", host(1)), "master\n0\n"),
+        ];
+        let (conf, _) = run_init(&running);
+        assert!(conf.contains(&format!("sentinel monitor mymaster {} 6379 2", host(1))));
+        assert_eq!(known_replicas(&conf), ["redis-0", "redis-2"]);
+    }
+
+    /// A guess (no peer with a history, no single running master) must not
+    /// look like a history to init-role: no known replicas.
+    #[cfg(unix)]
+    #[test]
+    fn the_first_boot_guess_names_no_replica() {
+        let (conf, log) = run_init(&[]);
+        assert!(
+            conf.contains("sentinel monitor mymaster redis-0."),
+            "{conf}"
+        );
+        assert!(known_replicas(&conf).is_empty(), "{conf}");
+        assert!(
+            log.contains("no peer has a history and 0 Redis pods run as master"),
+            "{log}"
+        );
+        let o = RenderOptions::default();
+        let two = [
+            (format!("{}-6379", o.redis_host(1)), "master\n0\n"),
+            (format!("{}-6379", o.redis_host(2)), "master\n0\n"),
+        ];
+        let (conf, _) = run_init(&two);
+        assert!(known_replicas(&conf).is_empty(), "{conf}");
     }
 
     #[test]

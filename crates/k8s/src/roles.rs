@@ -78,8 +78,12 @@ pub fn parse_sentinel_master(out: &str) -> Option<String> {
 /// terminal (every field name and value on a line of its own, each replica
 /// starting at `name`; an empty value is an empty line) into the pods of
 /// the replicas the sentinel can use: those it does not flag `s_down`,
-/// `o_down` or `disconnected`. `None` when the text is not such a reply
-/// (an error, no answer).
+/// `o_down` or `disconnected`, that answered its ping within 5 s and sent
+/// its INFO within 30 s (`last-ok-ping-reply`, `info-refresh`, in ms):
+/// Sentinel's own bounds for a replica it would promote. Flags alone lag:
+/// a replica just added (the old master at `+switch-master`) or just
+/// restarted at a new address is not flagged down for down-after ms.
+/// `None` when the text is not such a reply (an error, no answer).
 pub fn parse_sentinel_replicas(out: &str) -> Option<Vec<String>> {
     let lines: Vec<&str> = out.lines().map(str::trim).collect();
     if lines.iter().all(|l| l.is_empty()) {
@@ -108,12 +112,24 @@ pub fn parse_sentinel_replicas(out: &str) -> Option<Vec<String>> {
         let down = flags
             .split(',')
             .any(|f| matches!(f, "s_down" | "o_down" | "disconnected"));
-        if !down {
+        let within = |k: &str, max: u64| {
+            field(e, k)
+                .and_then(|ms| ms.parse::<u64>().ok())
+                .is_some_and(|ms| ms < max)
+        };
+        let heard = within("last-ok-ping-reply", PING_VALIDITY_MS)
+            && within("info-refresh", INFO_VALIDITY_MS);
+        if !down && heard {
             up.push(pod_of(&ip).to_string());
         }
     }
     Some(up)
 }
+
+/// How recent a replica's INFO and ping reply must be for Sentinel to
+/// promote it (three INFO periods, five ping periods).
+const INFO_VALIDITY_MS: u64 = 30_000;
+const PING_VALIDITY_MS: u64 = 5_000;
 
 /// What one sentinel answers.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
@@ -457,11 +473,30 @@ mod tests {
     fn parses_sentinel_replicas() {
         // As redis-cli prints SENTINEL REPLICAS without a terminal (an empty
         // runid is an empty line).
-        let out = "name\nredis-1.redis-headless.ns.svc.cluster.local:6379\nip\nredis-1.redis-headless.ns.svc.cluster.local\nport\n6379\nrunid\n\nflags\nslave\n\
-                   name\nredis-2.redis-headless.ns.svc.cluster.local:6379\nip\nredis-2.redis-headless.ns.svc.cluster.local\nport\n6379\nrunid\nab12\nflags\ns_down,slave,disconnected\n\
-                   name\nredis-0.redis-headless.ns.svc.cluster.local:6379\nip\nredis-0.redis-headless.ns.svc.cluster.local\nport\n6379\nrunid\ncd34\nflags\nslave\n";
+        let entry = |pod: &str, runid: &str, flags: &str, ping: &str, refresh: &str| {
+            format!(
+                "name\n{pod}.redis-headless.ns.svc.cluster.local:6379\nip\n{pod}.redis-headless.ns.svc.cluster.local\n\
+                 port\n6379\nrunid\n{runid}\nflags\n{flags}\nlast-ok-ping-reply\n{ping}\ninfo-refresh\n{refresh}\n"
+            )
+        };
+        let out = [
+            entry("redis-1", "", "slave", "412", "5012"),
+            entry(
+                "redis-2",
+                "ab12",
+                "s_down,slave,disconnected",
+                "412",
+                "5012",
+            ),
+            entry("redis-0", "cd34", "slave", "3", "812"),
+            // Just added (the old master at +switch-master): no INFO yet.
+            entry("redis-3", "", "slave", "20", "1796632412345"),
+            // Restarted at a new address: not flagged yet, but silent.
+            entry("redis-4", "ef56", "slave", "7046", "9012"),
+        ]
+        .concat();
         assert_eq!(
-            parse_sentinel_replicas(out),
+            parse_sentinel_replicas(&out),
             Some(vec!["redis-1".to_string(), "redis-0".to_string()])
         );
         assert_eq!(parse_sentinel_replicas("\n"), Some(vec![]));

@@ -3,10 +3,12 @@
 //! per Kubernetes pod (shared network, IPC and hostname), its init
 //! containers one after another (retried on failure), then its
 //! containers; StatefulSet pods keep their names and claim volumes across
-//! restarts, and each gets a new address; Services become DNS aliases on
-//! the network. Everything it creates carries its id and is removed when
+//! restarts, and each gets a new address; the pods' and Services' names
+//! are answered by the runner's own DNS server ([`crate::dns`]) while the
+//! pods exist. Everything it creates carries its id and is removed when
 //! the `Cluster` is dropped, also when a test fails.
 
+use crate::dns;
 use crate::env::{self, Data, PodFields};
 use crate::flags::{self, RunSpec, Source};
 use crate::manifests::Rendered;
@@ -18,7 +20,7 @@ use k8s_openapi::api::core::v1::{Container, PersistentVolumeClaim, PodTemplateSp
 use redis_ha_k8s::plan::apply_plan;
 use redis_ha_k8s::render::{Object, PLACEHOLDER_PASSWORD};
 use std::collections::BTreeMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -82,6 +84,10 @@ pub struct Cluster {
     dir: tempfile::TempDir,
     state: Mutex<State>,
     seq: AtomicU64,
+    /// The network's gateway, where the pods ask [`dns`] for names.
+    gateway: Ipv4Addr,
+    /// Started with the first pod (the gateway's address exists from then).
+    dns: Mutex<Option<dns::Server>>,
 }
 
 fn random_suffix(n: usize) -> String {
@@ -189,14 +195,31 @@ impl Cluster {
             N.fetch_add(1, Ordering::Relaxed),
             random_suffix(3)
         );
+        // No aardvark-dns: the pods ask the runner's own server (see dns.rs).
         podman::call(&[
             "network",
             "create",
+            "--disable-dns",
             "--label",
             &format!("{LABEL}={id}"),
             &id,
         ])
         .context("creating the podman network")?;
+        let gateway = podman::call(&[
+            "network",
+            "inspect",
+            &id,
+            "--format",
+            "{{range .Subnets}}{{.Gateway}}{{end}}",
+        ])
+        .and_then(|g| Ok(g.trim().parse::<Ipv4Addr>()?));
+        let gateway = match gateway {
+            Ok(g) => g,
+            Err(e) => {
+                remove_all(&id);
+                return Err(e.context("the network's gateway"));
+            }
+        };
         let dir = tempfile::Builder::new()
             .prefix(&format!("{id}-"))
             .tempdir()?;
@@ -209,6 +232,8 @@ impl Cluster {
             dir,
             state: Mutex::new(State::default()),
             seq: AtomicU64::new(0),
+            gateway,
+            dns: Mutex::new(None),
         })
     }
 
@@ -444,27 +469,26 @@ impl Cluster {
         .map(String::from)
         .to_vec();
         args.extend(["--label".into(), format!("{LABEL}={}", self.id)]);
-        // podman's DNS server forwards a name it does not know (a deleted pod's)
-        // to the host's resolver, which at times takes glibc's whole 5 s timeout
-        // (seen here); a cluster's DNS answers its own names at once. Redis and
-        // Sentinel resolve names in their main thread, so such a stall would make
-        // them miss pings: 1 s tries keep it short.
+        // Names are asked of the runner's DNS server on the gateway (dns.rs), not
+        // podman's aardvark-dns 1.4, which at times answered nothing for tens of
+        // seconds (Redis and Sentinel resolve names in their main thread: they
+        // missed pings and entered TILT). 1 s tries, should a packet be lost.
         args.extend([
+            "--dns".into(),
+            self.gateway.to_string(),
             "--dns-option".into(),
             "timeout:1".into(),
             "--dns-option".into(),
             "attempts:3".into(),
         ]);
-        for a in aliases(
+        let names = aliases(
             name,
             &labels,
             subdomain,
             &self.rendered.services(),
             self.ns(),
             domain,
-        ) {
-            args.extend(["--network-alias".into(), a]);
-        }
+        );
         podman::run(&args)?;
         let (volumes, ephemeral) = self.volumes(name, t, claims)?;
         self.state.lock().expect("state").pods.insert(
@@ -477,6 +501,17 @@ impl Cluster {
                 ephemeral,
             },
         );
+        // The pod's address (its infra container on the network), then its
+        // names, before any of its containers looks a name up.
+        podman::call(&["pod", "start", &podman_pod])?;
+        let ip = match self.ip(name)? {
+            IpAddr::V4(ip) => ip,
+            IpAddr::V6(ip) => bail!("pod {name} got an IPv6 address {ip}"),
+        };
+        self.dns_records()?
+            .lock()
+            .expect("records")
+            .insert(name.to_string(), (ip, names));
         for c in spec.init_containers.iter().flatten() {
             self.run_init(name, &podman_pod, c, t, &volumes)?;
         }
@@ -702,7 +737,53 @@ impl Cluster {
         })
     }
 
+    /// The DNS server's records, the server started on first use (once a
+    /// pod is on the network, so that its bridge and the gateway's address
+    /// exist), and the bridge's MAC address pinned then.
+    fn dns_records(&self) -> anyhow::Result<dns::Records> {
+        let mut d = self.dns.lock().expect("dns");
+        if d.is_none() {
+            self.pin_bridge_mac()?;
+            *d = Some(dns::Server::start(self.gateway)?);
+        }
+        Ok(d.as_ref().expect("started").records.clone())
+    }
+
+    /// A Linux bridge whose MAC address was never set takes the lowest of
+    /// its ports' (netavark 1.4 does not set one), so it changes as pods
+    /// join; the pods' ARP entries for the gateway then point at the old
+    /// one, and what they send the gateway (DNS) is lost until the entry
+    /// expires, tens of seconds (seen: every sentinel failing to resolve its
+    /// peers right after the proxy or benchmark pods started). Setting it,
+    /// even to its current value, keeps it.
+    fn pin_bridge_mac(&self) -> anyhow::Result<()> {
+        let bridge = podman::call(&[
+            "network",
+            "inspect",
+            &self.network,
+            "--format",
+            "{{.NetworkInterface}}",
+        ])?;
+        let bridge = bridge.trim();
+        let mac = std::fs::read_to_string(format!("/sys/class/net/{bridge}/address"))
+            .with_context(|| format!("the bridge {bridge:?} of {}", self.network))?;
+        let out = std::process::Command::new("ip")
+            .args(["link", "set", "dev", bridge, "address", mac.trim()])
+            .output()
+            .context("running ip (iproute2)")?;
+        anyhow::ensure!(
+            out.status.success(),
+            "ip link set dev {bridge} address {}: {}",
+            mac.trim(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+        Ok(())
+    }
+
     fn remove_pod(&self, pod: &str, p: &PodRun) -> anyhow::Result<()> {
+        if let Some(d) = self.dns.lock().expect("dns").as_ref() {
+            d.records.lock().expect("records").remove(pod);
+        }
         podman::call(&["pod", "rm", "-f", "-t", "0", &p.podman])?;
         for v in &p.ephemeral {
             podman::call(&["volume", "rm", "-f", v])?;
@@ -776,10 +857,8 @@ impl Cluster {
         Ok(out)
     }
 
-    /// The addresses a name resolves to inside the network, asked through
-    /// the network's DNS from a running pod's container (`getent`): a
-    /// throwaway container would make podman reload its DNS server, which
-    /// stalls lookups in every pod on this machine for a moment.
+    /// The addresses a name resolves to inside the network, asked as a pod
+    /// asks (`getent` in a running pod's container).
     pub fn resolve(&self, name: &str, pod: &str, container: &str) -> anyhow::Result<Vec<IpAddr>> {
         let out = self.exec(pod, container, &["getent", "ahostsv4", name])?;
         let mut ips: Vec<IpAddr> = out

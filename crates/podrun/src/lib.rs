@@ -4,12 +4,14 @@
 //! ([`manifests`]), each pod's environment is resolved as the kubelet does
 //! ([`env`]), each container becomes a `podman run` ([`flags`]), and
 //! [`cluster`] runs pods on a podman network of its own: StatefulSet pods
-//! with stable names, DNS aliases and volumes that outlive them, Deployment
-//! and Job pods, init containers in order, readiness probes, and deletion
-//! with preStop, SIGTERM, the grace period and SIGKILL. [`images`] makes
+//! with stable names and volumes that outlive them, Deployment and Job
+//! pods, init containers in order, readiness probes, and deletion with
+//! preStop, SIGTERM, the grace period and SIGKILL; [`dns`] answers the pods'
+//! and Services' names as the cluster DNS does. [`images`] makes
 //! the images (local Debian bases, the redis-ha image from the Dockerfile).
 
 pub mod cluster;
+pub mod dns;
 pub mod env;
 pub mod flags;
 pub mod images;

@@ -84,6 +84,8 @@ enum Cmd {
     K8s(Box<redis_ha_k8s::cli::K8sArgs>),
     /// Decide master or replica for a Redis node about to start (init container)
     InitRole(redis_ha_local::init_role::InitRoleArgs),
+    /// Make a restarted replica promotable once it has synced (sidecar)
+    ReplicaGuard(redis_ha_local::replica_guard::GuardArgs),
     // Its help is the struct's: the long text teaches the steps.
     Switchover(redis_ha_local::switchover::SwitchoverArgs),
 }
@@ -113,6 +115,7 @@ fn main() -> ExitCode {
             Cmd::Drill(a) => redis_ha_drill::cli::run(a).await,
             Cmd::K8s(a) => redis_ha_k8s::cli::run(*a).await,
             Cmd::InitRole(a) => redis_ha_local::init_role::run(a).await,
+            Cmd::ReplicaGuard(a) => redis_ha_local::replica_guard::run(a).await,
             Cmd::Switchover(a) => redis_ha_local::switchover::run(a).await,
         }
     });

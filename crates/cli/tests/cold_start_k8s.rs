@@ -22,6 +22,7 @@ use redis_ha_local::switchover::{switchover, SwitchoverArgs};
 use redis_ha_local::Topology;
 use redis_ha_resp::conn::query;
 use redis_ha_resp::Frame;
+use redis_ha_topology::promotion::Promotion;
 use redis_ha_topology::render::{sentinel_conf, SentinelNode};
 use redis_ha_topology::split_addr;
 use std::path::PathBuf;
@@ -29,6 +30,26 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const IO: Duration = Duration::from_secs(2);
+
+/// Reads init-role's include file as Redis would: `replicaof HOST PORT`
+/// or nothing, and `replica-priority 0` on a restart.
+fn role_file(conf: &str) -> (Role, Promotion) {
+    let lines: Vec<Vec<&str>> = conf
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    let mut role = Role::Master;
+    let mut promotion = Promotion::Now;
+    for l in &lines {
+        match l[..] {
+            ["replicaof", h, p] => role = Role::ReplicaOf(format!("{h}:{p}")),
+            ["replica-priority", "0"] => promotion = Promotion::AfterSync,
+            _ => panic!("role file {conf:?}"),
+        }
+    }
+    (role, promotion)
+}
 
 /// The init-role container's command in the rendered Redis StatefulSet.
 fn rendered_init_role() -> Vec<String> {
@@ -192,14 +213,17 @@ async fn kubernetes_cold_start_after_a_switchover_keeps_the_newest_writes() {
     for i in 0..3 {
         let dir = t.opts.node_dir(&format!("redis-{i}"));
         let conf = std::fs::read_to_string(dir.join("role.conf")).unwrap();
-        let role = if i == newest {
-            assert_eq!(conf, "", "redis-{i} (the newest) must be master");
-            Role::Master
+        let (role, promotion) = role_file(&conf);
+        if i == newest {
+            assert_eq!(role, Role::Master, "redis-{i} (the newest) must be master");
         } else {
-            assert_eq!(conf, format!("replicaof {h2} {p2}\n"), "redis-{i}");
-            Role::ReplicaOf(addrs[newest].clone())
-        };
-        t.start_redis_in_role(i, &role).await.expect("redis");
+            assert_eq!(role, Role::ReplicaOf(format!("{h2}:{p2}")), "redis-{i}");
+            // A restart: not promotable until synced (the pod's replica-guard).
+            assert_eq!(promotion, Promotion::AfterSync, "redis-{i}: {conf:?}");
+        }
+        t.start_redis_in_role(i, &role, promotion)
+            .await
+            .expect("redis");
     }
     t.wait_healthy(Duration::from_secs(60)).await.unwrap();
     assert_eq!(t.master().await.unwrap(), addrs[newest]);
@@ -323,12 +347,10 @@ async fn kubernetes_cold_start_with_the_sentinels_state_lost_chooses_by_data() {
             let conf =
                 std::fs::read_to_string(t.opts.node_dir(&format!("redis-{i}")).join("role.conf"))
                     .unwrap();
-            let role = match conf.split_whitespace().collect::<Vec<_>>()[..] {
-                [] => Role::Master,
-                ["replicaof", h, p] => Role::ReplicaOf(format!("{h}:{p}")),
-                _ => panic!("redis-{i}: role file {conf:?}"),
-            };
-            t.start_redis_in_role(i, &role).await.expect("redis");
+            let (role, promotion) = role_file(&conf);
+            t.start_redis_in_role(i, &role, promotion)
+                .await
+                .expect("redis");
             started[i] = true;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;

@@ -79,7 +79,8 @@ pub fn parse_sentinel_master(out: &str) -> Option<String> {
 /// starting at `name`; an empty value is an empty line) into the pods of
 /// the replicas the sentinel can use: those it does not flag `s_down`,
 /// `o_down` or `disconnected`, that answered its ping within 5 s and sent
-/// its INFO within 30 s (`last-ok-ping-reply`, `info-refresh`, in ms):
+/// its INFO within 30 s (`last-ok-ping-reply`, `info-refresh`, in ms), and
+/// whose `slave-priority` is not 0 (a restart not yet synced):
 /// Sentinel's own bounds for a replica it would promote. Flags alone lag:
 /// a replica just added (the old master at `+switch-master`) or just
 /// restarted at a new address is not flagged down for down-after ms.
@@ -119,7 +120,9 @@ pub fn parse_sentinel_replicas(out: &str) -> Option<Vec<String>> {
         };
         let heard = within("last-ok-ping-reply", PING_VALIDITY_MS)
             && within("info-refresh", INFO_VALIDITY_MS);
-        if !down && heard {
+        // replica-priority 0: restarted and not yet synced (replica-guard).
+        let promotable = field(e, "slave-priority").as_deref() != Some("0");
+        if !down && heard && promotable {
             up.push(pod_of(&ip).to_string());
         }
     }
@@ -493,6 +496,8 @@ mod tests {
             entry("redis-3", "", "slave", "20", "1796632412345"),
             // Restarted at a new address: not flagged yet, but silent.
             entry("redis-4", "ef56", "slave", "7046", "9012"),
+            // Restarted from its disk, not yet synced: not promotable.
+            entry("redis-5", "ab78", "slave", "3", "812") + "slave-priority\n0\n",
         ]
         .concat();
         assert_eq!(

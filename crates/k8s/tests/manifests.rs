@@ -631,7 +631,10 @@ fn tls_pre_stop_switchover_is_the_plain_one_plus_the_tls_flags() {
         init_container(&plain, "copy-redis-ha")
     );
     let names = |p: &PodSpec| -> Vec<String> { containers(p).map(|c| c.name.clone()).collect() };
-    assert_eq!(names(&with), ["copy-redis-ha", "init-role", "redis"]);
+    assert_eq!(
+        names(&with),
+        ["copy-redis-ha", "init-role", "redis", "replica-guard"]
+    );
     assert_eq!(names(&with), names(&plain));
     let mounts = with.containers[0].volume_mounts.clone().unwrap();
     let paths: Vec<&str> = mounts.iter().map(|m| m.mount_path.as_str()).collect();

@@ -8,6 +8,7 @@ use anyhow::bail;
 use redis_ha_resp::conn::query_auth;
 use redis_ha_resp::{Access, ConnError};
 use redis_ha_topology::boot::{self, Boot, Peer, Reason, SentinelAnswer};
+use redis_ha_topology::promotion::Promotion;
 use redis_ha_topology::{boot_inputs, Addr};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -17,6 +18,16 @@ use std::time::{Duration, Instant};
 pub enum Role {
     Master,
     ReplicaOf(Addr),
+}
+
+/// Whether a node started in `role` for `why` may be promoted before it
+/// has synced: only when no node can hold data it lacks (a first boot).
+pub fn promotion(role: &Role, why: &Reason) -> Promotion {
+    let nothing_to_lose = matches!(why, Reason::FirstBoot | Reason::NobodyHasData);
+    match role {
+        Role::ReplicaOf(_) => Promotion::for_start(nothing_to_lose),
+        Role::Master => Promotion::Now,
+    }
 }
 
 /// Where to look for the decision's inputs.
@@ -175,5 +186,20 @@ pub fn describe(me: &str, role: &Role, why: &Reason) -> String {
     match role {
         Role::Master => format!("{me}: master ({why})"),
         Role::ReplicaOf(m) => format!("{me}: replica of {m} ({why})"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_replica_on_a_restart_waits_for_its_sync() {
+        let r = Role::ReplicaOf("m:1".into());
+        assert_eq!(promotion(&r, &Reason::Named), Promotion::AfterSync);
+        assert_eq!(promotion(&r, &Reason::ByData), Promotion::AfterSync);
+        assert_eq!(promotion(&r, &Reason::FirstBoot), Promotion::Now);
+        assert_eq!(promotion(&r, &Reason::NobodyHasData), Promotion::Now);
+        assert_eq!(promotion(&Role::Master, &Reason::Named), Promotion::Now);
     }
 }

@@ -10,7 +10,8 @@ use crate::boot::{self, Role};
 use anyhow::Context;
 use redis_ha_resp::Login;
 use redis_ha_topology::boot::Reason;
-use redis_ha_topology::split_addr;
+use redis_ha_topology::promotion::Promotion;
+use redis_ha_topology::{render, split_addr};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -58,15 +59,18 @@ pub struct InitRoleArgs {
     pub max_wait: Option<Duration>,
 }
 
-/// The include file's text for a boot role.
-pub fn include_for(role: &Role) -> anyhow::Result<String> {
-    Ok(match role {
+/// The include file's text for a boot role: `replicaof`, and a restarted
+/// replica's `replica-priority 0` (the pod's replica-guard raises it once
+/// the node has synced).
+pub fn include_for(role: &Role, promotion: Promotion) -> anyhow::Result<String> {
+    let replicaof = match role {
         Role::Master => String::new(),
         Role::ReplicaOf(m) => {
             let (h, p) = split_addr(m).with_context(|| format!("bad master address {m}"))?;
             format!("replicaof {h} {p}\n")
         }
-    })
+    };
+    Ok(replicaof + render::promotion_conf(promotion))
 }
 
 pub async fn run(a: InitRoleArgs) -> anyhow::Result<u8> {
@@ -129,7 +133,8 @@ pub async fn run(a: InitRoleArgs) -> anyhow::Result<u8> {
             println!("{l}");
         }
     }
-    std::fs::write(&a.output, include_for(&role)?)
+    let text = include_for(&role, boot::promotion(&role, &why))?;
+    std::fs::write(&a.output, text)
         .with_context(|| format!("cannot write {}", a.output.display()))?;
     println!("{}", boot::describe(&a.announce, &role, &why));
     Ok(0)
@@ -141,11 +146,13 @@ mod tests {
 
     #[test]
     fn the_include_file_says_replicaof_or_nothing() {
-        assert_eq!(include_for(&Role::Master).unwrap(), "");
-        assert_eq!(
-            include_for(&Role::ReplicaOf("redis-2.h:6379".into())).unwrap(),
-            "replicaof redis-2.h 6379\n"
-        );
-        assert!(include_for(&Role::ReplicaOf("nope".into())).is_err());
+        let now = Promotion::Now;
+        assert_eq!(include_for(&Role::Master, now).unwrap(), "");
+        let r2 = Role::ReplicaOf("redis-2.h:6379".into());
+        assert_eq!(include_for(&r2, now).unwrap(), "replicaof redis-2.h 6379\n");
+        let restarted = include_for(&r2, Promotion::AfterSync).unwrap();
+        assert!(restarted.starts_with("replicaof redis-2.h 6379\n"));
+        assert!(restarted.ends_with("replica-priority 0\n"));
+        assert!(include_for(&Role::ReplicaOf("nope".into()), now).is_err());
     }
 }

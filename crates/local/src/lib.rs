@@ -15,6 +15,7 @@ pub mod pki;
 pub mod ports;
 pub mod process;
 pub mod proxy_restart;
+pub mod replica_guard;
 pub mod repoint;
 pub mod secrets;
 pub mod switchover;

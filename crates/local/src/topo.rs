@@ -10,6 +10,7 @@ use redis_ha_resp::tls::Tls;
 use redis_ha_resp::{Access, Login};
 use redis_ha_topology::acl::User;
 use redis_ha_topology::info::{parse_info, Role};
+use redis_ha_topology::promotion::Promotion;
 use redis_ha_topology::render::{self, RedisNode, SentinelNode};
 use redis_ha_topology::role;
 use redis_ha_topology::spec::MIN_DOWN_AFTER_MS;
@@ -500,7 +501,10 @@ impl Topology {
     /// sentinels are silent or split, hands the role over when the node is
     /// empty but named master. Every other node's data directory is on
     /// this machine, so their data is seen even while they are stopped.
-    async fn boot_role(&self, i: usize) -> anyhow::Result<crate::boot::Role> {
+    async fn boot_role(
+        &self,
+        i: usize,
+    ) -> anyhow::Result<(crate::boot::Role, redis_ha_topology::boot::Reason)> {
         let o = &self.opts;
         let me = o.redis_addrs()[i].clone();
         let first = o.redis_addrs()[0].clone();
@@ -526,7 +530,7 @@ impl Topology {
         let name = Spec::redis_name(i);
         let (role, why) = crate::boot::decide(&q, &|l| eprintln!("{name}: {l}")).await?;
         tracing::info!("{}", crate::boot::describe(&me, &role, &why));
-        Ok(role)
+        Ok((role, why))
     }
 
     /// Where redis-`i` keeps its RDB and AOF files.
@@ -539,8 +543,9 @@ impl Topology {
         // init-role`: follow the master a majority of the sentinels name,
         // never start empty as master, choose by data when they have no
         // history.
-        let role = self.boot_role(i).await?;
-        self.start_redis_as(i, bin, &role).await
+        let (role, why) = self.boot_role(i).await?;
+        let promotion = crate::boot::promotion(&role, &why);
+        self.start_redis_as(i, bin, &role, promotion).await
     }
 
     /// Starts redis-`i` in `role` as decided elsewhere (a test that runs
@@ -550,9 +555,10 @@ impl Topology {
         &self,
         i: usize,
         role: &crate::boot::Role,
+        promotion: Promotion,
     ) -> anyhow::Result<()> {
         let bin = process::server_launch(self.opts.spec.engine)?;
-        self.start_redis_as(i, &bin, role).await
+        self.start_redis_as(i, &bin, role, promotion).await
     }
 
     async fn start_redis_as(
@@ -560,6 +566,7 @@ impl Topology {
         i: usize,
         bin: &process::Launch,
         role: &crate::boot::Role,
+        promotion: Promotion,
     ) -> anyhow::Result<()> {
         let o = &self.opts;
         let name = Spec::redis_name(i);
@@ -582,12 +589,17 @@ impl Topology {
                 .then(|| (o.announce_host().to_string(), o.redis_ports[i])),
             logfile: None,
             pidfile: None,
+            promotion,
         };
         let conf = dir.join("redis.conf");
         crate::secrets::write_private(&conf, &render::redis_conf(&o.spec, &node))?;
         let pid = process::spawn_launch(bin, &conf, &dir.join("redis.log"), self.attached)?;
         std::fs::write(o.pid_file(&name), pid.to_string())?;
-        wait_ping(&me, &self.redis, pid, &dir.join("redis.log"), true).await
+        wait_ping(&me, &self.redis, pid, &dir.join("redis.log"), true).await?;
+        if promotion == Promotion::AfterSync {
+            crate::replica_guard::start_local(self, i)?;
+        }
+        Ok(())
     }
 
     async fn start_sentinel(&self, i: usize, bin: &process::Launch) -> anyhow::Result<()> {
@@ -739,6 +751,14 @@ impl Topology {
                     "sentinel {s} flags replica {:?} as {:?}",
                     sentinel::entry_addr(r),
                     r.get("flags")
+                );
+            }
+            // A restarted replica is promotable once synced (replica_guard.rs);
+            // the sentinel sees that at its next INFO, within 10 s.
+            if let Some(r) = reps.iter().find(|r| sentinel::entry_priority(r) == Some(0)) {
+                bail!(
+                    "sentinel {s} sees replica {:?} as not promotable yet (replica-priority 0 until it has synced)",
+                    sentinel::entry_addr(r)
                 );
             }
         }
@@ -893,10 +913,7 @@ impl Topology {
             .ok_or_else(|| anyhow!("this topology has no proxy"))?;
         let dir = o.node_dir("proxy");
         std::fs::create_dir_all(&dir)?;
-        let bin = match std::env::var_os("REDIS_HA_BIN") {
-            Some(b) => PathBuf::from(b),
-            None => std::env::current_exe().context("cannot find the redis-ha binary")?,
-        };
+        let bin = own_binary()?;
         let mut args: Vec<String> = vec!["proxy".into()];
         for s in o.sentinel_addrs() {
             args.extend(["--sentinel".into(), s]);
@@ -939,6 +956,11 @@ impl Topology {
         wait_ping(&addr(&o.host, p.write), &self.redis, pid, &log, false).await
     }
 
+    /// Whether this process owns the nodes (they die with it).
+    pub fn attached(&self) -> bool {
+        self.attached
+    }
+
     /// Stops every node (SIGTERM, then SIGKILL after a grace period).
     pub fn stop_all(&self) {
         crate::exporter::stop_all(&self.opts);
@@ -976,6 +998,16 @@ impl Drop for Topology {
 /// speaking TLS only (`--port 0`), toward clients (a client certificate is
 /// checked when one is given) and toward Redis and Sentinel (whose
 /// `tls-auth-clients yes` wants the node certificate).
+/// This same binary (for the proxy and the replica guard);
+/// `REDIS_HA_BIN` overrides it (tests that embed the supervisor in another
+/// executable).
+pub(crate) fn own_binary() -> anyhow::Result<PathBuf> {
+    match std::env::var_os("REDIS_HA_BIN") {
+        Some(b) => Ok(PathBuf::from(b)),
+        None => std::env::current_exe().context("cannot find the redis-ha binary"),
+    }
+}
+
 fn endpoint_args(p: &ProxyPorts, pki: Option<&Pki>) -> Vec<String> {
     let (w, r) = (p.write.to_string(), p.read.to_string());
     let Some(pki) = pki else {

@@ -6,7 +6,12 @@
 use redis_ha_local::cluster_args::ClusterArgs;
 use redis_ha_local::init_role::{run, InitRoleArgs};
 use redis_ha_local::{ports, Topology};
+use redis_ha_topology::promotion::Promotion;
+use redis_ha_topology::render::promotion_conf;
 use std::time::Duration;
+
+/// What a restarted replica's role file ends with (not promotable until synced).
+const AFTER_SYNC: &str = promotion_conf(Promotion::AfterSync);
 
 fn args(sentinels: Vec<String>, me: &str, first: &str, out: &std::path::Path) -> InitRoleArgs {
     InitRoleArgs {
@@ -67,7 +72,7 @@ async fn silence_waits_then_follow_the_agreed_master_even_after_a_failover() {
     assert_eq!(decide(t.sentinel_addrs(), &master, &first).await, "");
     assert_eq!(
         decide(t.sentinel_addrs(), &replicas[0], &first).await,
-        format!("replicaof {mh} {mp}\n")
+        format!("replicaof {mh} {mp}\n{AFTER_SYNC}")
     );
 
     // The master dies and the sentinels fail over; the old master (pod 0 in
@@ -80,7 +85,7 @@ async fn silence_waits_then_follow_the_agreed_master_even_after_a_failover() {
     let (nh, np) = new.rsplit_once(':').unwrap();
     // Sentinels that have not heard of the switch yet do not vote together
     // with the rest; the answer settles within a few seconds.
-    let want = format!("replicaof {nh} {np}\n");
+    let want = format!("replicaof {nh} {np}\n{AFTER_SYNC}");
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     loop {
         let d = try_decide(t.sentinel_addrs(), &master, &first).await;

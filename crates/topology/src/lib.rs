@@ -10,6 +10,7 @@ pub mod boot;
 pub mod boot_inputs;
 pub mod engine;
 pub mod info;
+pub mod promotion;
 pub mod render;
 pub mod role;
 pub mod sentinel;

@@ -2,6 +2,7 @@
 //! supervisor writes these files; the Kubernetes ConfigMaps embed the same
 //! text, so both deployments run identical settings.
 
+use crate::promotion::Promotion;
 use crate::spec::Spec;
 use std::fmt::Write;
 
@@ -18,6 +19,8 @@ pub struct RedisNode {
     pub announce: Option<(String, u16)>,
     pub logfile: Option<String>,
     pub pidfile: Option<String>,
+    /// Whether Sentinel may promote it before it has synced.
+    pub promotion: Promotion,
 }
 
 pub fn redis_conf(spec: &Spec, node: &RedisNode) -> String {
@@ -79,7 +82,19 @@ pub fn redis_conf(spec: &Spec, node: &RedisNode) -> String {
     if let Some((h, p)) = &node.replica_of {
         let _ = writeln!(w, "replicaof {h} {p}");
     }
+    w.push_str(promotion_conf(node.promotion));
     s
+}
+
+/// The lines that keep a restarted node out of Sentinel's choice until it
+/// has synced (see [`crate::promotion`]); none for a first boot.
+pub const fn promotion_conf(p: Promotion) -> &'static str {
+    match p {
+        Promotion::Now => "",
+        Promotion::AfterSync => {
+            "# Not promotable until synced: redis-ha replica-guard raises it.\nreplica-priority 0\n"
+        }
+    }
 }
 
 /// The listening lines, the same for Redis and Sentinel: plain `port`, or
@@ -219,11 +234,16 @@ mod tests {
                 announce: None,
                 logfile: None,
                 pidfile: None,
+                promotion: Promotion::AfterSync,
             },
         );
         assert!(r.contains("maxmemory 256mb\n"));
         assert!(r.contains("appendonly yes\nappendfsync everysec\n"));
         assert!(r.contains("replicaof 127.0.0.1 7000\n"));
+        assert!(
+            r.ends_with("replica-priority 0\n"),
+            "a restart waits for its sync"
+        );
         assert!(!s.contains("hostnames"));
     }
 
@@ -237,6 +257,7 @@ mod tests {
             announce: None,
             logfile: None,
             pidfile: None,
+            promotion: Promotion::Now,
         };
         let conf = |n: u32, nodes: usize| {
             let spec = Spec {
@@ -308,6 +329,7 @@ mod tests {
                 announce: None,
                 logfile: None,
                 pidfile: None,
+                promotion: Promotion::Now,
             },
         );
         let s = sentinel_conf(

@@ -135,6 +135,13 @@ pub fn entry_addr(e: &HashMap<String, String>) -> Option<Addr> {
 }
 
 /// Flags such as `s_down`, `o_down`, `disconnected`, `master`, `slave`.
+/// A replica entry's `slave-priority` (0: Sentinel never promotes it).
+pub fn entry_priority(e: &HashMap<String, String>) -> Option<u32> {
+    e.get("slave-priority")
+        .or(e.get("replica-priority"))
+        .and_then(|p| p.parse().ok())
+}
+
 pub fn entry_flags(e: &HashMap<String, String>) -> Vec<String> {
     e.get("flags")
         .map(|f| f.split(',').map(str::to_string).collect())

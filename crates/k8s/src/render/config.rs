@@ -5,6 +5,7 @@
 use super::meta::{meta, Component, PASSWORD_KEY, SENTINEL_PASSWORD_KEY};
 use crate::options::{RenderOptions, REDIS_PORT, SENTINEL_PORT, SENTINEL_SERVICE};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
+use redis_ha_topology::promotion::Promotion;
 use redis_ha_topology::render::{redis_conf, sentinel_conf, RedisNode, SentinelNode};
 use redis_ha_topology::spec::Spec;
 use std::collections::BTreeMap;
@@ -64,10 +65,14 @@ pub fn redis_conf_text(spec: &Spec) -> String {
         announce: None,
         logfile: None,
         pidfile: None,
+        // init-role's file adds `replica-priority 0` on a restart.
+        promotion: Promotion::Now,
     };
     let mut s = redis_conf(spec, &node);
     s.push_str(
-        "# Written by the init container (redis-ha init-role): empty or `replicaof HOST PORT`.\n",
+        "# Written by the init container (redis-ha init-role): empty, or `replicaof HOST PORT`\n\
+         # and, unless on a first boot, `replica-priority 0` until the replica-guard sidecar\n\
+         # sees the node synced.\n",
     );
     s.push_str(&format!("include {ROLE_FILE}\n"));
     s

@@ -95,8 +95,19 @@ pub const WORKLOAD_SKIPS: [(&str, &str); 3] = [
 
 /// Metadata of a Deployment, StatefulSet or Job: [`meta`] plus the skips.
 pub fn workload_meta(o: &RenderOptions, name: &str, c: Component) -> ObjectMeta {
+    workload_meta_skipping(o, name, c, &[])
+}
+
+/// [`workload_meta`] with the workload's own skips after the common ones.
+pub fn workload_meta_skipping(
+    o: &RenderOptions,
+    name: &str,
+    c: Component,
+    own: &[(&str, &str)],
+) -> ObjectMeta {
+    let all: Vec<(&str, &str)> = WORKLOAD_SKIPS.iter().chain(own).copied().collect();
     ObjectMeta {
-        annotations: Some(skips(&WORKLOAD_SKIPS)),
+        annotations: Some(skips(&all)),
         ..meta(o, name, Some(c))
     }
 }

@@ -290,6 +290,31 @@ fn redis_container(o: &RenderOptions, spec: &Spec) -> Container {
     }
 }
 
+/// The replica guard: a restarted node starts with `replica-priority 0`
+/// (init-role's file) so Sentinel cannot promote it before it has synced;
+/// this sidecar raises it once the node has synced from a master the
+/// sentinels see up, and again after each restart of the container.
+fn replica_guard(o: &RenderOptions, spec: &Spec) -> Container {
+    let own = format!("{}:{REDIS_PORT}", o.own_host(REDIS_SERVICE, "$(POD_NAME)"));
+    let mut cmd = strings(&["redis-ha", "replica-guard", "--node", &own]);
+    cmd.extend(sentinel_flags(o));
+    cmd.extend(["--master-name".into(), spec.master_name.clone()]);
+    cmd.extend(o.client_tls_flags());
+    let mut env = vec![pod_name_env()];
+    env.extend(password_env(o));
+    let cpu = Cpu {
+        request: "10m".into(),
+        limit: "100m".into(),
+    };
+    Container {
+        command: Some(cmd),
+        env: Some(env),
+        volume_mounts: Some(with_tls_mount(o, vec![])),
+        resources: Some(resources(&cpu, "32Mi")),
+        ..container("replica-guard", &o.image)
+    }
+}
+
 /// The node's container, and its redis_exporter sidecar with `--metrics`.
 fn with_exporter(o: &RenderOptions, c: Component, node: Container) -> Vec<Container> {
     std::iter::once(node)
@@ -327,14 +352,18 @@ pub fn redis(o: &RenderOptions, spec: &Spec) -> StatefulSet {
     let pod = PodSpec {
         termination_grace_period_seconds: Some(REDIS_GRACE_SECONDS),
         init_containers: Some(vec![tools_init(o), role_init(o, spec)]),
-        containers: with_exporter(o, Component::Redis, redis_container(o, spec)),
+        containers: [
+            with_exporter(o, Component::Redis, redis_container(o, spec)),
+            vec![replica_guard(o, spec)],
+        ]
+        .concat(),
         volumes: Some(with_tls_volume(
             o,
             vec![config_volume("config", REDIS_CONFIGMAP), empty_dir("tools")],
         )),
         ..Default::default()
     };
-    stateful_set(
+    let mut set = stateful_set(
         o,
         "redis",
         REDIS_SERVICE,
@@ -342,8 +371,24 @@ pub fn redis(o: &RenderOptions, spec: &Spec) -> StatefulSet {
         o.redis_replicas,
         pod_template(Component::Redis, pod),
         volume_claim(o, &o.storage_size),
-    )
+    );
+    set.metadata = workload_meta_skipping(o, "redis", Component::Redis, &GUARD_SKIPS);
+    set
 }
+
+/// The replica-guard sidecar serves nothing to probe: it exits on a
+/// failure it cannot wait out, and the kubelet restarts it; a readiness
+/// probe would take the Redis pod out of its Service while it resyncs.
+const GUARD_SKIPS: [(&str, &str); 2] = [
+    (
+        "CKV_K8S_8",
+        "the replica-guard sidecar has no port; the kubelet restarts it if it exits",
+    ),
+    (
+        "CKV_K8S_9",
+        "the replica-guard sidecar must not gate the Redis pod's readiness",
+    ),
+];
 
 fn sentinel_init(o: &RenderOptions) -> Container {
     let mut env = vec![pod_name_env()];

@@ -41,7 +41,9 @@ pub struct GuardArgs {
     /// With --until-promotable: exit when the node has not answered this long.
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     pub gone_after: Duration,
-    /// How often to look.
+    /// How often to look while the node is not promotable (once a second
+    /// otherwise): soon after the sync, so Sentinel's next INFO of the
+    /// replica (every second while its link was down) already sees it.
     #[arg(long, default_value = "50ms", value_parser = humantime::parse_duration)]
     pub every: Duration,
 }
@@ -65,6 +67,8 @@ pub enum Until {
 }
 
 const TIMEOUT: Duration = Duration::from_secs(2);
+/// How often a sidecar looks while its node is promotable.
+const IDLE: Duration = Duration::from_secs(1);
 
 pub async fn run(a: GuardArgs) -> anyhow::Result<u8> {
     let c = &a.cluster;
@@ -105,12 +109,18 @@ pub async fn watch(t: &Target, until: Until, every: Duration, say: &(dyn Fn(&str
     let mut last_line = String::new();
     let mut last_answer = Instant::now();
     loop {
+        let mut pause = every;
         let line = match look(t).await {
             Ok(seen) => {
                 last_answer = Instant::now();
                 match promotion::decide(&seen) {
                     Action::Nothing if until != Until::Forever => return,
-                    Action::Nothing => String::new(),
+                    Action::Nothing => {
+                        // Promotable: only a restart of the node (back at 0)
+                        // changes that, and it must sync first anyway.
+                        pause = IDLE;
+                        String::new()
+                    }
                     Action::Wait(what) => {
                         format!("{}: not promotable yet, waiting for {what}", t.node)
                     }
@@ -141,7 +151,7 @@ pub async fn watch(t: &Target, until: Until, every: Duration, say: &(dyn Fn(&str
             say(&line);
         }
         last_line = line;
-        tokio::time::sleep(every).await;
+        tokio::time::sleep(pause).await;
     }
 }
 

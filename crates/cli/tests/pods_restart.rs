@@ -9,7 +9,9 @@
 //! volumes kept), then every pod started again, each with a new address:
 //! (a) all at once, (b) the stale Redis pod first, (c) the Redis and proxy
 //! pods before the sentinels, (d) the sentinels first and the Redis and
-//! proxy pods more than down-after (5 s) after they are ready. After each:
+//! proxy pods more than down-after (5 s) after they are ready; (e, ignored
+//! until the fix of the known sentinels-first bug lands) the sentinels and
+//! the replicas first, the old master's pod later. After each:
 //! exactly one master, every other Redis pod its replica with its link up,
 //! `k8s status`'s verdict healthy (held 10 s), every acknowledged write on
 //! the master exactly once, and the new proxy pods serve writes.
@@ -45,6 +47,12 @@ enum Order {
     /// The sentinels first; once they are ready, the Redis and proxy pods
     /// down-after + [`STAGGER`] later (the sentinels see the master down).
     SentinelsFirst,
+    /// The sentinels and the replica pods first (stale one included); once
+    /// they are ready, the old master's pod and the proxies down-after +
+    /// [`STAGGER`] later: the sentinels see the master down while replicas
+    /// that restarted from their AOFs (offset 0) are up, the window of the
+    /// known sentinels-first bug (README, Not done yet).
+    MasterLast,
 }
 
 /// How much later the second group starts.
@@ -58,8 +66,11 @@ enum Start {
 }
 
 impl Start {
-    fn later(&self, order: Order, stale: usize) -> bool {
+    fn later(&self, order: Order, stale: usize, master: usize) -> bool {
         match (order, self) {
+            (Order::MasterLast, Start::Stateful("redis", i)) => *i == master,
+            (Order::MasterLast, Start::Stateful(..)) => false,
+            (Order::MasterLast, Start::Proxy) => true,
             (Order::AllAtOnce, _) => false,
             (Order::StaleFirst, Start::Stateful("redis", i)) => *i != stale,
             (Order::StaleFirst, _) => true,
@@ -88,10 +99,12 @@ impl Start {
 
 /// Starts `starts` in `order` (each pod on a thread of its own, as the
 /// kubelets do), then waits until every pod is ready.
-fn start_in_order(d: &Deployed, starts: &[Start], order: Order, stale: usize) {
+fn start_in_order(d: &Deployed, starts: &[Start], order: Order, stale: usize, master: usize) {
     let t = Instant::now();
-    let (later, first): (Vec<Start>, Vec<Start>) =
-        starts.iter().cloned().partition(|s| s.later(order, stale));
+    let (later, first): (Vec<Start>, Vec<Start>) = starts
+        .iter()
+        .cloned()
+        .partition(|s| s.later(order, stale, master));
     let pods: Vec<String> = std::thread::scope(|s| {
         let spawn = |group: Vec<Start>| {
             group
@@ -107,7 +120,7 @@ fn start_in_order(d: &Deployed, starts: &[Start], order: Order, stale: usize) {
         let mut handles = spawn(first);
         let mut pods = Vec::new();
         if !later.is_empty() {
-            if order == Order::SentinelsFirst {
+            if matches!(order, Order::SentinelsFirst | Order::MasterLast) {
                 pods = join(std::mem::take(&mut handles));
                 for p in &pods {
                     d.c.wait_ready(p, Duration::from_secs(60))
@@ -115,7 +128,7 @@ fn start_in_order(d: &Deployed, starts: &[Start], order: Order, stale: usize) {
                 }
                 let wait = Duration::from_millis(d.c.rendered.options.down_after_ms) + STAGGER;
                 eprintln!(
-                    "[{order:?}] sentinels ready after {:.1} s; the rest in {wait:?}",
+                    "[{order:?}] {pods:?} ready after {:.1} s; the rest in {wait:?}",
                     t.elapsed().as_secs_f64()
                 );
                 std::thread::sleep(wait);
@@ -181,7 +194,8 @@ async fn cold_restart(d: &Arc<Deployed>, order: Order) {
     starts.extend((0..sentinels.len()).map(|i| Start::Stateful("sentinel", i)));
     starts.extend((0..proxies).map(|_| Start::Proxy));
     let restart = Instant::now();
-    on(d, move |d| start_in_order(d, &starts, order, stale)).await;
+    let m = redis_ha_podrun::cluster::ordinal(&master);
+    on(d, move |d| start_in_order(d, &starts, order, stale, m)).await;
     let ready = restart.elapsed();
     on(d, |d| {
         d.wait_verdict("healthy", Duration::from_secs(120), |v| {
@@ -242,6 +256,24 @@ async fn pods_cold_restart_sentinels_first_redis() {
         return;
     };
     cold_restart(&d, Order::SentinelsFirst).await;
+}
+
+// (e) The window of the known sentinels-first bug, which (d) does not reach
+//     in the pods: there the sentinels' one failover attempt finds no
+//     Redis pod up, aborts (`-failover-abort-no-good-slave`) and waits 2 x
+//     failover-timeout (6 min) before another, so the Redis pods that come
+//     back 8 s later are not failed over. With the replicas back first,
+//     Sentinel promotes one whose offset is 0 (restarted from its AOF, not
+//     yet synced) and the old master, back as its replica, resyncs from it:
+//     runs 1 and 2 lost 85 acknowledged writes (redis-1 promoted, behind by
+//     its lag at the cut) and 4,849 of 5,153 (the stale redis-2 promoted).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "known bug, fix pending on main: Sentinel promotes a restarted replica whose offset is 0 (lost 85 and 4,849 acknowledged writes in 2 of 2 runs); the fix starts replicas with replica-priority 0 until they have synced (init-role)"]
+async fn pods_cold_restart_master_last_redis() {
+    let Some(d) = deploy_for_cold_restarts().await else {
+        return;
+    };
+    cold_restart(&d, Order::MasterLast).await;
 }
 
 /// A client of the `redis-ha` Service: each connect asks the cluster DNS

@@ -19,15 +19,15 @@ cargo clippy --workspace --all-targets --quiet -- -D warnings
 # one that loads it most: they run afterwards, alone, so the 1 s down-after failover tests never
 # share the cores with it.
 alone='test(partition) | test(rolling_restart) | binary(hostile)'
-cargo nextest run --workspace -E "not ($alone) & not binary(pods)"
+cargo nextest run --workspace -E "not ($alone) & not binary(/^pods/)"
 cargo nextest run --workspace -E "$alone" --test-threads 1
-# The Kubernetes half in containers (crates/cli/tests/pods.rs): the rendered pods in podman,
+# The Kubernetes half in containers (crates/cli/tests/pods.rs, pods_restart.rs): the rendered pods in podman,
 # one deployment at a time: podman's one DNS server (aardvark-dns) reloads whenever a container
 # joins or leaves any network, and lookups stall meanwhile (run two at a time, a failover test
 # then saw both replicas miss Sentinel's pings). The Debian base images are made once per
 # machine first (scripts/pod-images.sh, a few minutes the first time; the tests call it too).
 scripts/pod-images.sh
-cargo nextest run --workspace -E 'binary(pods)' --test-threads 1
+cargo nextest run --workspace -E 'binary(/^pods/)' --test-threads 1
 # The engine matrix: the proxy, local-topology and drill tests once more on Valkey 8 (the
 # rolling-restart drill, the longest, only on Redis, and the drills `via_` another path,
 # which test the drill rather than the engine: CI time).

@@ -704,6 +704,7 @@ impl Cluster {
     pub fn delete_pod(&self, pod: &str, grace: Option<Duration>) -> anyhow::Result<Deletion> {
         let start = Instant::now();
         let p = self.pod(pod)?;
+        self.leave_endpoints(pod);
         let spec = p.template.spec.as_ref().context("no spec")?;
         let grace = grace.unwrap_or(Duration::from_secs(
             spec.termination_grace_period_seconds.unwrap_or(30) as u64,
@@ -735,6 +736,86 @@ impl Cluster {
             pre_stop,
             took: start.elapsed(),
         })
+    }
+
+    /// A terminating pod leaves the endpoints of the Services that route
+    /// to ready pods only (no publishNotReadyAddresses, as the proxy's
+    /// `redis-ha`): their names stop resolving to it when its deletion
+    /// starts, as the endpoints controller drops it at once, while it
+    /// drains. Its headless-Service names stay until it is gone.
+    fn leave_endpoints(&self, pod: &str) {
+        let (ns, domain) = (self.ns(), &self.rendered.options.cluster_domain);
+        let ready_only: Vec<String> = self
+            .rendered
+            .services()
+            .into_iter()
+            .filter(|s| {
+                !s.spec
+                    .as_ref()
+                    .and_then(|s| s.publish_not_ready_addresses)
+                    .unwrap_or(false)
+            })
+            .filter_map(|s| s.metadata.name.clone())
+            .flat_map(|n| [format!("{n}.{ns}.svc.{domain}"), format!("{n}.{ns}"), n])
+            .collect();
+        if let Some(d) = self.dns.lock().expect("dns").as_ref() {
+            if let Some((_, names)) = d.records.lock().expect("records").get_mut(pod) {
+                names.retain(|n| !ready_only.contains(n));
+            }
+        }
+    }
+
+    /// The addresses `name` resolves to now, as the cluster DNS answers a
+    /// pod (for a client outside the network that dials a Service's name:
+    /// looked up again on every connect, as a Service's virtual IP would
+    /// pick an endpoint again).
+    pub fn lookup(&self, name: &str) -> Vec<IpAddr> {
+        let d = self.dns.lock().expect("dns");
+        let Some(d) = d.as_ref() else {
+            return Vec::new();
+        };
+        let table = d.records.lock().expect("records");
+        dns::lookup(&table, name)
+            .unwrap_or_default()
+            .into_iter()
+            .map(IpAddr::V4)
+            .collect()
+    }
+
+    /// A power cut: every container of every pod SIGKILLed at once, then
+    /// the pods removed (nothing restarts them); the claim volumes stay.
+    /// Returns the pods that were running.
+    pub fn power_cut(&self) -> anyhow::Result<Vec<String>> {
+        let pods: Vec<(String, PodRun)> = self
+            .state
+            .lock()
+            .expect("state")
+            .pods
+            .iter()
+            .map(|(n, p)| (n.clone(), p.clone()))
+            .collect();
+        let each = |f: &(dyn Fn(&str, &PodRun) -> anyhow::Result<()> + Sync)| {
+            std::thread::scope(|s| {
+                let hs: Vec<_> = pods
+                    .iter()
+                    .map(|(n, p)| (n, s.spawn(move || f(n, p))))
+                    .collect();
+                for (n, h) in hs {
+                    h.join()
+                        .map_err(|_| anyhow::anyhow!("{n} panicked"))?
+                        .with_context(|| format!("pod {n}"))?;
+                }
+                anyhow::Ok(())
+            })
+        };
+        each(&|_, p| {
+            for (_, c) in &p.main {
+                podman::call(&["kill", "-s", "KILL", c])?;
+            }
+            Ok(())
+        })?;
+        each(&|n, p| self.remove_pod(n, p))?;
+        Ok(pods.into_iter().map(|(n, _)| n).collect())
     }
 
     /// The DNS server's records, the server started on first use (once a

@@ -5,8 +5,11 @@
 //! gateway instead. It answers A queries for the names the pods answer to
 //! (their headless-Service names, the Services' names, as the cluster DNS
 //! does with publishNotReadyAddresses) from the pods that exist now: a pod
-//! is added when it is created and removed when it is deleted; any other
-//! name is NXDOMAIN, any other query type for a known name is empty.
+//! is added when it is created and removed when it is deleted (from the
+//! names of a Service without publishNotReadyAddresses as soon as its
+//! deletion starts: the endpoints controller drops a terminating pod at
+//! once); any other name is NXDOMAIN, any other query type for a known name
+//! is empty.
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, UdpSocket};
@@ -65,7 +68,10 @@ impl Drop for Server {
 }
 
 /// The addresses of the pods that answer to `name` (`None`: no such name).
-fn lookup(table: &BTreeMap<String, (Ipv4Addr, Vec<String>)>, name: &str) -> Option<Vec<Ipv4Addr>> {
+pub fn lookup(
+    table: &BTreeMap<String, (Ipv4Addr, Vec<String>)>,
+    name: &str,
+) -> Option<Vec<Ipv4Addr>> {
     let name = name.trim_end_matches('.').to_ascii_lowercase();
     let ips: Vec<Ipv4Addr> = table
         .values()

@@ -6,12 +6,13 @@
 //! pod (it runs as long as the pod); the local supervisor starts one per
 //! restarted node, until that node is promotable.
 
+use crate::boot::Role;
 use crate::cluster_args::ClusterArgs;
 use anyhow::Context;
 use redis_ha_resp::conn::query_auth;
 use redis_ha_resp::{Access, Login};
 use redis_ha_topology::info::parse_info;
-use redis_ha_topology::promotion::{self, Action, Link, Seen, PROMOTABLE_PRIORITY};
+use redis_ha_topology::promotion::{self, Action, Link, Promotion, Seen, PROMOTABLE_PRIORITY};
 use redis_ha_topology::{sentinel, split_addr, Addr};
 use std::time::{Duration, Instant};
 
@@ -41,6 +42,13 @@ pub struct GuardArgs {
     /// With --until-promotable: exit when the node has not answered this long.
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     pub gone_after: Duration,
+    /// Keep this role file (the Kubernetes pod's `/data/role.conf`, which
+    /// `init-role` writes) in step with the node's role as Sentinel changes
+    /// it, as `CONFIG REWRITE` keeps a writable redis.conf: after a stop of
+    /// every node with the sentinels' state lost, it says which node was
+    /// master last.
+    #[arg(long, value_name = "FILE")]
+    pub role_file: Option<std::path::PathBuf>,
     /// How often to look while the node is not promotable (once a second
     /// otherwise): soon after the sync, so Sentinel's next INFO of the
     /// replica (every second while its link was down) already sees it.
@@ -51,6 +59,8 @@ pub struct GuardArgs {
 /// Where the guard looks, resolved from its arguments.
 pub struct Target {
     pub node: Addr,
+    /// The role file to keep in step (see [`GuardArgs::role_file`]).
+    pub role_file: Option<std::path::PathBuf>,
     pub node_access: Access,
     pub sentinels: Vec<Addr>,
     pub sentinel_access: Access,
@@ -82,6 +92,7 @@ pub async fn run(a: GuardArgs) -> anyhow::Result<u8> {
     let tls = c.tls.client()?;
     let t = Target {
         node: a.node.clone(),
+        role_file: a.role_file.clone(),
         node_access: Access {
             login: c.password.as_deref().map(Login::default_user),
             tls: tls.clone(),
@@ -111,8 +122,19 @@ pub async fn watch(t: &Target, until: Until, every: Duration, say: &(dyn Fn(&str
     loop {
         let mut pause = every;
         let line = match look(t).await {
-            Ok(seen) => {
+            Ok((seen, role)) => {
                 last_answer = Instant::now();
+                if let Some(f) = &t.role_file {
+                    match record_role(f, &role) {
+                        Ok(true) => say(&format!(
+                            "{}: role file {} now says {role:?}",
+                            t.node,
+                            f.display()
+                        )),
+                        Ok(false) => {}
+                        Err(e) => say(&format!("{}: {e:#}", t.node)),
+                    }
+                }
                 match promotion::decide(&seen) {
                     Action::Nothing if until != Until::Forever => return,
                     Action::Nothing => {
@@ -156,7 +178,7 @@ pub async fn watch(t: &Target, until: Until, every: Duration, say: &(dyn Fn(&str
 }
 
 /// The node's INFO replication and the sentinels' view of its master.
-async fn look(t: &Target) -> anyhow::Result<Seen> {
+async fn look(t: &Target) -> anyhow::Result<(Seen, Role)> {
     let info = query_auth(
         &t.node,
         Some(&t.node_access),
@@ -183,12 +205,53 @@ async fn look(t: &Target) -> anyhow::Result<Seen> {
         (Some(0), Link::Synced) => sentinels_see_master_up(t).await,
         _ => 0,
     };
-    Ok(Seen {
+    let role = match (link, get("master_host"), get("master_port")) {
+        (Link::Master, _, _) => Role::Master,
+        (_, Some(h), Some(p)) => Role::ReplicaOf(format!("{h}:{p}")),
+        _ => anyhow::bail!("a replica without master_host/master_port"),
+    };
+    let seen = Seen {
         priority,
         link,
         sentinels_see_master_up: up,
         sentinels: t.sentinels.len(),
-    })
+    };
+    Ok((seen, role))
+}
+
+/// Rewrites the role file when it no longer says `role` (a restart of the
+/// container in place then starts in the role Sentinel gave, and a
+/// replica unpromotable until synced). Atomic: a new file, renamed.
+fn record_role(file: &std::path::Path, role: &Role) -> anyhow::Result<bool> {
+    let old = std::fs::read_to_string(file).unwrap_or_default();
+    if role_in(&old).as_ref() == Some(role) {
+        return Ok(false);
+    }
+    // A restart in place comes back from its disk: a replica then waits
+    // for its sync, as after init-role.
+    let promotion = match role {
+        Role::Master => Promotion::Now,
+        Role::ReplicaOf(_) => Promotion::AfterSync,
+    };
+    let text = crate::init_role::include_for(role, promotion)?;
+    let tmp = file.with_extension("tmp");
+    std::fs::write(&tmp, text).with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, file).with_context(|| format!("cannot replace {}", file.display()))?;
+    Ok(true)
+}
+
+/// Pure: the role a role file gives (`None`: unreadable `replicaof`).
+fn role_in(text: &str) -> Option<Role> {
+    let line = text
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some("replicaof"));
+    match line {
+        None => Some(Role::Master),
+        Some(l) => match l.split_whitespace().collect::<Vec<_>>()[..] {
+            [_, h, p] => Some(Role::ReplicaOf(format!("{h}:{p}"))),
+            _ => None,
+        },
+    }
 }
 
 async fn sentinels_see_master_up(t: &Target) -> usize {
@@ -227,6 +290,7 @@ pub fn start_local(t: &crate::Topology, i: usize) -> anyhow::Result<()> {
     if t.attached() || !is_redis_ha {
         let target = Target {
             node,
+            role_file: None,
             node_access: t.redis_access().clone(),
             sentinels: o.sentinel_addrs(),
             sentinel_access: t.sentinel_access().clone(),
@@ -269,4 +333,38 @@ pub fn start_local(t: &crate::Topology, i: usize) -> anyhow::Result<()> {
 
 fn path(p: &std::path::Path) -> String {
     p.display().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_role_file_reads_as_init_role_writes_it() {
+        assert_eq!(role_in(""), Some(Role::Master));
+        let r = Role::ReplicaOf("redis-1.h:6379".into());
+        let text = crate::init_role::include_for(&r, Promotion::AfterSync).unwrap();
+        assert_eq!(role_in(&text), Some(r));
+        assert_eq!(role_in("replicaof h"), None);
+    }
+
+    #[test]
+    fn the_role_file_is_rewritten_only_when_the_role_changed() {
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("role.conf");
+        std::fs::write(&f, "").unwrap();
+        assert!(!record_role(&f, &Role::Master).unwrap());
+        let r = Role::ReplicaOf("m:6379".into());
+        assert!(record_role(&f, &r).unwrap());
+        assert_eq!(
+            role_in(&std::fs::read_to_string(&f).unwrap()),
+            Some(r.clone())
+        );
+        assert!(std::fs::read_to_string(&f)
+            .unwrap()
+            .contains("replica-priority 0"));
+        assert!(!record_role(&f, &r).unwrap());
+        assert!(record_role(&f, &Role::Master).unwrap());
+        assert_eq!(std::fs::read_to_string(&f).unwrap(), "");
+    }
 }

@@ -46,9 +46,23 @@ pub enum Disk {
     /// No data file: a new or wiped volume.
     Empty,
     /// Data files, last written at `written_ms` (Unix ms): a node that was
-    /// down while others took writes wrote last earlier.
-    HasData { written_ms: u64 },
+    /// down while others took writes wrote last earlier. `master_since_ms`:
+    /// its role record (its config as Sentinel last rewrote it, or the
+    /// Kubernetes role file the replica guard keeps) says it was made
+    /// master then; `None`: it was last a replica, or no record.
+    HasData {
+        written_ms: u64,
+        master_since_ms: Option<u64>,
+    },
 }
+
+/// Last writes within this of the newest count as "as new": a replica
+/// writes each write a moment after its master, so by time alone the
+/// replica missing the master's last writes can look newest. Among such
+/// nodes the one most recently made master leads (it had every write its
+/// replicas had, and those they had not yet received). Well below the
+/// second a stale node has been away.
+pub const SAME_WRITE_WINDOW_MS: u64 = 500;
 
 /// A running node's replication state (`INFO replication`, `DBSIZE`).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -254,7 +268,7 @@ fn rank(p: &Peer) -> Option<(u8, u64)> {
         // A replica's offset counts once it has replicated since it started
         // (a restart from the AOF begins at 0 whatever it holds).
         Peer::Running(r) if r.offset > 0 => Some((2, r.offset)),
-        Peer::Stopped(Disk::HasData { written_ms }) => Some((1, *written_ms)),
+        Peer::Stopped(Disk::HasData { written_ms, .. }) => Some((1, *written_ms)),
         _ => None,
     }
 }
@@ -267,14 +281,28 @@ fn newest(i: &Inputs) -> Option<Addr> {
 }
 
 /// The node with the newest data (see [`rank`]); exact ties go to the
-/// lowest address, so that every node picks the same one. `None`: none
-/// holds data.
+/// lowest address, so that every node picks the same one. Among stopped
+/// nodes whose last writes are within [`SAME_WRITE_WINDOW_MS`] of the
+/// newest, the one most recently made master wins. `None`: none holds data.
 pub fn newest_of(nodes: &[(Addr, Peer)]) -> Option<Addr> {
-    nodes
+    let (best_rank, best) = nodes
         .iter()
         .filter_map(|(a, p)| Some((rank(p)?, a)))
-        .max_by(|(ra, a), (rb, b)| ra.cmp(rb).then_with(|| b.cmp(a)))
-        .map(|(_, a)| a.clone())
+        .max_by(|(ra, a), (rb, b)| ra.cmp(rb).then_with(|| b.cmp(a)))?;
+    if best_rank.0 != 1 {
+        return Some(best.clone());
+    }
+    let last_master = nodes
+        .iter()
+        .filter_map(|(a, p)| match p {
+            Peer::Stopped(Disk::HasData {
+                written_ms,
+                master_since_ms: Some(since),
+            }) if written_ms + SAME_WRITE_WINDOW_MS >= best_rank.1 => Some((*since, a)),
+            _ => None,
+        })
+        .max_by(|(sa, a), (sb, b)| sa.cmp(sb).then_with(|| b.cmp(a)));
+    Some(last_master.map_or(best, |(_, a)| a).clone())
 }
 
 /// The master most named by the sentinels that have a history (a config
@@ -383,7 +411,60 @@ mod tests {
     }
 
     fn data(ms: u64) -> Disk {
-        Disk::HasData { written_ms: ms }
+        Disk::HasData {
+            written_ms: ms,
+            master_since_ms: None,
+        }
+    }
+
+    fn master_data(ms: u64, since: u64) -> Disk {
+        Disk::HasData {
+            written_ms: ms,
+            master_since_ms: Some(since),
+        }
+    }
+
+    #[test]
+    fn the_last_master_wins_over_a_replica_that_wrote_a_moment_later() {
+        let s = [names(A, 0, 0), names(A, 0, 0), names(A, 0, 0)];
+        // B was master (since 50), C its replica: C's files were written
+        // 3 ms after B's last write, but C may lack B's last writes.
+        let peers = [
+            (B, Peer::Stopped(master_data(10_000, 50))),
+            (C, Peer::Stopped(data(10_003))),
+        ];
+        assert_eq!(
+            decide_for(A, &s, data(8_000), &peers),
+            Boot::ReplicaOf(B.into(), Reason::ByData)
+        );
+        // Two with a master record: the later one (a failover since).
+        let peers = [
+            (B, Peer::Stopped(master_data(10_000, 50))),
+            (C, Peer::Stopped(master_data(10_002, 70))),
+        ];
+        assert_eq!(
+            decide_for(A, &s, data(8_000), &peers),
+            Boot::ReplicaOf(C.into(), Reason::ByData)
+        );
+        // A master record on a node that stopped writing a second before
+        // the newest is stale: the newest data leads.
+        let peers = [
+            (B, Peer::Stopped(master_data(9_000, 90))),
+            (C, Peer::Stopped(data(10_000))),
+        ];
+        assert_eq!(
+            decide_for(A, &s, data(8_000), &peers),
+            Boot::ReplicaOf(C.into(), Reason::ByData)
+        );
+        // A running node still outranks every disk.
+        let peers = [
+            (B, Peer::Stopped(master_data(10_000, 50))),
+            (C, running(false, 5, 1)),
+        ];
+        assert_eq!(
+            decide_for(A, &s, data(8_000), &peers),
+            Boot::ReplicaOf(C.into(), Reason::ByData)
+        );
     }
 
     fn running(is_master: bool, offset: u64, keys: u64) -> Peer {

@@ -78,7 +78,14 @@ pub const INIT_ROLE_ERROR: &str = "INITROLE";
 pub fn init_role_reply(me: &str, d: Disk) -> String {
     let data = match d {
         Disk::Empty => "none".to_string(),
-        Disk::HasData { written_ms } => format!("written_ms={written_ms}"),
+        Disk::HasData {
+            written_ms,
+            master_since_ms: None,
+        } => format!("written_ms={written_ms}"),
+        Disk::HasData {
+            written_ms,
+            master_since_ms: Some(since),
+        } => format!("written_ms={written_ms} master_since_ms={since}"),
     };
     format!("{INIT_ROLE_ERROR} {me} is choosing its role (redis-ha init-role); data: {data}")
 }
@@ -90,8 +97,16 @@ pub fn parse_init_role_reply(msg: &str) -> Option<Disk> {
     if data == "none" {
         return Some(Disk::Empty);
     }
-    let ms = data.strip_prefix("written_ms=")?.parse().ok()?;
-    Some(Disk::HasData { written_ms: ms })
+    let mut words = data.split_whitespace();
+    let ms = words.next()?.strip_prefix("written_ms=")?.parse().ok()?;
+    let since = match words.next() {
+        None => None,
+        Some(w) => Some(w.strip_prefix("master_since_ms=")?.parse().ok()?),
+    };
+    Some(Disk::HasData {
+        written_ms: ms,
+        master_since_ms: since,
+    })
 }
 
 /// A peer as seen over the network: running (its replication state), in
@@ -158,12 +173,48 @@ pub fn disk(dir: &Path) -> Disk {
     match newest {
         None => Disk::Empty,
         Some(t) => Disk::HasData {
-            written_ms: t
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_millis() as u64)
-                .unwrap_or(0),
+            written_ms: unix_ms(t),
+            master_since_ms: master_since(dir),
         },
     }
+}
+
+fn unix_ms(t: std::time::SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Where a node's role is recorded, beside its data: on Kubernetes the
+/// role file in the data volume (`init-role` writes it, the replica guard
+/// rewrites it when Sentinel changes the role); locally the node's
+/// `redis.conf`, one level up, which Sentinel's `CONFIG REWRITE` keeps.
+pub fn role_record(dir: &Path) -> Option<std::path::PathBuf> {
+    [dir.join(ROLE_FILE), dir.join("..").join("redis.conf")]
+        .into_iter()
+        .find(|f| f.is_file())
+}
+
+/// The Kubernetes role file's name in the data volume.
+pub const ROLE_FILE: &str = "role.conf";
+
+/// When the role record says this node was made master (its last change),
+/// `None` when it says replica (a `replicaof` line) or there is none.
+pub fn master_since(dir: &Path) -> Option<u64> {
+    let f = role_record(dir)?;
+    let text = std::fs::read_to_string(&f).ok()?;
+    if says_replica(&text) {
+        return None;
+    }
+    Some(unix_ms(std::fs::metadata(&f).ok()?.modified().ok()?))
+}
+
+/// Pure: whether a config text makes the node a replica.
+pub fn says_replica(conf: &str) -> bool {
+    conf.lines().any(|l| {
+        let w = l.split_whitespace().next().unwrap_or("");
+        w.eq_ignore_ascii_case("replicaof") || w.eq_ignore_ascii_case("slaveof")
+    })
 }
 
 #[cfg(test)]
@@ -227,6 +278,11 @@ mod tests {
             Disk::Empty,
             Disk::HasData {
                 written_ms: 1_765_000_000_123,
+                master_since_ms: None,
+            },
+            Disk::HasData {
+                written_ms: 1_765_000_000_123,
+                master_since_ms: Some(1_765_000_000_001),
             },
         ] {
             let r = init_role_reply("redis-1.h:6379", d);
@@ -240,6 +296,10 @@ mod tests {
             None
         );
         assert_eq!(parse_init_role_reply("ERR data: none"), None);
+        assert_eq!(
+            parse_init_role_reply("INITROLE x; data: written_ms=1 since=2"),
+            None
+        );
     }
 
     #[test]
@@ -255,6 +315,31 @@ mod tests {
             "x",
         )
         .unwrap();
-        assert!(matches!(disk(d.path()), Disk::HasData { written_ms } if written_ms > 0));
+        assert!(
+            matches!(disk(d.path()), Disk::HasData { written_ms, master_since_ms: None } if written_ms > 0)
+        );
+        // A role record without `replicaof`: master since its last change.
+        std::fs::write(d.path().join(ROLE_FILE), "").unwrap();
+        assert!(matches!(disk(d.path()), Disk::HasData { master_since_ms: Some(t), .. } if t > 0));
+        std::fs::write(
+            d.path().join(ROLE_FILE),
+            "replicaof m 6379\nreplica-priority 0\n",
+        )
+        .unwrap();
+        assert!(matches!(
+            disk(d.path()),
+            Disk::HasData {
+                master_since_ms: None,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn a_config_is_a_replica_s_when_it_has_replicaof_or_slaveof() {
+        assert!(says_replica("port 1\nreplicaof h 6379\n"));
+        assert!(says_replica("slaveof h 6379"));
+        assert!(!says_replica("# replicaof h 6379\nport 1\n"));
+        assert!(!says_replica(""));
     }
 }

@@ -299,6 +299,10 @@ fn replica_guard(o: &RenderOptions, spec: &Spec) -> Container {
     let mut cmd = strings(&["redis-ha", "replica-guard", "--node", &own]);
     cmd.extend(sentinel_flags(o));
     cmd.extend(["--master-name".into(), spec.master_name.clone()]);
+    // Kept in step with the role Sentinel gives (the ConfigMap's redis.conf
+    // is read-only, so CONFIG REWRITE cannot): init-role's ranking after
+    // the sentinels lost their state reads which node was master last.
+    cmd.extend(["--role-file".into(), ROLE_FILE.into()]);
     cmd.extend(o.client_tls_flags());
     let mut env = vec![pod_name_env()];
     env.extend(password_env(o));
@@ -309,7 +313,7 @@ fn replica_guard(o: &RenderOptions, spec: &Spec) -> Container {
     Container {
         command: Some(cmd),
         env: Some(env),
-        volume_mounts: Some(with_tls_mount(o, vec![])),
+        volume_mounts: Some(with_tls_mount(o, vec![mount("data", "/data")])),
         resources: Some(resources(&cpu, "32Mi")),
         ..container("replica-guard", &o.image)
     }

@@ -81,10 +81,7 @@ async fn read_replies(s: &mut tokio::net::tcp::OwnedReadHalf, expected: &[&[u8]]
     let mut chunk = vec![0u8; 256 * 1024];
     while got < expected.len() {
         // Whole replies at the front of what was read.
-        loop {
-            let Some(end) = buf.windows(2).take(24).position(|w| w == b"\r\n") else {
-                break;
-            };
+        while let Some(end) = buf.windows(2).take(24).position(|w| w == b"\r\n") {
             assert_eq!(buf[0], b'$', "not a bulk reply: {:?}", &buf[..end]);
             let len: usize = std::str::from_utf8(&buf[1..end]).unwrap().parse().unwrap();
             let total = end + 2 + len + 2;

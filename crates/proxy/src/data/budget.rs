@@ -29,8 +29,9 @@ pub const CLIENT_BUDGET: usize = 1 << 20;
 /// never paused or cut for the others' sake.
 pub const FLOOR: usize = 64 * 1024;
 
-/// The step in which sessions report what they hold to the total.
-const GRAIN: usize = 64 * 1024;
+/// The step in which sessions report what they hold to the total (no
+/// more than [`FLOOR`]: a session below the floor reports nothing).
+const GRAIN: usize = FLOOR;
 
 /// Whether the session's backend side can be paused for its client alone.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -65,16 +66,19 @@ pub struct Limits {
 }
 
 /// What one session holds: `unread`, its output buffer (the client drains
-/// it); `kept`, replies waiting behind earlier ones.
+/// it); `kept`, replies waiting behind earlier ones; `queued`, replies a
+/// shared connection delivered that it has not taken yet (it takes none
+/// while `unread` is past [`CLIENT_BUDGET`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Held {
     pub unread: usize,
     pub kept: usize,
+    pub queued: usize,
 }
 
 impl Held {
     pub fn bytes(&self) -> usize {
-        self.unread + self.kept
+        self.unread + self.kept + self.queued
     }
 }
 
@@ -115,6 +119,11 @@ pub struct Share {
 }
 
 impl Share {
+    /// Nothing reported (what a small-value session keeps).
+    pub fn is_empty(&self) -> bool {
+        self.reported == 0
+    }
+
     /// Reports `bytes` (rounded down to a [`GRAIN`]) if that changed its
     /// share; returns the new share then.
     #[inline]
@@ -144,7 +153,11 @@ mod tests {
     };
 
     fn held(unread: usize, kept: usize) -> Held {
-        Held { unread, kept }
+        Held {
+            unread,
+            kept,
+            queued: 0,
+        }
     }
 
     #[test]
@@ -172,6 +185,11 @@ mod tests {
         assert_eq!(p(held(0, CLIENT_BUDGET), 0), Pressure::Pause);
         assert_eq!(p(held(L.hard, 0), 0), Pressure::Pause);
         assert_eq!(p(held(L.hard, 1), 0), Pressure::Cut);
+        let queued = Held {
+            queued: L.hard + 1,
+            ..held(0, 0)
+        };
+        assert_eq!(p(queued, 0), Pressure::Cut, "not taken counts too");
         // Over the total: past its own budget it is cut, below it waits.
         assert_eq!(p(held(CLIENT_BUDGET + 1, 0), L.total + 1), Pressure::Cut);
         assert_eq!(p(held(FLOOR + 1, 0), L.total + 1), Pressure::Pause);

@@ -108,13 +108,13 @@ impl Inbox {
         {
             let mut q = lock(&self.q);
             q.extend(rs.inspect(|(_, r)| n += r.bytes()));
-            let queued = self.queued.fetch_add(n, Ordering::AcqRel) + n;
+            let queued = self.queued.fetch_add(n, Ordering::Relaxed) + n;
             let limit = self.limit.load(Ordering::Relaxed);
             if limit > 0 && queued + self.session.load(Ordering::Relaxed) > limit {
                 // Freed now: the session cuts its client when it wakes.
                 self.overflow.store(true, Ordering::Release);
                 q.clear();
-                self.queued.store(0, Ordering::Release);
+                self.queued.store(0, Ordering::Relaxed);
             }
         }
         self.ready.store(true, Ordering::Release);
@@ -166,7 +166,7 @@ impl Inbox {
     pub fn take(&self, into: &mut VecDeque<(u64, Reply)>) {
         let mut q = lock(&self.q);
         self.ready.store(false, Ordering::Release);
-        self.queued.store(0, Ordering::Release);
+        self.queued.store(0, Ordering::Relaxed);
         std::mem::swap(&mut *q, into);
     }
 
@@ -184,6 +184,22 @@ impl Inbox {
     /// Replies were dropped for the limit: the client must be cut.
     pub fn overflowed(&self) -> bool {
         self.overflow.load(Ordering::Acquire)
+    }
+
+    /// Ready once replies were dropped for the limit (while the session
+    /// takes none: its client is behind).
+    pub fn poll_overflow(&self, cx: &mut Context<'_>) -> Poll<()> {
+        self.waker.register(cx.waker());
+        if self.overflowed() {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    }
+
+    /// Reply bytes delivered and not yet taken.
+    pub fn queued(&self) -> usize {
+        self.queued.load(Ordering::Relaxed)
     }
 }
 

@@ -374,14 +374,26 @@ impl Session {
         }
     }
 
-    /// Reports the reply bytes held for the client and weighs them.
+    /// Reports the reply bytes held for the client and weighs them; little
+    /// held, and nothing reported before, is decided at once (every
+    /// small-value request passes here).
+    #[inline(always)]
     pub(super) fn weigh_held(&mut self) -> Pressure {
         let held = Held {
             unread: self.out.len(),
             kept: self.pipeline.kept(),
+            queued: self.inbox.queued(),
         };
-        if let Some(now) = self.share.report(held.bytes(), &self.shared.held) {
-            self.inbox.session_holds(now);
+        if held.bytes() < budget::FLOOR && self.share.is_empty() && !self.inbox.overflowed() {
+            return Pressure::Under;
+        }
+        self.weigh(held)
+    }
+
+    #[inline(never)]
+    fn weigh(&mut self, held: Held) -> Pressure {
+        if self.share.report(held.bytes(), &self.shared.held).is_some() {
+            self.inbox.session_holds(held.unread + held.kept);
         }
         if self.inbox.overflowed() {
             return Pressure::Cut; // replies came faster than it took them
@@ -393,6 +405,18 @@ impl Session {
         };
         let total = || self.shared.held.get();
         budget::pressure(held, total, self.backside(), &limits)
+    }
+
+    /// Whether nothing more is to be taken from the backend until the
+    /// client reads: a paused dedicated link, or a shared one's replies
+    /// while the client has [`budget::CLIENT_BUDGET`] unread (kept replies
+    /// do not count: they wait for the next ones).
+    fn behind(&self) -> bool {
+        match (self.lane, self.backside()) {
+            (_, Backside::Pausable) => self.pressure == Pressure::Pause,
+            (Lane::Shared, _) => self.out.len() >= budget::CLIENT_BUDGET,
+            (Lane::Dedicated { .. }, _) => false,
+        }
     }
 
     /// Whether the backend can wait for this client alone.
@@ -449,9 +473,11 @@ impl Session {
         let writing = !self.out.is_empty() || self.cw.has_unflushed();
         let drain_news = !matches!(self.input, Input::Draining { .. });
         // A big reply waits while the client is behind on it; so does a
-        // dedicated link while the client holds too much.
-        let paused = self.pressure == Pressure::Pause && self.backside() == Backside::Pausable;
-        let from_backend = !paused && (self.relay.is_none() || self.out.len() < big::RELAY_OUT);
+        // dedicated link while the client holds too much, and a shared
+        // one's replies wait in the inbox (bounded there) while the client
+        // is behind.
+        let from_backend =
+            !self.behind() && (self.relay.is_none() || self.out.len() < big::RELAY_OUT);
         let (cr, cbuf, cw) = (&mut self.cr, &mut self.cbuf, &mut self.cw);
         let drain = &mut self.drain_rx;
         let (backend, inbox, routes) = (&mut self.backend, &self.inbox, &mut self.routes_rx);
@@ -459,7 +485,7 @@ impl Session {
             biased;
             _ = std::future::poll_fn(|cx| match from_backend {
                 true => inbox.poll_ready(cx),
-                false => std::task::Poll::Pending,
+                false => inbox.poll_overflow(cx),
             }) => Wake::Mux,
             r = async {
                 match backend.as_mut().map(|b| &mut b.link) {

@@ -66,7 +66,8 @@ impl Session {
             }
             // Past the limit the client is cut (the serve loop does it): the
             // rest is not copied first.
-            if self.weigh_held() == Pressure::Cut {
+            let held = self.out.len() + self.pipeline.kept();
+            if held > budget::FLOOR && self.weigh_held() == Pressure::Cut {
                 break;
             }
         }

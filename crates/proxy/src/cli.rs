@@ -125,11 +125,20 @@ pub struct ProxyArgs {
     /// always refused (a replication stream cannot pass the proxy)
     #[arg(long, default_value = crate::data::deny::DEFAULT)]
     pub deny_commands: String,
-    /// Replies a client has not read, past which it is closed (as Redis's
-    /// client-output-buffer-limit; subscribers: at most 32mb). Long before
-    /// that the proxy stops reading from such a client. Units: b, kb, mb, gb
-    #[arg(long, default_value = "512mb", value_parser = parse_size)]
+    /// Replies held for one client (unread, or waiting behind an earlier
+    /// one), past which it is closed, as by Redis's
+    /// client-output-buffer-limit: on a shared connection (multiplex mode)
+    /// and for a subscriber (at most 32mb). From 1mb held the proxy stops
+    /// reading the client's requests and, on a dedicated connection, reading
+    /// from Redis, until the client reads: a dedicated client is paused,
+    /// not closed. Units: b, kb, mb, gb
+    #[arg(long, default_value = "32mb", value_parser = parse_size)]
     pub client_output_limit: usize,
+    /// Replies held for all clients together, past which every client
+    /// holding more than 64kb is paused, and one on a shared connection
+    /// holding more than 1mb is closed (as Redis's maxmemory-clients)
+    #[arg(long, default_value = "128mb", value_parser = parse_size)]
+    pub client_output_total: usize,
     /// Close a client idle for this long (0: never, as Redis's timeout).
     /// Subscribers are never closed for being idle
     #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
@@ -319,6 +328,7 @@ impl ProxyArgs {
             mux_connections: self.mux_connections.into(),
             deny_commands: self.deny_commands.clone(),
             client_output_limit: self.client_output_limit,
+            client_output_total: self.client_output_total,
             idle_timeout: self.timeout,
             reuse_port: self.reuse_port,
             maxclients: self.maxclients as usize,

@@ -66,8 +66,12 @@ pub struct ProxyConfig {
     pub mux_connections: usize,
     /// `--deny-commands`, as given (see [`crate::data::deny`]).
     pub deny_commands: String,
-    /// Replies a client has not read, in bytes, past which it is closed.
+    /// Replies held for a client, in bytes, past which it is closed (on a
+    /// shared connection, or a subscriber; a dedicated one pauses instead).
     pub client_output_limit: usize,
+    /// Replies held for all clients, in bytes, past which sessions holding
+    /// more than a little pause, and shared ones past their budget are closed.
+    pub client_output_total: usize,
     /// Idle clients are closed after this; zero never.
     pub idle_timeout: Duration,
     /// Clients connected at once over both endpoints (`--maxclients`); lowered
@@ -143,7 +147,8 @@ impl ProxyConfig {
             mode: ConnMode::Dedicated,
             mux_connections: 2,
             deny_commands: crate::data::deny::DEFAULT.into(),
-            client_output_limit: 512 << 20,
+            client_output_limit: 32 << 20,
+            client_output_total: 128 << 20,
             idle_timeout: Duration::ZERO,
             maxclients: 10_000,
             write_ack: None,

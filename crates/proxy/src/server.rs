@@ -254,6 +254,7 @@ pub async fn start(cfg: ProxyConfig) -> anyhow::Result<ProxyHandle> {
         cfg: Arc::new(cfg.clone()),
         limits: Default::default(),
         drain: drain.clone(),
+        held: Default::default(),
     });
     let fence = tokio::spawn(pool.watch(routes.routes.clone()));
     let local = |l: &Option<TcpListener>| l.as_ref().map(|l| l.local_addr()).transpose();

@@ -7,6 +7,7 @@ mod accept;
 pub mod ack;
 mod backend_io;
 mod big;
+pub mod budget;
 mod bufpool;
 mod commands;
 pub mod deny;
@@ -48,6 +49,8 @@ pub struct Shared {
     pub deny: deny::DenyList,
     /// Shutting down: sessions finish what they forwarded and close.
     pub drain: Arc<drain::Drain>,
+    /// Reply bytes held for clients over all sessions (`--client-output-total`).
+    pub held: budget::Total,
 }
 
 impl Shared {

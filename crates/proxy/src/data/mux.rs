@@ -58,6 +58,16 @@ pub enum Reply {
     Ack(Result<(), ClientError>),
 }
 
+impl Reply {
+    /// The reply bytes it carries.
+    fn bytes(&self) -> usize {
+        match self {
+            Reply::Frame(b) | Reply::Part(b, _) => b.len(),
+            Reply::Unsent | Reply::Lost | Reply::Ack(_) => 0,
+        }
+    }
+}
+
 /// Where a session's replies arrive, tagged with the session generation
 /// they were sent in (replies to an abandoned generation are dropped).
 /// Wakes the session through a single registered waker: cheaper, per reply,
@@ -74,12 +84,39 @@ pub struct Inbox {
     room: Notify,
     /// The session ended.
     closed: AtomicBool,
+    /// Reply bytes queued here, not yet taken.
+    queued: AtomicUsize,
+    /// Reply bytes the session said it holds ([`Inbox::session_holds`]).
+    session: AtomicUsize,
+    /// `--client-output-limit` (0: none): past it, queued and held
+    /// together, nothing more is queued and the session is to cut its
+    /// client ([`Inbox::overflowed`]). The session cuts it itself as a
+    /// rule; this is for a reader that runs ahead of it.
+    limit: AtomicUsize,
+    overflow: AtomicBool,
 }
 
 impl Inbox {
-    /// Delivers several replies with one lock and one wake-up.
+    /// Delivers several replies with one lock and one wake-up; to a session
+    /// that ended they are dropped (consumed all the same: the iterator
+    /// may be what moves the read buffer on).
     fn push_all(&self, rs: impl Iterator<Item = (u64, Reply)>) {
-        lock(&self.q).extend(rs);
+        if self.closed.load(Ordering::Acquire) || self.overflow.load(Ordering::Acquire) {
+            return rs.for_each(drop);
+        }
+        let mut n = 0;
+        {
+            let mut q = lock(&self.q);
+            q.extend(rs.inspect(|(_, r)| n += r.bytes()));
+            let queued = self.queued.fetch_add(n, Ordering::Relaxed) + n;
+            let limit = self.limit.load(Ordering::Relaxed);
+            if limit > 0 && queued + self.session.load(Ordering::Relaxed) > limit {
+                // Freed now: the session cuts its client when it wakes.
+                self.overflow.store(true, Ordering::Release);
+                q.clear();
+                self.queued.store(0, Ordering::Relaxed);
+            }
+        }
         self.ready.store(true, Ordering::Release);
         self.waker.wake();
     }
@@ -129,7 +166,40 @@ impl Inbox {
     pub fn take(&self, into: &mut VecDeque<(u64, Reply)>) {
         let mut q = lock(&self.q);
         self.ready.store(false, Ordering::Release);
+        self.queued.store(0, Ordering::Relaxed);
         std::mem::swap(&mut *q, into);
+    }
+
+    /// Sets the bytes queued and held together past which replies are
+    /// dropped and the session told to cut its client; 0: no limit.
+    pub fn set_limit(&self, bytes: usize) {
+        self.limit.store(bytes, Ordering::Relaxed);
+    }
+
+    /// The session now holds `bytes` of replies for its client.
+    pub fn session_holds(&self, bytes: usize) {
+        self.session.store(bytes, Ordering::Relaxed);
+    }
+
+    /// Replies were dropped for the limit: the client must be cut.
+    pub fn overflowed(&self) -> bool {
+        self.overflow.load(Ordering::Acquire)
+    }
+
+    /// Ready once replies were dropped for the limit (while the session
+    /// takes none: its client is behind).
+    pub fn poll_overflow(&self, cx: &mut Context<'_>) -> Poll<()> {
+        self.waker.register(cx.waker());
+        if self.overflowed() {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    }
+
+    /// Reply bytes delivered and not yet taken.
+    pub fn queued(&self) -> usize {
+        self.queued.load(Ordering::Relaxed)
     }
 }
 

@@ -27,8 +27,10 @@
 //!
 //! Backpressure: the client's replies not yet written are bounded; past
 //! [`SOFT_OUTPUT`] (or [`MAX_PENDING`] unanswered requests) nothing more is
-//! read from it, and past `--client-output-limit` it is closed, as Redis
-//! does.
+//! read from it. The reply bytes the session holds are weighed by
+//! [`budget::pressure`]: past the client's budget it pauses (a dedicated
+//! connection is not read either, until the client reads), and on a shared
+//! connection past `--client-output-limit` it is closed, as Redis does.
 
 pub mod client_io;
 mod dispatch;
@@ -51,6 +53,7 @@ use self::pipeline::{Ack, After, Answer, Pipeline, Slot, Take};
 use self::replay::{Loss, Verdict};
 use self::state::{ConnState, Replies};
 use super::big::{self, Relay, Upload};
+use super::budget::{self, Backside, Held, Pressure, Share};
 use super::bufpool;
 use super::commands::{is_unsubscribe_push, Class, Effect, Kind, LastClass};
 use super::drain::DrainState;
@@ -170,6 +173,10 @@ pub struct Session {
     /// A big reply from a shared connection that cannot be relayed (not
     /// the first due): gathered whole, as any reply.
     gathered: BytesMut,
+    /// What the reply bytes held for the client call for ([`budget`]).
+    pressure: Pressure,
+    /// This session's part of [`Shared::held`].
+    share: Share,
 }
 
 /// Makes room to read into, growing the buffer only when it runs low. A
@@ -206,7 +213,7 @@ impl Session {
         } else {
             Signin::Done
         };
-        Session {
+        let s = Session {
             endpoint,
             parser: RequestParser::new(shared.limits.clone()),
             shared,
@@ -237,7 +244,11 @@ impl Session {
             upload: None,
             relay: None,
             gathered: BytesMut::new(),
-        }
+            pressure: Pressure::Under,
+            share: Share::default(),
+        };
+        s.inbox.set_limit(s.shared.cfg.client_output_limit);
+        s
     }
 
     pub async fn run(mut self) {
@@ -249,6 +260,7 @@ impl Session {
         }
         self.drop_backend();
         self.inbox.close();
+        self.share.report(0, &self.shared.held);
         m.client_connections.dec();
     }
 
@@ -264,7 +276,8 @@ impl Session {
             if self.finished() {
                 return self.close().await;
             }
-            if self.out.len() > self.output_limit() {
+            self.pressure = self.weigh_held();
+            if self.pressure == Pressure::Cut {
                 return self.over_output_limit();
             }
             self.release_idle_buffers();
@@ -361,9 +374,63 @@ impl Session {
         }
     }
 
+    /// Reports the reply bytes held for the client and weighs them; little
+    /// held, and nothing reported before, is decided at once (every
+    /// small-value request passes here).
+    #[inline(always)]
+    pub(super) fn weigh_held(&mut self) -> Pressure {
+        let held = Held {
+            unread: self.out.len(),
+            kept: self.pipeline.kept(),
+            queued: self.inbox.queued(),
+        };
+        if held.bytes() < budget::FLOOR && self.share.is_empty() && !self.inbox.overflowed() {
+            return Pressure::Under;
+        }
+        self.weigh(held)
+    }
+
+    #[inline(never)]
+    fn weigh(&mut self, held: Held) -> Pressure {
+        if self.share.report(held.bytes(), &self.shared.held).is_some() {
+            self.inbox.session_holds(held.unread + held.kept);
+        }
+        if self.inbox.overflowed() {
+            return Pressure::Cut; // replies came faster than it took them
+        }
+        let limits = budget::Limits {
+            client: budget::CLIENT_BUDGET,
+            hard: self.output_limit(),
+            total: self.shared.cfg.client_output_total,
+        };
+        let total = || self.shared.held.get();
+        budget::pressure(held, total, self.backside(), &limits)
+    }
+
+    /// Whether nothing more is to be taken from the backend until the
+    /// client reads: a paused dedicated link, or a shared one's replies
+    /// while the client has [`budget::CLIENT_BUDGET`] unread (kept replies
+    /// do not count: they wait for the next ones).
+    fn behind(&self) -> bool {
+        match (self.lane, self.backside()) {
+            (_, Backside::Pausable) => self.pressure == Pressure::Pause,
+            (Lane::Shared, _) => self.out.len() >= budget::CLIENT_BUDGET,
+            (Lane::Dedicated { .. }, _) => false,
+        }
+    }
+
+    /// Whether the backend can wait for this client alone.
+    fn backside(&self) -> Backside {
+        match (self.lane, self.state.replies) {
+            (Lane::Dedicated { .. }, Replies::Paired) => Backside::Pausable,
+            _ => Backside::Unpausable,
+        }
+    }
+
     fn over_output_limit(&mut self) -> std::io::Result<()> {
         tracing::warn!(
             pending = self.out.len(),
+            kept = self.pipeline.kept(),
             limit = self.output_limit(),
             "closing a client that does not read its replies (--client-output-limit)"
         );
@@ -392,6 +459,7 @@ impl Session {
         }
         self.input == Input::Open
             && self.login != Signin::Waiting
+            && self.pressure == Pressure::Under
             && self.out.len() < SOFT_OUTPUT
             && self.pipeline.len() < MAX_PENDING
     }
@@ -404,8 +472,12 @@ impl Session {
         let reading = self.wants_input();
         let writing = !self.out.is_empty() || self.cw.has_unflushed();
         let drain_news = !matches!(self.input, Input::Draining { .. });
-        // A big reply waits while the client is behind on it.
-        let from_backend = self.relay.is_none() || self.out.len() < big::RELAY_OUT;
+        // A big reply waits while the client is behind on it; so does a
+        // dedicated link while the client holds too much, and a shared
+        // one's replies wait in the inbox (bounded there) while the client
+        // is behind.
+        let from_backend =
+            !self.behind() && (self.relay.is_none() || self.out.len() < big::RELAY_OUT);
         let (cr, cbuf, cw) = (&mut self.cr, &mut self.cbuf, &mut self.cw);
         let drain = &mut self.drain_rx;
         let (backend, inbox, routes) = (&mut self.backend, &self.inbox, &mut self.routes_rx);
@@ -413,7 +485,7 @@ impl Session {
             biased;
             _ = std::future::poll_fn(|cx| match from_backend {
                 true => inbox.poll_ready(cx),
-                false => std::task::Poll::Pending,
+                false => inbox.poll_overflow(cx),
             }) => Wake::Mux,
             r = async {
                 match backend.as_mut().map(|b| &mut b.link) {

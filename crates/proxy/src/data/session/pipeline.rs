@@ -169,6 +169,17 @@ pub struct Pipeline {
     /// Replies moved out since [`Pipeline::take_answered`], by arrival
     /// time (run-length: one read's requests share it).
     answered: Vec<(Instant, u64)>,
+    /// Bytes of the replies the slots hold (done or replied, not yet moved
+    /// out): part of what the session holds for its client.
+    kept: usize,
+}
+
+/// The reply bytes a slot holds.
+fn kept_by(state: &SlotState) -> usize {
+    match state {
+        SlotState::Replied(r) | SlotState::Done(r, _) => r.len(),
+        SlotState::Queued | SlotState::Written => 0,
+    }
 }
 
 impl Pipeline {
@@ -196,6 +207,7 @@ impl Pipeline {
 
     pub fn push(&mut self, mut slot: Slot) {
         slot.at = self.arrived;
+        self.kept += kept_by(&slot.state);
         match slot.state {
             SlotState::Queued => self.queued += 1,
             SlotState::Written | SlotState::Replied(_) => self.written += 1,
@@ -298,6 +310,7 @@ impl Pipeline {
             Ack::Awaited => {
                 let s = &mut self.slots[i];
                 s.state = SlotState::Replied(Bytes::copy_from_slice(reply));
+                self.kept += reply.len();
                 return Answer::Client(s.cmd.clone(), s.class);
             }
             Ack::No => {}
@@ -311,6 +324,7 @@ impl Pipeline {
         }
         let s = &mut self.slots[i];
         s.state = SlotState::Done(Bytes::copy_from_slice(reply), After::Continue);
+        self.kept += reply.len();
         Answer::Client(s.cmd.clone(), s.class)
     }
 
@@ -360,6 +374,7 @@ impl Pipeline {
                 }
                 _ => reply.clone(),
             };
+            self.kept = self.kept - kept_by(&s.state) + reply.len();
             s.state = SlotState::Done(reply, After::Continue);
             s.ack = Ack::No;
             self.written -= 1;
@@ -412,7 +427,10 @@ impl Pipeline {
                 s.requeue();
                 self.queued += 1;
             }
-            Err(e) => s.state = SlotState::Done(e.reply(), After::Continue),
+            Err(e) => {
+                s.state = SlotState::Done(e.reply(), After::Continue);
+                self.kept += kept_by(&s.state);
+            }
         }
         Some(r)
     }
@@ -452,6 +470,7 @@ impl Pipeline {
         for s in self.slots.iter_mut() {
             if matches!(s.state, SlotState::Queued) && pick(s) {
                 s.state = SlotState::Done(reply.clone(), After::Continue);
+                self.kept += reply.len();
                 n += 1;
             }
         }
@@ -465,6 +484,7 @@ impl Pipeline {
         for s in self.slots.iter_mut() {
             if matches!(s.state, SlotState::Queued) {
                 s.state = SlotState::Done(reply.clone(), After::Continue);
+                self.kept += reply.len();
             }
         }
         std::mem::take(&mut self.queued) as u64
@@ -476,6 +496,7 @@ impl Pipeline {
             .retain(|s| matches!(s.state, SlotState::Done(..)));
         self.queued = 0;
         self.written = 0;
+        self.recount();
         self.push_reply(reply, After::Close);
     }
 
@@ -513,6 +534,7 @@ impl Pipeline {
                 return After::Continue;
             };
             out.extend_from_slice(reply);
+            self.kept -= reply.len();
             let after = *after;
             let at = self.slots.pop_front().and_then(|s| s.at);
             self.note_answered(at);
@@ -590,6 +612,17 @@ impl Pipeline {
         self.slots.clear();
         self.queued = 0;
         self.written = 0;
+        self.kept = 0;
+    }
+
+    /// Bytes of the replies the slots hold, not yet moved out.
+    pub fn kept(&self) -> usize {
+        self.kept
+    }
+
+    /// [`Pipeline::kept`] counted afresh (after slots were dropped in bulk).
+    fn recount(&mut self) {
+        self.kept = self.slots.iter().map(|s| kept_by(&s.state)).sum();
     }
 
     /// Written requests of a kind that ties the client to its backend.
@@ -625,6 +658,7 @@ impl Pipeline {
                 s.state = SlotState::Done(reply.clone(), After::Continue);
             }
         }
+        self.recount();
     }
 }
 
@@ -688,6 +722,29 @@ mod tests {
         p.answer(b"+y\r\n", &mut out);
         assert!(out.ends_with(b"-NOPERM no\r\n+x\r\n+y\r\n"), "{out:?}");
         assert!(p.is_empty());
+    }
+
+    #[test]
+    fn kept_replies_are_counted_in_bytes() {
+        let mut p = Pipeline::default();
+        p.push(req(&["SET", "a", "1"]));
+        p.push(req(&["GET", "a"]));
+        let mut batch = BytesMut::new();
+        assert_eq!(p.write_queued(&mut batch, |_| Take::SendAwaited), 2);
+        let mut out = BytesMut::new();
+        p.answer(b"+OK\r\n", &mut out);
+        assert_eq!(p.kept(), 5, "held for --write-ack");
+        p.requeue_first_written();
+        p.push_reply(Bytes::from_static(b"-ERR x\r\n"), After::Continue);
+        assert_eq!(p.kept(), 5 + 8);
+        p.confirm(Ok(()));
+        assert_eq!(p.kept(), 13);
+        assert_eq!(p.flush(&mut out), After::Continue);
+        assert_eq!((p.kept(), &out[..]), (8, &b"+OK\r\n"[..]));
+        p.abandon(Bytes::from_static(b"-ERR y\r\n"));
+        assert_eq!(p.kept(), 16);
+        p.clear();
+        assert_eq!(p.kept(), 0);
     }
 
     #[test]

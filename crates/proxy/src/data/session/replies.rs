@@ -64,6 +64,12 @@ impl Session {
                     }
                 }
             }
+            // Past the limit the client is cut (the serve loop does it): the
+            // rest is not copied first.
+            let held = self.out.len() + self.pipeline.kept();
+            if held > budget::FLOOR && self.weigh_held() == Pressure::Cut {
+                break;
+            }
         }
         if replies.capacity() > 4096 {
             replies.shrink_to(64); // do not keep a huge pipeline's worth around

@@ -9,6 +9,8 @@ use common::{run, text, up_with_proxy};
 use redis_ha_resp::conn::{query_auth, Connection};
 use redis_ha_resp::tls::{Tls, TlsSettings};
 use redis_ha_resp::{Access, ConnError};
+use redis_ha_topology::promotion::Promotion;
+use redis_ha_topology::render::promotion_conf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -206,9 +208,11 @@ async fn a_tls_topology_has_no_plaintext_port_and_fails_over_exactly_once() {
     let o = run_owned(&args);
     assert!(o.status.success(), "init-role --tls: {}", text(&o));
     let (h, port) = master.split_once(':').unwrap();
+    // A restart (not a first boot): not promotable until synced.
+    let after_sync = promotion_conf(Promotion::AfterSync);
     assert_eq!(
         std::fs::read_to_string(&include).unwrap(),
-        format!("replicaof {h} {port}\n")
+        format!("replicaof {h} {port}\n{after_sync}")
     );
 
     let mut args: Vec<String> = ["switchover", "--sentinel", &at(3), "--json", "--tls"]

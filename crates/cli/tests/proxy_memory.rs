@@ -233,7 +233,7 @@ async fn round_trip(p: &Proxy, size: usize, fresh_get: bool) -> u64 {
     let del = format!("*2\r\n$3\r\nDEL\r\n${}\r\n{key}\r\n", key.len());
     d.write_all(del.as_bytes()).await.unwrap();
     assert_eq!(line(&mut d).await, ":1");
-    peak - before
+    peak.saturating_sub(before)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -319,13 +319,7 @@ pub fn start_local(t: &crate::Topology, i: usize) -> anyhow::Result<()> {
         args.extend(["--key".into(), path(&p.client_key())]);
     }
     // Passwords by environment, not on the command line (`ps`).
-    let env: Vec<(&str, &str)> = [
-        ("REDIS_HA_PASSWORD", &o.spec.password),
-        ("REDIS_HA_SENTINEL_PASSWORD", &o.spec.sentinel_password),
-    ]
-    .into_iter()
-    .filter_map(|(k, v)| Some((k, v.as_deref()?)))
-    .collect();
+    let env = crate::topo::password_env(&o.spec.password, &o.spec.sentinel_password);
     let dir = o.node_dir(&redis_ha_topology::Spec::redis_name(i));
     crate::process::spawn_args(&bin, &args, &env, &dir.join("guard.log"), false)?;
     Ok(())

@@ -944,13 +944,7 @@ impl Topology {
         let log = dir.join("proxy.log");
         // The password goes by environment, not on the command line (`ps`).
         let default_pw = if own_user { &None } else { &o.spec.password };
-        let env: Vec<(&str, &str)> = [
-            ("REDIS_HA_PASSWORD", default_pw),
-            ("REDIS_HA_SENTINEL_PASSWORD", &o.spec.sentinel_password),
-        ]
-        .into_iter()
-        .filter_map(|(k, v)| Some((k, v.as_deref()?)))
-        .collect();
+        let env = password_env(default_pw, &o.spec.sentinel_password);
         let pid = process::spawn_args(&bin, &args, &env, &log, self.attached)?;
         std::fs::write(o.pid_file("proxy"), pid.to_string())?;
         wait_ping(&addr(&o.host, p.write), &self.redis, pid, &log, false).await
@@ -998,6 +992,21 @@ impl Drop for Topology {
 /// speaking TLS only (`--port 0`), toward clients (a client certificate is
 /// checked when one is given) and toward Redis and Sentinel (whose
 /// `tls-auth-clients yes` wants the node certificate).
+/// The passwords a child `redis-ha` command takes, as environment (never
+/// on its command line, where `ps` shows them); unset ones left out.
+pub(crate) fn password_env<'a>(
+    node: &'a Option<String>,
+    sentinel: &'a Option<String>,
+) -> Vec<(&'static str, &'a str)> {
+    [
+        ("REDIS_HA_PASSWORD", node),
+        ("REDIS_HA_SENTINEL_PASSWORD", sentinel),
+    ]
+    .into_iter()
+    .filter_map(|(k, v)| Some((k, v.as_deref()?)))
+    .collect()
+}
+
 /// This same binary (for the proxy and the replica guard);
 /// `REDIS_HA_BIN` overrides it (tests that embed the supervisor in another
 /// executable).

@@ -13,6 +13,8 @@ use redis_ha_resp::conn::Connection;
 use redis_ha_resp::parse::parse_frame;
 use redis_ha_resp::{encode, Frame};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -369,21 +371,38 @@ async fn a_shared_connection_killed_mid_stream_replays_reads_and_surfaces_writes
         }
         unknown
     });
+    let reads = Arc::new(AtomicUsize::new(0));
+    let done = reads.clone();
     let reader = tokio::spawn(async move {
         let mut c = conn(w).await;
         for _ in 0..3000 {
             let r = cmd(&mut c, &["GET", "k0"]).await;
             assert!(!r.is_error(), "a read saw the kill: {r:?}");
+            done.fetch_add(1, Ordering::Relaxed);
         }
     });
-    // Kill the shared connection a few times while the clients run.
+    // Kill the shared connection a few times while the clients run. Each
+    // kill waits until the reads in flight at the previous one have been
+    // answered: a read is sent again once, and one that lost its second
+    // connection too is failed by design (replay.rs), so kills closer
+    // together than a reconnect (slower over TLS) would test that instead.
     let mut killed = 0;
     while !writer.is_finished() && killed < 5 {
-        for (name, id) in proxy_connections(&t, &master).await {
-            if name == "redis-ha-mux" {
-                let _ = node_query(&t, &master, &["CLIENT", "KILL", "ID", &id]).await;
-                killed += 1;
-            }
+        let mux = proxy_connections(&t, &master).await;
+        if let Some((_, id)) = mux.iter().find(|(name, _)| name == "redis-ha-mux") {
+            let at_kill = reads.load(Ordering::Relaxed);
+            let _ = node_query(&t, &master, &["CLIENT", "KILL", "ID", id]).await;
+            killed += 1;
+            poll(
+                "reads answered after the kill",
+                Duration::from_secs(10),
+                || {
+                    let n = reads.load(Ordering::Relaxed);
+                    let past = n >= at_kill + 2 || reader.is_finished();
+                    async move { past.then_some(()) }
+                },
+            )
+            .await;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

@@ -8,6 +8,7 @@ pub mod cli;
 pub mod cluster_args;
 pub mod cold;
 pub mod exporter;
+pub mod info_period;
 pub mod init_answer;
 pub mod init_role;
 pub mod live;

@@ -2,7 +2,7 @@
 //! the fault actions the drills use (kill, stop, cont, restart).
 
 use crate::pki::Pki;
-use crate::{ports, process};
+use crate::{info_period, ports, process};
 use anyhow::{anyhow, bail, Context};
 use nix::sys::signal::Signal;
 use redis_ha_resp::conn::query_auth;
@@ -410,7 +410,9 @@ impl Topology {
             step("waiting for replication (master_link_status:up on every replica)");
             poll_until(deadline, || t.replication_health()).await?;
             step("waiting for sentinels to agree (master, replicas, other sentinels)");
-            poll_until(deadline, || t.health()).await?;
+            let sentinels = o.sentinel_addrs();
+            let agree = poll_until(deadline, || t.health());
+            info_period::while_waiting(&sentinels, &t.sentinel, agree).await?;
             if let Some(p) = &o.proxy {
                 step(&format!(
                     "starting proxy on {} (waiting for PING)",
@@ -679,7 +681,9 @@ impl Topology {
     /// Polls until one master, all replicas linked, and every sentinel sees
     /// the master, all replicas and all other sentinels.
     pub async fn wait_healthy(&self, timeout: Duration) -> anyhow::Result<()> {
-        poll_until(Instant::now() + timeout, || self.health()).await
+        let healthy = poll_until(Instant::now() + timeout, || self.health());
+        let sentinels = self.opts.sentinel_addrs();
+        info_period::while_waiting(&sentinels, &self.sentinel, healthy).await
     }
 
     /// `Ok` when healthy, else the first reason it is not.
@@ -754,7 +758,7 @@ impl Topology {
                 );
             }
             // A restarted replica is promotable once synced (replica_guard.rs);
-            // the sentinel sees that at its next INFO, within 10 s.
+            // the sentinel sees that at its next INFO (info_period.rs).
             if let Some(r) = reps.iter().find(|r| sentinel::entry_priority(r) == Some(0)) {
                 bail!(
                     "sentinel {s} sees replica {:?} as not promotable yet (replica-priority 0 until it has synced)",

@@ -5,7 +5,8 @@
 //! that both spellings answer the same where they exist, that every
 //! SENTINEL command redis-ha sends (GET-MASTER-ADDR-BY-NAME, MASTER,
 //! REPLICAS, SENTINELS, CKQUORUM, FAILOVER) works and discovery
-//! (`status::collect` with no node list) finds the topology, that a kill -9
+//! (`status::collect` with no node list) finds the topology, that
+//! `SENTINEL DEBUG info-period` (the topology's waits) is settable, that a kill -9
 //! publishes the event channels the proxy and the drill act on (Valkey
 //! kept Redis's `+switch-master`, `+selected-slave`...), and that a sentinel
 //! user without `+sentinel|failover` gets switchover's clear message.
@@ -15,9 +16,9 @@
 //! which also runs Sentinel with `--sentinel`) the Valkey test runs on that
 //! binary and the Redis one is skipped.
 
-use redis_ha_local::process;
 use redis_ha_local::switchover::{switchover, SwitchoverArgs};
 use redis_ha_local::Topology;
+use redis_ha_local::{info_period, process};
 use redis_ha_resp::conn::query;
 use redis_ha_resp::{Connection, Frame};
 use redis_ha_topology::info::parse_info;
@@ -265,12 +266,54 @@ async fn acl_all_sentinels(t: &Topology, rule: &str) {
     }
 }
 
+/// `SENTINEL DEBUG info-period`, which the topology's waits use
+/// (info_period.rs): set, read back, and back to Sentinel's default.
+async fn info_period_is_settable(t: &Topology, engine: Engine) {
+    let s = &t.sentinel_addrs()[0];
+    let period = |f: Frame| -> String {
+        let items = f.into_array().unwrap_or_default();
+        let texts: Vec<String> = items
+            .iter()
+            .map(|i| i.as_text().unwrap_or_default())
+            .collect();
+        let at = texts
+            .iter()
+            .position(|k| k.eq_ignore_ascii_case("info-period"));
+        at.and_then(|i| texts.get(i + 1).cloned())
+            .unwrap_or_default()
+    };
+    assert_eq!(
+        period(ask(s, &["SENTINEL", "DEBUG"]).await),
+        "10000",
+        "{engine}: the default"
+    );
+    let ok = ask(s, &["SENTINEL", "DEBUG", "info-period", "1000"]).await;
+    assert_eq!(ok.as_text().as_deref(), Some("OK"), "{engine}: {ok:?}");
+    assert_eq!(
+        period(ask(s, &["SENTINEL", "DEBUG"]).await),
+        "1000",
+        "{engine}"
+    );
+    info_period::set(
+        &t.sentinel_addrs(),
+        &Default::default(),
+        info_period::DEFAULT_MS,
+    )
+    .await;
+    assert_eq!(
+        period(ask(s, &["SENTINEL", "DEBUG"]).await),
+        "10000",
+        "{engine}: restored"
+    );
+}
+
 async fn run(engine: Engine) {
     let Some(t) = topology(engine).await else {
         return;
     };
     both_spellings(&t, engine).await;
     discovery(&t).await;
+    info_period_is_settable(&t, engine).await;
 
     let channels = kill_and_listen(&t).await;
     // The channels the proxy (control/events.rs) and the drill act on.

@@ -163,6 +163,11 @@ fn account_counter(id: usize, incrs: &[&Write], counter: i64, a: &mut Accounting
         a.lost_examples.push(format!(
             "INCR writer {id}: {counter} < {acked} acknowledged"
         ));
+        // The lost ones are those whose reply counted past the final value:
+        // their times place the loss (a master kill's replication tail).
+        let past = |w: &&&Write| matches!(w.outcome, Outcome::Acked(n) if n > counter);
+        a.lost_acked_at_ms
+            .extend(incrs.iter().filter(past).map(|w| w.at_ms));
     }
     if counter > acked + unknowns {
         a.duplicated += (counter - acked - unknowns) as u64;
@@ -280,6 +285,9 @@ mod tests {
         let a = account(0, &three_steps(), &s);
         assert_eq!(a.lost, 2, "one push and one increment");
         assert_eq!(a.lost_examples[0], "RPUSH 0:2");
+        // Both are placed in time (push 2 and increment 2, at 2 ms), so a
+        // loss of only increments is placed too.
+        assert_eq!(a.lost_acked_at_ms, [2.0, 2.0]);
     }
 
     #[test]

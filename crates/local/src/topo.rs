@@ -410,9 +410,7 @@ impl Topology {
             step("waiting for replication (master_link_status:up on every replica)");
             poll_until(deadline, || t.replication_health()).await?;
             step("waiting for sentinels to agree (master, replicas, other sentinels)");
-            let sentinels = o.sentinel_addrs();
-            let agree = poll_until(deadline, || t.health());
-            info_period::while_waiting(&sentinels, &t.sentinel, agree).await?;
+            t.healthy_by(deadline).await?;
             if let Some(p) = &o.proxy {
                 step(&format!(
                     "starting proxy on {} (waiting for PING)",
@@ -681,7 +679,13 @@ impl Topology {
     /// Polls until one master, all replicas linked, and every sentinel sees
     /// the master, all replicas and all other sentinels.
     pub async fn wait_healthy(&self, timeout: Duration) -> anyhow::Result<()> {
-        let healthy = poll_until(Instant::now() + timeout, || self.health());
+        self.healthy_by(Instant::now() + timeout).await
+    }
+
+    /// [`Topology::wait_healthy`] until `deadline`, the sentinels' INFO
+    /// period shortened meanwhile (info_period.rs).
+    async fn healthy_by(&self, deadline: Instant) -> anyhow::Result<()> {
+        let healthy = poll_until(deadline, || self.health());
         let sentinels = self.opts.sentinel_addrs();
         info_period::while_waiting(&sentinels, &self.sentinel, healthy).await
     }
@@ -992,10 +996,6 @@ impl Drop for Topology {
     }
 }
 
-/// The proxy's endpoint flags: plain ports, or with TLS the same ports
-/// speaking TLS only (`--port 0`), toward clients (a client certificate is
-/// checked when one is given) and toward Redis and Sentinel (whose
-/// `tls-auth-clients yes` wants the node certificate).
 /// The passwords a child `redis-ha` command takes, as environment (never
 /// on its command line, where `ps` shows them); unset ones left out.
 pub(crate) fn password_env<'a>(

@@ -52,6 +52,7 @@ impl Client {
         let mut out = BytesMut::new();
         redis_ha_resp::encode::command(args, &mut out);
         self.s.write_all(&out).await?;
+        self.s.flush().await?; // TLS may hold back records until flushed
         loop {
             if let Some(f) = redis_ha_resp::parse::parse_frame(&mut self.buf)
                 .map_err(|e| std::io::Error::other(e.to_string()))?
